@@ -1,0 +1,50 @@
+/**
+ * Kysely's SqliteDialect over Node's built-in `node:sqlite` (no native add-on to build).
+ * Kysely expects better-sqlite3's shape; this adapts DatabaseSync to it.
+ */
+import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
+import { SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+
+export function nodeSqliteDialect(file: string): SqliteDialect {
+  return new SqliteDialect({ database: async () => openDatabase(file) });
+}
+
+function openDatabase(file: string): SqliteDatabase {
+  const db = new DatabaseSync(file);
+  // WAL with synchronous=NORMAL: a committed transaction survives a killed process; busy_timeout
+  // lets a second process (the CLI, a second server) wait for the lock instead of failing.
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+  const cache = new Map<string, StatementSync>();
+  return {
+    close: () => db.close(),
+    prepare(sql: string): SqliteStatement {
+      // Kysely prepares every query anew; a small cache keeps hot queries compiled.
+      let stmt = cache.get(sql);
+      if (!stmt) {
+        stmt = db.prepare(sql);
+        if (cache.size > 500) cache.clear();
+        cache.set(sql, stmt);
+      }
+      return adapt(stmt);
+    },
+  };
+}
+
+function adapt(stmt: StatementSync): SqliteStatement {
+  const args = (params: ReadonlyArray<unknown>) => params.map(toSqlite);
+  return {
+    reader: stmt.columns().length > 0,
+    all: (params) => stmt.all(...args(params)),
+    run: (params) => {
+      const r = stmt.run(...args(params));
+      return { changes: r.changes, lastInsertRowid: r.lastInsertRowid };
+    },
+    iterate: (params) => stmt.iterate(...args(params)) as IterableIterator<unknown>,
+  };
+}
+
+function toSqlite(value: unknown): SQLInputValue {
+  if (value === undefined) return null;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value as SQLInputValue;
+}

@@ -1,0 +1,213 @@
+/** The MetaStore on Kysely: one implementation for SQLite and PostgreSQL. */
+import { Kysely, sql, type Dialect } from 'kysely';
+import { Migrator } from 'kysely/migration';
+import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
+import { migrations, type Engine } from './migrations.ts';
+import type { Database } from './schema.ts';
+
+type ManifestRow = Pick<Database['manifests'], 'repo' | 'digest' | 'media_type' | 'content' | 'artifact_type' | 'subject' | 'annotations'>;
+
+export class KyselyMetaStore implements MetaStore {
+  private readonly db: Kysely<Database>;
+
+  private constructor(db: Kysely<Database>) {
+    this.db = db;
+  }
+
+  static async open(dialect: Dialect, engine: Engine): Promise<KyselyMetaStore> {
+    const db = new Kysely<Database>({ dialect });
+    const migrator = new Migrator({ db, provider: migrations(engine), migrationTableName: 'custody_migrations', migrationLockTableName: 'custody_migrations_lock' });
+    const { error } = await migrator.migrateToLatest();
+    if (error) {
+      await db.destroy();
+      throw error instanceof Error ? error : new Error(String(error));
+    }
+    return new KyselyMetaStore(db);
+  }
+
+  async linkBlob(repo: string, digest: string, size: number): Promise<void> {
+    const now = Date.now();
+    await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('repositories').values({ name: repo, created_at: now }).onConflict((c) => c.doNothing()).execute();
+      await tx.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((c) => c.doNothing()).execute();
+      await tx.insertInto('repo_blobs').values({ repo, digest, created_at: now }).onConflict((c) => c.doNothing()).execute();
+    });
+  }
+
+  async blobInRepo(repo: string, digest: string): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('repo_blobs')
+      .innerJoin('blobs', 'blobs.digest', 'repo_blobs.digest')
+      .select('blobs.size')
+      .where('repo_blobs.repo', '=', repo)
+      .where('repo_blobs.digest', '=', digest)
+      .executeTakeFirst();
+    return row?.size;
+  }
+
+  async unlinkBlob(repo: string, digest: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('repo_blobs').where('repo', '=', repo).where('digest', '=', digest).executeTakeFirst();
+    return r.numDeletedRows > 0n;
+  }
+
+  async createUpload(id: string, repo: string): Promise<void> {
+    const now = Date.now();
+    await this.db.insertInto('uploads').values({ id, repo, offset: 0, created_at: now, updated_at: now }).execute();
+  }
+
+  async getUpload(id: string): Promise<Upload | undefined> {
+    const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    const parts = await this.db.selectFrom('upload_parts').select(['start', 'size', 'sha256']).where('upload_id', '=', id).orderBy('start').execute();
+    return { id: row.id, repo: row.repo, offset: row.offset, parts, createdAt: row.created_at };
+  }
+
+  async appendUploadPart(id: string, part: UploadPart): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const moved = await tx
+        .updateTable('uploads')
+        .set({ offset: part.start + part.size, updated_at: Date.now() })
+        .where('id', '=', id)
+        .where('offset', '=', part.start)
+        .executeTakeFirst();
+      if (moved.numUpdatedRows === 0n) return false;
+      await tx.insertInto('upload_parts').values({ upload_id: id, ...part }).execute();
+      return true;
+    });
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('upload_parts').where('upload_id', '=', id).execute();
+      await tx.deleteFrom('uploads').where('id', '=', id).execute();
+    });
+  }
+
+  async staleUploads(cutoff: number): Promise<Upload[]> {
+    const rows = await this.db.selectFrom('uploads').select('id').where('updated_at', '<', cutoff).limit(1000).execute();
+    const uploads = await Promise.all(rows.map((r) => this.getUpload(r.id)));
+    return uploads.filter((u): u is Upload => u !== undefined);
+  }
+
+  async putManifest(m: NewManifest): Promise<PutManifestResult> {
+    const now = Date.now();
+    return this.db.transaction().execute(async (tx) => {
+      const missing =
+        (await missingFrom(m.blobs, (chunk) => tx.selectFrom('repo_blobs').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute())) ??
+        (await missingFrom(m.manifests, (chunk) => tx.selectFrom('manifests').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute()));
+      if (missing) return { ok: false, missing };
+      await tx.insertInto('repositories').values({ name: m.repo, created_at: now }).onConflict((c) => c.doNothing()).execute();
+      await tx
+        .insertInto('manifests')
+        .values({
+          repo: m.repo,
+          digest: m.digest,
+          media_type: m.mediaType,
+          content: m.content,
+          size: m.content.byteLength,
+          artifact_type: m.artifactType ?? null,
+          subject: m.subject ?? null,
+          annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+          created_at: now,
+        })
+        .onConflict((c) => c.columns(['repo', 'digest']).doNothing())
+        .execute();
+      const refs = [...new Set(m.blobs)].map((ref) => ({ repo: m.repo, digest: m.digest, ref, kind: 'blob' }));
+      refs.push(...[...new Set(m.manifests)].map((ref) => ({ repo: m.repo, digest: m.digest, ref, kind: 'manifest' })));
+      for (let i = 0; i < refs.length; i += 200) {
+        await tx.insertInto('manifest_refs').values(refs.slice(i, i + 200)).onConflict((c) => c.doNothing()).execute();
+      }
+      if (m.tag !== undefined) {
+        await tx
+          .insertInto('tags')
+          .values({ repo: m.repo, name: m.tag, digest: m.digest, updated_at: now })
+          .onConflict((c) => c.columns(['repo', 'name']).doUpdateSet({ digest: m.digest, updated_at: now }))
+          .execute();
+      }
+      return { ok: true };
+    });
+  }
+
+  async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
+    const row = await this.manifestColumns().where('repo', '=', repo).where('digest', '=', digest).executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  async resolveTag(repo: string, tag: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('tags').select('digest').where('repo', '=', repo).where('name', '=', tag).executeTakeFirst();
+    return row?.digest;
+  }
+
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx.deleteFrom('manifests').where('repo', '=', repo).where('digest', '=', digest).executeTakeFirst();
+      await tx.deleteFrom('manifest_refs').where('repo', '=', repo).where('digest', '=', digest).execute();
+      await tx.deleteFrom('tags').where('repo', '=', repo).where('digest', '=', digest).execute();
+      return r.numDeletedRows > 0n;
+    });
+  }
+
+  async deleteTag(repo: string, tag: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('tags').where('repo', '=', repo).where('name', '=', tag).executeTakeFirst();
+    return r.numDeletedRows > 0n;
+  }
+
+  async repositoryExists(repo: string): Promise<boolean> {
+    return (await this.db.selectFrom('repositories').select('name').where('name', '=', repo).executeTakeFirst()) !== undefined;
+  }
+
+  async listTags(repo: string, page: Page): Promise<string[]> {
+    let q = this.db.selectFrom('tags').select('name').where('repo', '=', repo);
+    if (page.last !== undefined) q = q.where('name', '>', page.last);
+    const rows = await q.orderBy('name').limit(page.n).execute();
+    return rows.map((r) => r.name);
+  }
+
+  async listRepositories(page: Page): Promise<string[]> {
+    let q = this.db.selectFrom('repositories').select('name');
+    if (page.last !== undefined) q = q.where('name', '>', page.last);
+    const rows = await q.orderBy('name').limit(page.n).execute();
+    return rows.map((r) => r.name);
+  }
+
+  async listReferrers(repo: string, subject: string): Promise<ManifestRecord[]> {
+    const rows = await this.manifestColumns().where('repo', '=', repo).where('subject', '=', subject).orderBy('created_at').execute();
+    return rows.map(toRecord);
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  private manifestColumns() {
+    return this.db.selectFrom('manifests').select(['repo', 'digest', 'media_type', 'content', 'artifact_type', 'subject', 'annotations']);
+  }
+}
+
+/** The first digest of `wanted` that the lookup does not find, asked in chunks of 500. */
+async function missingFrom(wanted: string[], lookup: (chunk: string[]) => Promise<{ digest: string }[]>): Promise<string | undefined> {
+  const unique = [...new Set(wanted)];
+  for (let i = 0; i < unique.length; i += 500) {
+    const chunk = unique.slice(i, i + 500);
+    const found = new Set((await lookup(chunk)).map((r) => r.digest));
+    const missing = chunk.find((d) => !found.has(d));
+    if (missing) return missing;
+  }
+  return undefined;
+}
+
+function toRecord(row: ManifestRow): ManifestRecord {
+  return {
+    repo: row.repo,
+    digest: row.digest,
+    mediaType: row.media_type,
+    content: row.content,
+    artifactType: row.artifact_type ?? undefined,
+    subject: row.subject ?? undefined,
+    annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
+  };
+}

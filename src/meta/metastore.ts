@@ -1,0 +1,88 @@
+/**
+ * MetaStore: everything about artifacts except their bytes — repositories, which blobs each
+ * repository may serve, manifests, tags, referrers and upload sessions. Upload sessions live
+ * here (not in a process) so that any replica can continue an upload another one started.
+ */
+
+export interface ManifestRecord {
+  repo: string;
+  digest: string;
+  mediaType: string;
+  content: Uint8Array;
+  /** the manifest's artifactType, else its config's media type (what the referrers API shows) */
+  artifactType?: string;
+  subject?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface NewManifest extends ManifestRecord {
+  /** blobs (config, layers) that must be linked to the repository */
+  blobs: string[];
+  /** child manifests (of an index) that must exist in the repository */
+  manifests: string[];
+  /** tag to point at this manifest, when pushed by tag */
+  tag?: string;
+}
+
+export type PutManifestResult = { ok: true } | { ok: false; missing: string };
+
+export interface UploadPart {
+  start: number;
+  size: number;
+  /** sha256 of the part's bytes, hex, computed as they streamed in */
+  sha256: string;
+}
+
+export interface Upload {
+  id: string;
+  repo: string;
+  offset: number;
+  parts: UploadPart[];
+  createdAt: number;
+}
+
+export interface Page {
+  n: number;
+  last?: string;
+}
+
+/** Which blobs each repository may serve (the bytes themselves are in the BlobStore). */
+export interface BlobLinks {
+  /** Links a blob that is stored under its digest to a repository (creating the repository). */
+  linkBlob(repo: string, digest: string, size: number): Promise<void>;
+  /** The blob's size, if the repository may serve it. */
+  blobInRepo(repo: string, digest: string): Promise<number | undefined>;
+  unlinkBlob(repo: string, digest: string): Promise<boolean>;
+}
+
+/** Upload sessions, shared by every replica. */
+export interface UploadSessions {
+  createUpload(id: string, repo: string): Promise<void>;
+  getUpload(id: string): Promise<Upload | undefined>;
+  /** Appends a part if the upload's offset is still `part.start`; false when another write won. */
+  appendUploadPart(id: string, part: UploadPart): Promise<boolean>;
+  deleteUpload(id: string): Promise<void>;
+  /** Uploads untouched since before `cutoff` (ms since the epoch), for expiry. */
+  staleUploads(cutoff: number): Promise<Upload[]>;
+}
+
+/** Manifests, tags and what can be listed of them. */
+export interface ManifestIndex {
+  /** Stores a manifest and its tag in one transaction, unless a referenced blob or manifest is missing. */
+  putManifest(manifest: NewManifest): Promise<PutManifestResult>;
+  getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
+  resolveTag(repo: string, tag: string): Promise<string | undefined>;
+  /** Deletes a manifest and every tag that points at it. */
+  deleteManifest(repo: string, digest: string): Promise<boolean>;
+  deleteTag(repo: string, tag: string): Promise<boolean>;
+
+  repositoryExists(repo: string): Promise<boolean>;
+  listTags(repo: string, page: Page): Promise<string[]>;
+  listRepositories(page: Page): Promise<string[]>;
+  listReferrers(repo: string, subject: string): Promise<ManifestRecord[]>;
+}
+
+export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

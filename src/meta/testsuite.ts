@@ -1,0 +1,137 @@
+/**
+ * The one MetaStore test suite. Every engine runs it (see test/meta.test.ts): SQLite through
+ * node:sqlite and a real PostgreSQL server.
+ */
+import { describe, expect, it } from 'vitest';
+import type { MetaStore, NewManifest } from './metastore.ts';
+
+const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+function manifest(repo: string, digest: string, extra: Partial<NewManifest> = {}): NewManifest {
+  return { repo, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', content: bytes(`{"m":"${digest}"}`), blobs: [], manifests: [], ...extra };
+}
+
+export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): void {
+  describe(`MetaStore: ${name}`, () => {
+    it('links blobs per repository', async () => {
+      const meta = await open();
+      await meta.linkBlob('a/one', d(1), 42);
+      await meta.linkBlob('a/one', d(1), 42);
+      expect(await meta.blobInRepo('a/one', d(1))).toBe(42);
+      expect(await meta.blobInRepo('a/two', d(1))).toBeUndefined();
+      expect(await meta.repositoryExists('a/one')).toBe(true);
+      expect(await meta.unlinkBlob('a/one', d(1))).toBe(true);
+      expect(await meta.unlinkBlob('a/one', d(1))).toBe(false);
+      expect(await meta.blobInRepo('a/one', d(1))).toBeUndefined();
+      await meta.close();
+    });
+
+    it('keeps large sizes exact', async () => {
+      const meta = await open();
+      await meta.linkBlob('big', d(2), 5 * 2 ** 40);
+      expect(await meta.blobInRepo('big', d(2))).toBe(5 * 2 ** 40);
+      await meta.close();
+    });
+
+    it('appends upload parts only at the current offset', async () => {
+      const meta = await open();
+      await meta.createUpload('u1', 'repo');
+      expect(await meta.appendUploadPart('u1', { start: 0, size: 10, sha256: 'aa' })).toBe(true);
+      expect(await meta.appendUploadPart('u1', { start: 0, size: 10, sha256: 'bb' })).toBe(false);
+      expect(await meta.appendUploadPart('u1', { start: 5, size: 10, sha256: 'bb' })).toBe(false);
+      expect(await meta.appendUploadPart('u1', { start: 10, size: 3, sha256: 'cc' })).toBe(true);
+      const upload = await meta.getUpload('u1');
+      expect(upload).toMatchObject({ id: 'u1', repo: 'repo', offset: 13 });
+      expect(upload?.parts).toEqual([
+        { start: 0, size: 10, sha256: 'aa' },
+        { start: 10, size: 3, sha256: 'cc' },
+      ]);
+      expect(await meta.appendUploadPart('missing', { start: 0, size: 1, sha256: 'x' })).toBe(false);
+      await meta.deleteUpload('u1');
+      expect(await meta.getUpload('u1')).toBeUndefined();
+      await meta.close();
+    });
+
+    it('lets exactly one of two racing appends win', async () => {
+      const meta = await open();
+      await meta.createUpload('race', 'repo');
+      const results = await Promise.all([0, 1, 2, 3].map((i) => meta.appendUploadPart('race', { start: 0, size: 5, sha256: String(i) })));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      await meta.close();
+    });
+
+    it('finds stale uploads', async () => {
+      const meta = await open();
+      await meta.createUpload('old', 'repo');
+      expect((await meta.staleUploads(Date.now() + 1000)).map((u) => u.id)).toContain('old');
+      expect((await meta.staleUploads(Date.now() - 60_000)).map((u) => u.id)).not.toContain('old');
+      await meta.close();
+    });
+
+    it('refuses a manifest whose blobs or child manifests are missing', async () => {
+      const meta = await open();
+      await meta.linkBlob('r', d(10), 1);
+      expect(await meta.putManifest(manifest('r', d(100), { blobs: [d(10), d(11)] }))).toEqual({ ok: false, missing: d(11) });
+      expect(await meta.putManifest(manifest('r', d(101), { manifests: [d(100)] }))).toEqual({ ok: false, missing: d(100) });
+      expect(await meta.getManifest('r', d(100))).toBeUndefined();
+      await meta.linkBlob('r', d(11), 1);
+      expect(await meta.putManifest(manifest('r', d(100), { blobs: [d(10), d(11)], tag: 'v1' }))).toEqual({ ok: true });
+      expect(await meta.putManifest(manifest('r', d(101), { manifests: [d(100)], tag: 'index' }))).toEqual({ ok: true });
+      expect(await meta.resolveTag('r', 'v1')).toBe(d(100));
+      await meta.close();
+    });
+
+    it('stores, retags and deletes manifests', async () => {
+      const meta = await open();
+      await meta.putManifest(manifest('r', d(1), { tag: 'latest', annotations: { a: 'b' } }));
+      const got = await meta.getManifest('r', d(1));
+      expect(got?.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+      expect(Buffer.from(got!.content).toString()).toBe(`{"m":"${d(1)}"}`);
+      expect(got?.annotations).toEqual({ a: 'b' });
+      await meta.putManifest(manifest('r', d(1)));
+      await meta.putManifest(manifest('r', d(2), { tag: 'latest' }));
+      expect(await meta.resolveTag('r', 'latest')).toBe(d(2));
+      await meta.putManifest(manifest('r', d(2), { tag: 'other' }));
+      expect(await meta.deleteTag('r', 'other')).toBe(true);
+      expect(await meta.deleteTag('r', 'other')).toBe(false);
+      expect(await meta.getManifest('r', d(2))).toBeDefined();
+      expect(await meta.deleteManifest('r', d(2))).toBe(true);
+      expect(await meta.resolveTag('r', 'latest')).toBeUndefined();
+      expect(await meta.deleteManifest('r', d(2))).toBe(false);
+      await meta.close();
+    });
+
+    it('pages tags and repositories in byte order', async () => {
+      const meta = await open();
+      for (const tag of ['b', 'a', 'B', '_x', 'a1', 'Z']) await meta.putManifest(manifest('pg/tags', d(1), { tag }));
+      expect(await meta.listTags('pg/tags', { n: 100 })).toEqual(['B', 'Z', '_x', 'a', 'a1', 'b']);
+      expect(await meta.listTags('pg/tags', { n: 2, last: 'Z' })).toEqual(['_x', 'a']);
+      expect(await meta.listTags('nothing', { n: 10 })).toEqual([]);
+      for (const repo of ['z/z', 'a-b/c', 'a/b']) await meta.linkBlob(repo, d(1), 1);
+      expect(await meta.listRepositories({ n: 100 })).toEqual(['a-b/c', 'a/b', 'pg/tags', 'z/z']);
+      expect(await meta.listRepositories({ n: 1, last: 'a/b' })).toEqual(['pg/tags']);
+      await meta.close();
+    });
+
+    it('lists referrers of a subject', async () => {
+      const meta = await open();
+      await meta.putManifest(manifest('r', d(5), { subject: d(1), artifactType: 'application/x-sig', annotations: { k: 'v' } }));
+      await meta.putManifest(manifest('r', d(6), { subject: d(1), artifactType: 'application/x-sbom' }));
+      await meta.putManifest(manifest('other', d(7), { subject: d(1) }));
+      const refs = await meta.listReferrers('r', d(1));
+      expect(refs.map((r) => [r.digest, r.artifactType])).toEqual([
+        [d(5), 'application/x-sig'],
+        [d(6), 'application/x-sbom'],
+      ]);
+      expect(refs[0]?.annotations).toEqual({ k: 'v' });
+      await meta.close();
+    });
+
+    it('answers ping', async () => {
+      const meta = await open();
+      await meta.ping();
+      await meta.close();
+    });
+  });
+}

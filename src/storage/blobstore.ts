@@ -1,0 +1,64 @@
+/**
+ * BlobStore: the small driver interface under the registry core.
+ *
+ * It is shaped after object stores (S3): whole-object writes, ranged reads, no append and no
+ * atomic rename. Everything a registry needs (content addressing, digests, uploads in chunks)
+ * lives one layer up, in src/oci. Keys are slash-separated paths of [a-z0-9._-] segments.
+ */
+import type { Readable } from 'node:stream';
+
+export interface BlobStat {
+  size: number;
+}
+
+export interface ByteRange {
+  /** first byte, inclusive */
+  start: number;
+  /** last byte, inclusive */
+  end: number;
+}
+
+export interface WriteOptions {
+  /**
+   * Called after every byte is written and before the object becomes visible. Throwing here
+   * aborts the write: nothing is left under the key (an earlier object there stays untouched).
+   */
+  beforeCommit?: (size: number) => void | Promise<void>;
+}
+
+export interface BlobStore {
+  /** The object's size, or undefined when there is none. */
+  stat(key: string): Promise<BlobStat | undefined>;
+  /** A stream of the object (or of a range of it); rejects with BlobNotFoundError. */
+  read(key: string, range?: ByteRange): Promise<Readable>;
+  /** Writes a whole object; it becomes visible atomically, only when the write succeeds. */
+  write(key: string, body: Readable | AsyncIterable<Uint8Array>, options?: WriteOptions): Promise<BlobStat>;
+  /** Moves an object to another key (a copy and a delete where the backend has no rename). */
+  move(from: string, to: string): Promise<void>;
+  /** Deletes an object; deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every key below a prefix, in no particular order. */
+  list(prefix: string): AsyncIterable<string>;
+  /** Answers whether the backend can be used (for /readyz). */
+  ping(): Promise<void>;
+}
+
+export class BlobNotFoundError extends Error {
+  readonly key: string;
+
+  constructor(key: string) {
+    super(`no object at ${key}`);
+    this.key = key;
+    this.name = 'BlobNotFoundError';
+  }
+}
+
+const keyPattern = /^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/i;
+
+/** Refuses keys that could escape the store's root (`..`, absolute paths, odd characters). */
+export function checkKey(key: string): string {
+  if (!keyPattern.test(key) || key.split('/').some((s) => s === '.' || s === '..')) {
+    throw new Error(`invalid blob store key: ${JSON.stringify(key)}`);
+  }
+  return key;
+}

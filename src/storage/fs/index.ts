@@ -1,0 +1,137 @@
+/**
+ * The filesystem BlobStore.
+ *
+ * Layout under the root:
+ *   <key>            committed objects, e.g. blobs/sha256/ab/abcdef…
+ *   _tmp/<random>    writes in progress; renamed into place only after they are complete
+ *                    (and fsync'd, unless fsync is off), so a crash never leaves a partial object
+ *                    under a key. Leftovers are removed when the store opens.
+ */
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BlobNotFoundError, checkKey, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
+
+export interface FsBlobStoreOptions {
+  root: string;
+  /** fsync each object before it becomes visible (survives power loss, not only process kills) */
+  fsync?: boolean;
+}
+
+const readChunk = 1024 * 1024;
+
+export class FsBlobStore implements BlobStore {
+  private readonly root: string;
+  private readonly tmp: string;
+  private readonly fsync: boolean;
+
+  private constructor(options: FsBlobStoreOptions) {
+    this.root = path.resolve(options.root);
+    this.tmp = path.join(this.root, '_tmp');
+    this.fsync = options.fsync ?? true;
+  }
+
+  static async open(options: FsBlobStoreOptions): Promise<FsBlobStore> {
+    const store = new FsBlobStore(options);
+    await fs.rm(store.tmp, { recursive: true, force: true });
+    await fs.mkdir(store.tmp, { recursive: true });
+    return store;
+  }
+
+  private pathOf(key: string): string {
+    return path.join(this.root, checkKey(key));
+  }
+
+  async stat(key: string): Promise<BlobStat | undefined> {
+    try {
+      const st = await fs.stat(this.pathOf(key));
+      return st.isFile() ? { size: st.size } : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    let handle: fs.FileHandle;
+    try {
+      // Open before returning so that a missing object is an error the caller sees before it
+      // has sent any header.
+      handle = await fs.open(this.pathOf(key), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: readChunk });
+  }
+
+  async write(key: string, body: Readable | AsyncIterable<Uint8Array>, options: WriteOptions = {}): Promise<BlobStat> {
+    const target = this.pathOf(key);
+    const temp = path.join(this.tmp, randomUUID());
+    try {
+      const out = createWriteStream(temp, { flags: 'wx', highWaterMark: readChunk });
+      await pipeline(body, out);
+      const size = out.bytesWritten;
+      await options.beforeCommit?.(size);
+      if (this.fsync) await syncFile(temp);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.rename(temp, target);
+      return { size };
+    } catch (err) {
+      await fs.rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const target = this.pathOf(to);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    try {
+      await fs.rename(this.pathOf(from), target);
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(from);
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.pathOf(key), { force: true });
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const dir = prefix.endsWith('/') ? prefix.slice(0, -1) : path.posix.dirname(prefix);
+    const start = dir === '.' || dir === '' ? this.root : this.pathOf(dir);
+    let entries: string[];
+    try {
+      entries = await fs.readdir(start, { recursive: true });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for (const entry of entries) {
+      const key = path.relative(this.root, path.join(start, entry)).split(path.sep).join('/');
+      if (!key.startsWith(prefix) || key.startsWith('_tmp/')) continue;
+      if ((await fs.stat(path.join(this.root, key))).isFile()) yield key;
+    }
+  }
+
+  async ping(): Promise<void> {
+    await fs.access(this.tmp);
+  }
+}
+
+async function syncFile(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}

@@ -1,0 +1,91 @@
+/**
+ * The one BlobStore test suite. Every driver runs it (see test/storage.test.ts); a new driver is
+ * done when it passes.
+ */
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { describe, expect, it } from 'vitest';
+import { BlobNotFoundError, type BlobStore } from './blobstore.ts';
+
+export function blobStoreSuite(name: string, open: () => Promise<BlobStore>): void {
+  describe(`BlobStore: ${name}`, () => {
+    it('writes, stats and reads an object', async () => {
+      const store = await open();
+      await store.write('blobs/a/one', Readable.from([Buffer.from('hello '), Buffer.from('world')]));
+      expect(await store.stat('blobs/a/one')).toEqual({ size: 11 });
+      expect(await text(await store.read('blobs/a/one'))).toBe('hello world');
+      expect(await text(await store.read('blobs/a/one', { start: 6, end: 10 }))).toBe('world');
+    });
+
+    it('answers undefined and BlobNotFoundError for a missing object', async () => {
+      const store = await open();
+      expect(await store.stat('nothing/here')).toBeUndefined();
+      await expect(store.read('nothing/here')).rejects.toBeInstanceOf(BlobNotFoundError);
+    });
+
+    it('leaves nothing when beforeCommit refuses, and keeps an earlier object', async () => {
+      const store = await open();
+      await store.write('k/refused', Readable.from([Buffer.from('old')]));
+      const refuse = () => {
+        throw new Error('digest mismatch');
+      };
+      await expect(store.write('k/refused', Readable.from([Buffer.from('new bytes')]), { beforeCommit: refuse })).rejects.toThrow('digest mismatch');
+      await expect(store.write('k/never', Readable.from([Buffer.from('x')]), { beforeCommit: refuse })).rejects.toThrow();
+      expect(await text(await store.read('k/refused'))).toBe('old');
+      expect(await store.stat('k/never')).toBeUndefined();
+    });
+
+    it('leaves nothing when the source stream fails midway', async () => {
+      const store = await open();
+      async function* broken() {
+        yield Buffer.from('partial');
+        throw new Error('client went away');
+      }
+      await expect(store.write('k/broken', broken())).rejects.toThrow('client went away');
+      expect(await store.stat('k/broken')).toBeUndefined();
+    });
+
+    it('passes the written size to beforeCommit', async () => {
+      const store = await open();
+      let seen = -1;
+      await store.write('k/sized', Readable.from([Buffer.alloc(1000), Buffer.alloc(24)]), { beforeCommit: (size) => void (seen = size) });
+      expect(seen).toBe(1024);
+    });
+
+    it('moves, deletes and lists objects', async () => {
+      const store = await open();
+      await store.write('up/1/0', Readable.from([Buffer.from('abc')]));
+      await store.write('up/1/3', Readable.from([Buffer.from('def')]));
+      await store.write('up/2/0', Readable.from([Buffer.from('ghi')]));
+      const keys: string[] = [];
+      for await (const key of store.list('up/1/')) keys.push(key);
+      expect(keys.sort()).toEqual(['up/1/0', 'up/1/3']);
+      await store.move('up/1/0', 'done/x');
+      expect(await store.stat('up/1/0')).toBeUndefined();
+      expect(await text(await store.read('done/x'))).toBe('abc');
+      await store.delete('done/x');
+      await store.delete('done/x');
+      expect(await store.stat('done/x')).toBeUndefined();
+      await expect(store.move('up/none', 'done/y')).rejects.toBeInstanceOf(BlobNotFoundError);
+    });
+
+    it('writes an empty object', async () => {
+      const store = await open();
+      await store.write('k/empty', Readable.from([]));
+      expect(await store.stat('k/empty')).toEqual({ size: 0 });
+      expect(await text(await store.read('k/empty'))).toBe('');
+    });
+
+    it('refuses keys that could escape the store', async () => {
+      const store = await open();
+      for (const key of ['../etc/passwd', '/abs', 'a/../../b', 'a//b', '']) {
+        await expect(store.stat(key)).rejects.toThrow(/invalid blob store key/);
+      }
+    });
+
+    it('answers ping', async () => {
+      const store = await open();
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
