@@ -31,6 +31,8 @@ export interface UploadPart {
   size: number;
   /** sha256 of the part's bytes, hex, computed as they streamed in */
   sha256: string;
+  /** where the part's bytes are in the BlobStore */
+  key: string;
 }
 
 export interface Upload {

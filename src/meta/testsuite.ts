@@ -37,17 +37,17 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
     it('appends upload parts only at the current offset', async () => {
       const meta = await open();
       await meta.createUpload('u1', 'repo');
-      expect(await meta.appendUploadPart('u1', { start: 0, size: 10, sha256: 'aa' })).toBe(true);
-      expect(await meta.appendUploadPart('u1', { start: 0, size: 10, sha256: 'bb' })).toBe(false);
-      expect(await meta.appendUploadPart('u1', { start: 5, size: 10, sha256: 'bb' })).toBe(false);
-      expect(await meta.appendUploadPart('u1', { start: 10, size: 3, sha256: 'cc' })).toBe(true);
+      expect(await meta.appendUploadPart('u1', { start: 0, size: 10, sha256: 'aa', key: 'k' })).toBe(true);
+      expect(await meta.appendUploadPart('u1', { start: 0, size: 10, sha256: 'bb', key: 'k' })).toBe(false);
+      expect(await meta.appendUploadPart('u1', { start: 5, size: 10, sha256: 'bb', key: 'k' })).toBe(false);
+      expect(await meta.appendUploadPart('u1', { start: 10, size: 3, sha256: 'cc', key: 'k' })).toBe(true);
       const upload = await meta.getUpload('u1');
       expect(upload).toMatchObject({ id: 'u1', repo: 'repo', offset: 13 });
       expect(upload?.parts).toEqual([
-        { start: 0, size: 10, sha256: 'aa' },
-        { start: 10, size: 3, sha256: 'cc' },
+        { start: 0, size: 10, sha256: 'aa', key: 'k' },
+        { start: 10, size: 3, sha256: 'cc', key: 'k' },
       ]);
-      expect(await meta.appendUploadPart('missing', { start: 0, size: 1, sha256: 'x' })).toBe(false);
+      expect(await meta.appendUploadPart('missing', { start: 0, size: 1, sha256: 'x', key: 'k' })).toBe(false);
       await meta.deleteUpload('u1');
       expect(await meta.getUpload('u1')).toBeUndefined();
       await meta.close();
@@ -56,7 +56,7 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
     it('lets exactly one of two racing appends win', async () => {
       const meta = await open();
       await meta.createUpload('race', 'repo');
-      const results = await Promise.all([0, 1, 2, 3].map((i) => meta.appendUploadPart('race', { start: 0, size: 5, sha256: String(i) })));
+      const results = await Promise.all([0, 1, 2, 3].map((i) => meta.appendUploadPart('race', { start: 0, size: 5, sha256: String(i), key: 'k' })));
       expect(results.filter(Boolean)).toHaveLength(1);
       await meta.close();
     });

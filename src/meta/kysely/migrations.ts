@@ -76,6 +76,7 @@ export function migrations(engine: Engine): MigrationProvider {
           .addColumn('start', 'bigint', (c) => c.notNull())
           .addColumn('size', 'bigint', (c) => c.notNull())
           .addColumn('sha256', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
           .addPrimaryKeyConstraint('upload_parts_pk', ['upload_id', 'start'])
           .execute();
       },

@@ -18,5 +18,5 @@ export interface Database {
   manifest_refs: { repo: string; digest: string; ref: string; kind: string };
   tags: { repo: string; name: string; digest: string; updated_at: number };
   uploads: { id: string; repo: string; offset: number; created_at: number; updated_at: number };
-  upload_parts: { upload_id: string; start: number; size: number; sha256: string };
+  upload_parts: { upload_id: string; start: number; size: number; sha256: string; key: string };
 }

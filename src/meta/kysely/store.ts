@@ -58,7 +58,7 @@ export class KyselyMetaStore implements MetaStore {
   async getUpload(id: string): Promise<Upload | undefined> {
     const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) return undefined;
-    const parts = await this.db.selectFrom('upload_parts').select(['start', 'size', 'sha256']).where('upload_id', '=', id).orderBy('start').execute();
+    const parts = await this.db.selectFrom('upload_parts').select(['start', 'size', 'sha256', 'key']).where('upload_id', '=', id).orderBy('start').execute();
     return { id: row.id, repo: row.repo, offset: row.offset, parts, createdAt: row.created_at };
   }
 

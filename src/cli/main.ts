@@ -1,0 +1,49 @@
+/** The `custody` command: parsing and printing only; the work is in the modules it calls. */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { ConfigError, environment, loadConfig } from '../config/load.ts';
+import { databaseUrl, storageUrl } from '../config/schema.ts';
+import { serve } from '../server/serve.ts';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('custody')
+  .description('Custody: an OCI artifact registry that keeps the chain of custody of what it stores')
+  .version(version)
+  .addHelpText(
+    'after',
+    `\nEnvironment variables override the config file:\n${Object.entries(environment)
+      .map(([name, { key }]) => `  ${name.padEnd(24)} ${key.join('.')}`)
+      .join('\n')}`,
+  );
+
+program
+  .command('serve')
+  .description('run the registry (defaults: 0.0.0.0:5000, SQLite and blobs in ./custody-data)')
+  .option('--listen <host:port>', 'address to listen on (default 0.0.0.0:5000)')
+  .option('--data-dir <dir>', 'directory for the embedded database and blobs (default ./custody-data)')
+  .option('--config <file>', 'YAML configuration file')
+  .action(async (opts: { listen?: string; dataDir?: string; config?: string }) => {
+    const config = await loadConfig({ file: opts.config, overrides: { listen: opts.listen, dataDir: opts.dataDir } });
+    await serve(config);
+  });
+
+const configCommand = program.command('config').description('work with configuration files');
+configCommand
+  .command('check')
+  .description('validate a configuration (file, environment and defaults) and print the result')
+  .option('--config <file>', 'YAML configuration file')
+  .action(async (opts: { config?: string }) => {
+    const config = await loadConfig({ file: opts.config });
+    console.log(JSON.stringify({ ...config, resolved: { database: redact(databaseUrl(config)), storage: storageUrl(config) } }, null, 2));
+    console.error('configuration is valid');
+  });
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
+
+program.parseAsync().catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? err.message : `custody: ${(err as Error).stack ?? String(err)}`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

@@ -1,0 +1,52 @@
+/** The one configuration schema. Every key has a default, so no file is needed. */
+import path from 'node:path';
+import { z } from 'zod';
+
+export const configSchema = z.strictObject({
+  /** HOST:PORT to listen on; [::1]:5000 for IPv6 */
+  listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'listen must be HOST:PORT').default('0.0.0.0:5000'),
+  /** where the SQLite database and the filesystem blob store live unless URLs say otherwise */
+  dataDir: z.string().min(1).default('./custody-data'),
+  database: z
+    .strictObject({
+      /** postgres://user:pass@host/db, or a path to an SQLite file (default: <dataDir>/custody.db) */
+      url: z.string().min(1).optional(),
+    })
+    .default({}),
+  storage: z
+    .strictObject({
+      /** a directory, file:///dir or memory:// (default: <dataDir>/blobs) */
+      url: z.string().min(1).optional(),
+      /** fsync blobs before acknowledging them: survives power loss, not only crashes */
+      fsync: z.boolean().default(true),
+    })
+    .default({ fsync: true }),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  limits: z
+    .strictObject({
+      /** largest manifest accepted, in bytes (the spec's recommended 4 MiB) */
+      manifestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    })
+    .default({ manifestBytes: 4 * 1024 * 1024 }),
+  uploads: z
+    .strictObject({
+      /** an upload untouched for this long is removed, with its parts */
+      expireAfterSeconds: z.number().int().positive().default(24 * 3600),
+    })
+    .default({ expireAfterSeconds: 24 * 3600 }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export function databaseUrl(config: Config): string {
+  return config.database.url ?? path.join(config.dataDir, 'custody.db');
+}
+
+export function storageUrl(config: Config): string {
+  return config.storage.url ?? path.join(config.dataDir, 'blobs');
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}

@@ -1,0 +1,56 @@
+/** GET, HEAD and DELETE of blobs. */
+import { BlobNotFoundError, type ByteRange } from '../storage/blobstore.ts';
+import type { Handler, RegistryContext } from './context.ts';
+import { blobKey, parseDigest, type Digest } from './digest.ts';
+import { OciError } from './errors.ts';
+
+export const getBlob: Handler = (ctx, req, reply, m) => sendBlob(ctx, req.method === 'HEAD', req.headers.range, reply, m.name, parseDigest(m.ref));
+
+export const deleteBlob: Handler = async (ctx, _req, reply, m) => {
+  const digest = parseDigest(m.ref);
+  // Only the repository's link goes; the bytes stay until garbage collection finds them unused.
+  if (!(await ctx.meta.unlinkBlob(m.name, digest.value))) throw new OciError('BLOB_UNKNOWN', `blob ${digest.value} is not in repository ${m.name}`);
+  await reply.code(202).header('content-length', 0).send();
+};
+
+async function sendBlob(ctx: RegistryContext, head: boolean, rangeHeader: string | undefined, reply: Parameters<Handler>[2], name: string, digest: Digest): Promise<void> {
+  const size = await ctx.meta.blobInRepo(name, digest.value);
+  if (size === undefined) throw new OciError('BLOB_UNKNOWN', `blob ${digest.value} is not in repository ${name}`);
+  reply.header('docker-content-digest', digest.value).header('etag', `"${digest.value}"`).header('accept-ranges', 'bytes');
+  reply.header('content-type', 'application/octet-stream').header('cache-control', 'max-age=31536000, immutable');
+  const range = rangeHeader === undefined ? undefined : parseRange(rangeHeader, size);
+  if (range === 'unsatisfiable') {
+    reply.header('content-range', `bytes */${size}`);
+    throw new OciError('RANGE_INVALID', `range ${rangeHeader} is outside the blob's ${size} bytes`);
+  }
+  if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`);
+  const length = range ? range.end - range.start + 1 : size;
+  reply.header('content-length', length);
+  if (head || length === 0) return void (await reply.send());
+  try {
+    await reply.send(await ctx.blobs.read(blobKey(digest), range));
+  } catch (err) {
+    if (!(err instanceof BlobNotFoundError)) throw err;
+    ctx.log.error({ digest: digest.value, repo: name }, 'blob is linked but its bytes are missing from storage');
+    throw new OciError('BLOB_UNKNOWN', `blob ${digest.value} is missing from storage`);
+  }
+}
+
+/**
+ * One byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`). A header that is malformed or asks for
+ * several ranges is ignored, as HTTP allows, and the whole blob is sent.
+ */
+export function parseRange(header: string, size: number): ByteRange | 'unsatisfiable' | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== '' && Number(m[2]) < start) return undefined;
+  if (start >= size) return 'unsatisfiable';
+  return { start, end };
+}

@@ -1,0 +1,65 @@
+/**
+ * The /v2 dispatcher: a fastify plugin that takes every /v2 request, finds its route in the
+ * table, validates the name, asks the access controller, and calls the handler. Bodies are
+ * not parsed here: handlers stream `request.raw` themselves (blobs) or read it bounded (manifests).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AccessController } from '../auth/access.ts';
+import type { Match, RegistryContext } from './context.ts';
+import { OciError } from './errors.ts';
+import { checkName } from './names.ts';
+import { routes, type Method, type Route } from './routes.ts';
+
+export function registerV2(app: FastifyInstance, ctx: RegistryContext, access: AccessController): void {
+  app.register(async (v2) => {
+    v2.removeAllContentTypeParsers();
+    v2.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+    const handle = (req: FastifyRequest, reply: FastifyReply) => dispatch(ctx, access, req, reply);
+    const methods: Method[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
+    v2.route({ method: methods, url: '/v2', handler: handle });
+    v2.route({ method: methods, url: '/v2/*', handler: handle });
+  });
+}
+
+async function dispatch(ctx: RegistryContext, access: AccessController, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header('docker-distribution-api-version', 'registry/2.0');
+  const url = req.raw.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+  const { route, match } = findRoute(path, query);
+  const operation = route.methods[req.method as Method];
+  if (!operation) {
+    reply.header('allow', Object.keys(route.methods).join(', '));
+    throw new OciError('UNSUPPORTED', `${req.method} is not supported on ${path}`);
+  }
+  const decision = await access.authorize(req, operation.access(match));
+  if (!decision.granted) {
+    if (decision.challenge) reply.header('www-authenticate', decision.challenge);
+    throw new OciError(decision.status === 401 ? 'UNAUTHORIZED' : 'DENIED', decision.message);
+  }
+  await operation.handle(ctx, req, reply, match);
+}
+
+function findRoute(path: string, query: URLSearchParams): { route: Route; match: Match } {
+  for (const route of routes) {
+    const m = route.pattern.exec(path);
+    if (!m) continue;
+    const name = route.named ? checkName(m[1] ?? '') : '';
+    return { route, match: { name, ref: decodeReference(m[2] ?? ''), query } };
+  }
+  throw new OciError('NAME_UNKNOWN', `no registry API at ${path.slice(0, 300)}`, { status: 404 });
+}
+
+/** Some clients escape the ':' of a digest; a reference never holds a '/' once decoded. */
+function decodeReference(ref: string): string {
+  if (!ref.includes('%')) return ref;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(ref);
+  } catch {
+    throw new OciError('NAME_INVALID', 'invalid percent-encoding in the path');
+  }
+  if (decoded.includes('/')) throw new OciError('NAME_INVALID', 'a reference may not contain an escaped /');
+  return decoded;
+}

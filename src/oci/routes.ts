@@ -1,0 +1,74 @@
+/**
+ * The /v2 routes, named once as data: the path pattern, the handler per method and the access
+ * each needs. src/oci/dispatch.ts matches, checks names, asks the access controller, and calls.
+ */
+import type { Access } from '../auth/access.ts';
+import { deleteBlob, getBlob } from './blobs.ts';
+import type { Handler, Match } from './context.ts';
+import { apiBase, catalog, listTags, referrers } from './discovery.ts';
+import { deleteManifest, getManifest, putManifest } from './manifests.ts';
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
+
+export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface Operation {
+  handle: Handler;
+  access: (match: Match) => Access[];
+}
+
+export interface Route {
+  id: string;
+  /** matched against the raw path; group 1 is the repository name, group 2 the reference */
+  pattern: RegExp;
+  /** false for routes without a repository name */
+  named: boolean;
+  methods: Partial<Record<Method, Operation>>;
+}
+
+const repo = (...actions: Access['actions']) => (m: Match): Access[] => [{ type: 'repository', name: m.name, actions }];
+const none = (): Access[] => [];
+
+/** A mount also reads the source repository. */
+const pushOrMount = (m: Match): Access[] => {
+  const from = m.query.get('from');
+  const accesses = repo('pull', 'push')(m);
+  if (m.query.get('mount') !== null && from) accesses.push({ type: 'repository', name: from, actions: ['pull'] });
+  return accesses;
+};
+
+// Order matters: `…/blobs/uploads/…` must be tried before `…/blobs/<digest>`.
+export const routes: Route[] = [
+  { id: 'base', pattern: /^\/v2\/?$/, named: false, methods: { GET: { handle: apiBase, access: none }, HEAD: { handle: apiBase, access: none } } },
+  { id: 'catalog', pattern: /^\/v2\/_catalog$/, named: false, methods: { GET: { handle: catalog, access: () => [{ type: 'registry', name: 'catalog', actions: ['*'] }] } } },
+  { id: 'upload-start', pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, named: true, methods: { POST: { handle: startUpload, access: pushOrMount } } },
+  {
+    id: 'upload',
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
+    named: true,
+    methods: {
+      GET: { handle: uploadStatus, access: repo('pull', 'push') },
+      PATCH: { handle: patchUpload, access: repo('pull', 'push') },
+      PUT: { handle: finishUpload, access: repo('pull', 'push') },
+      DELETE: { handle: cancelUpload, access: repo('pull', 'push') },
+    },
+  },
+  {
+    id: 'blob',
+    pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
+    named: true,
+    methods: { GET: { handle: getBlob, access: repo('pull') }, HEAD: { handle: getBlob, access: repo('pull') }, DELETE: { handle: deleteBlob, access: repo('delete') } },
+  },
+  {
+    id: 'manifest',
+    pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
+    named: true,
+    methods: {
+      GET: { handle: getManifest, access: repo('pull') },
+      HEAD: { handle: getManifest, access: repo('pull') },
+      PUT: { handle: putManifest, access: repo('pull', 'push') },
+      DELETE: { handle: deleteManifest, access: repo('delete') },
+    },
+  },
+  { id: 'tags', pattern: /^\/v2\/(.+)\/tags\/list$/, named: true, methods: { GET: { handle: listTags, access: repo('pull') } } },
+  { id: 'referrers', pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, named: true, methods: { GET: { handle: referrers, access: repo('pull') } } },
+];

@@ -1,0 +1,181 @@
+/**
+ * Blob uploads: monolithic (POST ?digest=, or POST then PUT with the body), chunked (PATCH …
+ * PUT), cross-repository mounts, status and cancel.
+ *
+ * The BlobStore has no append, so every PATCH is stored as its own part object under
+ * uploads/<id>/ and recorded in the MetaStore; PUT joins the parts into blobs/<alg>/…, checking
+ * the digest on the way, and only then links the blob to the repository. A single part whose
+ * sha256 matches (the usual PATCH-then-PUT) is moved into place without copying a byte.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Upload, UploadPart } from '../meta/metastore.ts';
+import type { Handler, Match, RegistryContext } from './context.ts';
+import { blobKey, hashing, parseDigest, type Digest } from './digest.ts';
+import { OciError } from './errors.ts';
+import { checkName } from './names.ts';
+
+export const startUpload: Handler = async (ctx, req, reply, m) => {
+  const mount = m.query.get('mount');
+  const from = m.query.get('from');
+  if (mount !== null && from !== null) {
+    const digest = parseDigest(mount);
+    const size = await ctx.meta.blobInRepo(checkName(from), digest.value);
+    if (size !== undefined) {
+      await ctx.meta.linkBlob(m.name, digest.value, size);
+      return blobCreated(reply, m.name, digest);
+    }
+  }
+  const digestParam = m.query.get('digest');
+  if (digestParam !== null && mount === null) {
+    const digest = parseDigest(digestParam);
+    await storeVerified(ctx, m.name, digest, req.raw);
+    return blobCreated(reply, m.name, digest);
+  }
+  const id = randomUUID();
+  await ctx.meta.createUpload(id, m.name);
+  await uploadAccepted(reply.code(202), m.name, id, 0);
+};
+
+export const uploadStatus: Handler = async (ctx, _req, reply, m) => {
+  const upload = await loadUpload(ctx, m);
+  await uploadAccepted(reply.code(204), m.name, upload.id, upload.offset);
+};
+
+export const patchUpload: Handler = async (ctx, req, reply, m) => {
+  const upload = await loadUpload(ctx, m);
+  const offset = await appendChunk(ctx, upload, req, reply);
+  await uploadAccepted(reply.code(202), m.name, upload.id, offset);
+};
+
+export const finishUpload: Handler = async (ctx, req, reply, m) => {
+  const digestParam = m.query.get('digest');
+  if (!digestParam) throw new OciError('DIGEST_INVALID', 'the digest query parameter is required to finish an upload');
+  const digest = parseDigest(digestParam);
+  const upload = await loadUpload(ctx, m);
+  try {
+    if (hasBody(req) && upload.offset === 0) {
+      // POST then PUT with the whole blob: stream straight to its place.
+      await storeVerified(ctx, m.name, digest, req.raw);
+    } else {
+      if (hasBody(req)) await appendChunk(ctx, upload, req, reply);
+      const parts = (await ctx.meta.getUpload(upload.id))?.parts ?? [];
+      const size = await assemble(ctx, parts, digest);
+      await ctx.meta.linkBlob(m.name, digest.value, size);
+    }
+  } catch (err) {
+    // A finish that fails leaves nothing behind: the client starts a new upload.
+    if (err instanceof OciError && err.code === 'DIGEST_INVALID') await discardUpload(ctx, upload.id);
+    throw err;
+  }
+  await discardUpload(ctx, upload.id);
+  await blobCreated(reply, m.name, digest);
+};
+
+export const cancelUpload: Handler = async (ctx, _req, reply, m) => {
+  const upload = await loadUpload(ctx, m);
+  await discardUpload(ctx, upload.id);
+  await reply.code(204).send();
+};
+
+/** Removes an upload's parts and its record. */
+export async function discardUpload(ctx: RegistryContext, id: string): Promise<void> {
+  const upload = await ctx.meta.getUpload(id);
+  if (!upload) return;
+  await ctx.meta.deleteUpload(id);
+  await Promise.all(upload.parts.map((p) => ctx.blobs.delete(p.key)));
+}
+
+/** Streams a blob to its place, verifying its digest before it becomes visible, and links it. */
+async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>): Promise<void> {
+  const { stream, hash } = hashing(body, digest.algorithm);
+  const { size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: () => checkDigest(digest, hash.digest('hex')) });
+  await ctx.meta.linkBlob(repo, digest.value, size);
+}
+
+/** Joins an upload's parts into the blob; returns its size. */
+async function assemble(ctx: RegistryContext, parts: UploadPart[], digest: Digest): Promise<number> {
+  const only = parts.length === 1 ? parts[0] : undefined;
+  if (only && digest.algorithm === 'sha256') {
+    checkDigest(digest, only.sha256);
+    await ctx.blobs.move(only.key, blobKey(digest));
+    return only.size;
+  }
+  async function* joined(): AsyncIterable<Uint8Array> {
+    for (const part of parts) yield* await ctx.blobs.read(part.key);
+  }
+  const { stream, hash } = hashing(joined(), digest.algorithm);
+  const { size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: () => checkDigest(digest, hash.digest('hex')) });
+  return size;
+}
+
+function checkDigest(expected: Digest, actualHex: string): void {
+  if (actualHex !== expected.hex) {
+    throw new OciError('DIGEST_INVALID', `the uploaded content has digest ${expected.algorithm}:${actualHex}, not ${expected.value}`);
+  }
+}
+
+/** Stores the request body as the upload's next part; returns the new offset. */
+async function appendChunk(ctx: RegistryContext, upload: Upload, req: FastifyRequest, reply: FastifyReply): Promise<number> {
+  const range = parseContentRange(req.headers['content-range']);
+  if (range && range.start !== upload.offset) {
+    reply.header('location', uploadLocation(upload.repo, upload.id)).header('range', rangeHeader(upload.offset));
+    throw new OciError('RANGE_INVALID', `chunk starts at ${range.start}, but the upload is at offset ${upload.offset}`);
+  }
+  const expected = range ? range.end - range.start + 1 : undefined;
+  const key = `uploads/${upload.id}/${upload.offset}-${randomBytes(6).toString('hex')}`;
+  const { stream, hash } = hashing(req.raw, 'sha256');
+  const { size } = await ctx.blobs.write(key, stream, {
+    beforeCommit: (written) => {
+      if (expected !== undefined && written !== expected) {
+        throw new OciError('SIZE_INVALID', `Content-Range announces ${expected} bytes, but the chunk has ${written}`);
+      }
+    },
+  });
+  if (size === 0) {
+    await ctx.blobs.delete(key);
+    return upload.offset;
+  }
+  const part = { start: upload.offset, size, sha256: hash.digest('hex'), key };
+  if (!(await ctx.meta.appendUploadPart(upload.id, part))) {
+    await ctx.blobs.delete(key);
+    throw new OciError('RANGE_INVALID', `another chunk was written at offset ${upload.offset} first`);
+  }
+  return upload.offset + size;
+}
+
+function parseContentRange(header: string | undefined): { start: number; end: number } | undefined {
+  if (header === undefined) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!m || Number(m[2]) < Number(m[1])) throw new OciError('RANGE_INVALID', `invalid Content-Range ${JSON.stringify(header.slice(0, 100))}`);
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+async function loadUpload(ctx: RegistryContext, m: Match): Promise<Upload> {
+  const upload = /^[0-9a-f-]{36}$/.test(m.ref) ? await ctx.meta.getUpload(m.ref) : undefined;
+  if (!upload || upload.repo !== m.name) throw new OciError('BLOB_UPLOAD_UNKNOWN', `no upload ${m.ref.slice(0, 100)} in repository ${m.name}`);
+  return upload;
+}
+
+function hasBody(req: FastifyRequest): boolean {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return Number(length) > 0;
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+function uploadLocation(name: string, id: string): string {
+  return `/v2/${name}/blobs/uploads/${id}`;
+}
+
+/** The Range header of an upload: the bytes received so far ("0-0" when none, as distribution). */
+function rangeHeader(offset: number): string {
+  return `0-${Math.max(offset - 1, 0)}`;
+}
+
+async function uploadAccepted(reply: FastifyReply, name: string, id: string, offset: number): Promise<void> {
+  await reply.header('location', uploadLocation(name, id)).header('range', rangeHeader(offset)).header('docker-upload-uuid', id).header('content-length', 0).send();
+}
+
+async function blobCreated(reply: FastifyReply, name: string, digest: Digest): Promise<void> {
+  await reply.code(201).header('location', `/v2/${name}/blobs/${digest.value}`).header('docker-content-digest', digest.value).header('content-length', 0).send();
+}

@@ -1,0 +1,61 @@
+/** buildApp(config): wires the stores, the access controller and the routes. No route logic. */
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { OpenAccess, type AccessController } from '../auth/access.ts';
+import { databaseUrl, storageUrl, type Config } from '../config/schema.ts';
+import type { MetaStore } from '../meta/metastore.ts';
+import { openMetaStore } from '../meta/open.ts';
+import type { RegistryContext } from '../oci/context.ts';
+import { registerV2 } from '../oci/dispatch.ts';
+import { expireUploads } from '../oci/expiry.ts';
+import type { BlobStore } from '../storage/blobstore.ts';
+import { openBlobStore } from '../storage/open.ts';
+import { frameworkErrors, installErrorHandlers } from './errors.ts';
+
+export interface AppParts {
+  meta?: MetaStore;
+  blobs?: BlobStore;
+  access?: AccessController;
+}
+
+export async function buildApp(config: Config, parts: AppParts = {}): Promise<FastifyInstance> {
+  await mkdir(config.dataDir, { recursive: true });
+  const meta = parts.meta ?? (await openMetaStore(databaseUrl(config)));
+  const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), { fsync: config.storage.fsync }));
+  const app = Fastify({
+    logger: { level: config.log.level },
+    genReqId: () => randomUUID(),
+    requestIdHeader: 'x-request-id',
+    routerOptions: { maxParamLength: 4096 },
+    frameworkErrors,
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  installErrorHandlers(app);
+
+  const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log };
+  registerV2(app, ctx, parts.access ?? new OpenAccess());
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await Promise.all([meta.ping(), blobs.ping()]);
+      return { status: 'ready' };
+    } catch (err) {
+      app.log.warn({ err }, 'not ready');
+      return reply.code(503).send({ status: 'unavailable', error: (err as Error).message });
+    }
+  });
+
+  const expiry = setInterval(() => {
+    expireUploads(ctx, config.uploads.expireAfterSeconds * 1000).catch((err: unknown) => app.log.error({ err }, 'upload expiry failed'));
+  }, 10 * 60 * 1000);
+  expiry.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(expiry);
+    await meta.close();
+  });
+  return app;
+}

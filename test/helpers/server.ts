@@ -1,0 +1,88 @@
+/**
+ * Real servers for tests: `startProcess` runs the built `custody serve` as a child process on an
+ * ephemeral loopback port (for real clients and kill tests); `startInProcess` listens with
+ * buildApp() in this process (faster, for HTTP-level tests).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { validate } from '../../src/config/load.ts';
+import { buildApp, type AppParts } from '../../src/server/app.ts';
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** Node 24 from the node@24 dev dependency: the same runtime `npm start` uses. */
+export const nodeBin = path.join(projectRoot, 'node_modules/.bin/node');
+
+export interface RunningServer {
+  url: string;
+  /** host:port, for clients that take a registry host */
+  host: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export async function tempDir(prefix = 'custody-test-'): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), prefix));
+}
+
+export interface ProcessServer extends RunningServer {
+  child: ChildProcess;
+  /** everything the server logged so far */
+  output(): string;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startProcess(options: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ProcessServer> {
+  const dataDir = options.dataDir ?? (await tempDir());
+  const child = spawn(nodeBin, [path.join(projectRoot, 'bin/custody.js'), 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], {
+    env: { ...process.env, CUSTODY_LOG_LEVEL: "info", ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${output}`)), 20_000);
+    const look = () => {
+      const m = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
+    void exited.then((code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+  });
+  const kill = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    dataDir,
+    child,
+    output: () => output,
+    kill,
+    stop: async () => void (await kill('SIGTERM')),
+  };
+}
+
+export interface InProcessServer extends RunningServer {
+  app: FastifyInstance;
+}
+
+export async function startInProcess(options: { dataDir?: string; config?: Record<string, unknown>; parts?: AppParts } = {}): Promise<InProcessServer> {
+  const dataDir = options.dataDir ?? (await tempDir());
+  const config = validate({ dataDir, log: { level: 'warn' }, storage: { fsync: false }, ...options.config });
+  const app = await buildApp(config, options.parts);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  return { url: `http://127.0.0.1:${address.port}`, host: `127.0.0.1:${address.port}`, dataDir, app, stop: () => app.close() };
+}
