@@ -47,7 +47,8 @@ export const referrers: Handler = async (ctx, _req, reply, m) => {
   await reply
     .code(200)
     .header('content-type', mediaTypes.ociIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }));
+    // A Buffer, so that fastify adds no charset to the media type.
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })));
 };
 
 /**

@@ -1,0 +1,240 @@
+/** Blob pull and push over HTTP, as the OCI Distribution Spec describes them. */
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushBlob, request, sha256 } from './helpers/http.ts';
+import { startInProcess, type InProcessServer } from './helpers/server.ts';
+
+let server: InProcessServer;
+let base: string;
+beforeAll(async () => {
+  server = await startInProcess();
+  base = server.url;
+});
+afterAll(() => server.stop());
+
+async function startUpload(repo: string): Promise<string> {
+  const r = await request(base, `/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  expect(r.status).toBe(202);
+  expect(r.headers.location).toMatch(new RegExp(`^/v2/${repo}/blobs/uploads/[0-9a-f-]{36}$`));
+  expect(r.headers['docker-upload-uuid']).toBeTruthy();
+  return r.headers.location as string;
+}
+
+describe('pull', () => {
+  it('serves GET and HEAD with digest, length and etag', async () => {
+    const digest = await pushBlob(base, 'pull/a', 'hello world');
+    const get = await request(base, `/v2/pull/a/blobs/${digest}`);
+    expect(get.status).toBe(200);
+    expect(get.body.toString()).toBe('hello world');
+    expect(get.headers['docker-content-digest']).toBe(digest);
+    expect(get.headers['content-length']).toBe('11');
+    expect(get.headers.etag).toBe(`"${digest}"`);
+    const head = await request(base, `/v2/pull/a/blobs/${digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe('11');
+    expect(head.body.length).toBe(0);
+  });
+
+  it('serves ranges with 206 and refuses unsatisfiable ones with 416', async () => {
+    const digest = await pushBlob(base, 'pull/range', '0123456789');
+    const part = await request(base, `/v2/pull/range/blobs/${digest}`, { headers: { range: 'bytes=2-5' } });
+    expect(part.status).toBe(206);
+    expect(part.body.toString()).toBe('2345');
+    expect(part.headers['content-range']).toBe('bytes 2-5/10');
+    expect((await request(base, `/v2/pull/range/blobs/${digest}`, { headers: { range: 'bytes=7-' } })).body.toString()).toBe('789');
+    expect((await request(base, `/v2/pull/range/blobs/${digest}`, { headers: { range: 'bytes=-3' } })).body.toString()).toBe('789');
+    const bad = await request(base, `/v2/pull/range/blobs/${digest}`, { headers: { range: 'bytes=10-20' } });
+    expect(bad.status).toBe(416);
+    expect(bad.headers['content-range']).toBe('bytes */10');
+  });
+
+  it('answers BLOB_UNKNOWN for a blob of another repository or none', async () => {
+    const digest = await pushBlob(base, 'pull/mine', 'private bytes');
+    const other = await request(base, `/v2/pull/theirs/blobs/${digest}`);
+    expect(other.status).toBe(404);
+    expect(other.json()).toMatchObject({ errors: [{ code: 'BLOB_UNKNOWN' }] });
+    expect((await request(base, `/v2/pull/mine/blobs/${sha256('nothing')}`)).status).toBe(404);
+  });
+
+  it('deletes a blob from a repository', async () => {
+    const digest = await pushBlob(base, 'pull/del', 'delete me');
+    expect((await request(base, `/v2/pull/del/blobs/${digest}`, { method: 'DELETE' })).status).toBe(202);
+    expect((await request(base, `/v2/pull/del/blobs/${digest}`)).status).toBe(404);
+    expect((await request(base, `/v2/pull/del/blobs/${digest}`, { method: 'DELETE' })).status).toBe(404);
+  });
+});
+
+describe('push', () => {
+  it('accepts a single POST with ?digest=', async () => {
+    const digest = sha256('mono');
+    const r = await request(base, `/v2/push/mono/blobs/uploads/?digest=${digest}`, { method: 'POST', body: 'mono' });
+    expect(r.status).toBe(201);
+    expect(r.headers.location).toBe(`/v2/push/mono/blobs/${digest}`);
+    expect(r.headers['docker-content-digest']).toBe(digest);
+  });
+
+  it('accepts POST then PUT with the body', async () => {
+    const loc = await startUpload('push/two');
+    const digest = sha256('two steps');
+    const r = await request(base, `${loc}?digest=${digest}`, { method: 'PUT', body: 'two steps' });
+    expect(r.status).toBe(201);
+    expect((await request(base, `/v2/push/two/blobs/${digest}`)).body.toString()).toBe('two steps');
+  });
+
+  it('accepts chunks with Content-Range, reports progress, and joins them', async () => {
+    const loc = await startUpload('push/chunks');
+    const data = Buffer.from('abcdefghijklmnopqrstuvwxyz');
+    let r = await request(base, loc, { method: 'PATCH', body: data.subarray(0, 10), headers: { 'content-range': '0-9', 'content-type': 'application/octet-stream' } });
+    expect(r.status).toBe(202);
+    expect(r.headers.range).toBe('0-9');
+    const status = await request(base, loc);
+    expect(status.status).toBe(204);
+    expect(status.headers.range).toBe('0-9');
+    expect(status.headers.location).toBe(loc);
+    r = await request(base, loc, { method: 'PATCH', body: data.subarray(10, 20), headers: { 'content-range': '10-19' } });
+    expect(r.headers.range).toBe('0-19');
+    const digest = sha256(data);
+    r = await request(base, `${loc}?digest=${digest}`, { method: 'PUT', body: data.subarray(20), headers: { 'content-range': '20-25' } });
+    expect(r.status).toBe(201);
+    expect((await request(base, `/v2/push/chunks/blobs/${digest}`)).body).toEqual(data);
+  });
+
+  it('refuses a chunk that does not start at the current offset with 416', async () => {
+    const loc = await startUpload('push/overlap');
+    await request(base, loc, { method: 'PATCH', body: '0123456789', headers: { 'content-range': '0-9' } });
+    const overlap = await request(base, loc, { method: 'PATCH', body: '56789abcde', headers: { 'content-range': '5-14' } });
+    expect(overlap.status).toBe(416);
+    expect(overlap.json()).toMatchObject({ errors: [{ code: 'RANGE_INVALID' }] });
+    expect(overlap.headers.range).toBe('0-9');
+    const gap = await request(base, loc, { method: 'PATCH', body: 'xyz', headers: { 'content-range': '20-22' } });
+    expect(gap.status).toBe(416);
+    expect((await request(base, loc)).headers.range).toBe('0-9');
+  });
+
+  it('refuses a chunk whose length differs from its Content-Range', async () => {
+    const loc = await startUpload('push/short');
+    const r = await request(base, loc, { method: 'PATCH', body: 'abc', headers: { 'content-range': '0-9' } });
+    expect(r.status).toBe(400);
+    expect(r.json()).toMatchObject({ errors: [{ code: 'SIZE_INVALID' }] });
+    expect((await request(base, loc)).headers.range).toBe('0-0');
+  });
+
+  it('moves a single streamed PATCH into place (the docker/podman way)', async () => {
+    const loc = await startUpload('push/stream');
+    const data = Buffer.alloc(3 * 1024 * 1024, 7);
+    expect((await request(base, loc, { method: 'PATCH', body: data })).status).toBe(202);
+    const digest = sha256(data);
+    expect((await request(base, `${loc}?digest=${digest}`, { method: 'PUT' })).status).toBe(201);
+    const got = await request(base, `/v2/push/stream/blobs/${digest}`);
+    expect(sha256(got.body)).toBe(digest);
+  });
+
+  it('accepts sha512 digests', async () => {
+    const data = 'sha512 content';
+    const digest = `sha512:${createHash('sha512').update(data).digest('hex')}`;
+    const loc = await startUpload('push/sha512');
+    await request(base, loc, { method: 'PATCH', body: data });
+    expect((await request(base, `${loc}?digest=${digest}`, { method: 'PUT' })).status).toBe(201);
+    expect((await request(base, `/v2/push/sha512/blobs/${digest}`)).body.toString()).toBe(data);
+    const mono = await request(base, `/v2/push/sha512/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+    expect(mono.status).toBe(201);
+  });
+
+  it('pushes an empty blob', async () => {
+    const digest = sha256('');
+    const loc = await startUpload('push/empty');
+    expect((await request(base, `${loc}?digest=${digest}`, { method: 'PUT' })).status).toBe(201);
+    const got = await request(base, `/v2/push/empty/blobs/${digest}`);
+    expect(got.status).toBe(200);
+    expect(got.headers['content-length']).toBe('0');
+  });
+
+  it('cancels an upload', async () => {
+    const loc = await startUpload('push/cancel');
+    await request(base, loc, { method: 'PATCH', body: 'some bytes' });
+    expect((await request(base, loc, { method: 'DELETE' })).status).toBe(204);
+    expect((await request(base, loc)).status).toBe(404);
+    expect((await request(base, loc, { method: 'DELETE' })).json()).toMatchObject({ errors: [{ code: 'BLOB_UPLOAD_UNKNOWN' }] });
+  });
+
+  it('does not let one repository continue an upload of another', async () => {
+    const loc = await startUpload('push/owner');
+    const id = loc.split('/').pop();
+    expect((await request(base, `/v2/push/thief/blobs/uploads/${id}`)).status).toBe(404);
+  });
+});
+
+describe('cross-repository mount', () => {
+  it('mounts a blob the source repository has (201)', async () => {
+    const digest = await pushBlob(base, 'mount/src', 'shared layer');
+    const r = await request(base, `/v2/mount/dst/blobs/uploads/?mount=${digest}&from=mount/src`, { method: 'POST' });
+    expect(r.status).toBe(201);
+    expect(r.headers.location).toBe(`/v2/mount/dst/blobs/${digest}`);
+    expect((await request(base, `/v2/mount/dst/blobs/${digest}`)).body.toString()).toBe('shared layer');
+  });
+
+  it('starts a normal upload when the source lacks the blob (202)', async () => {
+    const r = await request(base, `/v2/mount/dst/blobs/uploads/?mount=${sha256('absent')}&from=mount/src`, { method: 'POST' });
+    expect(r.status).toBe(202);
+    expect(r.headers.location).toMatch(/^\/v2\/mount\/dst\/blobs\/uploads\//);
+  });
+});
+
+describe('bad uploads leave nothing behind', () => {
+  async function leftovers(): Promise<string[]> {
+    const tmp = path.join(server.dataDir, 'blobs', '_tmp');
+    return readdir(tmp);
+  }
+
+  it('refuses a body that does not match its digest, on every path', async () => {
+    const claimed = sha256('what I said');
+    const mono = await request(base, `/v2/bad/digest/blobs/uploads/?digest=${claimed}`, { method: 'POST', body: 'what I sent' });
+    expect(mono.status).toBe(400);
+    expect(mono.json()).toMatchObject({ errors: [{ code: 'DIGEST_INVALID' }] });
+    let loc = await startUpload('bad/digest');
+    expect((await request(base, `${loc}?digest=${claimed}`, { method: 'PUT', body: 'what I sent' })).status).toBe(400);
+    loc = await startUpload('bad/digest');
+    await request(base, loc, { method: 'PATCH', body: 'what I sent' });
+    expect((await request(base, `${loc}?digest=${claimed}`, { method: 'PUT' })).status).toBe(400);
+    expect((await request(base, loc)).status).toBe(404);
+    expect((await request(base, `/v2/bad/digest/blobs/${claimed}`)).status).toBe(404);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it('refuses malformed and unsupported digests', async () => {
+    for (const digest of ['sha256:abc', 'md5:d41d8cd98f00b204e9800998ecf8427e', 'sha256:' + 'A'.repeat(64), 'nonsense', 'sha256:' + 'g'.repeat(64)]) {
+      const r = await request(base, `/v2/bad/digest/blobs/uploads/?digest=${encodeURIComponent(digest)}`, { method: 'POST', body: 'x' });
+      expect(r.status, digest).toBe(400);
+      expect(r.json(), digest).toMatchObject({ errors: [{ code: 'DIGEST_INVALID' }] });
+      expect((await request(base, `/v2/bad/digest/blobs/${encodeURIComponent(digest)}`)).status).toBe(400);
+    }
+  });
+
+  it('requires a digest to finish an upload', async () => {
+    const loc = await startUpload('bad/nodigest');
+    const r = await request(base, loc, { method: 'PUT', body: 'x' });
+    expect(r.status).toBe(400);
+    expect(r.json()).toMatchObject({ errors: [{ code: 'DIGEST_INVALID' }] });
+  });
+
+  it('keeps nothing from a client that disconnects mid-upload', async () => {
+    const http = await import('node:http');
+    const url = new URL(base);
+    const digest = sha256('never finished');
+    await new Promise<void>((resolve) => {
+      const req = http.request({ host: url.hostname, port: url.port, method: 'POST', path: `/v2/bad/cut/blobs/uploads/?digest=${digest}`, headers: { 'content-length': 1_000_000 } });
+      req.on('error', () => resolve());
+      req.write(Buffer.alloc(100_000));
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 100);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await request(base, `/v2/bad/cut/blobs/${digest}`)).status).toBe(404);
+    expect(await leftovers()).toEqual([]);
+    expect((await request(base, '/v2/')).status).toBe(200);
+  });
+});
