@@ -74,6 +74,8 @@ export interface ManifestIndex {
   putManifest(manifest: NewManifest): Promise<PutManifestResult>;
   getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repo: string, tag: string): Promise<string | undefined>;
+  /** The manifest a tag points at, in one query (the hottest read of a registry). */
+  getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined>;
   /** Deletes a manifest and every tag that points at it. */
   deleteManifest(repo: string, digest: string): Promise<boolean>;
   deleteTag(repo: string, tag: string): Promise<boolean>;

@@ -92,6 +92,9 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       await meta.putManifest(manifest('r', d(1)));
       await meta.putManifest(manifest('r', d(2), { tag: 'latest' }));
       expect(await meta.resolveTag('r', 'latest')).toBe(d(2));
+      expect((await meta.getTaggedManifest('r', 'latest'))?.digest).toBe(d(2));
+      expect(await meta.getTaggedManifest('r', 'nope')).toBeUndefined();
+      expect(await meta.getTaggedManifest('other', 'latest')).toBeUndefined();
       await meta.putManifest(manifest('r', d(2), { tag: 'other' }));
       expect(await meta.deleteTag('r', 'other')).toBe(true);
       expect(await meta.deleteTag('r', 'other')).toBe(false);

@@ -44,8 +44,7 @@ export const deleteManifest: Handler = async (ctx, _req, reply, m) => {
 };
 
 export async function findManifest(ctx: RegistryContext, name: string, ref: string): Promise<ManifestRecord> {
-  const digest = isDigest(ref) ? parseDigest(ref).value : await ctx.meta.resolveTag(name, checkTag(ref));
-  const record = digest === undefined ? undefined : await ctx.meta.getManifest(name, digest);
+  const record = isDigest(ref) ? await ctx.meta.getManifest(name, parseDigest(ref).value) : await ctx.meta.getTaggedManifest(name, checkTag(ref));
   if (!record) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${ref} in repository ${name}`);
   return record;
 }

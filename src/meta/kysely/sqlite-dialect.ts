@@ -14,18 +14,18 @@ function openDatabase(file: string): SqliteDatabase {
   // WAL with synchronous=NORMAL: a committed transaction survives a killed process; busy_timeout
   // lets a second process (the CLI, a second server) wait for the lock instead of failing.
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
-  const cache = new Map<string, StatementSync>();
+  const cache = new Map<string, SqliteStatement>();
   return {
     close: () => db.close(),
     prepare(sql: string): SqliteStatement {
       // Kysely prepares every query anew; a small cache keeps hot queries compiled.
       let stmt = cache.get(sql);
       if (!stmt) {
-        stmt = db.prepare(sql);
+        stmt = adapt(db.prepare(sql));
         if (cache.size > 500) cache.clear();
         cache.set(sql, stmt);
       }
-      return adapt(stmt);
+      return stmt;
     },
   };
 }

@@ -1,5 +1,5 @@
 /** The MetaStore on Kysely: one implementation for SQLite and PostgreSQL. */
-import { Kysely, sql, type Dialect } from 'kysely';
+import { CompiledQuery, Kysely, sql, type Dialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
@@ -7,11 +7,28 @@ import type { Database } from './schema.ts';
 
 type ManifestRow = Pick<Database['manifests'], 'repo' | 'digest' | 'media_type' | 'content' | 'artifact_type' | 'subject' | 'annotations'>;
 
+const manifestFields = ['repo', 'digest', 'media_type', 'content', 'artifact_type', 'subject', 'annotations'] as const;
+
 export class KyselyMetaStore implements MetaStore {
   private readonly db: Kysely<Database>;
+  /**
+   * The two reads behind every manifest GET, compiled once: building a query costs more than
+   * running it on SQLite. Parameters are (repo, digest) and (repo, tag).
+   */
+  private readonly hot: { byDigest: string; byTag: string };
 
   private constructor(db: Kysely<Database>) {
     this.db = db;
+    this.hot = {
+      byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
+      byTag: db
+        .selectFrom('tags')
+        .innerJoin('manifests', (j) => j.onRef('manifests.repo', '=', 'tags.repo').onRef('manifests.digest', '=', 'tags.digest'))
+        .select(manifestFields.map((f) => `manifests.${f}` as const))
+        .where('tags.repo', '=', '')
+        .where('tags.name', '=', '')
+        .compile().sql,
+    };
   }
 
   static async open(dialect: Dialect, engine: Engine): Promise<KyselyMetaStore> {
@@ -129,8 +146,13 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
-    const row = await this.manifestColumns().where('repo', '=', repo).where('digest', '=', digest).executeTakeFirst();
-    return row && toRecord(row);
+    const { rows } = await this.db.executeQuery<ManifestRow>(CompiledQuery.raw(this.hot.byDigest, [repo, digest]));
+    return rows[0] && toRecord(rows[0]);
+  }
+
+  async getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
+    const { rows } = await this.db.executeQuery<ManifestRow>(CompiledQuery.raw(this.hot.byTag, [repo, tag]));
+    return rows[0] && toRecord(rows[0]);
   }
 
   async resolveTag(repo: string, tag: string): Promise<string | undefined> {
@@ -184,7 +206,7 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   private manifestColumns() {
-    return this.db.selectFrom('manifests').select(['repo', 'digest', 'media_type', 'content', 'artifact_type', 'subject', 'annotations']);
+    return this.db.selectFrom('manifests').select(manifestFields);
   }
 }
 
