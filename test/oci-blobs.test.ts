@@ -2,17 +2,13 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { pushBlob, request, sha256 } from './helpers/http.ts';
-import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { startInProcess } from './helpers/server.ts';
 
-let server: InProcessServer;
-let base: string;
-beforeAll(async () => {
-  server = await startInProcess();
-  base = server.url;
-});
+const server = await startInProcess();
 afterAll(() => server.stop());
+const base = server.url;
 
 async function startUpload(repo: string): Promise<string> {
   const r = await request(base, `/v2/${repo}/blobs/uploads/`, { method: 'POST' });

@@ -1,15 +1,11 @@
 /** Discovery: /v2/, tag lists and the catalog with paging, and the referrers API. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types } from './helpers/http.ts';
-import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { startInProcess } from './helpers/server.ts';
 
-let server: InProcessServer;
-let base: string;
-beforeAll(async () => {
-  server = await startInProcess();
-  base = server.url;
-});
+const server = await startInProcess();
 afterAll(() => server.stop());
+const base = server.url;
 
 describe('api base and health', () => {
   it('answers /v2/ with the API version header', async () => {

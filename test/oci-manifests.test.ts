@@ -1,16 +1,12 @@
 /** Manifests: push, pull with content negotiation, validation and delete. */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types } from './helpers/http.ts';
-import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { startInProcess } from './helpers/server.ts';
 
-let server: InProcessServer;
-let base: string;
-beforeAll(async () => {
-  server = await startInProcess();
-  base = server.url;
-});
+const server = await startInProcess();
 afterAll(() => server.stop());
+const base = server.url;
 
 const docker = {
   manifest: 'application/vnd.docker.distribution.manifest.v2+json',
