@@ -234,3 +234,21 @@ describe('bad uploads leave nothing behind', () => {
     expect((await request(base, '/v2/')).status).toBe(200);
   });
 });
+
+describe('upload expiry', () => {
+  it('removes an upload nobody touched for uploads.expireAfterSeconds, with its parts', async () => {
+    const short = await startInProcess({ config: { uploads: { expireAfterSeconds: 1 } } });
+    try {
+      const start = await request(short.url, '/v2/expire/me/blobs/uploads/', { method: 'POST' });
+      const loc = start.headers.location as string;
+      await request(short.url, loc, { method: 'PATCH', body: 'abandoned bytes' });
+      const parts = path.join(short.dataDir, 'blobs', 'uploads', loc.split('/').pop() as string);
+      expect(await readdir(parts)).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 2600));
+      expect((await request(short.url, loc)).status).toBe(404);
+      expect(await readdir(parts)).toEqual([]);
+    } finally {
+      await short.stop();
+    }
+  });
+});

@@ -44,8 +44,8 @@ export const uploadStatus: Handler = async (ctx, _req, reply, m) => {
 
 export const patchUpload: Handler = async (ctx, req, reply, m) => {
   const upload = await loadUpload(ctx, m);
-  const offset = await appendChunk(ctx, upload, req, reply);
-  await uploadAccepted(reply.code(202), m.name, upload.id, offset);
+  const part = await appendChunk(ctx, upload, req, reply);
+  await uploadAccepted(reply.code(202), m.name, upload.id, upload.offset + (part?.size ?? 0));
 };
 
 export const finishUpload: Handler = async (ctx, req, reply, m) => {
@@ -58,31 +58,28 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
       // POST then PUT with the whole blob: stream straight to its place.
       await storeVerified(ctx, m.name, digest, req.raw);
     } else {
-      if (hasBody(req)) await appendChunk(ctx, upload, req, reply);
-      const parts = (await ctx.meta.getUpload(upload.id))?.parts ?? [];
-      const size = await assemble(ctx, parts, digest);
+      const last = hasBody(req) ? await appendChunk(ctx, upload, req, reply) : undefined;
+      if (last) upload.parts.push(last);
+      const size = await assemble(ctx, upload.parts, digest);
       await ctx.meta.linkBlob(m.name, digest.value, size);
     }
   } catch (err) {
     // A finish that fails leaves nothing behind: the client starts a new upload.
-    if (err instanceof OciError && err.code === 'DIGEST_INVALID') await discardUpload(ctx, upload.id);
+    if (err instanceof OciError && err.code === 'DIGEST_INVALID') await discardUpload(ctx, upload);
     throw err;
   }
-  await discardUpload(ctx, upload.id);
+  await discardUpload(ctx, upload);
   await blobCreated(reply, m.name, digest);
 };
 
 export const cancelUpload: Handler = async (ctx, _req, reply, m) => {
-  const upload = await loadUpload(ctx, m);
-  await discardUpload(ctx, upload.id);
+  await discardUpload(ctx, await loadUpload(ctx, m));
   await reply.code(204).send();
 };
 
-/** Removes an upload's parts and its record. */
-export async function discardUpload(ctx: RegistryContext, id: string): Promise<void> {
-  const upload = await ctx.meta.getUpload(id);
-  if (!upload) return;
-  await ctx.meta.deleteUpload(id);
+/** Removes an upload's record and its parts (a part already moved into place is gone already). */
+export async function discardUpload(ctx: RegistryContext, upload: Upload): Promise<void> {
+  await ctx.meta.deleteUpload(upload.id);
   await Promise.all(upload.parts.map((p) => ctx.blobs.delete(p.key)));
 }
 
@@ -115,8 +112,8 @@ function checkDigest(expected: Digest, actualHex: string): void {
   }
 }
 
-/** Stores the request body as the upload's next part; returns the new offset. */
-async function appendChunk(ctx: RegistryContext, upload: Upload, req: FastifyRequest, reply: FastifyReply): Promise<number> {
+/** Stores the request body as the upload's next part; returns it, or nothing for an empty body. */
+async function appendChunk(ctx: RegistryContext, upload: Upload, req: FastifyRequest, reply: FastifyReply): Promise<UploadPart | undefined> {
   const range = parseContentRange(req.headers['content-range']);
   if (range && range.start !== upload.offset) {
     reply.header('location', uploadLocation(upload.repo, upload.id)).header('range', rangeHeader(upload.offset));
@@ -134,14 +131,14 @@ async function appendChunk(ctx: RegistryContext, upload: Upload, req: FastifyReq
   });
   if (size === 0) {
     await ctx.blobs.delete(key);
-    return upload.offset;
+    return undefined;
   }
   const part = { start: upload.offset, size, sha256: hash.digest('hex'), key };
   if (!(await ctx.meta.appendUploadPart(upload.id, part))) {
     await ctx.blobs.delete(key);
     throw new OciError('RANGE_INVALID', `another chunk was written at offset ${upload.offset} first`);
   }
-  return upload.offset + size;
+  return part;
 }
 
 function parseContentRange(header: string | undefined): { start: number; end: number } | undefined {

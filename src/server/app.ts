@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { OpenAccess, type AccessController } from '../auth/access.ts';
 import { databaseUrl, storageUrl, type Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
@@ -24,7 +25,8 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const meta = parts.meta ?? (await openMetaStore(databaseUrl(config)));
   const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), { fsync: config.storage.fsync }));
   const app = Fastify({
-    logger: { level: config.log.level },
+    // Asynchronous log writes: a synchronous write per request cost ~8% of small-push throughput.
+    logger: { level: config.log.level, stream: pino.destination({ dest: 1, sync: false }) },
     genReqId: () => randomUUID(),
     requestIdHeader: 'x-request-id',
     // One log line per request, written when it completes (see below), instead of two.
@@ -54,9 +56,10 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     }
   });
 
+  const maxAge = config.uploads.expireAfterSeconds * 1000;
   const expiry = setInterval(() => {
-    expireUploads(ctx, config.uploads.expireAfterSeconds * 1000).catch((err: unknown) => app.log.error({ err }, 'upload expiry failed'));
-  }, 10 * 60 * 1000);
+    expireUploads(ctx, maxAge).catch((err: unknown) => app.log.error({ err }, 'upload expiry failed'));
+  }, Math.min(Math.max(maxAge / 2, 1000), 10 * 60 * 1000));
   expiry.unref();
   app.addHook('onClose', async () => {
     clearInterval(expiry);

@@ -27,6 +27,8 @@ export class FsBlobStore implements BlobStore {
   private readonly root: string;
   private readonly tmp: string;
   private readonly fsync: boolean;
+  /** directories known to exist, so a write costs no mkdir (it did, measurably, for small blobs) */
+  private readonly dirs = new Set<string>();
 
   private constructor(options: FsBlobStoreOptions) {
     this.root = path.resolve(options.root);
@@ -77,8 +79,7 @@ export class FsBlobStore implements BlobStore {
       const size = out.bytesWritten;
       await options.beforeCommit?.(size);
       if (this.fsync) await syncFile(temp);
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      await fs.rename(temp, target);
+      await this.renameInto(temp, target);
       return { size };
     } catch (err) {
       await fs.rm(temp, { force: true });
@@ -87,18 +88,45 @@ export class FsBlobStore implements BlobStore {
   }
 
   async move(from: string, to: string): Promise<void> {
-    const target = this.pathOf(to);
-    await fs.mkdir(path.dirname(target), { recursive: true });
     try {
-      await fs.rename(this.pathOf(from), target);
+      await this.renameInto(this.pathOf(from), this.pathOf(to));
     } catch (err) {
       if (isNotFound(err)) throw new BlobNotFoundError(from);
       throw err;
     }
   }
 
+  /** Renames a file to a path whose directory may not exist yet. */
+  private async renameInto(from: string, to: string): Promise<void> {
+    const dir = path.dirname(to);
+    if (!this.dirs.has(dir)) {
+      await fs.mkdir(dir, { recursive: true });
+      this.dirs.add(dir);
+    }
+    try {
+      await fs.rename(from, to);
+    } catch (err) {
+      // The directory may have been removed by someone else since; make it once more.
+      if (!isNotFound(err) || !(await this.exists(from))) throw err;
+      this.dirs.delete(dir);
+      await fs.mkdir(dir, { recursive: true });
+      await fs.rename(from, to);
+    }
+  }
+
+  private async exists(file: string): Promise<boolean> {
+    return fs.access(file).then(
+      () => true,
+      () => false,
+    );
+  }
+
   async delete(key: string): Promise<void> {
-    await fs.rm(this.pathOf(key), { force: true });
+    try {
+      await fs.unlink(this.pathOf(key));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   async *list(prefix: string): AsyncIterable<string> {
