@@ -4,7 +4,7 @@
  * buildApp() in this process (faster, for HTTP-level tests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,11 +78,16 @@ export interface InProcessServer extends RunningServer {
 }
 
 export async function startInProcess(options: { dataDir?: string; config?: Record<string, unknown>; parts?: AppParts } = {}): Promise<InProcessServer> {
+  const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await tempDir());
   const config = validate({ dataDir, log: { level: 'warn' }, storage: { fsync: false }, ...options.config });
   const app = await buildApp(config, options.parts);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');
-  return { url: `http://127.0.0.1:${address.port}`, host: `127.0.0.1:${address.port}`, dataDir, app, stop: () => app.close() };
+  const stop = async () => {
+    await app.close();
+    if (ownDir) await rm(dataDir, { recursive: true, force: true });
+  };
+  return { url: `http://127.0.0.1:${address.port}`, host: `127.0.0.1:${address.port}`, dataDir, app, stop };
 }
