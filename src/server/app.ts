@@ -1,7 +1,7 @@
 /** buildApp(config): wires the stores, the access controller and the routes. No route logic. */
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { OpenAccess, type AccessController } from '../auth/access.ts';
 import { databaseUrl, storageUrl, type Config } from '../config/schema.ts';
@@ -30,7 +30,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     genReqId: () => randomUUID(),
     requestIdHeader: 'x-request-id',
     // One log line per request, written when it completes (see below), instead of two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 4096 },
     frameworkErrors,
   });
