@@ -252,3 +252,17 @@ describe('upload expiry', () => {
     }
   });
 });
+
+describe('racing finishes', () => {
+  it('lets one of two concurrent PUTs of the same upload win, and the other get a 4xx', async () => {
+    const loc = await startUpload('race/finish');
+    const data = Buffer.alloc(256 * 1024, 3);
+    await request(base, loc, { method: 'PATCH', body: data });
+    const digest = sha256(data);
+    const results = await Promise.all([0, 1, 2].map(() => request(base, `${loc}?digest=${digest}`, { method: 'PUT' })));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toContain(201);
+    for (const s of statuses) expect(s === 201 || s === 404).toBe(true);
+    expect(sha256((await request(base, `/v2/race/finish/blobs/${digest}`)).body)).toBe(digest);
+  });
+});

@@ -10,6 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Upload, UploadPart } from '../meta/metastore.ts';
+import { BlobNotFoundError } from '../storage/blobstore.ts';
 import type { Handler, Match, RegistryContext } from './context.ts';
 import { blobKey, hashing, parseDigest, type Digest } from './digest.ts';
 import { OciError } from './errors.ts';
@@ -66,6 +67,8 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
   } catch (err) {
     // A finish that fails leaves nothing behind: the client starts a new upload.
     if (err instanceof OciError && err.code === 'DIGEST_INVALID') await discardUpload(ctx, upload);
+    // Parts vanish when a concurrent request finished or cancelled the same upload.
+    if (err instanceof BlobNotFoundError) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${upload.id} was finished or cancelled by another request`);
     throw err;
   }
   await discardUpload(ctx, upload);
