@@ -19,6 +19,9 @@ export async function serve(config: Config): Promise<void> {
       app.log.warn('requests still running after the drain period; exiting');
       process.exit(1);
     }, drainMs).unref();
+    // Connections that go idle once their request is done would otherwise hold the close open
+    // until the client drops them.
+    setInterval(() => app.server.closeIdleConnections(), 100).unref();
     app.close().then(
       () => process.exit(0),
       (err: unknown) => {

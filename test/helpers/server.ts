@@ -36,6 +36,7 @@ export interface ProcessServer extends RunningServer {
 }
 
 export async function startProcess(options: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ProcessServer> {
+  const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await tempDir());
   const child = spawn(nodeBin, [path.join(projectRoot, 'bin/custody.js'), 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], {
     env: { ...process.env, CUSTODY_LOG_LEVEL: "info", ...options.env },
@@ -69,7 +70,10 @@ export async function startProcess(options: { dataDir?: string; env?: Record<str
     child,
     output: () => output,
     kill,
-    stop: async () => void (await kill('SIGTERM')),
+    stop: async () => {
+      await kill('SIGTERM');
+      if (ownDir) await rm(dataDir, { recursive: true, force: true });
+    },
   };
 }
 
