@@ -1,6 +1,6 @@
 /** Blob pull and push over HTTP, as the OCI Distribution Spec describes them. */
-import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pushBlob, request, sha256 } from './helpers/http.ts';
@@ -19,6 +19,33 @@ async function startUpload(repo: string): Promise<string> {
 }
 
 describe('pull', () => {
+  it('serves a blob of several MiB whole and in ranges, and survives a client that leaves midway', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 17);
+    const digest = await pushBlob(base, 'pull/big', data);
+    const whole = await request(base, `/v2/pull/big/blobs/${digest}`);
+    expect(whole.status).toBe(200);
+    expect(sha256(whole.body)).toBe(digest);
+    const part = await request(base, `/v2/pull/big/blobs/${digest}`, { headers: { range: 'bytes=1048570-3145739' } });
+    expect(part.status).toBe(206);
+    expect(part.body.equals(data.subarray(1048570, 3145740))).toBe(true);
+
+    const openBlobs = async () => (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((f) => f.includes(digest.slice(7))).length;
+    const http = await import('node:http');
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get(`${base}/v2/pull/big/blobs/${digest}`, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (err) => (req.destroyed ? resolve() : reject(err)));
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await openBlobs()).toBe(0);
+    const again = await request(base, `/v2/pull/big/blobs/${digest}`);
+    expect(sha256(again.body)).toBe(digest);
+  });
+
   it('serves GET and HEAD with digest, length and etag', async () => {
     const digest = await pushBlob(base, 'pull/a', 'hello world');
     const get = await request(base, `/v2/pull/a/blobs/${digest}`);

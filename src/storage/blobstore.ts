@@ -5,7 +5,7 @@
  * atomic rename. Everything a registry needs (content addressing, digests, uploads in chunks)
  * lives one layer up, in src/oci. Keys are slash-separated paths of [a-z0-9._-] segments.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 export interface BlobStat {
   size: number;
@@ -31,6 +31,12 @@ export interface BlobStore {
   stat(key: string): Promise<BlobStat | undefined>;
   /** A stream of the object (or of a range of it); rejects with BlobNotFoundError. */
   read(key: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Serving an object: opens it (rejecting with BlobNotFoundError before anything is written) and
+   * returns a function that writes it, or a range of it, into `out` without ending `out`, and
+   * resolves once `out` has taken every byte. Unlike read(), the driver may reuse its buffers.
+   */
+  openCopy(key: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>>;
   /** Writes a whole object; it becomes visible atomically, only when the write succeeds. */
   write(key: string, body: Readable | AsyncIterable<Uint8Array>, options?: WriteOptions): Promise<BlobStat>;
   /** Moves an object to another key (a copy and a delete where the backend has no rename). */

@@ -2,7 +2,8 @@
  * The one BlobStore test suite. Every driver runs it (see test/storage.test.ts); a new driver is
  * done when it passes.
  */
-import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { BlobNotFoundError, type BlobStore } from './blobstore.ts';
@@ -81,6 +82,22 @@ export function blobStoreSuite(name: string, open: () => Promise<BlobStore>): vo
       for (const key of ['../etc/passwd', '/abs', 'a/../../b', 'a//b', '']) {
         await expect(store.stat(key)).rejects.toThrow(/invalid blob store key/);
       }
+    });
+
+    it('copies an object and ranges of it across buffer boundaries into a stream', async () => {
+      const store = await open();
+      const data = randomBytes(2.5 * 1024 * 1024);
+      await store.write('blobs/big', Readable.from([data]));
+      const copied = async (range?: { start: number; end: number }) => {
+        const chunks: Buffer[] = [];
+        const out = new Writable({ write: (c: Buffer, _e, done) => (chunks.push(Buffer.from(c)), done()) });
+        await (await store.openCopy('blobs/big', range))(out);
+        return Buffer.concat(chunks);
+      };
+      expect((await copied()).equals(data)).toBe(true);
+      const range = { start: 1024 * 1024 - 3, end: 2 * 1024 * 1024 + 5 };
+      expect((await copied(range)).equals(data.subarray(range.start, range.end + 1))).toBe(true);
+      await expect(store.openCopy('nothing/here')).rejects.toBeInstanceOf(BlobNotFoundError);
     });
 
     it('answers ping', async () => {

@@ -12,10 +12,10 @@ const manifestFields = ['repo', 'digest', 'media_type', 'content', 'artifact_typ
 export class KyselyMetaStore implements MetaStore {
   private readonly db: Kysely<Database>;
   /**
-   * The two reads behind every manifest GET, compiled once: building a query costs more than
-   * running it on SQLite. Parameters are (repo, digest) and (repo, tag).
+   * The reads behind every manifest and blob GET, compiled once: building a query costs more
+   * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
    */
-  private readonly hot: { byDigest: string; byTag: string };
+  private readonly hot: { byDigest: string; byTag: string; blobSize: string };
 
   private constructor(db: Kysely<Database>) {
     this.db = db;
@@ -27,6 +27,13 @@ export class KyselyMetaStore implements MetaStore {
         .select(manifestFields.map((f) => `manifests.${f}` as const))
         .where('tags.repo', '=', '')
         .where('tags.name', '=', '')
+        .compile().sql,
+      blobSize: db
+        .selectFrom('repo_blobs')
+        .innerJoin('blobs', 'blobs.digest', 'repo_blobs.digest')
+        .select('blobs.size')
+        .where('repo_blobs.repo', '=', '')
+        .where('repo_blobs.digest', '=', '')
         .compile().sql,
     };
   }
@@ -52,14 +59,8 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async blobInRepo(repo: string, digest: string): Promise<number | undefined> {
-    const row = await this.db
-      .selectFrom('repo_blobs')
-      .innerJoin('blobs', 'blobs.digest', 'repo_blobs.digest')
-      .select('blobs.size')
-      .where('repo_blobs.repo', '=', repo)
-      .where('repo_blobs.digest', '=', digest)
-      .executeTakeFirst();
-    return row?.size;
+    const { rows } = await this.db.executeQuery<{ size: number }>(CompiledQuery.raw(this.hot.blobSize, [repo, digest]));
+    return rows[0]?.size;
   }
 
   async unlinkBlob(repo: string, digest: string): Promise<boolean> {

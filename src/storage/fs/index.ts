@@ -11,9 +11,10 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, checkKey, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
+import { copyRange } from './copy.ts';
 
 export interface FsBlobStoreOptions {
   root: string;
@@ -58,16 +59,30 @@ export class FsBlobStore implements BlobStore {
   }
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
-    let handle: fs.FileHandle;
+    const handle = await this.openObject(key);
+    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: readChunk });
+  }
+
+  async openCopy(key: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+    const handle = await this.openObject(key);
+    return async (out) => {
+      try {
+        const end = range?.end ?? (await handle.stat()).size - 1;
+        await copyRange(handle, out, range?.start ?? 0, end);
+      } finally {
+        await handle.close();
+      }
+    };
+  }
+
+  /** Opens before any header is sent, so that a missing object is an error the caller can still report. */
+  private async openObject(key: string): Promise<fs.FileHandle> {
     try {
-      // Open before returning so that a missing object is an error the caller sees before it
-      // has sent any header.
-      handle = await fs.open(this.pathOf(key), 'r');
+      return await fs.open(this.pathOf(key), 'r');
     } catch (err) {
       if (isNotFound(err)) throw new BlobNotFoundError(key);
       throw err;
     }
-    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: readChunk });
   }
 
   async write(key: string, body: Readable | AsyncIterable<Uint8Array>, options: WriteOptions = {}): Promise<BlobStat> {

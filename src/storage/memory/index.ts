@@ -1,6 +1,7 @@
 /** An in-memory BlobStore, for tests and throwaway registries. */
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { BlobNotFoundError, checkKey, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
+import { writeOut } from '../write-out.ts';
 
 export class MemoryBlobStore implements BlobStore {
   private readonly objects = new Map<string, Buffer>();
@@ -14,6 +15,12 @@ export class MemoryBlobStore implements BlobStore {
     const data = this.objects.get(checkKey(key));
     if (!data) throw new BlobNotFoundError(key);
     return Readable.from([range ? data.subarray(range.start, range.end + 1) : data]);
+  }
+
+  async openCopy(key: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
+    const data = this.objects.get(checkKey(key));
+    if (!data) throw new BlobNotFoundError(key);
+    return (out) => writeOut(out, range ? data.subarray(range.start, range.end + 1) : data);
   }
 
   async write(key: string, body: Readable | AsyncIterable<Uint8Array>, options: WriteOptions = {}): Promise<BlobStat> {
