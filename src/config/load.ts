@@ -3,7 +3,6 @@
  * command-line flags, each overriding the one before; validated once, at start.
  */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
 
@@ -35,6 +34,8 @@ export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessE
     } catch (err) {
       throw new ConfigError(`cannot read config file ${options.file}: ${(err as Error).message}`);
     }
+    // Loaded only when a file is given, like pg: memory the default setup does not need.
+    const { parse: parseYaml } = await import('yaml');
     try {
       raw = (parseYaml(text) as Raw | null) ?? {};
     } catch (err) {

@@ -1,12 +1,14 @@
 /** Opens the MetaStore a database URL names: PostgreSQL (`postgres://…`) or an SQLite file. */
 import { PostgresDialect } from 'kysely';
-import pg from 'pg';
 import { nodeSqliteDialect } from './kysely/sqlite-dialect.ts';
 import { KyselyMetaStore } from './kysely/store.ts';
 import type { MetaStore } from './metastore.ts';
 
 export async function openMetaStore(url: string): Promise<MetaStore> {
   if (/^postgres(ql)?:\/\//.test(url)) {
+    // Loaded only when used: the embedded default should not pay pg's memory.
+    const { default: pg } = await import('pg');
+    const getTypeParser = int8AsNumber(pg.types.getTypeParser);
     const pool = new pg.Pool({ connectionString: url, max: 10, types: { getTypeParser } });
     return KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres');
   }
@@ -16,8 +18,9 @@ export async function openMetaStore(url: string): Promise<MetaStore> {
 
 const INT8 = 20;
 
+type TypeParser = (oid: number, format?: 'text') => (value: string) => unknown;
+
 // Sizes and times are bigint columns; they fit in a JS number, so read them as one.
-function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
-  if (oid === INT8) return (value: string) => Number(value);
-  return pg.types.getTypeParser(oid, format as 'text');
+function int8AsNumber(fallback: TypeParser): (oid: number, format?: 'text' | 'binary') => (value: string) => unknown {
+  return (oid, format) => (oid === INT8 ? (value: string) => Number(value) : fallback(oid, format as 'text'));
 }

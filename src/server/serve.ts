@@ -1,6 +1,7 @@
 /** `custody serve`: listen, and on SIGTERM or SIGINT finish in-flight requests, then exit. */
 import { parseListen, type Config } from '../config/schema.ts';
 import { buildApp } from './app.ts';
+import { paceBufferGc } from './buffer-gc.ts';
 
 /** How long in-flight requests get to finish after SIGTERM before the process exits anyway. */
 const drainMs = 30_000;
@@ -9,6 +10,7 @@ export async function serve(config: Config): Promise<void> {
   const app = await buildApp(config);
   const { host, port } = parseListen(config.listen);
   await app.listen({ host, port });
+  paceBufferGc((reason) => app.log.warn(reason));
   app.log.warn('access control is open: anyone who reaches this port can push, pull and delete (accounts and tokens are not built yet)');
   let closing = false;
   const stop = (signal: string) => {
