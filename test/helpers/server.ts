@@ -14,7 +14,7 @@ import { buildApp, type AppParts } from '../../src/server/app.ts';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Node 24 from the node@24 dev dependency: the same runtime `npm start` uses. */
-export const nodeBin = path.join(projectRoot, 'node_modules/.bin/node');
+const nodeBinDir = path.join(projectRoot, 'node_modules/.bin');
 
 export interface RunningServer {
   url: string;
@@ -38,8 +38,9 @@ export interface ProcessServer extends RunningServer {
 export async function startProcess(options: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ProcessServer> {
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await tempDir());
-  const child = spawn(nodeBin, [path.join(projectRoot, 'bin/custody.js'), 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], {
-    env: { ...process.env, CUSTODY_LOG_LEVEL: "info", ...options.env },
+  // The bin as installed: its #! line finds the project's Node 24 first on PATH, as npm scripts do.
+  const child = spawn(path.join(projectRoot, 'bin/custody.js'), ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], {
+    env: { ...process.env, PATH: `${nodeBinDir}${path.delimiter}${process.env.PATH ?? ''}`, CUSTODY_LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

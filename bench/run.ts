@@ -1,0 +1,203 @@
+/**
+ * `npm run bench`: the registry benchmark of issue 2. It pushes and pulls blobs of three sizes and
+ * GETs a manifest by tag, verifying every digest, against Custody and — with `--against URL` or
+ * `--reference` — another registry in the same run, then prints figures, ratios and the targets.
+ *
+ *   npm run bench                       Custody alone (started from this checkout)
+ *   npm run bench -- --reference        beside Debian's docker-registry (CNCF distribution 2.8)
+ *   npm run bench -- --against URL      beside a registry already running at URL
+ *   npm run bench -- --url URL --pid N  a Custody already running (its RSS read from /proc/N)
+ *   --quick                             a small run that checks the harness (used by the tests)
+ *   --only 1MiB,64MiB,manifest          run only some workloads (4KiB, 1MiB, 64MiB, manifest)
+ *   --json FILE                         also write the results as JSON
+ */
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { sampleRss } from './rss.ts';
+import { startCustody, startReference, type Server } from './servers.ts';
+import { fmt, table, type Result } from './stats.ts';
+import { blobWorkload, manifestWorkload, prepareBlobs, type BlobPlan } from './workloads.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    pid: { type: 'string' },
+    against: { type: 'string' },
+    reference: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    only: { type: 'string' },
+  },
+});
+
+/** Whether a workload was asked for: all of them unless --only names some. */
+const wanted = (label: string) => !args.only || args.only.split(',').some((w) => w.trim().toLowerCase() === label.replace(/\s/g, '').toLowerCase());
+
+interface Plan {
+  /** each blob workload runs this many times per registry; the median round is reported */
+  rounds: number;
+  blobs: BlobPlan[];
+  manifest: { concurrency: number; seconds: number };
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const full: Plan = {
+  rounds: 3,
+  blobs: [
+    { label: '4 KiB', size: 4 * KiB, count: 2000, concurrency: 8 },
+    { label: '1 MiB', size: MiB, count: 300, concurrency: 4 },
+    { label: '64 MiB', size: 64 * MiB, count: 8, concurrency: 2 },
+  ],
+  manifest: { concurrency: 16, seconds: 20 },
+};
+const quick: Plan = {
+  rounds: 1,
+  blobs: [
+    { label: '4 KiB', size: 4 * KiB, count: 100, concurrency: 8 },
+    { label: '1 MiB', size: MiB, count: 10, concurrency: 4 },
+    { label: '64 MiB', size: 64 * MiB, count: 2, concurrency: 2 },
+  ],
+  manifest: { concurrency: 16, seconds: 1 },
+};
+
+interface Target {
+  name: string;
+  base: Server;
+  other?: Server;
+}
+
+async function targets(): Promise<Target> {
+  const base: Server = args.url ? { url: args.url, pid: args.pid ? Number(args.pid) : undefined, stop: async () => {} } : await startCustody();
+  if (args.reference) return { name: 'docker-registry', base, other: await startReference() };
+  if (args.against) return { name: args.against, base, other: { url: args.against, pid: undefined, stop: async () => {} } };
+  return { name: '', base };
+}
+
+/** Runs one workload against a server while sampling its memory. */
+async function measured<T extends Result | Result[]>(server: Server, run: () => Promise<T>): Promise<T> {
+  const rss = sampleRss(server.pid);
+  const result = await run();
+  const peak = rss.stop();
+  for (const r of Array.isArray(result) ? result : [result]) r.peakRssMiB = peak;
+  return result;
+}
+
+interface Row {
+  custody: Result;
+  other?: Result;
+}
+
+/** The round with the median throughput: one slow or lucky round on a shared machine says little. */
+function median(results: Result[]): Result {
+  const sorted = [...results].sort((a, b) => a.opsPerSec - b.opsPerSec);
+  return sorted[Math.floor(sorted.length / 2)] as Result;
+}
+
+/** Untimed traffic first, so that neither registry is measured while its JIT or caches are cold. */
+async function warmUp(server: Server): Promise<void> {
+  const plan = { label: 'warm-up', size: 64 * 1024, count: 200, concurrency: 4 };
+  const clients = await prepareBlobs(plan);
+  try {
+    await blobWorkload(clients, server.url, plan);
+  } finally {
+    await clients.close();
+  }
+  await manifestWorkload(server.url, 4, 1);
+}
+
+async function runAll(plan: Plan, t: Target): Promise<Row[]> {
+  const rows: Row[] = [];
+  process.stderr.write('warming up…\n');
+  for (const server of t.other ? [t.base, t.other] : [t.base]) await warmUp(server);
+  for (const w of plan.blobs.filter((b) => wanted(b.label))) {
+    const rounds: { custody: Result[]; other: Result[] }[] = [
+      { custody: [], other: [] },
+      { custody: [], other: [] },
+    ];
+    for (let round = 0; round < plan.rounds; round++) {
+      process.stderr.write(`${w.label} × ${w.count} at concurrency ${w.concurrency}, round ${round + 1} of ${plan.rounds}…\n`);
+      // Fresh blobs each round, the same bytes for both registries; made per workload so 64 MiB
+      // blobs are not all held at once. Who goes first alternates.
+      const clients = await prepareBlobs(w);
+      try {
+        const servers = t.other ? (round % 2 === 0 ? [t.base, t.other] : [t.other, t.base]) : [t.base];
+        for (const server of servers) {
+          const results = await measured(server, () => blobWorkload(clients, server.url, w));
+          results.forEach((r, i) => (server === t.base ? rounds[i]!.custody : rounds[i]!.other).push(r));
+        }
+      } finally {
+        await clients.close();
+      }
+    }
+    for (const r of rounds) rows.push({ custody: median(r.custody), other: r.other.length > 0 ? median(r.other) : undefined });
+  }
+  if (!wanted('manifest')) return rows;
+  const m = plan.manifest;
+  process.stderr.write(`manifest GET by tag at concurrency ${m.concurrency} for ${m.seconds} s…\n`);
+  const custody = await measured(t.base, () => manifestWorkload(t.base.url, m.concurrency, m.seconds));
+  const other = t.other ? await measured(t.other, () => manifestWorkload(t.other!.url, m.concurrency, m.seconds)) : undefined;
+  rows.push({ custody, other });
+  return rows;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
+function printTable(rows: Row[], name: string): void {
+  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB'];
+  const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'ratio'] : head];
+  for (const { custody: c, other: o } of rows) {
+    const mine = [c.workload, fmt(c.opsPerSec), fmt(c.mbPerSec), fmt(c.p50, 2), fmt(c.p99, 2), fmt(c.peakRssMiB, 0)];
+    out.push(o ? [...mine, fmt(o.opsPerSec), fmt(o.mbPerSec), fmt(o.p50, 2), fmt(o.p99, 2), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
+  }
+  console.log(`\nCustody${name ? ` beside ${name}` : ''}:\n${table(out)}\n`);
+}
+
+interface Check {
+  target: string;
+  measured: string;
+  pass: boolean;
+}
+
+/** The floors issue 2 sets; the comparisons need another registry in the same run. */
+function checks(rows: Row[]): Check[] {
+  const find = (w: string) => rows.find((r) => r.custody.workload === w);
+  const out: Check[] = [];
+  const atLeast = (workload: string, key: 'opsPerSec' | 'mbPerSec', floor: number) => {
+    const row = find(workload);
+    const r = ratio(row?.custody[key], row?.other?.[key]);
+    if (r !== undefined) out.push({ target: `${workload} ${key === 'opsPerSec' ? 'ops/s' : 'MiB/s'} ≥ ${floor}× reference`, measured: `${r.toFixed(2)}×`, pass: r >= floor });
+  };
+  atLeast('manifest GET by tag', 'opsPerSec', 3);
+  for (const w of ['4 KiB push', '4 KiB pull']) atLeast(w, 'opsPerSec', 2);
+  for (const w of ['1 MiB push', '1 MiB pull', '64 MiB push', '64 MiB pull']) atLeast(w, 'mbPerSec', 1.2);
+  const manifest = find('manifest GET by tag');
+  if (manifest?.other) {
+    const [mine, theirs] = [manifest.custody.p99, manifest.other.p99];
+    out.push({ target: 'manifest GET p99 no worse than reference', measured: `${mine.toFixed(2)} ms vs ${theirs.toFixed(2)} ms`, pass: mine <= theirs });
+  }
+  const big = [find('64 MiB push'), find('64 MiB pull')].map((r) => r?.custody.peakRssMiB);
+  if (big.every((m) => m !== undefined)) {
+    const peak = Math.max(...(big as number[]));
+    out.push({ target: 'Custody RSS < 150 MiB while 64 MiB blobs stream', measured: `${peak.toFixed(0)} MiB`, pass: peak < 150 });
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const t = await targets();
+  try {
+    const rows = await runAll(args.quick ? quick : full, t);
+    printTable(rows, t.name);
+    const results = checks(rows);
+    if (results.length > 0) console.log(`Targets:\n${table(results.map((c) => [c.target, c.measured, c.pass ? 'PASS' : 'FAIL']))}\n`);
+    if (args.json) await writeFile(args.json, JSON.stringify({ against: t.name || undefined, quick: args.quick, rows, checks: results }, null, 2));
+  } finally {
+    await t.base.stop();
+    await t.other?.stop();
+  }
+}
+
+await main();

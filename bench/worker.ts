@@ -1,0 +1,90 @@
+/**
+ * One client thread of the benchmark. A single Node thread hashing every byte it pulls could not
+ * keep up with the server, so the load comes from as many threads as the machine has cores; each
+ * holds its own share of the blobs and its own connections.
+ */
+import { randomBytes } from 'node:crypto';
+import { parentPort } from 'node:worker_threads';
+import { Pool } from 'undici';
+import { getManifest, makeBlobs, pullBlob, pushBlob, type Blob } from './client.ts';
+
+export type Command =
+  | { op: 'blobs'; count: number; size: number }
+  | { op: 'push' | 'pull'; base: string; repo: string; concurrency: number }
+  | { op: 'manifest'; base: string; repo: string; digest: string; concurrency: number; seconds: number }
+  | { op: 'close' };
+
+export type Reply = { latencies: number[] } | { error: string };
+
+let blobs: Blob[] = [];
+const pools = new Map<string, Pool>();
+const poolFor = (base: string, connections: number) => {
+  const key = `${base} ${connections}`;
+  let pool = pools.get(key);
+  if (!pool) pools.set(key, (pool = new Pool(base, { connections, pipelining: 1 })));
+  return pool;
+};
+
+/** Runs `task` over the items with at most `concurrency` at once; returns each latency in ms. */
+async function pooled<T>(items: T[], concurrency: number, task: (item: T) => Promise<void>): Promise<number[]> {
+  const latencies: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        const t = performance.now();
+        await task(item);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return latencies;
+}
+
+async function loopFor(seconds: number, concurrency: number, task: () => Promise<void>): Promise<number[]> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const t = performance.now();
+        await task();
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return latencies;
+}
+
+async function run(cmd: Command): Promise<number[]> {
+  switch (cmd.op) {
+    case 'blobs':
+      blobs = makeBlobs(cmd.count, cmd.size, randomBytes);
+      return [];
+    case 'push': {
+      const pool = poolFor(cmd.base, cmd.concurrency);
+      return pooled(blobs, cmd.concurrency, (b) => pushBlob(pool, cmd.base, cmd.repo, b));
+    }
+    case 'pull': {
+      const pool = poolFor(cmd.base, cmd.concurrency);
+      return pooled(blobs, cmd.concurrency, (b) => pullBlob(pool, cmd.repo, b));
+    }
+    case 'manifest': {
+      const pool = poolFor(cmd.base, cmd.concurrency);
+      return loopFor(cmd.seconds, cmd.concurrency, () => getManifest(pool, cmd.repo, cmd.digest));
+    }
+    case 'close':
+      await Promise.all([...pools.values()].map((p) => p.close()));
+      pools.clear();
+      blobs = [];
+      return [];
+  }
+}
+
+parentPort?.on('message', (cmd: Command) => {
+  run(cmd).then(
+    (latencies) => parentPort?.postMessage({ latencies } satisfies Reply),
+    (err: unknown) => parentPort?.postMessage({ error: err instanceof Error ? err.message : String(err) } satisfies Reply),
+  );
+});
