@@ -1,0 +1,31 @@
+/**
+ * The benchmark harness itself (`npm run bench -- --quick`): it starts Custody, runs every
+ * workload with every digest checked, and writes figures. Not a timed test: it asserts only that
+ * each workload ran and produced sane numbers, so that `npm run bench` keeps working.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+it('runs every workload of the quick benchmark against a fresh Custody', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'custody-bench-smoke-'));
+  try {
+    const json = path.join(dir, 'result.json');
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bench/run.ts'), '--quick', '--json', json], { cwd: root, timeout: 110_000 });
+    expect(stdout).toContain('manifest GET by tag');
+    const result = JSON.parse(await readFile(json, 'utf8')) as { rows: { custody: { workload: string; opsPerSec: number; p99: number; peakRssMiB?: number } }[] };
+    expect(result.rows.map((r) => r.custody.workload)).toEqual(['4 KiB push', '4 KiB pull', '1 MiB push', '1 MiB pull', '64 MiB push', '64 MiB pull', 'manifest GET by tag']);
+    for (const { custody } of result.rows) {
+      expect(custody.opsPerSec).toBeGreaterThan(0);
+      expect(custody.p99).toBeGreaterThan(0);
+      expect(custody.peakRssMiB).toBeGreaterThan(0);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
