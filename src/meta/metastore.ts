@@ -3,6 +3,7 @@
  * repository may serve, manifests, tags, referrers and upload sessions. Upload sessions live
  * here (not in a process) so that any replica can continue an upload another one started.
  */
+import type { AccountStore } from './accounts.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -87,6 +88,8 @@ export interface ManifestIndex {
 }
 
 export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
+  /** people, teams, robots, roles, tokens, keys and the audit log (see accounts.ts) */
+  readonly accounts: AccountStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

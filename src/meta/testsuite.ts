@@ -137,4 +137,78 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       await meta.close();
     });
   });
+
+  describe(`AccountStore: ${name}`, () => {
+    it('keeps users, teams, memberships and roles, and removes what a deleted user held', async () => {
+      const meta = await open();
+      const a = meta.accounts;
+      const alice = await a.createUser({ name: 'alice', passwordHash: 'h1', admin: false });
+      await expect(a.createUser({ name: 'alice', passwordHash: null, admin: false })).rejects.toThrow();
+      expect(await a.getUser({ name: 'alice' })).toEqual(alice);
+      expect(await a.countUsers()).toBe(1);
+      await a.setPassword(alice.id, 'h2');
+      expect((await a.getUser({ id: alice.id }))?.passwordHash).toBe('h2');
+      const team = await a.createTeam('platform');
+      await a.addMember(team.id, alice.id);
+      await a.addMember(team.id, alice.id);
+      expect(await a.teamsOf(alice.id)).toEqual([team.id]);
+      expect((await a.listTeams()).map((t) => [t.name, t.members])).toEqual([['platform', ['alice']]]);
+      await a.setGrant({ namespace: 'ns', kind: 'team', principal: team.id, role: 'writer' });
+      await a.setGrant({ namespace: 'ns', kind: 'user', principal: alice.id, role: 'reader' });
+      await a.setGrant({ namespace: 'ns', kind: 'user', principal: alice.id, role: 'maintainer' });
+      expect((await a.rolesIn('ns', [{ kind: 'user', id: alice.id }, { kind: 'team', id: team.id }])).sort()).toEqual(['maintainer', 'writer']);
+      expect(await a.rolesIn('other', [{ kind: 'user', id: alice.id }])).toEqual([]);
+      expect(await a.deleteUser(alice.id)).toBe(true);
+      expect(await a.teamsOf(alice.id)).toEqual([]);
+      expect((await a.listGrants('ns')).map((g) => g.kind)).toEqual(['team']);
+      expect(await a.deleteTeam(team.id)).toBe(true);
+      expect(await a.listGrants('ns')).toEqual([]);
+      await meta.close();
+    });
+
+    it('keeps robots, namespaces, tokens and signing keys', async () => {
+      const meta = await open();
+      const a = meta.accounts;
+      const robot = await a.createRobot('ns', 'ci');
+      expect(robot.name).toBe('ns+ci');
+      expect(await a.listRobots('ns')).toEqual([robot]);
+      expect((await a.upsertNamespace('ns', { anonymousRead: true })).anonymousRead).toBe(true);
+      expect((await a.upsertNamespace('ns', {})).anonymousRead).toBe(true);
+      expect((await a.getNamespace('ns'))?.anonymousRead).toBe(true);
+      const token = await a.createToken({ id: 'abc', ownerKind: 'robot', ownerId: robot.id, name: 't', secretHash: 'f00', scopes: ['pull'], expiresAt: 5 * 2 ** 40 });
+      expect(await a.getToken('abc')).toEqual(token);
+      await a.touchToken('abc', 1234);
+      expect((await a.listTokens('robot', robot.id)).map((t) => t.lastUsedAt)).toEqual([1234]);
+      expect(await a.deleteRobot(robot.id)).toBe(true);
+      expect(await a.getToken('abc')).toBeUndefined();
+      await a.addSigningKey({ kid: 'k1', privateJwk: '{}', publicJwk: '{}', active: true });
+      await a.addSigningKey({ kid: 'k2', privateJwk: '{}', publicJwk: '{}', active: true });
+      expect((await a.signingKeys()).map((k) => [k.kid, k.active]).sort()).toEqual([
+        ['k1', false],
+        ['k2', true],
+      ]);
+      expect(await a.retireSigningKeys(Date.now() + 1000)).toBe(1);
+      await meta.close();
+    });
+
+    it('queries the audit log with filters and pages, prunes it, and counts login failures', async () => {
+      const meta = await open();
+      const a = meta.accounts;
+      for (let i = 0; i < 5; i++) await a.record({ time: 1000 + i, actor: i % 2 ? 'bob' : 'alice', source: '10.0.0.1', action: 'push', target: `r${i}`, outcome: 'success', detail: { i } });
+      const first = await a.query({ limit: 2 });
+      expect(first.map((e) => e.target)).toEqual(['r4', 'r3']);
+      const next = await a.query({ limit: 2, before: first[1]?.id });
+      expect(next.map((e) => e.target)).toEqual(['r2', 'r1']);
+      expect((await a.query({ actor: 'bob', limit: 10 })).map((e) => e.detail)).toEqual([{ i: 3 }, { i: 1 }]);
+      expect((await a.query({ since: 1003, limit: 10 })).length).toBe(2);
+      expect(await a.pruneAudit(1002)).toBe(2);
+      expect((await a.query({ limit: 10 })).length).toBe(3);
+      await a.recordFailure('account:x', 100);
+      await a.recordFailure('account:x', 200);
+      expect(await a.failuresSince('account:x', 150)).toBe(1);
+      await a.clearFailures('account:x');
+      expect(await a.failuresSince('account:x', 0)).toBe(0);
+      await meta.close();
+    });
+  });
 }

@@ -81,6 +81,92 @@ export function migrations(engine: Engine): MigrationProvider {
           .execute();
       },
     },
+    '0002-accounts': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('users')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', name, (c) => c.notNull().unique())
+          .addColumn('password_hash', 'text')
+          .addColumn('admin', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('teams')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', name, (c) => c.notNull().unique())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('team_members')
+          .addColumn('team_id', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('team_members_pk', ['team_id', 'user_id'])
+          .execute();
+        await db.schema.createIndex('team_members_user').on('team_members').column('user_id').execute();
+        await db.schema
+          .createTable('robots')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', name, (c) => c.notNull().unique())
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('namespaces')
+          .addColumn('name', name, (c) => c.primaryKey())
+          .addColumn('anonymous_read', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('grants')
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('principal', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('grants_pk', ['namespace', 'kind', 'principal'])
+          .execute();
+        await db.schema
+          .createTable('tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('owner_kind', 'text', (c) => c.notNull())
+          .addColumn('owner_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('tokens_owner').on('tokens').columns(['owner_kind', 'owner_id']).execute();
+        await db.schema
+          .createTable('signing_keys')
+          .addColumn('kid', 'text', (c) => c.primaryKey())
+          .addColumn('private_jwk', 'text', (c) => c.notNull())
+          .addColumn('public_jwk', 'text', (c) => c.notNull())
+          .addColumn('active', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('id', engine === 'postgres' ? 'bigserial' : 'integer', (c) => (engine === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn('time', 'bigint', (c) => c.notNull())
+          .addColumn('actor', name, (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('target', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('detail', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('audit_events_time').on('audit_events').column('time').execute();
+        await db.schema.createIndex('audit_events_actor').on('audit_events').columns(['actor', 'id']).execute();
+        await db.schema
+          .createTable('login_failures')
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('time', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('login_failures_key').on('login_failures').columns(['key', 'time']).execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

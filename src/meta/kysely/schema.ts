@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /** The tables, as Kysely sees them. Times are milliseconds since the epoch. */
 export interface Database {
   repositories: { name: string; created_at: number };
@@ -19,4 +21,36 @@ export interface Database {
   tags: { repo: string; name: string; digest: string; updated_at: number };
   uploads: { id: string; repo: string; offset: number; created_at: number; updated_at: number };
   upload_parts: { upload_id: string; start: number; size: number; sha256: string; key: string };
+  users: { id: string; name: string; password_hash: string | null; admin: number; created_at: number };
+  teams: { id: string; name: string; created_at: number };
+  team_members: { team_id: string; user_id: string };
+  robots: { id: string; name: string; namespace: string; created_at: number };
+  namespaces: { name: string; anonymous_read: number; created_at: number };
+  /** kind is 'user', 'team' or 'robot'; principal is its id */
+  grants: { namespace: string; kind: string; principal: string; role: string };
+  tokens: {
+    id: string;
+    owner_kind: string;
+    owner_id: string;
+    name: string;
+    secret_hash: string;
+    /** JSON array */
+    scopes: string;
+    expires_at: number | null;
+    last_used_at: number | null;
+    created_at: number;
+  };
+  signing_keys: { kid: string; private_jwk: string; public_jwk: string; active: number; created_at: number };
+  audit_events: {
+    id: Generated<number>;
+    time: number;
+    actor: string;
+    source: string;
+    action: string;
+    target: string;
+    outcome: string;
+    /** JSON object */
+    detail: string;
+  };
+  login_failures: { key: string; time: number };
 }

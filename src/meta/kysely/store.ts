@@ -1,6 +1,7 @@
 /** The MetaStore on Kysely: one implementation for SQLite and PostgreSQL. */
 import { CompiledQuery, Kysely, sql, type Dialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
+import { KyselyAccountStore } from './accounts.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -11,6 +12,7 @@ const manifestFields = ['repo', 'digest', 'media_type', 'content', 'artifact_typ
 
 export class KyselyMetaStore implements MetaStore {
   private readonly db: Kysely<Database>;
+  readonly accounts: KyselyAccountStore;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
    * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
@@ -19,6 +21,7 @@ export class KyselyMetaStore implements MetaStore {
 
   private constructor(db: Kysely<Database>) {
     this.db = db;
+    this.accounts = new KyselyAccountStore(db);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db

@@ -1,0 +1,151 @@
+/**
+ * What the access controller and the management API keep in the shared metadata store: people,
+ * teams, robots, their roles per namespace, tokens, the JWT signing keys and the audit log.
+ * Everything a replica needs to decide lives here, so any replica decides the same way.
+ */
+
+export type Role = 'reader' | 'writer' | 'maintainer' | 'admin';
+export const roles: readonly Role[] = ['reader', 'writer', 'maintainer', 'admin'];
+
+export interface User {
+  id: string;
+  name: string;
+  /** scrypt hash (see src/auth/passwords.ts); null for a user who logs in with tokens only */
+  passwordHash: string | null;
+  /** registry administrator: every namespace, every setting */
+  admin: boolean;
+  createdAt: number;
+}
+
+export interface Team {
+  id: string;
+  name: string;
+}
+
+export interface Robot {
+  id: string;
+  /** robot names are `<namespace>+<name>`, as other registries spell them */
+  name: string;
+  namespace: string;
+  createdAt: number;
+}
+
+export type PrincipalKind = 'user' | 'team' | 'robot';
+
+export interface Grant {
+  namespace: string;
+  kind: PrincipalKind;
+  /** the user, team or robot id */
+  principal: string;
+  role: Role;
+}
+
+export interface Namespace {
+  name: string;
+  /** pull without logging in */
+  anonymousRead: boolean;
+  createdAt: number;
+}
+
+export interface TokenRecord {
+  id: string;
+  ownerKind: 'user' | 'robot';
+  ownerId: string;
+  name: string;
+  /** sha256 hex of the secret; the secret itself is shown once and never stored */
+  secretHash: string;
+  /** the most this token may do: a subset of pull, push, delete, manage */
+  scopes: string[];
+  expiresAt: number | null;
+  lastUsedAt: number | null;
+  createdAt: number;
+}
+
+export interface SigningKey {
+  kid: string;
+  /** private JWK (JSON) */
+  privateJwk: string;
+  publicJwk: string;
+  createdAt: number;
+  /** the key new tokens are signed with; older keys still verify until they are retired */
+  active: boolean;
+}
+
+export interface AuditEvent {
+  id: number;
+  time: number;
+  /** who: a user or robot name, or 'anonymous' */
+  actor: string;
+  /** the client address */
+  source: string;
+  action: string;
+  /** what it was done to: a repository, user, team, token… */
+  target: string;
+  outcome: 'success' | 'failure' | 'denied';
+  detail: Record<string, unknown>;
+}
+
+export interface AuditQuery {
+  actor?: string;
+  action?: string;
+  target?: string;
+  since?: number;
+  until?: number;
+  /** events with an id below this one (the paging cursor) */
+  before?: number;
+  limit: number;
+}
+
+export interface Principals {
+  createUser(user: { name: string; passwordHash: string | null; admin: boolean }): Promise<User>;
+  getUser(idOrName: { id?: string; name?: string }): Promise<User | undefined>;
+  listUsers(): Promise<User[]>;
+  setPassword(userId: string, passwordHash: string): Promise<void>;
+  deleteUser(userId: string): Promise<boolean>;
+  countUsers(): Promise<number>;
+  createTeam(name: string): Promise<Team>;
+  getTeam(name: string): Promise<Team | undefined>;
+  listTeams(): Promise<(Team & { members: string[] })[]>;
+  deleteTeam(teamId: string): Promise<boolean>;
+  addMember(teamId: string, userId: string): Promise<void>;
+  removeMember(teamId: string, userId: string): Promise<boolean>;
+  teamsOf(userId: string): Promise<string[]>;
+  createRobot(namespace: string, name: string): Promise<Robot>;
+  getRobot(idOrName: { id?: string; name?: string }): Promise<Robot | undefined>;
+  listRobots(namespace: string): Promise<Robot[]>;
+  deleteRobot(robotId: string): Promise<boolean>;
+}
+
+export interface Namespaces {
+  upsertNamespace(name: string, settings: { anonymousRead?: boolean }): Promise<Namespace>;
+  getNamespace(name: string): Promise<Namespace | undefined>;
+  listNamespaces(): Promise<Namespace[]>;
+  setGrant(grant: Grant): Promise<void>;
+  removeGrant(namespace: string, kind: PrincipalKind, principal: string): Promise<boolean>;
+  listGrants(namespace: string): Promise<Grant[]>;
+  /** every role that applies to these principals in a namespace */
+  rolesIn(namespace: string, principals: { kind: PrincipalKind; id: string }[]): Promise<Role[]>;
+}
+
+export interface Tokens {
+  createToken(token: Omit<TokenRecord, 'lastUsedAt' | 'createdAt'>): Promise<TokenRecord>;
+  getToken(id: string): Promise<TokenRecord | undefined>;
+  listTokens(ownerKind: 'user' | 'robot', ownerId: string): Promise<TokenRecord[]>;
+  deleteToken(id: string): Promise<boolean>;
+  touchToken(id: string, at: number): Promise<void>;
+  signingKeys(): Promise<SigningKey[]>;
+  addSigningKey(key: Omit<SigningKey, 'createdAt'>): Promise<void>;
+  retireSigningKeys(olderThan: number): Promise<number>;
+}
+
+export interface Audit {
+  record(event: Omit<AuditEvent, 'id'>): Promise<void>;
+  query(q: AuditQuery): Promise<AuditEvent[]>;
+  pruneAudit(olderThan: number): Promise<number>;
+  /** failed logins for a key (an account or an address) since a time, and recording one */
+  failuresSince(key: string, since: number): Promise<number>;
+  recordFailure(key: string, at: number): Promise<void>;
+  clearFailures(key: string): Promise<void>;
+}
+
+export interface AccountStore extends Principals, Namespaces, Tokens, Audit {}
