@@ -8,7 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
-import { request, sha256, type Reply } from './helpers/http.ts';
+import { basic, request, sha256, testAdmin, type Reply } from './helpers/http.ts';
 import { startProcess, tempDir, type ProcessServer } from './helpers/server.ts';
 
 const running: ProcessServer[] = [];
@@ -155,7 +155,7 @@ describe('SIGTERM', () => {
     const url = new URL(server.url);
     const chunk = 1024 * 1024;
     const reply = new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, method: 'PATCH', path: start.headers.location, headers: { 'content-length': data.length } }, (res) => {
+      const req = http.request({ host: url.hostname, port: url.port, method: 'PATCH', path: start.headers.location, headers: { 'content-length': data.length, authorization: basic(testAdmin.username, testAdmin.password) } }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });

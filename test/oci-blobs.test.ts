@@ -3,12 +3,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pushBlob, request, sha256 } from './helpers/http.ts';
+import { basic, pushBlob, request, sha256, testAdmin } from './helpers/http.ts';
 import { startInProcess } from './helpers/server.ts';
 
 const server = await startInProcess();
 afterAll(() => server.stop());
 const base = server.url;
+const adminAuth = basic(testAdmin.username, testAdmin.password);
 
 async function startUpload(repo: string): Promise<string> {
   const r = await request(base, `/v2/${repo}/blobs/uploads/`, { method: 'POST' });
@@ -32,7 +33,8 @@ describe('pull', () => {
     const openBlobs = async () => (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((f) => f.includes(digest.slice(7))).length;
     const http = await import('node:http');
     await new Promise<void>((resolve, reject) => {
-      const req = http.get(`${base}/v2/pull/big/blobs/${digest}`, (res) => {
+      const req = http.get(`${base}/v2/pull/big/blobs/${digest}`, { headers: { authorization: adminAuth } }, (res) => {
+        expect(res.statusCode).toBe(200);
         res.once('data', () => {
           req.destroy();
           resolve();
@@ -247,7 +249,8 @@ describe('bad uploads leave nothing behind', () => {
     const url = new URL(base);
     const digest = sha256('never finished');
     await new Promise<void>((resolve) => {
-      const req = http.request({ host: url.hostname, port: url.port, method: 'POST', path: `/v2/bad/cut/blobs/uploads/?digest=${digest}`, headers: { 'content-length': 1_000_000 } });
+      const req = http.request({ host: url.hostname, port: url.port, method: 'POST', path: `/v2/bad/cut/blobs/uploads/?digest=${digest}`, headers: { 'content-length': 1_000_000, authorization: adminAuth } });
+      req.on('response', (res) => expect(res.statusCode).not.toBe(401));
       req.on('error', () => resolve());
       req.write(Buffer.alloc(100_000));
       setTimeout(() => {

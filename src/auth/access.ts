@@ -1,37 +1,37 @@
 /**
  * The one access question: given a request and the accesses it needs, grant, or answer with a
- * challenge. Every route asks it (the /v2 dispatcher, src/oci/dispatch.ts); none decides alone.
+ * challenge. Every route asks it (the /v2 dispatcher and /api/v1); none decides alone.
  */
 import type { FastifyRequest } from 'fastify';
+import type { Action, Principal } from './principal.ts';
 
-export type Action = 'pull' | 'push' | 'delete' | '*';
+export type { Action, Principal } from './principal.ts';
 
 export interface Access {
-  /** 'repository' with a repository name, or 'registry' with name 'catalog' */
+  /** 'repository' with a repository name; 'registry' with 'catalog' (admins) or 'login' (anyone logged in) */
   type: 'repository' | 'registry';
   name: string;
-  actions: Action[];
-}
-
-export interface Identity {
-  /** 'anonymous' when nobody logged in */
-  subject: string;
+  actions: (Action | '*')[];
+  /** asked for but not required: refused ones are reported, not denied (a mount's source) */
+  optional?: boolean;
 }
 
 export type Decision =
-  | { granted: true; identity: Identity }
-  | { granted: false; status: 401 | 403; message: string; challenge?: string };
+  | { granted: true; principal: Principal; refused: Access[] }
+  | { granted: false; status: 401 | 403 | 429; message: string; challenge?: string };
 
 export interface AccessController {
   authorize(request: FastifyRequest, accesses: Access[]): Promise<Decision>;
 }
 
-/**
- * Grants everything to everyone. It is the controller until accounts exist (issue: accounts and
- * access); `custody serve` says so in its log at start so nobody runs it unknowingly in the open.
- */
-export class OpenAccess implements AccessController {
-  async authorize(): Promise<Decision> {
-    return { granted: true, identity: { subject: 'anonymous' } };
+/** `repository:team/app:pull,push`, as challenges and /token write scopes. */
+export function scopeString(access: Access): string {
+  return `${access.type}:${access.name}:${access.actions.join(',')}`;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** who the access controller found behind the request, once it has asked */
+    principal?: Principal;
   }
 }

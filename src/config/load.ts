@@ -23,6 +23,8 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_STORAGE_URL: { key: ['storage', 'url'], type: 'string' },
   CUSTODY_STORAGE_FSYNC: { key: ['storage', 'fsync'], type: 'boolean' },
   CUSTODY_LOG_LEVEL: { key: ['log', 'level'], type: 'string' },
+  CUSTODY_ADMIN_PASSWORD: { key: ['auth', 'adminPassword'], type: 'string' },
+  CUSTODY_AUTH_REALM: { key: ['auth', 'realm'], type: 'string' },
 };
 
 export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Raw } = {}): Promise<Config> {

@@ -34,6 +34,34 @@ export const configSchema = z.strictObject({
       expireAfterSeconds: z.number().int().positive().default(24 * 3600),
     })
     .default({ expireAfterSeconds: 24 * 3600 }),
+  auth: z
+    .strictObject({
+      /** the `service` of the Docker token flow, and the audience of its tokens */
+      service: z.string().min(1).default('custody'),
+      /** absolute URL of /token in challenges, e.g. https://registry.example.com/token (default: from the request's Host) */
+      realm: z.url().optional(),
+      /** how long a token from /token lives */
+      tokenTtlSeconds: z.number().int().min(30).max(86_400).default(300),
+      /** the first admin's password, used only when the database has no user (default: generated and logged once) */
+      adminPassword: z.string().min(8).optional(),
+      /** failed logins allowed per account, and per client address, within the window; then 429 */
+      loginFailures: z
+        .strictObject({
+          max: z.number().int().positive().default(10),
+          maxPerAddress: z.number().int().positive().default(50),
+          windowSeconds: z.number().int().positive().default(300),
+        })
+        .default({ max: 10, maxPerAddress: 50, windowSeconds: 300 }),
+      /** requests per second allowed per identity (anonymous: per address); 0 for no limit */
+      requestsPerSecond: z.number().nonnegative().default(0),
+    })
+    .default({ service: 'custody', tokenTtlSeconds: 300, loginFailures: { max: 10, maxPerAddress: 50, windowSeconds: 300 }, requestsPerSecond: 0 }),
+  audit: z
+    .strictObject({
+      /** audit events older than this are deleted */
+      retentionDays: z.number().int().positive().default(90),
+    })
+    .default({ retentionDays: 90 }),
 });
 
 export type Config = z.infer<typeof configSchema>;

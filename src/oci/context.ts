@@ -1,5 +1,6 @@
 /** What the /v2 handlers work with. */
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { Auditor } from '../auth/audit.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 
@@ -8,6 +9,8 @@ export interface RegistryContext {
   blobs: BlobStore;
   limits: { manifestBytes: number };
   log: FastifyBaseLogger;
+  /** where pushes and deletes are recorded */
+  audit?: Auditor;
 }
 
 /** A matched /v2 route: the repository name, the reference (digest, tag or upload id), the query. */

@@ -36,9 +36,15 @@ async function dispatch(ctx: RegistryContext, access: AccessController, req: Fas
   const decision = await access.authorize(req, operation.access(match));
   if (!decision.granted) {
     if (decision.challenge) reply.header('www-authenticate', decision.challenge);
-    throw new OciError(decision.status === 401 ? 'UNAUTHORIZED' : 'DENIED', decision.message);
+    throw new OciError(decision.status === 401 ? 'UNAUTHORIZED' : decision.status === 429 ? 'TOOMANYREQUESTS' : 'DENIED', decision.message, { status: decision.status });
   }
+  req.principal = decision.principal;
+  if (decision.refused.length > 0) operation.refused?.(match);
   await operation.handle(ctx, req, reply, match);
+  if (operation.audit) {
+    const target = `${match.name}${match.ref ? `@${match.ref}` : ''}`;
+    await ctx.audit?.record({ actor: decision.principal.name, source: req.ip, action: operation.audit, target, outcome: 'success' });
+  }
 }
 
 function findRoute(path: string, query: URLSearchParams): { route: Route; match: Match } {

@@ -7,6 +7,7 @@ import { deleteBlob, getBlob } from './blobs.ts';
 import type { Handler, Match } from './context.ts';
 import { apiBase, catalog, listTags, referrers } from './discovery.ts';
 import { deleteManifest, getManifest, putManifest } from './manifests.ts';
+import { checkName } from './names.ts';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -14,6 +15,10 @@ export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface Operation {
   handle: Handler;
   access: (match: Match) => Access[];
+  /** what the audit log calls a successful call (pushes and deletes are recorded) */
+  audit?: 'push' | 'delete';
+  /** adjusts the request when an optional access was refused */
+  refused?: (match: Match) => void;
 }
 
 export interface Route {
@@ -26,21 +31,26 @@ export interface Route {
 }
 
 const repo = (...actions: Access['actions']) => (m: Match): Access[] => [{ type: 'repository', name: m.name, actions }];
-const none = (): Access[] => [];
+/** Anyone who presented valid credentials (or an anonymous token): how clients find out how to log in. */
+const loggedIn = (): Access[] => [{ type: 'registry', name: 'login', actions: [] }];
 
-/** A mount also reads the source repository. */
+/** A mount also reads the source repository; without pull there, it becomes a plain upload. */
 const pushOrMount = (m: Match): Access[] => {
   const from = m.query.get('from');
   const accesses = repo('pull', 'push')(m);
-  if (m.query.get('mount') !== null && from) accesses.push({ type: 'repository', name: from, actions: ['pull'] });
+  if (m.query.get('mount') !== null && from) accesses.push({ type: 'repository', name: checkName(from), actions: ['pull'], optional: true });
   return accesses;
+};
+const dropMount = (m: Match) => {
+  m.query.delete('mount');
+  m.query.delete('from');
 };
 
 // Order matters: `…/blobs/uploads/…` must be tried before `…/blobs/<digest>`.
 export const routes: Route[] = [
-  { id: 'base', pattern: /^\/v2\/?$/, named: false, methods: { GET: { handle: apiBase, access: none }, HEAD: { handle: apiBase, access: none } } },
+  { id: 'base', pattern: /^\/v2\/?$/, named: false, methods: { GET: { handle: apiBase, access: loggedIn }, HEAD: { handle: apiBase, access: loggedIn } } },
   { id: 'catalog', pattern: /^\/v2\/_catalog$/, named: false, methods: { GET: { handle: catalog, access: () => [{ type: 'registry', name: 'catalog', actions: ['*'] }] } } },
-  { id: 'upload-start', pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, named: true, methods: { POST: { handle: startUpload, access: pushOrMount } } },
+  { id: 'upload-start', pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, named: true, methods: { POST: { handle: startUpload, access: pushOrMount, refused: dropMount } } },
   {
     id: 'upload',
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
@@ -56,7 +66,7 @@ export const routes: Route[] = [
     id: 'blob',
     pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
     named: true,
-    methods: { GET: { handle: getBlob, access: repo('pull') }, HEAD: { handle: getBlob, access: repo('pull') }, DELETE: { handle: deleteBlob, access: repo('delete') } },
+    methods: { GET: { handle: getBlob, access: repo('pull') }, HEAD: { handle: getBlob, access: repo('pull') }, DELETE: { handle: deleteBlob, access: repo('delete'), audit: 'delete' } },
   },
   {
     id: 'manifest',
@@ -65,8 +75,8 @@ export const routes: Route[] = [
     methods: {
       GET: { handle: getManifest, access: repo('pull') },
       HEAD: { handle: getManifest, access: repo('pull') },
-      PUT: { handle: putManifest, access: repo('pull', 'push') },
-      DELETE: { handle: deleteManifest, access: repo('delete') },
+      PUT: { handle: putManifest, access: repo('pull', 'push'), audit: 'push' },
+      DELETE: { handle: deleteManifest, access: repo('delete'), audit: 'delete' },
     },
   },
   { id: 'tags', pattern: /^\/v2\/(.+)\/tags\/list$/, named: true, methods: { GET: { handle: listTags, access: repo('pull') } } },

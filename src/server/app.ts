@@ -3,7 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { OpenAccess, type AccessController } from '../auth/access.ts';
+import { registerApi } from '../api/index.ts';
+import type { AccessController } from '../auth/access.ts';
+import { createAuth, registerAuthRoutes } from '../auth/index.ts';
 import { databaseUrl, storageUrl, type Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import { openMetaStore } from '../meta/open.ts';
@@ -37,13 +39,18 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
+  app.decorateRequest('principal', undefined);
   app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip }, 'request');
+    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, actor: req.principal?.name }, 'request');
   });
   installErrorHandlers(app);
 
-  const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log };
-  registerV2(app, ctx, parts.access ?? new OpenAccess());
+  const auth = await createAuth(config, meta.accounts, app.log);
+  auth.audit.startPruning();
+  registerAuthRoutes(app, auth, config);
+  registerApi(app, { meta, auth });
+  const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log, audit: auth.audit };
+  registerV2(app, ctx, parts.access ?? auth.controller);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
@@ -63,6 +70,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   expiry.unref();
   app.addHook('onClose', async () => {
     clearInterval(expiry);
+    auth.audit.stop();
     await meta.close();
   });
   return app;

@@ -11,7 +11,6 @@ export async function serve(config: Config): Promise<void> {
   const { host, port } = parseListen(config.listen);
   await app.listen({ host, port });
   paceBufferGc((reason) => app.log.warn(reason));
-  app.log.warn('access control is open: anyone who reaches this port can push, pull and delete (accounts and tokens are not built yet)');
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;

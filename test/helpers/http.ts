@@ -12,16 +12,24 @@ export interface Reply {
   json<T = unknown>(): T;
 }
 
+/** The admin every test server starts with (see helpers/server.ts). */
+export const testAdmin = { username: 'admin', password: 'test-admin-password' };
+export const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+
 export interface RequestOptions {
   method?: string;
   headers?: Record<string, string | number>;
   body?: Buffer | string;
+  /** false: send no credentials. By default requests go as the test admin, with Basic. */
+  auth?: false;
 }
 
 export function request(base: string, path: string, options: RequestOptions = {}): Promise<Reply> {
   const url = new URL(base);
+  const headers = { ...options.headers };
+  if (options.auth !== false && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) headers.authorization = basic(testAdmin.username, testAdmin.password);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers: options.headers }, (res) => {
+    const req = http.request({ host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { validate } from '../../src/config/load.ts';
 import { buildApp, type AppParts } from '../../src/server/app.ts';
+import { testAdmin } from './http.ts';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Node 24 from the node@24 dev dependency: the same runtime `npm start` uses. */
@@ -40,7 +41,7 @@ export async function startProcess(options: { dataDir?: string; env?: Record<str
   const dataDir = options.dataDir ?? (await tempDir());
   // The bin as installed: its #! line finds the project's Node 24 first on PATH, as npm scripts do.
   const child = spawn(path.join(projectRoot, 'bin/custody.js'), ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], {
-    env: { ...process.env, PATH: `${nodeBinDir}${path.delimiter}${process.env.PATH ?? ''}`, CUSTODY_LOG_LEVEL: 'info', ...options.env },
+    env: { ...process.env, PATH: `${nodeBinDir}${path.delimiter}${process.env.PATH ?? ''}`, CUSTODY_LOG_LEVEL: 'info', CUSTODY_ADMIN_PASSWORD: testAdmin.password, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -85,7 +86,7 @@ export interface InProcessServer extends RunningServer {
 export async function startInProcess(options: { dataDir?: string; config?: Record<string, unknown>; parts?: AppParts } = {}): Promise<InProcessServer> {
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await tempDir());
-  const config = validate({ dataDir, log: { level: 'warn' }, storage: { fsync: false }, ...options.config });
+  const config = validate({ dataDir, log: { level: 'warn' }, storage: { fsync: false }, auth: { adminPassword: testAdmin.password }, ...options.config });
   const app = await buildApp(config, options.parts);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();

@@ -1,0 +1,56 @@
+/** Builds the access parts from the configuration: keys, authentication, roles, audit, /token. */
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.ts';
+import type { AccountStore } from '../meta/accounts.ts';
+import { Auditor } from './audit.ts';
+import { Authenticator } from './authenticate.ts';
+import { bootstrapAdmin } from './bootstrap.ts';
+import { TokenAccessController } from './controller.ts';
+import { KeyRing } from './keys.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { Rbac } from './rbac.ts';
+import { registerTokenRoute } from './token-route.ts';
+
+export interface Auth {
+  controller: TokenAccessController;
+  authenticator: Authenticator;
+  rbac: Rbac;
+  keys: KeyRing;
+  audit: Auditor;
+  /** forget every cached decision: call after changing an account, grant or token */
+  changed(): void;
+}
+
+export async function createAuth(config: Config, accounts: AccountStore, log: FastifyBaseLogger): Promise<Auth> {
+  const keys = new KeyRing(accounts);
+  await keys.init();
+  await bootstrapAdmin(accounts, log, config.auth.adminPassword);
+  const audit = new Auditor(accounts, log, config.audit.retentionDays);
+  const authenticator = new Authenticator(accounts, keys, { service: config.auth.service, loginFailures: config.auth.loginFailures }, (e) =>
+    void audit.record({ actor: e.principal, source: e.source, action: 'login', target: e.principal, outcome: e.outcome, detail: e.reason ? { reason: e.reason } : {} }),
+  );
+  const rbac = new Rbac(accounts);
+  const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond), { service: config.auth.service, realm: config.auth.realm });
+  return {
+    controller,
+    authenticator,
+    rbac,
+    keys,
+    audit,
+    changed: () => {
+      authenticator.forget();
+      rbac.forget();
+    },
+  };
+}
+
+export function registerAuthRoutes(app: FastifyInstance, auth: Auth, config: Config): void {
+  registerTokenRoute(app, {
+    controller: auth.controller,
+    rbac: auth.rbac,
+    keys: auth.keys,
+    service: config.auth.service,
+    ttlSeconds: config.auth.tokenTtlSeconds,
+    authenticate: (u, p, source) => auth.authenticator.basic(u, p, source),
+  });
+}

@@ -1,0 +1,59 @@
+/**
+ * Roles per namespace and what they allow. A user's roles come from grants to the user and to
+ * the teams it belongs to; a robot's only from grants to it, and only in its own namespace;
+ * anonymous may pull where the namespace allows anonymous read. A token narrows its owner's
+ * actions to the token's scopes. Answers are cached for a second, and forgotten at once when
+ * this replica changes a grant, so a change is seen by the next request.
+ */
+import type { AccountStore, Role } from '../meta/accounts.ts';
+import { allActions, type Action, type Principal } from './principal.ts';
+
+export const roleActions: Record<Role, readonly Action[]> = {
+  reader: ['pull'],
+  writer: ['pull', 'push'],
+  maintainer: ['pull', 'push', 'delete'],
+  admin: ['pull', 'push', 'delete', 'manage'],
+};
+
+const cacheMs = 1000;
+
+export class Rbac {
+  private readonly accounts: AccountStore;
+  private readonly cache = new Map<string, { actions: Set<Action>; until: number }>();
+
+  constructor(accounts: AccountStore) {
+    this.accounts = accounts;
+  }
+
+  /** What the principal may do in a namespace. */
+  async actions(principal: Principal, namespace: string): Promise<Set<Action>> {
+    const key = `${principal.kind}:${principal.id}:${principal.tokenId ?? ''}:${namespace}`;
+    const hit = this.cache.get(key);
+    if (hit && hit.until > Date.now()) return hit.actions;
+    const actions = await this.compute(principal, namespace);
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(key, { actions, until: Date.now() + cacheMs });
+    return actions;
+  }
+
+  /** Drops every cached answer (after a grant, membership, user or robot changes). */
+  forget(): void {
+    this.cache.clear();
+  }
+
+  private async compute(principal: Principal, namespace: string): Promise<Set<Action>> {
+    const allowed = new Set<Action>();
+    if (principal.admin) for (const a of allActions) allowed.add(a);
+    else if (principal.kind !== 'robot' || principal.namespace === namespace) {
+      const who: { kind: 'user' | 'team' | 'robot'; id: string }[] = [];
+      if (principal.kind === 'user') {
+        who.push({ kind: 'user', id: principal.id });
+        for (const team of await this.accounts.teamsOf(principal.id)) who.push({ kind: 'team', id: team });
+      } else if (principal.kind === 'robot') who.push({ kind: 'robot', id: principal.id });
+      for (const role of await this.accounts.rolesIn(namespace, who)) for (const a of roleActions[role]) allowed.add(a);
+      if ((await this.accounts.getNamespace(namespace))?.anonymousRead) allowed.add('pull');
+    }
+    if (principal.scopes) for (const a of [...allowed]) if (!principal.scopes.includes(a)) allowed.delete(a);
+    return allowed;
+  }
+}
