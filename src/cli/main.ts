@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, environment, loadConfig } from '../config/load.ts';
 import { databaseUrl, storageUrl } from '../config/schema.ts';
-import { serve } from '../server/serve.ts';
+import { registerManagementCommands } from './management.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,6 +25,8 @@ program
   .option('--config <file>', 'YAML configuration file')
   .action(async (opts: { listen?: string; dataDir?: string; config?: string }) => {
     const config = await loadConfig({ file: opts.config, overrides: { listen: opts.listen, dataDir: opts.dataDir } });
+    // Loaded here so that the management commands do not pay for the server's modules.
+    const { serve } = await import('../server/serve.ts');
     await serve(config);
   });
 
@@ -42,6 +44,8 @@ configCommand
 function redact(url: string): string {
   return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
+
+registerManagementCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(err instanceof ConfigError ? err.message : `custody: ${(err as Error).stack ?? String(err)}`);

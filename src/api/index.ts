@@ -1,0 +1,37 @@
+/**
+ * The management API, /api/v1: JSON in and out, the same credentials as /v2, every route deciding
+ * through the access controller. One file per resource; errors in errors.ts; docs/api-v1.md.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Auth } from '../auth/index.ts';
+import type { MetaStore } from '../meta/metastore.ts';
+import { registerAudit } from './audit.ts';
+import type { ApiContext } from './context.ts';
+import { installApiErrors } from './errors.ts';
+import { registerKeys } from './keys.ts';
+import { registerNamespaces } from './namespaces.ts';
+import { registerRobots } from './robots.ts';
+import { registerTeams } from './teams.ts';
+import { registerTokens } from './tokens.ts';
+import { registerUsers } from './users.ts';
+
+export interface ApiDeps {
+  meta: MetaStore;
+  auth: Auth;
+}
+
+/** Management requests are small; anything larger is a mistake or an attack. */
+const bodyLimit = 64 * 1024;
+
+export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
+  const ctx: ApiContext = { accounts: deps.meta.accounts, auth: deps.auth };
+  app.register(
+    async (api) => {
+      api.removeAllContentTypeParsers();
+      api.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, api.getDefaultJsonParser('error', 'error'));
+      installApiErrors(api);
+      for (const register of [registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerKeys, registerAudit]) register(api, ctx);
+    },
+    { prefix: '/api/v1' },
+  );
+}

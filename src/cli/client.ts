@@ -1,0 +1,112 @@
+/**
+ * How the CLI talks to /api/v1: fetch with Basic credentials, the server's error message on
+ * failure, and the stored login in `$XDG_CONFIG_HOME/custody/credentials.json` (directory 0700,
+ * file 0600), which holds a personal token, never a password.
+ */
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** An error to show the user as one line; the command exits with 1. */
+export class CliError extends Error {}
+
+const credentialsSchema = z.object({ url: z.string(), username: z.string(), token: z.string() });
+export type Credentials = z.infer<typeof credentialsSchema>;
+
+export function credentialsFile(): string {
+  const base = process.env.XDG_CONFIG_HOME || path.join(homedir(), '.config');
+  return path.join(base, 'custody', 'credentials.json');
+}
+
+export async function readCredentials(): Promise<Credentials | undefined> {
+  let text: string;
+  try {
+    text = await readFile(credentialsFile(), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const result = credentialsSchema.safeParse(parsed);
+  if (!result.success) throw new CliError(`${credentialsFile()} is damaged: run custody login URL again`);
+  return result.data;
+}
+
+export async function writeCredentials(credentials: Credentials): Promise<void> {
+  const file = credentialsFile();
+  const dir = path.dirname(file);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  // Written whole under another name first, so the file is never seen half written or readable by others.
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  await chmod(temp, 0o600);
+  await rename(temp, file);
+}
+
+export async function removeCredentials(): Promise<void> {
+  await rm(credentialsFile(), { force: true });
+}
+
+/** `http(s)://host[:port][/prefix]` without a trailing slash. */
+export function registryUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new CliError(`invalid URL ${raw}: give it with http:// or https://, e.g. https://registry.example.com`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`invalid URL ${raw}: use http:// or https://`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+export class Client {
+  readonly url: string;
+  private readonly authorization: string;
+  /** added to authentication failures, e.g. how to log in again */
+  private readonly hint: string;
+
+  constructor(url: string, username: string, secret: string, hint = '') {
+    this.url = url;
+    this.authorization = `Basic ${Buffer.from(`${username}:${secret}`).toString('base64')}`;
+    this.hint = hint;
+  }
+
+  /** Calls /api/v1<path>; the parsed JSON answer, or undefined for 204. */
+  async call<T = unknown>(method: string, apiPath: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/api/v1${apiPath}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+      throw new CliError(`cannot reach ${this.url}: ${cause}`);
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let message = `${res.status} ${res.statusText}`;
+      try {
+        const parsed = JSON.parse(text) as { error?: { message?: unknown } };
+        if (typeof parsed.error?.message === 'string') message = parsed.error.message;
+      } catch {
+        // not the API's JSON: keep the status line
+      }
+      throw new CliError(res.status === 401 && this.hint ? `${message}; ${this.hint}` : message);
+    }
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+}
+
+/** A client with the stored login, or the error that says how to log in. */
+export async function loggedIn(): Promise<Client> {
+  const credentials = await readCredentials();
+  if (!credentials) throw new CliError('not logged in: run custody login URL');
+  return new Client(credentials.url, credentials.username, credentials.token, `run custody login ${credentials.url} again`);
+}

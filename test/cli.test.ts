@@ -1,0 +1,205 @@
+/**
+ * The management commands of the built CLI (`npm run build` first) against a real server:
+ * each test step runs `custody …` as a child process with its own XDG_CONFIG_HOME.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { basic, request, testAdmin } from './helpers/http.ts';
+import { projectRoot, startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
+
+const node = path.join(projectRoot, 'node_modules/.bin/node');
+const bin = path.join(projectRoot, 'bin/custody.js');
+
+let server: InProcessServer;
+let home: string;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI asynchronously (the server answers from this same process). */
+function custody(args: string[], input?: string): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, 'config') };
+  delete env.CUSTODY_PASSWORD;
+  delete env.CUSTODY_USERNAME;
+  const child = spawn(node, [bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(input);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs the CLI and expects success; its stdout. */
+async function ok(args: string[], input?: string): Promise<string> {
+  const r = await custody(args, input);
+  expect(r.code, `custody ${args.join(' ')}\n${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+/** Runs the CLI and expects failure; its one-line stderr. */
+async function fails(args: string[], input?: string): Promise<string> {
+  const r = await custody(args, input);
+  expect(r.code, `custody ${args.join(' ')}\n${r.stdout}`).toBe(1);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  return r.stderr.trim();
+}
+
+const credentialsFile = () => path.join(home, 'config', 'custody', 'credentials.json');
+
+beforeAll(async () => {
+  if (!existsSync(path.join(projectRoot, 'dist/cli/management.js'))) throw new Error('the CLI is not built: run `npm run build` first');
+  home = await tempDir('custody-cli-');
+  server = await startInProcess({ config: { auth: { adminPassword: testAdmin.password, loginFailures: { max: 10_000, windowSeconds: 300 } } } });
+});
+afterAll(async () => {
+  await server?.stop();
+  if (home) await rm(home, { recursive: true, force: true });
+});
+
+describe('custody CLI', () => {
+  it('asks to log in first', async () => {
+    expect(await fails(['token', 'list'])).toBe('custody: not logged in: run custody login URL');
+  });
+
+  it('refuses a wrong password and a bad URL with one line', async () => {
+    expect(await fails(['login', server.url, '-u', 'admin', '--password-stdin'], 'wrong-password\n')).toBe('custody: invalid username or password');
+    expect(await fails(['login', 'registry.example.com', '-u', 'admin', '--password-stdin'], 'x')).toMatch(/^custody: invalid URL/);
+    expect(existsSync(credentialsFile())).toBe(false);
+  });
+
+  it('logs in with a personal token stored 0600', async () => {
+    expect(await ok(['login', `${server.url}/`, '-u', 'admin', '--password-stdin'], `${testAdmin.password}\n`)).toBe(`logged in to ${server.url} as admin (registry administrator)\n`);
+    expect((await stat(credentialsFile())).mode & 0o777).toBe(0o600);
+    expect((await stat(path.dirname(credentialsFile()))).mode & 0o777).toBe(0o700);
+    const stored = JSON.parse(await readFile(credentialsFile(), 'utf8')) as { url: string; username: string; token: string };
+    expect(stored).toEqual({ url: server.url, username: 'admin', token: expect.stringMatching(/^cst_/) });
+    expect(JSON.stringify(stored)).not.toContain(testAdmin.password);
+    const tokens = JSON.parse(await ok(['token', 'list', '--json'])) as { tokens: { name: string }[] };
+    expect(tokens.tokens.map((t) => t.name)).toEqual([expect.stringMatching(/^cli-/)]);
+  });
+
+  it('manages users', async () => {
+    expect(await ok(['user', 'create', 'alice', '--password-stdin'], 'alice-password\n')).toBe('created user alice\n');
+    expect(await fails(['user', 'create', 'alice'])).toBe('custody: user alice already exists');
+    expect(await fails(['user', 'create', 'Bad Name'])).toMatch(/^custody: invalid user \(name\)/);
+    const users = JSON.parse(await ok(['user', 'list', '--json'])) as { users: { name: string; admin: boolean }[] };
+    expect(users.users.map((u) => u.name)).toEqual(['admin', 'alice']);
+    const table = await ok(['user', 'list']);
+    expect(table.split('\n')[0]).toMatch(/^NAME\s+ADMIN\s+PASSWORD\s+CREATED$/);
+    expect(table).toMatch(/\nalice\s+no\s+yes\s+\d{4}-/);
+    expect(await ok(['user', 'passwd', 'alice', '--password-stdin'], 'alice-new-password\n')).toBe('changed the password of alice\n');
+    expect((await request(server.url, '/api/v1/me', { headers: { authorization: basic('alice', 'alice-new-password') } })).status).toBe(200);
+    expect(await fails(['user', 'passwd', 'alice'])).toBe('custody: pipe the new password in with --password-stdin');
+  });
+
+  it('manages teams and members', async () => {
+    expect(await ok(['team', 'create', 'devs'])).toBe('created team devs\n');
+    expect(await ok(['team', 'add-member', 'devs', 'alice'])).toBe('added alice to devs\n');
+    expect(await fails(['team', 'add-member', 'devs', 'nobody'])).toBe('custody: no user nobody');
+    expect(JSON.parse(await ok(['team', 'list', '--json']))).toEqual({ teams: [{ name: 'devs', members: ['alice'] }] });
+    expect(await ok(['team', 'list'])).toMatch(/^NAME\s+MEMBERS\ndevs\s+alice\n$/);
+  });
+
+  it('manages namespaces and grants', async () => {
+    expect(await ok(['namespace', 'set', 'proj', '--anonymous-read', 'false'])).toBe('namespace proj: anonymous read off\n');
+    expect(await fails(['namespace', 'set', 'proj', '--anonymous-read', 'maybe'])).toBe('custody: use true or false, not maybe');
+    expect(await ok(['namespace', 'grant', 'proj', 'team', 'devs', 'writer'])).toBe('team devs is writer in proj\n');
+    expect(await ok(['namespace', 'grant', 'proj', 'user', 'alice', 'admin'])).toBe('user alice is admin in proj\n');
+    expect(await fails(['namespace', 'grant', 'proj', 'user', 'alice', 'owner'])).toMatch(/^custody: invalid grant \(role\)/);
+    const shown = JSON.parse(await ok(['namespace', 'show', 'proj', '--json'])) as { grants: unknown[] };
+    expect(shown).toMatchObject({ name: 'proj', anonymousRead: false });
+    expect(shown.grants).toEqual([
+      { kind: 'team', name: 'devs', role: 'writer' },
+      { kind: 'user', name: 'alice', role: 'admin' },
+    ]);
+    expect(await ok(['namespace', 'show', 'proj'])).toMatch(/anonymous read: no[\s\S]*KIND\s+NAME\s+ROLE\nteam\s+devs\s+writer\nuser\s+alice\s+admin/);
+    expect(await ok(['namespace', 'list'])).toMatch(/\nproj\s+no\s+/);
+    expect(await fails(['namespace', 'show', 'missing'])).toMatch(/^custody: no namespace missing/);
+  });
+
+  let robotToken = '';
+
+  it('manages robots and their tokens', async () => {
+    expect(await ok(['robot', 'create', 'proj', 'ci'])).toMatch(/^created robot proj\+ci/);
+    expect(await ok(['robot', 'list', 'proj'])).toMatch(/^NAME\s+CREATED\nproj\+ci\s+/);
+    expect(await ok(['namespace', 'grant', 'proj', 'robot', 'ci', 'writer'])).toBe('robot ci is writer in proj\n');
+    const r = await custody(['robot', 'token', 'proj', 'ci', '--name', 'deploy', '--scope', 'pull,push', '--expires-in-days', '7']);
+    expect(r.code, r.stderr).toBe(0);
+    robotToken = r.stdout.trim();
+    expect(robotToken).toMatch(/^cst_[0-9a-f]{16}_/);
+    expect(r.stderr).toMatch(/created token deploy .* for proj\+ci: scopes pull,push, expires \d{4}-/);
+    const me = await request(server.url, '/api/v1/me', { headers: { authorization: basic('proj+ci', robotToken) } });
+    expect(me.json()).toMatchObject({ name: 'proj+ci', kind: 'robot', namespace: 'proj' });
+    const tokens = JSON.parse(await ok(['robot', 'tokens', 'proj', 'ci', '--json'])) as { tokens: { name: string; scopes: string[] }[] };
+    expect(tokens.tokens).toMatchObject([{ name: 'deploy', scopes: ['pull', 'push'] }]);
+    expect(JSON.stringify(tokens)).not.toContain(robotToken.slice(-20));
+    expect(await fails(['robot', 'token', 'proj', 'ci', '--name', 'x', '--scope', 'fly'])).toMatch(/^custody: invalid token \(scopes/);
+  });
+
+  it('creates, lists and revokes personal tokens', async () => {
+    const created = JSON.parse(await ok(['token', 'create', 'laptop', '--scope', 'pull', '--json'])) as { id: string; token: string; scopes: string[] };
+    expect(created.scopes).toEqual(['pull']);
+    const viaToken = basic('admin', created.token);
+    expect((await request(server.url, '/api/v1/me', { headers: { authorization: viaToken } })).status).toBe(200);
+    const list = await ok(['token', 'list']);
+    expect(list).toMatch(new RegExp(`\\n${created.id}\\s+laptop\\s+pull\\s+never\\s+`));
+    expect(list).not.toContain(created.token.slice(-20));
+    expect(await ok(['token', 'revoke', created.id])).toBe(`revoked token ${created.id}\n`);
+    expect((await request(server.url, '/api/v1/me', { headers: { authorization: viaToken } })).status).toBe(401);
+    expect(await fails(['token', 'revoke', created.id])).toBe(`custody: no token ${created.id}`);
+  });
+
+  it('shows the audit log and rotates keys', async () => {
+    const events = JSON.parse(await ok(['audit', '--action', 'user.create', '--json'])) as { events: { target: string; actor: string }[] };
+    expect(events.events).toMatchObject([{ target: 'alice', actor: 'admin' }]);
+    const page = await custody(['audit', '--limit', '2']);
+    expect(page.code).toBe(0);
+    expect(page.stdout.split('\n')[0]).toMatch(/^ID\s+TIME\s+ACTOR\s+ACTION\s+TARGET\s+OUTCOME\s+SOURCE$/);
+    expect(page.stdout.trim().split('\n')).toHaveLength(3);
+    expect(page.stderr).toMatch(/^more: add --before \d+\n$/);
+    expect(await ok(['audit', '--actor', 'admin', '--since', '2000-01-01T00:00:00Z', '--action', 'grant.set'])).toMatch(/grant\.set\s+proj\s+success/);
+    expect(await fails(['audit', '--limit', '0'])).toMatch(/^custody: invalid audit query \(limit\): at least 1$/);
+    expect(await ok(['keys', 'rotate'])).toMatch(/^new signing key [0-9a-f-]{36}\n$/);
+  });
+
+  it('removes what it made', async () => {
+    expect(await ok(['namespace', 'revoke', 'proj', 'user', 'alice'])).toBe('user alice has no role in proj any more\n');
+    expect(await fails(['namespace', 'revoke', 'proj', 'user', 'alice'])).toBe('custody: user alice has no role in proj');
+    expect(await ok(['team', 'remove-member', 'devs', 'alice'])).toBe('removed alice from devs\n');
+    expect(await ok(['robot', 'delete', 'proj', 'ci'])).toBe('deleted robot proj+ci\n');
+    expect((await request(server.url, '/api/v1/me', { headers: { authorization: basic('proj+ci', robotToken) } })).status).toBe(401);
+    expect(await ok(['team', 'delete', 'devs'])).toBe('deleted team devs\n');
+    expect(await ok(['user', 'delete', 'alice'])).toBe('deleted user alice\n');
+    expect(await fails(['user', 'delete', 'alice'])).toBe('custody: no user alice');
+  });
+
+  it('logs out: revokes the token and removes the file', async () => {
+    const stored = JSON.parse(await readFile(credentialsFile(), 'utf8')) as { token: string };
+    expect(await ok(['logout'])).toBe(`logged out of ${server.url}\n`);
+    expect(existsSync(credentialsFile())).toBe(false);
+    expect((await request(server.url, '/api/v1/me', { headers: { authorization: basic('admin', stored.token) } })).status).toBe(401);
+    expect(await fails(['user', 'list'])).toBe('custody: not logged in: run custody login URL');
+    const again = await custody(['logout']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/^not logged in/);
+  });
+
+  it('tells a revoked login to log in again', async () => {
+    await ok(['login', server.url, '-u', 'admin', '--password-stdin'], testAdmin.password);
+    const stored = JSON.parse(await readFile(credentialsFile(), 'utf8')) as { token: string };
+    const id = stored.token.split('_')[1] as string;
+    expect((await request(server.url, `/api/v1/tokens/${id}`, { method: 'DELETE' })).status).toBe(204);
+    expect(await fails(['user', 'list'])).toBe(`custody: invalid username or password; run custody login ${server.url} again`);
+    await ok(['logout']);
+  });
+});
