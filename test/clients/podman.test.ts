@@ -1,9 +1,12 @@
-/** buildah builds and pushes, podman pulls and pushes, against the real server. */
+/**
+ * buildah builds and pushes, podman pulls and pushes, against the real server, as the admin:
+ * `podman login` writes an auth file that buildah and podman then both use for the token flow.
+ */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { haveClient, run } from '../helpers/clients.ts';
-import { request } from '../helpers/http.ts';
+import { request, testAdmin } from '../helpers/http.ts';
 import { startProcess, tempDir, type ProcessServer } from '../helpers/server.ts';
 
 const available = (await haveClient('podman')) && (await haveClient('buildah'));
@@ -13,12 +16,18 @@ describe.runIf(available)('buildah and podman', () => {
   let work: string;
   /** Separate storage per client and per test run: nothing touches /var/lib/containers. */
   const storage = (name: string) => ['--root', path.join(work, name, 'root'), '--runroot', path.join(work, name, 'run'), '--storage-driver', 'vfs'];
-  const buildah = (...args: string[]) => run('buildah', [...storage('buildah'), ...args], { BUILDAH_ISOLATION: 'chroot' });
-  const podman = (...args: string[]) => run('podman', [...storage('podman'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], { XDG_RUNTIME_DIR: path.join(work, 'xdg') });
+  /** Credentials live in this run's own auth file, which buildah and podman both read. */
+  const authFile = () => path.join(work, 'auth.json');
+  const buildah = (...args: string[]) => run('buildah', [...storage('buildah'), ...args], { BUILDAH_ISOLATION: 'chroot', REGISTRY_AUTH_FILE: authFile() });
+  const podman = (...args: string[]) =>
+    run('podman', [...storage('podman'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], { XDG_RUNTIME_DIR: path.join(work, 'xdg'), REGISTRY_AUTH_FILE: authFile() });
 
   beforeAll(async () => {
     server = await startProcess();
     work = await tempDir('custody-podman-');
+    expect(await podman('login', '--tls-verify=false', '-u', testAdmin.username, '-p', testAdmin.password, server.host)).toMatch(/Login Succeeded/);
+    const auths = (JSON.parse(await readFile(authFile(), 'utf8')) as { auths: Record<string, { auth: string }> }).auths;
+    expect(Buffer.from(auths[server.host]?.auth ?? '', 'base64').toString()).toBe(`${testAdmin.username}:${testAdmin.password}`);
   });
   afterAll(async () => {
     await server?.stop();
@@ -46,5 +55,18 @@ describe.runIf(available)('buildah and podman', () => {
     await podman('push', '--tls-verify=false', `${server.host}/interop/built:v1`, `${server.host}/interop/repushed:v2`);
     expect((await request(server.url, '/v2/interop/repushed/tags/list')).json()).toEqual({ name: 'interop/repushed', tags: ['v2'] });
     await podman('pull', '--tls-verify=false', `${server.host}/interop/repushed:v2`);
+
+    // Both clients took tokens from /token and pushed with them as admin (the log is asynchronous).
+    type Logged = { msg?: string; method: string; url: string; status: number; actor?: string };
+    const log = () => server.output().split('\n').slice(0, -1).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Logged).filter((e) => e.msg === 'request');
+    await vi.waitFor(
+      () => {
+        for (const repo of ['built', 'repushed']) {
+          expect(log()).toContainEqual(expect.objectContaining({ method: 'PUT', url: `/v2/interop/${repo}/manifests/${repo === 'built' ? 'v1' : 'v2'}`, status: 201, actor: 'admin' }));
+          expect(log().some((e) => e.url.startsWith('/token?') && e.status === 200 && decodeURIComponent(e.url).includes(`repository:interop/${repo}:`))).toBe(true);
+        }
+      },
+      { timeout: 5000 },
+    );
   });
 });

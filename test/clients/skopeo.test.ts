@@ -1,9 +1,13 @@
-/** skopeo against the real server: copy both ways, inspect, list tags, delete. */
+/**
+ * skopeo against the real server: copy both ways, inspect, list tags, delete. Every call is
+ * authenticated the way users do it: `skopeo login` writes an auth file, and skopeo then goes
+ * through the Docker token flow (401 challenge, GET /token with Basic, Bearer on /v2).
+ */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { haveClient, run } from '../helpers/clients.ts';
-import { request, sha256 } from '../helpers/http.ts';
+import { request, sha256, testAdmin } from '../helpers/http.ts';
 import { imageLayout, indexLayout } from '../helpers/layout.ts';
 import { startProcess, tempDir, type ProcessServer } from '../helpers/server.ts';
 
@@ -13,11 +17,20 @@ describe.runIf(available)('skopeo', () => {
   let server: ProcessServer;
   let work: string;
   const tls = ['--src-tls-verify=false', '--dest-tls-verify=false'];
-  const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args]);
+  /** skopeo, reading and writing credentials in this run's own auth file only */
+  const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { REGISTRY_AUTH_FILE: path.join(work, 'auth.json') });
+
+  type Logged = { msg?: string; method: string; url: string; status: number; actor?: string };
+  /** The server's one-line-per-request log entries (complete lines only). */
+  function requestLog(): Logged[] {
+    const lines = server.output().split('\n').slice(0, -1);
+    return lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Logged).filter((entry) => entry.msg === 'request');
+  }
 
   beforeAll(async () => {
     server = await startProcess();
     work = await tempDir('custody-skopeo-');
+    expect(await skopeo('login', '--tls-verify=false', '-u', testAdmin.username, '-p', testAdmin.password, server.host)).toMatch(/Login Succeeded/);
   });
   afterAll(async () => {
     await server?.stop();
@@ -45,6 +58,23 @@ describe.runIf(available)('skopeo', () => {
       const bytes = await readFile(path.join(back, 'blobs', 'sha256', d.slice(7)));
       expect(sha256(bytes)).toBe(d);
     }
+  });
+
+  it('goes through the token flow with the credentials of `skopeo login`', async () => {
+    const src = path.join(work, 'flow');
+    await imageLayout(src, 'v1');
+    const before = requestLog().length;
+    await skopeo('copy', ...tls, `oci:${src}:v1`, `docker://${server.host}/interop/flow:v1`);
+    // The server writes its log asynchronously: wait for the manifest PUT to show.
+    await vi.waitFor(() => expect(requestLog().slice(before)).toContainEqual(expect.objectContaining({ method: 'PUT', url: '/v2/interop/flow/manifests/v1', status: 201, actor: 'admin' })), { timeout: 5000 });
+    const log = requestLog().slice(before);
+    // Challenged, then a token for the repository, then the push as admin with it (above).
+    expect(log.some((e) => e.url === '/v2/' && e.status === 401)).toBe(true);
+    const token = log.find((e) => e.method === 'GET' && e.url.startsWith('/token?') && e.status === 200);
+    expect(token?.url).toContain('account=admin');
+    expect(decodeURIComponent(token?.url ?? '')).toContain('scope=repository:interop/flow:pull,push');
+    // Nothing reached /v2 anonymously but the challenges.
+    expect(log.filter((e) => e.url.startsWith('/v2/') && e.status !== 401).every((e) => e.actor === 'admin')).toBe(true);
   });
 
   it('copies a multi-arch index with --all, both ways', async () => {
