@@ -6,17 +6,19 @@
  *   npm run bench                       Custody alone (started from this checkout)
  *   npm run bench -- --reference        beside Debian's docker-registry (CNCF distribution 2.8)
  *   npm run bench -- --against URL      beside a registry already running at URL
- *   npm run bench -- --url URL --pid N  a Custody already running (its RSS read from /proc/N)
+ *   npm run bench -- --url URL --pid N --user admin:PASSWORD
+ *                                       a Custody already running (its RSS read from /proc/N)
  *   --quick                             a small run that checks the harness (used by the tests)
  *   --only 1MiB,64MiB,manifest          run only some workloads (4KiB, 1MiB, 64MiB, manifest)
  *   --json FILE                         also write the results as JSON
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { basicAuth } from './client.ts';
 import { sampleRss } from './rss.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
 import { fmt, table, type Result } from './stats.ts';
-import { blobWorkload, manifestWorkload, prepareBlobs, type BlobPlan } from './workloads.ts';
+import { blobWorkload, manifestWorkload, prepareBlobs, tokenWorkload, type BlobPlan } from './workloads.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,6 +29,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
     only: { type: 'string' },
+    user: { type: 'string' },
   },
 });
 
@@ -61,6 +64,13 @@ const quick: Plan = {
   manifest: { concurrency: 16, seconds: 1 },
 };
 
+/** --user NAME:PASSWORD for a Custody already running (an admin, or one allowed to create `bench`). */
+function userCredentials(): Record<string, string> | undefined {
+  if (!args.user) return undefined;
+  const colon = args.user.indexOf(':');
+  return basicAuth(args.user.slice(0, colon), args.user.slice(colon + 1));
+}
+
 interface Target {
   name: string;
   base: Server;
@@ -68,7 +78,7 @@ interface Target {
 }
 
 async function targets(): Promise<Target> {
-  const base: Server = args.url ? { url: args.url, pid: args.pid ? Number(args.pid) : undefined, stop: async () => {} } : await startCustody();
+  const base: Server = args.url ? { url: args.url, pid: args.pid ? Number(args.pid) : undefined, credentials: userCredentials(), stop: async () => {} } : await startCustody();
   if (args.reference) return { name: 'docker-registry', base, other: await startReference() };
   if (args.against) return { name: args.against, base, other: { url: args.against, pid: undefined, stop: async () => {} } };
   return { name: '', base };
@@ -99,11 +109,12 @@ async function warmUp(server: Server): Promise<void> {
   const plan = { label: 'warm-up', size: 64 * 1024, count: 200, concurrency: 4 };
   const clients = await prepareBlobs(plan);
   try {
-    await blobWorkload(clients, server.url, plan);
+    await blobWorkload(clients, server, plan);
   } finally {
     await clients.close();
   }
-  await manifestWorkload(server.url, 4, 1);
+  await manifestWorkload(server, 4, 1);
+  if (server.credentials) await manifestWorkload(server, 4, 1, 'bearer');
 }
 
 async function runAll(plan: Plan, t: Target): Promise<Row[]> {
@@ -123,7 +134,7 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
       try {
         const servers = t.other ? (round % 2 === 0 ? [t.base, t.other] : [t.other, t.base]) : [t.base];
         for (const server of servers) {
-          const results = await measured(server, () => blobWorkload(clients, server.url, w));
+          const results = await measured(server, () => blobWorkload(clients, server, w));
           results.forEach((r, i) => (server === t.base ? rounds[i]!.custody : rounds[i]!.other).push(r));
         }
       } finally {
@@ -135,9 +146,15 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
   if (!wanted('manifest')) return rows;
   const m = plan.manifest;
   process.stderr.write(`manifest GET by tag at concurrency ${m.concurrency} for ${m.seconds} s…\n`);
-  const custody = await measured(t.base, () => manifestWorkload(t.base.url, m.concurrency, m.seconds));
-  const other = t.other ? await measured(t.other, () => manifestWorkload(t.other!.url, m.concurrency, m.seconds)) : undefined;
+  const custody = await measured(t.base, () => manifestWorkload(t.base, m.concurrency, m.seconds));
+  const other = t.other ? await measured(t.other, () => manifestWorkload(t.other!, m.concurrency, m.seconds)) : undefined;
   rows.push({ custody, other });
+  // What authentication costs: the same GETs with a Bearer token, and /token itself.
+  if (t.base.credentials) {
+    process.stderr.write(`manifest GET by tag with a Bearer token, and GET /token, at concurrency ${m.concurrency} for ${m.seconds} s each…\n`);
+    rows.push({ custody: await measured(t.base, () => manifestWorkload(t.base, m.concurrency, m.seconds, 'bearer')) });
+    rows.push({ custody: await measured(t.base, () => tokenWorkload(t.base, m.concurrency, m.seconds)) });
+  }
   return rows;
 }
 
@@ -177,6 +194,12 @@ function checks(rows: Row[]): Check[] {
   if (manifest?.other) {
     const [mine, theirs] = [manifest.custody.p99, manifest.other.p99];
     out.push({ target: 'manifest GET p99 no worse than reference', measured: `${mine.toFixed(2)} ms vs ${theirs.toFixed(2)} ms`, pass: mine <= theirs });
+  }
+  const anonymous = find('manifest GET by tag')?.custody;
+  const bearer = find('manifest GET by tag, bearer')?.custody;
+  if (anonymous && bearer) {
+    const share = bearer.opsPerSec / anonymous.opsPerSec;
+    out.push({ target: 'authenticated manifest GET ≥ 90% of anonymous (issue 3)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.9 });
   }
   const big = [find('64 MiB push'), find('64 MiB pull')].map((r) => r?.custody.peakRssMiB);
   if (big.every((m) => m !== undefined)) {

@@ -9,14 +9,18 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { basicAuth } from './client.ts';
+import type { Registry } from './workloads.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export interface Server {
-  url: string;
+export interface Server extends Registry {
   pid: number | undefined;
   stop(): Promise<void>;
 }
+
+/** The admin password of the Custody the benchmark starts. */
+const benchAdmin = { username: 'admin', password: 'bench-admin-password' };
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -34,7 +38,7 @@ async function waitReady(url: string, child: ChildProcess, output: () => string)
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output()}`);
     try {
-      if ((await fetch(`${url}/v2/`)).status === 200) return;
+      if ([200, 401].includes((await fetch(`${url}/v2/`)).status)) return;
     } catch {
       // not listening yet
     }
@@ -70,8 +74,9 @@ export async function startCustody(): Promise<Server> {
   const port = await freePort();
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dir];
   // Run as installed, through the bin's #! line and its node flags, on the Node running this.
-  const env = { CUSTODY_LOG_LEVEL: 'warn', PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}` };
-  return launch(path.join(root, 'bin/custody.js'), args, dir, port, env);
+  const env = { CUSTODY_LOG_LEVEL: 'warn', CUSTODY_ADMIN_PASSWORD: benchAdmin.password, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}` };
+  const server = await launch(path.join(root, 'bin/custody.js'), args, dir, port, env);
+  return { ...server, credentials: basicAuth(benchAdmin.username, benchAdmin.password) };
 }
 
 export async function startReference(): Promise<Server> {

@@ -6,12 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { Pool } from 'undici';
-import { getManifest, makeBlobs, pullBlob, pushBlob, type Blob } from './client.ts';
+import { getManifest, getToken, makeBlobs, pullBlob, pushBlob, type Auth, type Blob } from './client.ts';
 
 export type Command =
   | { op: 'blobs'; count: number; size: number }
-  | { op: 'push' | 'pull'; base: string; repo: string; concurrency: number }
-  | { op: 'manifest'; base: string; repo: string; digest: string; concurrency: number; seconds: number }
+  | { op: 'push' | 'pull'; base: string; repo: string; concurrency: number; auth: Auth }
+  | { op: 'manifest'; base: string; repo: string; digest: string; concurrency: number; seconds: number; auth: Auth }
+  | { op: 'token'; base: string; path: string; concurrency: number; seconds: number; auth: Auth }
   | { op: 'close' };
 
 export type Reply = { latencies: number[] } | { error: string };
@@ -64,15 +65,19 @@ async function run(cmd: Command): Promise<number[]> {
       return [];
     case 'push': {
       const pool = poolFor(cmd.base, cmd.concurrency);
-      return pooled(blobs, cmd.concurrency, (b) => pushBlob(pool, cmd.base, cmd.repo, b));
+      return pooled(blobs, cmd.concurrency, (b) => pushBlob(pool, cmd.base, cmd.repo, b, cmd.auth));
     }
     case 'pull': {
       const pool = poolFor(cmd.base, cmd.concurrency);
-      return pooled(blobs, cmd.concurrency, (b) => pullBlob(pool, cmd.repo, b));
+      return pooled(blobs, cmd.concurrency, (b) => pullBlob(pool, cmd.repo, b, cmd.auth));
     }
     case 'manifest': {
       const pool = poolFor(cmd.base, cmd.concurrency);
-      return loopFor(cmd.seconds, cmd.concurrency, () => getManifest(pool, cmd.repo, cmd.digest));
+      return loopFor(cmd.seconds, cmd.concurrency, () => getManifest(pool, cmd.repo, cmd.digest, cmd.auth));
+    }
+    case 'token': {
+      const pool = poolFor(cmd.base, cmd.concurrency);
+      return loopFor(cmd.seconds, cmd.concurrency, () => getToken(pool, cmd.path, cmd.auth));
     }
     case 'close':
       await Promise.all([...pools.values()].map((p) => p.close()));

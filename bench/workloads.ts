@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
-import { pushImage } from './client.ts';
+import { bearerAuth, pushImage, type Auth } from './client.ts';
 import { summarize, type Result } from './stats.ts';
 import type { Command, Reply } from './worker.ts';
 
@@ -66,27 +66,82 @@ export async function prepareBlobs(plan: BlobPlan): Promise<Clients> {
   return clients;
 }
 
-/** Pushes every blob to the registry at `base`, then pulls each back; [push, pull]. */
-export async function blobWorkload(clients: Clients, base: string, plan: BlobPlan): Promise<[Result, Result]> {
+/** How the client talks to a registry: its URL and, for one that wants them, admin credentials. */
+export interface Registry {
+  url: string;
+  /** Basic credentials of an account that may do everything; none for an open registry */
+  credentials?: Auth;
+}
+
+/** What a docker client would send for a repository: a Bearer token from /token, or nothing. */
+async function authFor(registry: Registry, scopes: string[]): Promise<Auth> {
+  if (!registry.credentials) return {};
+  const pool = new Pool(registry.url);
+  try {
+    return await bearerAuth(pool, registry.credentials, scopes);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Pushes every blob to the registry, then pulls each back; [push, pull]. */
+export async function blobWorkload(clients: Clients, registry: Registry, plan: BlobPlan): Promise<[Result, Result]> {
+  const base = registry.url;
   const repo = `bench/${plan.label.replace(/\W+/g, '').toLowerCase()}-${Date.now()}`;
+  const auth = await authFor(registry, [`repository:${repo}:pull,push`]);
   const loops = shares(plan.concurrency, clients.size);
   const bytes = plan.count * plan.size;
-  const push = await clients.run((i) => ({ op: 'push', base, repo, concurrency: loops[i] ?? 1 }));
-  const pull = await clients.run((i) => ({ op: 'pull', base, repo, concurrency: loops[i] ?? 1 }));
+  const push = await clients.run((i) => ({ op: 'push', base, repo, concurrency: loops[i] ?? 1, auth }));
+  const pull = await clients.run((i) => ({ op: 'pull', base, repo, concurrency: loops[i] ?? 1, auth }));
   return [summarize(`${plan.label} push`, push.latencies, push.seconds, bytes), summarize(`${plan.label} pull`, pull.latencies, pull.seconds, bytes)];
 }
 
-/** Pushes one small image, then GETs its manifest by tag from `concurrency` loops for `seconds`. */
-export async function manifestWorkload(base: string, concurrency: number, seconds: number): Promise<Result> {
-  const repo = `bench/manifest-${Date.now()}`;
+/**
+ * Pushes one small image, then GETs its manifest by tag from `concurrency` loops for `seconds`.
+ * `as`: 'anonymous' pulls without credentials (on Custody from a namespace that allows anonymous
+ * read), 'bearer' with a token from /token as docker does.
+ */
+export async function manifestWorkload(registry: Registry, concurrency: number, seconds: number, as: 'anonymous' | 'bearer' = 'anonymous'): Promise<Result> {
+  const base = registry.url;
+  const namespace = as === 'anonymous' ? 'benchpublic' : 'bench';
+  const repo = `${namespace}/manifest-${Date.now()}`;
+  if (as === 'anonymous' && registry.credentials) await allowAnonymousRead(registry, namespace);
+  const writer = await authFor(registry, [`repository:${repo}:pull,push`]);
   const pool = new Pool(base);
-  const digest = await pushImage(pool, base, repo, randomBytes).finally(() => pool.close());
+  const digest = await pushImage(pool, base, repo, randomBytes, writer).finally(() => pool.close());
+  const auth = as === 'bearer' ? await authFor(registry, [`repository:${repo}:pull`]) : {};
   const clients = new Clients(concurrency);
   try {
     const loops = shares(concurrency, clients.size);
-    const { latencies, seconds: took } = await clients.run((i) => ({ op: 'manifest', base, repo, digest, concurrency: loops[i] ?? 1, seconds }));
-    return summarize('manifest GET by tag', latencies, took);
+    const { latencies, seconds: took } = await clients.run((i) => ({ op: 'manifest', base, repo, digest, concurrency: loops[i] ?? 1, seconds, auth }));
+    return summarize(as === 'anonymous' ? 'manifest GET by tag' : 'manifest GET by tag, bearer', latencies, took);
   } finally {
     await clients.close();
   }
+}
+
+/** GET /token with Basic credentials for one repository scope, as `docker login` and pulls do. */
+export async function tokenWorkload(registry: Registry, concurrency: number, seconds: number): Promise<Result> {
+  if (!registry.credentials) throw new Error('the token workload needs a registry with credentials');
+  const path = `/token?service=custody&scope=${encodeURIComponent('repository:bench/app:pull,push')}`;
+  const clients = new Clients(concurrency);
+  try {
+    const loops = shares(concurrency, clients.size);
+    const { latencies, seconds: took } = await clients.run((i) => ({ op: 'token', base: registry.url, path, concurrency: loops[i] ?? 1, seconds, auth: registry.credentials ?? {} }));
+    return summarize('GET /token (Basic)', latencies, took);
+  } finally {
+    await clients.close();
+  }
+}
+
+/** Custody only: lets anonymous callers pull from a namespace, through the management API. */
+async function allowAnonymousRead(registry: Registry, namespace: string): Promise<void> {
+  const res = await fetch(`${registry.url}/api/v1/namespaces/${namespace}`, {
+    method: 'PUT',
+    headers: { ...registry.credentials, 'content-type': 'application/json' },
+    body: JSON.stringify({ anonymousRead: true }),
+  });
+  if (!res.ok) throw new Error(`PUT /api/v1/namespaces/${namespace}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+  // Each replica remembers role answers for a second.
+  await new Promise((r) => setTimeout(r, 1100));
 }
