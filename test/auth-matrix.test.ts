@@ -148,6 +148,119 @@ describe.each(['basic', 'bearer'] as const)('every /v2 route as every caller, wi
   });
 });
 
+/** Requests as the test admin, to prepare what a row acts on. */
+const asAdmin = (path: string, method = 'POST', body?: unknown) =>
+  request(server.url, path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' } });
+const json = (auth: Record<string, string>, path: string, method: string, body?: unknown) =>
+  as(auth, path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' } });
+
+interface ApiRow {
+  route: string;
+  call: (auth: Record<string, string>, who: Who) => Promise<Reply>;
+  allowed: Who[];
+  /** statuses that mean "refused" besides 401 and 403 (someone else's token is hidden: 404) */
+  hidden?: boolean;
+}
+
+const managers: Who[] = ['nsadmin', 'admin'];
+const users: Who[] = ['reader', 'writer', 'maintainer', 'nsadmin', 'admin'];
+
+const apiRows: ApiRow[] = [
+  { route: 'GET /api/v1/me', call: (h) => as(h, '/api/v1/me'), allowed: loggedIn },
+  { route: 'GET /api/v1/users', call: (h) => as(h, '/api/v1/users'), allowed: ['admin'] },
+  { route: 'POST /api/v1/users', call: (h, who) => json(h, '/api/v1/users', 'POST', { name: `made-by-${who}`, password: 'a-long-password' }), allowed: ['admin'] },
+  {
+    route: 'DELETE /api/v1/users/:name',
+    call: async (h, who) => {
+      await asAdmin('/api/v1/users', 'POST', { name: `gone-${who}`, password: 'a-long-password' });
+      return as(h, `/api/v1/users/gone-${who}`, { method: 'DELETE' });
+    },
+    allowed: ['admin'],
+  },
+  { route: 'PUT /api/v1/users/:name/password (someone else)', call: (h) => json(h, '/api/v1/users/bystander/password', 'PUT', { password: 'bystander-password' }), allowed: ['admin'] },
+  { route: 'GET /api/v1/teams', call: (h) => as(h, '/api/v1/teams'), allowed: ['admin'] },
+  { route: 'POST /api/v1/teams', call: (h, who) => json(h, '/api/v1/teams', 'POST', { name: `team-by-${who}` }), allowed: ['admin'] },
+  {
+    route: 'DELETE /api/v1/teams/:name',
+    call: async (h, who) => {
+      await asAdmin('/api/v1/teams', 'POST', { name: `doomed-${who}` });
+      return as(h, `/api/v1/teams/doomed-${who}`, { method: 'DELETE' });
+    },
+    allowed: ['admin'],
+  },
+  { route: 'PUT /api/v1/teams/:name/members/:user', call: (h) => as(h, '/api/v1/teams/platform/members/reader', { method: 'PUT' }), allowed: ['admin'] },
+  { route: 'DELETE /api/v1/teams/:name/members/:user', call: (h) => as(h, '/api/v1/teams/platform/members/reader', { method: 'DELETE' }), allowed: ['admin'] },
+  { route: 'GET /api/v1/namespaces', call: (h) => as(h, '/api/v1/namespaces'), allowed: loggedIn },
+  { route: 'GET /api/v1/namespaces/:ns', call: (h) => as(h, '/api/v1/namespaces/team'), allowed: managers },
+  { route: 'PUT /api/v1/namespaces/:ns', call: (h) => json(h, '/api/v1/namespaces/team', 'PUT', { anonymousRead: false }), allowed: managers },
+  { route: 'PUT /api/v1/namespaces/:ns/grants/:kind/:name', call: (h) => json(h, '/api/v1/namespaces/team/grants/user/reader', 'PUT', { role: 'reader' }), allowed: managers },
+  {
+    route: 'DELETE /api/v1/namespaces/:ns/grants/:kind/:name',
+    call: async (h, who) => {
+      await asAdmin('/api/v1/users', 'POST', { name: `granted-${who}`, password: 'a-long-password' });
+      await asAdmin(`/api/v1/namespaces/team/grants/user/granted-${who}`, 'PUT', { role: 'reader' });
+      return as(h, `/api/v1/namespaces/team/grants/user/granted-${who}`, { method: 'DELETE' });
+    },
+    allowed: managers,
+  },
+  { route: 'GET /api/v1/namespaces/:ns/robots', call: (h) => as(h, '/api/v1/namespaces/team/robots'), allowed: managers },
+  { route: 'POST /api/v1/namespaces/:ns/robots', call: (h, who) => json(h, '/api/v1/namespaces/team/robots', 'POST', { name: `bot-${who}` }), allowed: managers },
+  {
+    route: 'DELETE /api/v1/namespaces/:ns/robots/:name',
+    call: async (h, who) => {
+      await asAdmin('/api/v1/namespaces/team/robots', 'POST', { name: `old-${who}` });
+      return as(h, `/api/v1/namespaces/team/robots/old-${who}`, { method: 'DELETE' });
+    },
+    allowed: managers,
+  },
+  { route: 'GET /api/v1/namespaces/:ns/robots/:name/tokens', call: (h) => as(h, '/api/v1/namespaces/team/robots/builder/tokens'), allowed: managers },
+  { route: 'POST /api/v1/namespaces/:ns/robots/:name/tokens', call: (h, who) => json(h, '/api/v1/namespaces/team/robots/builder/tokens', 'POST', { name: `t-${who}` }), allowed: managers },
+  {
+    route: 'DELETE /api/v1/namespaces/:ns/robots/:name/tokens/:id',
+    call: async (h, who) => {
+      const made = await asAdmin('/api/v1/namespaces/team/robots/builder/tokens', 'POST', { name: `del-${who}` });
+      return as(h, `/api/v1/namespaces/team/robots/builder/tokens/${made.json<{ id: string }>().id}`, { method: 'DELETE' });
+    },
+    allowed: managers,
+  },
+  { route: 'GET /api/v1/tokens', call: (h) => as(h, '/api/v1/tokens'), allowed: loggedIn },
+  { route: 'POST /api/v1/tokens', call: (h, who) => json(h, '/api/v1/tokens', 'POST', { name: `mine-${who}` }), allowed: users },
+  {
+    route: "DELETE /api/v1/tokens/:id (the admin's)",
+    call: async (h, who) => {
+      const made = await asAdmin('/api/v1/tokens', 'POST', { name: `admins-${who}` });
+      return as(h, `/api/v1/tokens/${made.json<{ id: string }>().id}`, { method: 'DELETE' });
+    },
+    allowed: ['admin'],
+    hidden: true,
+  },
+  { route: 'POST /api/v1/keys/rotate', call: (h) => as(h, '/api/v1/keys/rotate', { method: 'POST' }), allowed: ['admin'] },
+  { route: 'GET /api/v1/audit', call: (h) => as(h, '/api/v1/audit'), allowed: ['admin'] },
+];
+
+describe('every /api/v1 route as every caller', () => {
+  beforeAll(async () => {
+    await server.accounts.upsertNamespace('team', {});
+    await createUser(server.accounts, 'bystander', 'bystander-password');
+    expect((await asAdmin('/api/v1/namespaces/team/robots', 'POST', { name: 'builder' })).status).toBe(201);
+  });
+
+  it('lets through exactly the callers the table allows', async () => {
+    const outcome: string[] = [];
+    const expected: string[] = [];
+    for (const row of apiRows) {
+      for (const who of everyone) {
+        const r = await row.call(await credentialsFor(who, 'basic', []), who);
+        const denied = r.status === 401 || r.status === 403 || (row.hidden === true && r.status === 404);
+        expected.push(`${row.route} as ${who}: ${row.allowed.includes(who) ? 'allowed' : 'denied'}`);
+        outcome.push(`${row.route} as ${who}: ${denied ? 'denied' : 'allowed'}`);
+        if (!denied) expect(r.status, `${row.route} as ${who}: ${r.body.toString().slice(0, 200)}`).toBeLessThan(400);
+      }
+    }
+    expect(outcome).toEqual(expected);
+  });
+});
+
 describe('denials change nothing', () => {
   it('keeps the tags, manifests and blobs that refused callers tried to change', async () => {
     const tags = await request(server.url, '/v2/team/app/tags/list');

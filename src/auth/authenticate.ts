@@ -69,9 +69,12 @@ export class Authenticator {
     this.onLogin = onLogin;
   }
 
-  /** Drops cached checks after an account, token or membership changes. */
+  /**
+   * Drops cached checks after an account, token or membership changes. Verified passwords stay:
+   * each use compares against the user's current hash, so a new password or a deleted user
+   * already ends them.
+   */
   forget(): void {
-    this.passwords.clear();
     this.jwts.clear();
     this.alive.clear();
   }
