@@ -42,6 +42,18 @@ describe('GET and POST /token', () => {
     expect((await pull(body.token)).status).toBe(200);
   });
 
+  it('answers the login requests docker sends (account, client_id, offline_token)', async () => {
+    // `docker login` cannot run here (no Docker engine); these are the requests it makes.
+    const base = await request(server.url, '/v2/', { auth: false });
+    expect(base.status).toBe(401);
+    const realm = /realm="([^"]+)"/.exec(String(base.headers['www-authenticate']))?.[1];
+    expect(realm).toBe(`${server.url}/token`);
+    const r = await request(server.url, '/token?account=writer&client_id=docker&offline_token=true&service=custody', { headers: { authorization: basic(writer.username, writer.password) }, auth: false });
+    expect(r.status).toBe(200);
+    const token = r.json<{ token: string }>().token;
+    expect((await request(server.url, '/v2/', bearer(token))).status).toBe(200);
+  });
+
   it('takes the OAuth2 password grant as a form, and refuses other grants', async () => {
     const form = new URLSearchParams({ grant_type: 'password', username: writer.username, password: writer.password, service: 'custody', scope: 'repository:team/app:pull,push', client_id: 'test' });
     const r = await request(server.url, '/token', { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' }, auth: false });

@@ -5,15 +5,15 @@
  * buffer. V8 frees them only when its JS heap needs a collection or when external memory has
  * grown by 64 MiB since the last one, and streaming allocates almost nothing on the JS heap, so a
  * server moving hundreds of MB/s carried up to 64 MiB of garbage (measured: 185 MiB RSS while
- * 64 MiB blobs streamed, against 99 MiB idle). Looking every 50 ms and running a young-generation
- * collection (a scavenge, about a millisecond) when more than 16 MiB of buffers are alive keeps
+ * 64 MiB blobs streamed, against 99 MiB idle). Looking every 25 ms and running a young-generation
+ * collection (a scavenge, about a millisecond) when more than 8 MiB of buffers are alive keeps
  * that garbage small; an idle server never collects.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-const everyMs = 50;
-const limitBytes = 16 * 1024 * 1024;
+const everyMs = 25;
+const limitBytes = 8 * 1024 * 1024;
 
 type Gc = (options: { type: 'minor' | 'major' }) => void;
 

@@ -16,7 +16,7 @@ const chunk = 1024 * 1024;
  * serves small blobs stays small. Past the cap, buffers are left to the garbage collector.
  */
 const pool: Buffer[] = [];
-const poolCap = 8;
+const poolCap = 4;
 
 /** Writes bytes start..end (inclusive) of the file into `out`, without ending it. */
 export async function copyRange(handle: FileHandle, out: Writable, start: number, end: number): Promise<void> {
