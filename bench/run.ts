@@ -89,7 +89,10 @@ async function measured<T extends Result | Result[]>(server: Server, run: () => 
   const rss = sampleRss(server.pid);
   const result = await run();
   const peak = rss.stop();
-  for (const r of Array.isArray(result) ? result : [result]) r.peakRssMiB = peak;
+  for (const r of Array.isArray(result) ? result : [result]) {
+    r.peakRssMiB = peak?.rss;
+    r.peakAnonMiB = peak?.anon;
+  }
   return result;
 }
 
@@ -173,10 +176,10 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
 }
 
 function printTable(rows: Row[], name: string): void {
-  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB'];
+  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon'];
   const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'ratio'] : head];
   for (const { custody: c, other: o } of rows) {
-    const mine = [c.workload, fmt(c.opsPerSec), fmt(c.mbPerSec), fmt(c.p50, 2), fmt(c.p99, 2), fmt(c.peakRssMiB, 0)];
+    const mine = [c.workload, fmt(c.opsPerSec), fmt(c.mbPerSec), fmt(c.p50, 2), fmt(c.p99, 2), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0)];
     out.push(o ? [...mine, fmt(o.opsPerSec), fmt(o.mbPerSec), fmt(o.p50, 2), fmt(o.p99, 2), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
   }
   console.log(`\nCustody${name ? ` beside ${name}` : ''}:\n${table(out)}\n`);

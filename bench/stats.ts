@@ -10,6 +10,8 @@ export interface Result {
   p99: number;
   /** peak server RSS in MiB during the workload, when the server's pid is known */
   peakRssMiB?: number;
+  /** the anonymous part of it (without the binary's file-backed pages) */
+  peakAnonMiB?: number;
 }
 
 export function percentile(sorted: number[], p: number): number {

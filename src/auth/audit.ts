@@ -29,7 +29,9 @@ export class Auditor {
     }
   }
 
+  /** Deletes events past the retention, and failed logins older than a day (limits look back minutes). */
   async prune(): Promise<number> {
+    await this.accounts.pruneFailures(Date.now() - 86_400_000);
     return this.accounts.pruneAudit(Date.now() - this.retentionMs);
   }
 

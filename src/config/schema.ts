@@ -49,7 +49,7 @@ export const configSchema = z.strictObject({
         .strictObject({
           max: z.number().int().positive().default(10),
           maxPerAddress: z.number().int().positive().default(50),
-          windowSeconds: z.number().int().positive().default(300),
+          windowSeconds: z.number().int().positive().max(86_400).default(300),
         })
         .default({ max: 10, maxPerAddress: 50, windowSeconds: 300 }),
       /** requests per second allowed per identity (anonymous: per address); 0 for no limit */

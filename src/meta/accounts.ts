@@ -142,6 +142,8 @@ export interface Audit {
   record(event: Omit<AuditEvent, 'id'>): Promise<void>;
   query(q: AuditQuery): Promise<AuditEvent[]>;
   pruneAudit(olderThan: number): Promise<number>;
+  /** forgets failed logins older than a time (they only matter within the rate-limit window) */
+  pruneFailures(olderThan: number): Promise<void>;
   /** failed logins for a key (an account or an address) since a time, and recording one */
   failuresSince(key: string, since: number): Promise<number>;
   recordFailure(key: string, at: number): Promise<void>;

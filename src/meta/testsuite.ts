@@ -206,6 +206,8 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       await a.recordFailure('account:x', 100);
       await a.recordFailure('account:x', 200);
       expect(await a.failuresSince('account:x', 150)).toBe(1);
+      await a.pruneFailures(150);
+      expect(await a.failuresSince('account:x', 0)).toBe(1);
       await a.clearFailures('account:x');
       expect(await a.failuresSince('account:x', 0)).toBe(0);
       await meta.close();

@@ -258,8 +258,11 @@ export class KyselyAccountStore implements AccountStore {
 
   async pruneAudit(olderThan: number): Promise<number> {
     const r = await this.db.deleteFrom('audit_events').where('time', '<', olderThan).executeTakeFirst();
-    await this.db.deleteFrom('login_failures').where('time', '<', olderThan).execute();
     return Number(r.numDeletedRows);
+  }
+
+  async pruneFailures(olderThan: number): Promise<void> {
+    await this.db.deleteFrom('login_failures').where('time', '<', olderThan).execute();
   }
 
   async failuresSince(key: string, since: number): Promise<number> {
