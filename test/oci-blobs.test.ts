@@ -1,6 +1,6 @@
 /** Blob pull and push over HTTP, as the OCI Distribution Spec describes them. */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readlink, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { basic, pushBlob, request, sha256, testAdmin } from './helpers/http.ts';
@@ -20,6 +20,27 @@ async function startUpload(repo: string): Promise<string> {
 }
 
 describe('pull', () => {
+  it('cuts the connection when a stored blob turns out shorter than recorded, and keeps serving', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const digest = await pushBlob(base, 'pull/damaged', data);
+    const file = path.join(server.dataDir, 'blobs', 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+    await truncate(file, 1024 * 1024 + 5);
+    const http = await import('node:http');
+    const received = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
+      let bytes = 0;
+      const req = http.get(`${base}/v2/pull/damaged/blobs/${digest}`, { headers: { authorization: adminAuth } }, (res) => {
+        expect(res.headers['content-length']).toBe(String(data.length));
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ bytes, complete: res.complete }));
+        res.on('error', () => resolve({ bytes, complete: false }));
+      });
+      req.on('error', () => resolve({ bytes, complete: false }));
+    });
+    expect(received.complete).toBe(false);
+    expect(received.bytes).toBeLessThan(data.length);
+    expect((await request(base, '/v2/')).status).toBe(200);
+  });
+
   it('serves a blob of several MiB whole and in ranges, and survives a client that leaves midway', async () => {
     const data = randomBytes(5 * 1024 * 1024 + 17);
     const digest = await pushBlob(base, 'pull/big', data);
