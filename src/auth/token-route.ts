@@ -88,7 +88,7 @@ async function handle(deps: TokenRouteDeps, req: FastifyRequest, reply: FastifyR
     }
     else {
       const allowed = await deps.rbac.actions(principal, namespaceOf(r.name));
-      granted.push({ ...r, actions: r.actions.filter((a) => (a === '*' ? false : allowed.has(a as never))) });
+      granted.push({ ...r, actions: r.actions.filter((a) => (allowed as Set<string>).has(a)) });
     }
   }
   const claims: Record<string, unknown> = { sub: principal.name, pk: principal.kind, access: granted };

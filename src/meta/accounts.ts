@@ -98,7 +98,7 @@ export interface AuditQuery {
 
 export interface Principals {
   createUser(user: { name: string; passwordHash: string | null; admin: boolean }): Promise<User>;
-  getUser(idOrName: { id?: string; name?: string }): Promise<User | undefined>;
+  getUser(by: { id: string } | { name: string }): Promise<User | undefined>;
   listUsers(): Promise<User[]>;
   setPassword(userId: string, passwordHash: string): Promise<void>;
   deleteUser(userId: string): Promise<boolean>;
@@ -111,7 +111,7 @@ export interface Principals {
   removeMember(teamId: string, userId: string): Promise<boolean>;
   teamsOf(userId: string): Promise<string[]>;
   createRobot(namespace: string, name: string): Promise<Robot>;
-  getRobot(idOrName: { id?: string; name?: string }): Promise<Robot | undefined>;
+  getRobot(by: { id: string } | { name: string }): Promise<Robot | undefined>;
   listRobots(namespace: string): Promise<Robot[]>;
   deleteRobot(robotId: string): Promise<boolean>;
 }

@@ -4,7 +4,6 @@ import { mkdir } from 'node:fs/promises';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { registerApi } from '../api/index.ts';
-import type { AccessController } from '../auth/access.ts';
 import { createAuth, registerAuthRoutes } from '../auth/index.ts';
 import { databaseUrl, storageUrl, type Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
@@ -19,7 +18,6 @@ import { frameworkErrors, installErrorHandlers } from './errors.ts';
 export interface AppParts {
   meta?: MetaStore;
   blobs?: BlobStore;
-  access?: AccessController;
 }
 
 export async function buildApp(config: Config, parts: AppParts = {}): Promise<FastifyInstance> {
@@ -50,7 +48,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   registerAuthRoutes(app, auth, config);
   registerApi(app, { meta, auth });
   const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log, audit: auth.audit };
-  registerV2(app, ctx, parts.access ?? auth.controller);
+  registerV2(app, ctx, auth.controller);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

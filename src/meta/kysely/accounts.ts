@@ -34,11 +34,9 @@ export class KyselyAccountStore implements AccountStore {
     return toUser(row);
   }
 
-  async getUser(by: { id?: string; name?: string }): Promise<User | undefined> {
-    let q = this.db.selectFrom('users').selectAll();
-    if (by.id !== undefined) q = q.where('id', '=', by.id);
-    if (by.name !== undefined) q = q.where('name', '=', by.name);
-    const row = await q.executeTakeFirst();
+  async getUser(by: { id: string } | { name: string }): Promise<User | undefined> {
+    const q = this.db.selectFrom('users').selectAll();
+    const row = await ('id' in by ? q.where('id', '=', by.id) : q.where('name', '=', by.name)).executeTakeFirst();
     return row && toUser(row);
   }
 
@@ -109,11 +107,9 @@ export class KyselyAccountStore implements AccountStore {
     return toRobot(row);
   }
 
-  async getRobot(by: { id?: string; name?: string }): Promise<Robot | undefined> {
-    let q = this.db.selectFrom('robots').selectAll();
-    if (by.id !== undefined) q = q.where('id', '=', by.id);
-    if (by.name !== undefined) q = q.where('name', '=', by.name);
-    const row = await q.executeTakeFirst();
+  async getRobot(by: { id: string } | { name: string }): Promise<Robot | undefined> {
+    const q = this.db.selectFrom('robots').selectAll();
+    const row = await ('id' in by ? q.where('id', '=', by.id) : q.where('name', '=', by.name)).executeTakeFirst();
     return row && toRobot(row);
   }
 
