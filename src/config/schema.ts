@@ -62,6 +62,15 @@ export const configSchema = z.strictObject({
       retentionDays: z.number().int().positive().default(90),
     })
     .default({ retentionDays: 90 }),
+  tuf: z
+    .strictObject({
+      /** how long each role's metadata stays valid; timestamp and snapshot are re-signed before they expire */
+      rootExpirySeconds: z.number().int().positive().default(365 * 86_400),
+      targetsExpirySeconds: z.number().int().positive().default(90 * 86_400),
+      snapshotExpirySeconds: z.number().int().positive().default(7 * 86_400),
+      timestampExpirySeconds: z.number().int().positive().default(86_400),
+    })
+    .default({ rootExpirySeconds: 365 * 86_400, targetsExpirySeconds: 90 * 86_400, snapshotExpirySeconds: 7 * 86_400, timestampExpirySeconds: 86_400 }),
 });
 
 export type Config = z.infer<typeof configSchema>;
