@@ -167,6 +167,45 @@ export function migrations(engine: Engine): MigrationProvider {
         await db.schema.createIndex('login_failures_key').on('login_failures').columns(['key', 'time']).execute();
       },
     },
+    '0003-trust': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('trust_artifacts')
+          .addColumn('repo', name, (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('format', 'text', (c) => c.notNull())
+          .addColumn('via', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('verified', 'integer')
+          .addColumn('signer', 'text')
+          .addColumn('reason', 'text')
+          .addColumn('details', 'text')
+          .addColumn('checked_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('trust_artifacts_pk', ['repo', 'digest'])
+          .execute();
+        await db.schema.createIndex('trust_artifacts_subject').on('trust_artifacts').columns(['repo', 'subject']).execute();
+        await db.schema.createIndex('trust_artifacts_status').on('trust_artifacts').columns(['status', 'created_at']).execute();
+        await db.schema
+          .createTable('trust_sboms')
+          .addColumn('repo', name, (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('format', 'text', (c) => c.notNull())
+          .addColumn('spec_version', 'text', (c) => c.notNull())
+          .addColumn('name', 'text')
+          .addColumn('components', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('trust_sboms_pk', ['repo', 'digest'])
+          .execute();
+        await db.schema
+          .createTable('namespace_trust')
+          .addColumn('namespace', name, (c) => c.primaryKey())
+          .addColumn('document', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -53,4 +53,24 @@ export interface Database {
     detail: string;
   };
   login_failures: { key: string; time: number };
+  trust_artifacts: {
+    repo: string;
+    digest: string;
+    subject: string;
+    kind: string;
+    format: string;
+    via: string;
+    status: string;
+    verified: number | null;
+    signer: string | null;
+    reason: string | null;
+    /** JSON object */
+    details: string | null;
+    checked_at: number | null;
+    created_at: number;
+  };
+  /** components: a JSON array */
+  trust_sboms: { repo: string; digest: string; format: string; spec_version: string; name: string | null; components: string };
+  /** document: the JSON trust document set through /api/v1 */
+  namespace_trust: { namespace: string; document: string; updated_at: number };
 }

@@ -2,6 +2,7 @@
 import { CompiledQuery, Kysely, sql, type Dialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { KyselyAccountStore } from './accounts.ts';
+import { KyselyTrustStore } from './trust.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -13,6 +14,7 @@ const manifestFields = ['repo', 'digest', 'media_type', 'content', 'artifact_typ
 export class KyselyMetaStore implements MetaStore {
   private readonly db: Kysely<Database>;
   readonly accounts: KyselyAccountStore;
+  readonly trust: KyselyTrustStore;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
    * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
@@ -22,6 +24,7 @@ export class KyselyMetaStore implements MetaStore {
   private constructor(db: Kysely<Database>) {
     this.db = db;
     this.accounts = new KyselyAccountStore(db);
+    this.trust = new KyselyTrustStore(db);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db

@@ -1,0 +1,84 @@
+/**
+ * What src/trust keeps in the shared metadata store: every signature, attestation and SBOM that
+ * names a subject (through the referrers API or cosign's legacy tags), its verdict, the parsed
+ * SBOMs, and the trust each namespace configured through /api/v1. A verdict is `pending` from
+ * the push until a verifier has looked at it; any replica may pick pending work up.
+ */
+
+export type ArtifactKind = 'signature' | 'attestation' | 'sbom';
+
+export interface TrustArtifact {
+  repo: string;
+  /** the signature's (attestation's, SBOM's) own manifest */
+  digest: string;
+  /** the manifest it is about */
+  subject: string;
+  kind: ArtifactKind;
+  /** cosign, sigstore-bundle, notary-jws, notary-cose, dsse, cyclonedx, spdx */
+  format: string;
+  /** 'referrer' (a manifest with a subject) or the legacy tag it came through */
+  via: string;
+  status: 'pending' | 'done';
+  verified: boolean | null;
+  signer: string | null;
+  reason: string | null;
+  details: Record<string, unknown> | null;
+  checkedAt: number | null;
+  createdAt: number;
+}
+
+export type NewTrustArtifact = Pick<TrustArtifact, 'repo' | 'digest' | 'subject' | 'kind' | 'format' | 'via'>;
+
+export interface VerdictUpdate {
+  kind: ArtifactKind;
+  verified: boolean | null;
+  signer?: string;
+  reason: string;
+  details?: Record<string, unknown>;
+}
+
+export interface StoredSbom {
+  repo: string;
+  digest: string;
+  format: string;
+  specVersion: string;
+  name?: string;
+  /** JSON array of components, kept whole: they are read together */
+  components: unknown[];
+}
+
+export interface SignedTag {
+  repository: string;
+  tag: string;
+  digest: string;
+  size: number;
+  mediaType: string;
+}
+
+export interface TrustStore {
+  /** Records an artifact as pending (again, when it was known). */
+  recordArtifact(artifact: NewTrustArtifact): Promise<void>;
+  setVerdict(repo: string, digest: string, verdict: VerdictUpdate): Promise<void>;
+  getArtifact(repo: string, digest: string): Promise<TrustArtifact | undefined>;
+  /** Everything that names this subject. */
+  artifactsFor(repo: string, subject: string): Promise<TrustArtifact[]>;
+  /** Pending work, oldest first. */
+  pending(limit: number): Promise<TrustArtifact[]>;
+  /** Marks every artifact of a namespace pending (trust changed); returns how many. */
+  markNamespacePending(namespace: string): Promise<number>;
+  /** Forgets an artifact (its manifest was deleted), with its SBOM. */
+  forget(repo: string, digest: string): Promise<void>;
+
+  putSbom(sbom: StoredSbom): Promise<void>;
+  getSbom(repo: string, digest: string): Promise<StoredSbom | undefined>;
+
+  /** Trust set through /api/v1, as the JSON document it was given; undefined when none. */
+  getNamespaceTrust(namespace: string): Promise<{ document: unknown; updatedAt: number } | undefined>;
+  putNamespaceTrust(namespace: string, document: unknown): Promise<void>;
+  deleteNamespaceTrust(namespace: string): Promise<boolean>;
+
+  /** Tags of a manifest in a repository. */
+  tagsOf(repo: string, digest: string): Promise<string[]>;
+  /** Tags in a namespace whose manifest has at least one verified signature (for TUF). */
+  signedTags(namespace: string): Promise<SignedTag[]>;
+}
