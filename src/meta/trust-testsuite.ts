@@ -17,15 +17,16 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
       const sig = { repo: 'team/app', digest: d(2), subject: d(1), kind: 'signature' as const, format: 'cosign', via: 'referrer' };
       await meta.trust.recordArtifact(sig);
       expect(await meta.trust.pending(10)).toMatchObject([{ ...sig, status: 'pending', verified: null }]);
-      await meta.trust.setVerdict('team/app', d(2), { kind: 'signature', verified: false, signer: 'key:a', reason: 'tampered', details: { n: 1 } });
+      await meta.trust.setVerdict('team/app', d(2), { kind: 'signature', verified: false, signer: 'key:a', reason: 'tampered', details: { n: 1 }, trustFingerprint: 'f1' });
       expect(await meta.trust.getArtifact('team/app', d(2))).toMatchObject({ status: 'done', verified: false, signer: 'key:a', reason: 'tampered', details: { n: 1 } });
       expect(await meta.trust.pending(10)).toEqual([]);
       // other namespaces, and names that merely start with the namespace, are left alone
       await meta.trust.recordArtifact({ ...sig, repo: 'teamx/app' });
       await meta.trust.recordArtifact({ ...sig, repo: 'team_a/app' });
-      await meta.trust.setVerdict('teamx/app', d(2), { kind: 'signature', verified: true, reason: 'ok' });
-      await meta.trust.setVerdict('team_a/app', d(2), { kind: 'signature', verified: true, reason: 'ok' });
-      expect(await meta.trust.markNamespacePending('team')).toBe(1);
+      await meta.trust.setVerdict('teamx/app', d(2), { kind: 'signature', verified: true, reason: 'ok', trustFingerprint: 'f1' });
+      await meta.trust.setVerdict('team_a/app', d(2), { kind: 'signature', verified: true, reason: 'ok', trustFingerprint: 'f1' });
+      expect(await meta.trust.markNamespacePending('team', 'f1')).toBe(0);
+      expect(await meta.trust.markNamespacePending('team', 'f2')).toBe(1);
       expect((await meta.trust.pending(10)).map((a) => a.repo)).toEqual(['team/app']);
       expect(await meta.trust.artifactsFor('team/app', d(1))).toHaveLength(1);
       await meta.trust.forget('team/app', d(2));
@@ -59,7 +60,7 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
         ['nsx/app', d(10), d(23), true],
       ] as const) {
         await meta.trust.recordArtifact({ repo, digest: sig, subject, kind: 'signature', format: 'cosign', via: 'referrer' });
-        await meta.trust.setVerdict(repo, sig, { kind: 'signature', verified, reason: '' });
+        await meta.trust.setVerdict(repo, sig, { kind: 'signature', verified, reason: '', trustFingerprint: 'f' });
       }
       const tags = await meta.trust.signedTags('ns');
       expect(tags.map((t) => `${t.repository}:${t.tag}@${t.digest}`)).toEqual([`ns:top@${d(12)}`, `ns/app:signed@${d(10)}`]);

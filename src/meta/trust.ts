@@ -35,6 +35,8 @@ export interface VerdictUpdate {
   signer?: string;
   reason: string;
   details?: Record<string, unknown>;
+  /** the fingerprint of the trust it was judged against */
+  trustFingerprint: string;
 }
 
 export interface StoredSbom {
@@ -64,8 +66,11 @@ export interface TrustStore {
   artifactsFor(repo: string, subject: string): Promise<TrustArtifact[]>;
   /** Pending work, oldest first. */
   pending(limit: number): Promise<TrustArtifact[]>;
-  /** Marks every artifact of a namespace pending (trust changed); returns how many. */
-  markNamespacePending(namespace: string): Promise<number>;
+  /**
+   * Marks pending every artifact of a namespace whose verdict was judged against other trust
+   * than `fingerprint` (every artifact, without one); returns how many.
+   */
+  markNamespacePending(namespace: string, fingerprint?: string): Promise<number>;
   /** Forgets an artifact (its manifest was deleted), with its SBOM. */
   forget(repo: string, digest: string): Promise<void>;
 

@@ -183,6 +183,7 @@ export function migrations(engine: Engine): MigrationProvider {
           .addColumn('reason', 'text')
           .addColumn('details', 'text')
           .addColumn('checked_at', 'bigint')
+          .addColumn('trust_fingerprint', 'text')
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addPrimaryKeyConstraint('trust_artifacts_pk', ['repo', 'digest'])
           .execute();

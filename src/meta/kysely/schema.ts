@@ -67,6 +67,8 @@ export interface Database {
     /** JSON object */
     details: string | null;
     checked_at: number | null;
+    /** which trust the verdict was judged against (see src/trust/config.ts) */
+    trust_fingerprint: string | null;
     created_at: number;
   };
   /** components: a JSON array */

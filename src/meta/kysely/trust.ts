@@ -36,7 +36,7 @@ export class KyselyTrustStore implements TrustStore {
   }
 
   async recordArtifact(a: NewTrustArtifact): Promise<void> {
-    const pending = { subject: a.subject, kind: a.kind, format: a.format, via: a.via, status: 'pending', verified: null, signer: null, reason: null, details: null, checked_at: null };
+    const pending = { subject: a.subject, kind: a.kind, format: a.format, via: a.via, status: 'pending', verified: null, signer: null, reason: null, details: null, checked_at: null, trust_fingerprint: null };
     await this.db
       .insertInto('trust_artifacts')
       .values({ repo: a.repo, digest: a.digest, ...pending, created_at: Date.now() })
@@ -55,6 +55,7 @@ export class KyselyTrustStore implements TrustStore {
         reason: v.reason,
         details: v.details ? JSON.stringify(v.details) : null,
         checked_at: Date.now(),
+        trust_fingerprint: v.trustFingerprint,
       })
       .where('repo', '=', repo)
       .where('digest', '=', digest)
@@ -76,12 +77,10 @@ export class KyselyTrustStore implements TrustStore {
     return rows.map(toArtifact);
   }
 
-  async markNamespacePending(namespace: string): Promise<number> {
-    const r = await this.db
-      .updateTable('trust_artifacts')
-      .set({ status: 'pending' })
-      .where(inNamespace(namespace, 'trust_artifacts.repo'))
-      .executeTakeFirst();
+  async markNamespacePending(namespace: string, fingerprint?: string): Promise<number> {
+    let q = this.db.updateTable('trust_artifacts').set({ status: 'pending' }).where(inNamespace(namespace, 'trust_artifacts.repo')).where('status', '=', 'done');
+    if (fingerprint !== undefined) q = q.where((eb) => eb.or([eb('trust_fingerprint', 'is', null), eb('trust_fingerprint', '!=', fingerprint)]));
+    const r = await q.executeTakeFirst();
     return Number(r.numUpdatedRows);
   }
 
