@@ -9,11 +9,16 @@ import { parseAuthorization } from '../auth/controller.ts';
 import type { Auth } from '../auth/index.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { AccountStore } from '../meta/accounts.ts';
+import type { MetaStore } from '../meta/metastore.ts';
+import type { TrustService } from '../trust/service.ts';
 import { ApiError, codeOf, conflict } from './errors.ts';
 
 export interface ApiContext {
   accounts: AccountStore;
+  meta: MetaStore;
   auth: Auth;
+  /** the trust worker; undefined when trust.enabled is false */
+  trust?: TrustService;
 }
 
 /** The accesses API routes ask for. */

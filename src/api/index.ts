@@ -5,6 +5,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Auth } from '../auth/index.ts';
 import type { MetaStore } from '../meta/metastore.ts';
+import type { TufPublisher } from '../trust/tuf/index.ts';
+import type { TrustService } from '../trust/service.ts';
+import { registerArtifacts } from './artifacts.ts';
 import { registerAudit } from './audit.ts';
 import type { ApiContext } from './context.ts';
 import { installApiErrors } from './errors.ts';
@@ -13,24 +16,29 @@ import { registerNamespaces } from './namespaces.ts';
 import { registerRobots } from './robots.ts';
 import { registerTeams } from './teams.ts';
 import { registerTokens } from './tokens.ts';
+import { tufApi } from './tuf.ts';
+import { registerTrust } from './trust.ts';
 import { registerUsers } from './users.ts';
 
 export interface ApiDeps {
   meta: MetaStore;
   auth: Auth;
+  /** the namespaces' TUF repositories (/api/v1/namespaces/<ns>/tuf) */
+  tuf?: TufPublisher;
+  trust?: TrustService;
 }
 
 /** Management requests are small; anything larger is a mistake or an attack. */
 const bodyLimit = 64 * 1024;
 
 export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
-  const ctx: ApiContext = { accounts: deps.meta.accounts, auth: deps.auth };
+  const ctx: ApiContext = { accounts: deps.meta.accounts, meta: deps.meta, auth: deps.auth, ...(deps.trust ? { trust: deps.trust } : {}) };
   app.register(
     async (api) => {
       api.removeAllContentTypeParsers();
       api.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, api.getDefaultJsonParser('error', 'error'));
       installApiErrors(api);
-      for (const register of [registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerKeys, registerAudit]) register(api, ctx);
+      for (const register of [registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerKeys, registerAudit, ...(deps.tuf ? [tufApi(deps.tuf)] : []), registerTrust, registerArtifacts]) register(api, ctx);
     },
     { prefix: '/api/v1' },
   );

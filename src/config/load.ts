@@ -25,6 +25,8 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_LOG_LEVEL: { key: ['log', 'level'], type: 'string' },
   CUSTODY_ADMIN_PASSWORD: { key: ['auth', 'adminPassword'], type: 'string' },
   CUSTODY_AUTH_REALM: { key: ['auth', 'realm'], type: 'string' },
+  CUSTODY_TRUST_ENABLED: { key: ['trust', 'enabled'], type: 'boolean' },
+  CUSTODY_SIGSTORE_TRUSTED_ROOT: { key: ['trust', 'sigstoreTrustedRoot'], type: 'string' },
 };
 
 export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Raw } = {}): Promise<Config> {

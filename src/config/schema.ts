@@ -2,6 +2,36 @@
 import path from 'node:path';
 import { z } from 'zod';
 
+const keylessIdentity = z.strictObject({
+  identity: z.string().min(1).optional(),
+  identityPattern: z.string().min(1).optional(),
+  issuer: z.string().min(1).optional(),
+  issuerPattern: z.string().min(1).optional(),
+});
+
+/** A namespace's trust in the config file: PEM text inline, or paths to files holding it. */
+const namespaceTrustFile = z.strictObject({
+  sigstore: z
+    .strictObject({
+      /** `pem`: the PEM text or a path to a .pem file */
+      publicKeys: z.array(z.strictObject({ name: z.string().min(1), pem: z.string().min(1) })).default([]),
+      identities: z.array(keylessIdentity).default([]),
+      /** path to a Sigstore trusted_root.json (default: trust.sigstoreTrustedRoot) */
+      trustedRoot: z.string().min(1).optional(),
+    })
+    .optional(),
+  notary: z
+    .strictObject({
+      /** `certificates`: PEM texts or paths to PEM files */
+      trustStores: z.array(z.strictObject({ type: z.enum(['ca', 'signingAuthority', 'tsa']), name: z.string().min(1), certificates: z.array(z.string().min(1)).min(1) })).default([]),
+      /** path to a notation trustpolicy.json */
+      trustPolicy: z.string().min(1).optional(),
+    })
+    .optional(),
+});
+
+export type NamespaceTrustFile = z.infer<typeof namespaceTrustFile>;
+
 export const configSchema = z.strictObject({
   /** HOST:PORT to listen on; [::1]:5000 for IPv6 */
   listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'listen must be HOST:PORT').default('0.0.0.0:5000'),
@@ -62,6 +92,18 @@ export const configSchema = z.strictObject({
       retentionDays: z.number().int().positive().default(90),
     })
     .default({ retentionDays: 90 }),
+  trust: z
+    .strictObject({
+      /** classify and verify signatures, attestations and SBOMs as they are pushed */
+      enabled: z.boolean().default(true),
+      /** verifications run at once per replica */
+      workers: z.number().int().min(1).max(32).default(2),
+      /** path to a Sigstore trusted_root.json for namespaces that name none (keyless verification needs one) */
+      sigstoreTrustedRoot: z.string().min(1).optional(),
+      /** trust per namespace; a namespace's trust set through /api/v1 replaces what is here */
+      namespaces: z.record(z.string(), namespaceTrustFile).default({}),
+    })
+    .default({ enabled: true, workers: 2, namespaces: {} }),
   tuf: z
     .strictObject({
       /** how long each role's metadata stays valid; timestamp and snapshot are re-signed before they expire */

@@ -11,6 +11,15 @@ export interface RegistryContext {
   log: FastifyBaseLogger;
   /** where pushes and deletes are recorded */
   audit?: Auditor;
+  /** told after a change is stored (trust, later insight); a listener must not fail the request */
+  events?: RegistryEvents;
+}
+
+/** What the registry core tells the parts that react to changes (DESIGN.md: data flows one way). */
+export interface RegistryEvents {
+  manifestPushed(e: { repo: string; digest: string; mediaType: string; content: Uint8Array; tag?: string }): Promise<void>;
+  manifestDeleted(e: { repo: string; digest: string }): Promise<void>;
+  tagDeleted(e: { repo: string; tag: string }): Promise<void>;
 }
 
 /** A matched /v2 route: the repository name, the reference (digest, tag or upload id), the query. */

@@ -33,13 +33,16 @@ export const putManifest: Handler = async (ctx, req, reply, m) => {
   if (!result.ok) {
     throw new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${result.missing}, which is not in repository ${m.name}`, { detail: { digest: result.missing } });
   }
+  await ctx.events?.manifestPushed({ repo: m.name, digest, mediaType: parsed.mediaType, content, ...(tag ? { tag } : {}) });
   if (parsed.subject) reply.header('oci-subject', parsed.subject);
   await reply.code(201).header('location', `/v2/${m.name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
 };
 
 export const deleteManifest: Handler = async (ctx, _req, reply, m) => {
-  const deleted = isDigest(m.ref) ? await ctx.meta.deleteManifest(m.name, parseDigest(m.ref).value) : await ctx.meta.deleteTag(m.name, checkTag(m.ref));
+  const byDigest = isDigest(m.ref);
+  const deleted = byDigest ? await ctx.meta.deleteManifest(m.name, parseDigest(m.ref).value) : await ctx.meta.deleteTag(m.name, checkTag(m.ref));
   if (!deleted) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${m.ref} in repository ${m.name}`);
+  await (byDigest ? ctx.events?.manifestDeleted({ repo: m.name, digest: m.ref }) : ctx.events?.tagDeleted({ repo: m.name, tag: m.ref }));
   await reply.code(202).header('content-length', 0).send();
 };
 

@@ -13,11 +13,17 @@ import { registerV2 } from '../oci/dispatch.ts';
 import { expireUploads } from '../oci/expiry.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
+import { startTrust } from '../trust/index.ts';
+import { createTufPublisher, registerTufRoutes, type SignedTagSource } from '../trust/tuf/index.ts';
 import { frameworkErrors, installErrorHandlers } from './errors.ts';
 
 export interface AppParts {
   meta?: MetaStore;
   blobs?: BlobStore;
+  /** which tags TUF publishes as targets (default: meta.trust, the tags with a verified signature) */
+  signedTags?: SignedTagSource;
+  /** the clock TUF metadata is signed by (tests move it to exercise expiry); default Date.now */
+  now?: () => number;
 }
 
 export async function buildApp(config: Config, parts: AppParts = {}): Promise<FastifyInstance> {
@@ -46,8 +52,11 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const auth = await createAuth(config, meta.accounts, app.log);
   auth.audit.startPruning();
   registerAuthRoutes(app, auth, config);
-  registerApi(app, { meta, auth });
-  const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log, audit: auth.audit };
+  const tuf = createTufPublisher(meta, { source: parts.signedTags ?? meta.trust, settings: config.tuf, now: parts.now ?? Date.now, log: app.log });
+  registerTufRoutes(app, { publisher: tuf, manifests: meta, controller: auth.controller });
+  const trust = await startTrust(config, { meta, blobs, log: app.log });
+  registerApi(app, { meta, auth, tuf, ...(trust ? { trust } : {}) });
+  const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log, audit: auth.audit, ...(trust ? { events: trust } : {}) };
   registerV2(app, ctx, auth.controller);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -69,6 +78,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   app.addHook('onClose', async () => {
     clearInterval(expiry);
     auth.audit.stop();
+    await trust?.stop();
     await meta.close();
   });
   return app;

@@ -1,0 +1,113 @@
+/**
+ * Which trust applies to a namespace: the document set through /api/v1 when there is one, else
+ * the config file's `trust.namespaces.<ns>`, else none. Namespaces without their own Sigstore
+ * trusted root use `trust.sigstoreTrustedRoot`. Each answer carries a fingerprint, so verdicts
+ * judged against other trust can be found and judged again.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config, NamespaceTrustFile } from '../config/schema.ts';
+import type { TrustStore } from '../meta/trust.ts';
+import { toNamespaceTrust } from './document.ts';
+import { noTrust, type NamespaceTrust } from './verdict.ts';
+
+export interface ResolvedTrust {
+  trust: NamespaceTrust;
+  fingerprint: string;
+  source: 'api' | 'config' | 'none';
+}
+
+export class TrustConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrustConfigError';
+  }
+}
+
+/** Reads the files the config names; throws TrustConfigError naming the file that is wrong. */
+export async function loadFileTrust(config: Config['trust'], baseDir = process.cwd()): Promise<{ namespaces: Map<string, unknown>; trustedRoot?: unknown }> {
+  const read = async (what: string, file: string) => {
+    try {
+      return await readFile(path.resolve(baseDir, file), 'utf8');
+    } catch (err) {
+      throw new TrustConfigError(`${what}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  const pemOrFile = async (what: string, value: string) => (value.includes('-----BEGIN') ? value : read(what, value));
+  const json = async (what: string, file: string) => {
+    try {
+      return JSON.parse(await read(what, file)) as unknown;
+    } catch (err) {
+      if (err instanceof TrustConfigError) throw err;
+      throw new TrustConfigError(`${what}: ${file} is not JSON: ${(err as Error).message}`);
+    }
+  };
+  const trustedRoot = config.sigstoreTrustedRoot ? await json('trust.sigstoreTrustedRoot', config.sigstoreTrustedRoot) : undefined;
+  const namespaces = new Map<string, unknown>();
+  for (const [ns, t] of Object.entries(config.namespaces) as [string, NamespaceTrustFile][]) {
+    const at = `trust.namespaces.${ns}`;
+    const document = {
+      sigstore: {
+        publicKeys: await Promise.all((t.sigstore?.publicKeys ?? []).map(async (k) => ({ name: k.name, pem: await pemOrFile(`${at}.sigstore.publicKeys.${k.name}`, k.pem) }))),
+        identities: t.sigstore?.identities ?? [],
+        ...(t.sigstore?.trustedRoot ? { trustedRoot: await json(`${at}.sigstore.trustedRoot`, t.sigstore.trustedRoot) } : {}),
+      },
+      notary: {
+        trustStores: await Promise.all(
+          (t.notary?.trustStores ?? []).map(async (s) => ({ ...s, certificates: await Promise.all(s.certificates.map((c) => pemOrFile(`${at}.notary.trustStores.${s.name}`, c))) })),
+        ),
+        ...(t.notary?.trustPolicy ? { trustPolicy: await json(`${at}.notary.trustPolicy`, t.notary.trustPolicy) } : {}),
+      },
+    };
+    try {
+      toNamespaceTrust(document);
+    } catch (err) {
+      throw new TrustConfigError(`${at} is not valid: ${(err as Error).message}`);
+    }
+    namespaces.set(ns, document);
+  }
+  return { namespaces, ...(trustedRoot === undefined ? {} : { trustedRoot }) };
+}
+
+/** Effective trust per namespace, cached for a second so other replicas' changes arrive quickly. */
+export class TrustResolver {
+  private readonly cache = new Map<string, { at: number; value: ResolvedTrust }>();
+  private readonly store: TrustStore;
+  private readonly file: { namespaces: Map<string, unknown>; trustedRoot?: unknown };
+  private readonly ttlMs: number;
+
+  constructor(store: TrustStore, file: { namespaces: Map<string, unknown>; trustedRoot?: unknown }, ttlMs = 1000) {
+    this.store = store;
+    this.file = file;
+    this.ttlMs = ttlMs;
+  }
+
+  /** Namespaces the config file gives trust to. */
+  fileNamespaces(): string[] {
+    return [...this.file.namespaces.keys()];
+  }
+
+  async resolve(namespace: string): Promise<ResolvedTrust> {
+    const hit = this.cache.get(namespace);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    const stored = await this.store.getNamespaceTrust(namespace);
+    const fromFile = this.file.namespaces.get(namespace);
+    const source = stored ? 'api' : fromFile ? 'config' : 'none';
+    let trust = noTrust();
+    if (stored) trust = toNamespaceTrust(stored.document);
+    else if (fromFile) trust = toNamespaceTrust(fromFile);
+    if (trust.sigstore.trustedRoot === undefined && this.file.trustedRoot !== undefined) trust.sigstore.trustedRoot = this.file.trustedRoot;
+    const fingerprint = createHash('sha256').update(JSON.stringify(trust)).digest('hex');
+    const value: ResolvedTrust = { trust, fingerprint, source };
+    this.cache.set(namespace, { at: Date.now(), value });
+    return value;
+  }
+
+  /** Forgets a namespace's cached trust (this replica changed it). */
+  forget(namespace: string): void {
+    this.cache.delete(namespace);
+  }
+}
+
+export const namespaceOf = (repo: string): string => repo.split('/')[0] ?? repo;

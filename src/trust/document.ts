@@ -1,0 +1,80 @@
+/**
+ * The trust document a namespace admin sends to PUT /api/v1/namespaces/<ns>/trust: the
+ * NamespaceTrust shape with everything inline (PEM texts, the trusted root and the trust policy
+ * as JSON). Checked whole before it is stored, so a bad key is refused, not discovered later.
+ */
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import { z } from 'zod';
+import { parseTrustPolicy } from './notary/index.ts';
+import type { KeylessIdentity, NamespaceTrust } from './verdict.ts';
+
+const pemKey = z.string().refine((pem) => {
+  try {
+    createPublicKey(pem);
+    return pem.includes('-----BEGIN PUBLIC KEY-----');
+  } catch {
+    return false;
+  }
+}, 'not a PEM public key (-----BEGIN PUBLIC KEY-----)');
+
+const pemCertificate = z.string().refine((pem) => {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'not a PEM certificate');
+
+const pattern = z.string().min(1).refine((p) => {
+  try {
+    new RegExp(p);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'not a valid regular expression');
+
+const identity = z
+  .strictObject({ identity: z.string().min(1).optional(), identityPattern: pattern.optional(), issuer: z.string().min(1).optional(), issuerPattern: pattern.optional() })
+  .refine((i) => (i.identity === undefined) !== (i.identityPattern === undefined), 'give exactly one of identity and identityPattern')
+  .refine((i) => (i.issuer === undefined) !== (i.issuerPattern === undefined), 'give exactly one of issuer and issuerPattern: an identity means nothing without its OIDC issuer');
+
+const notTrustedRoot = 'not a Sigstore trusted_root.json (its mediaType must be application/vnd.dev.sigstore.trustedroot…)';
+const trustedRoot = z.looseObject({ mediaType: z.string({ error: notTrustedRoot }).startsWith('application/vnd.dev.sigstore.trustedroot', notTrustedRoot) }, { error: notTrustedRoot });
+
+const trustPolicy = z.unknown().transform((doc, ctx) => {
+  try {
+    parseTrustPolicy(doc);
+    return doc;
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `trust policy: ${(err as Error).message}` });
+    return z.NEVER;
+  }
+});
+
+export const trustDocumentSchema = z.strictObject({
+  sigstore: z
+    .strictObject({
+      publicKeys: z.array(z.strictObject({ name: z.string().min(1).max(128), pem: pemKey })).default([]),
+      identities: z.array(identity).default([]),
+      trustedRoot: trustedRoot.optional(),
+    })
+    .default({ publicKeys: [], identities: [] }),
+  notary: z
+    .strictObject({
+      trustStores: z.array(z.strictObject({ type: z.enum(['ca', 'signingAuthority', 'tsa']), name: z.string().min(1).max(128), certificates: z.array(pemCertificate).min(1) })).default([]),
+      trustPolicy: trustPolicy.optional(),
+    })
+    .default({ trustStores: [] }),
+});
+
+/** A checked document as the verifiers take it. Throws zod's error for a bad one. */
+export function toNamespaceTrust(document: unknown): NamespaceTrust {
+  const d = trustDocumentSchema.parse(document);
+  const identities: KeylessIdentity[] = d.sigstore.identities.map((i) => ({ ...i }));
+  return {
+    sigstore: { publicKeys: d.sigstore.publicKeys, identities, ...(d.sigstore.trustedRoot ? { trustedRoot: d.sigstore.trustedRoot } : {}) },
+    notary: { trustStores: d.notary.trustStores, ...(d.notary.trustPolicy !== undefined ? { trustPolicy: d.notary.trustPolicy } : {}) },
+  };
+}

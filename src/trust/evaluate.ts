@@ -1,0 +1,163 @@
+/**
+ * Judging one artifact: read its manifest and layers, hand them to the verifier for its format,
+ * and say what it found. Several layers (cosign appends one signature per `cosign sign` to the
+ * same `.sig` manifest) make one verdict: verified when any layer verifies.
+ */
+import type { ManifestRecord, MetaStore } from '../meta/metastore.ts';
+import type { ArtifactKind, TrustArtifact } from '../meta/trust.ts';
+import { blobKey, parseDigest } from '../oci/digest.ts';
+import type { BlobStore } from '../storage/blobstore.ts';
+import { readArtifactManifest, type Layer } from './classify.ts';
+import { attestationKind, parseStatement, StatementError, type Statement } from './intoto.ts';
+import { isSigstoreBundle, trustTypes, sbomFormat } from './mediatypes.ts';
+import { verifyNotarySignature } from './notary/index.ts';
+import { parseSbom, SbomError, type SbomDocument } from './sbom/index.ts';
+import { verifyCosignSignature, verifyDsseEnvelope, verifySigstoreBundle } from './sigstore/index.ts';
+import type { NamespaceTrust, SignedPayload, SubjectRef, Verdict } from './verdict.ts';
+
+export interface Judgement {
+  kind: ArtifactKind;
+  /** null for an SBOM: there is nothing to verify */
+  verified: boolean | null;
+  signer?: string;
+  reason: string;
+  details?: Record<string, unknown>;
+  sbom?: SbomDocument;
+}
+
+export interface EvaluateDeps {
+  meta: MetaStore;
+  blobs: BlobStore;
+}
+
+/** Signatures and envelopes are small; SBOMs and attestations carrying them are not. */
+const maxSignatureBytes = 1024 * 1024;
+const maxDocumentBytes = 64 * 1024 * 1024;
+
+/** cosign's payload for `cosign sign` in bundle form: a statement that is a signature, not an attestation. */
+const cosignSignPredicate = 'https://sigstore.dev/cosign/sign/v1';
+
+export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, deps: EvaluateDeps): Promise<Judgement> {
+  const record = await deps.meta.getManifest(artifact.repo, artifact.digest);
+  const manifest = record && readArtifactManifest(record.content);
+  if (!record || !manifest) return { kind: artifact.kind, verified: false, reason: `manifest ${artifact.digest} is no longer in ${artifact.repo}` };
+  const subject = await subjectOf(artifact, deps.meta);
+  const layers = manifest.layers ?? [];
+  const read = (layer: Layer, limit: number) => readBlob(deps.blobs, layer, limit);
+  switch (artifact.format) {
+    case 'cosign':
+      return combine('signature', layers.filter((l) => l.mediaType === trustTypes.cosignSimpleSigning), async (l) =>
+        verifyCosignSignature({ payload: await read(l, maxSignatureBytes), annotations: l.annotations ?? {}, subject }, trust.sigstore),
+      );
+    case 'sigstore-bundle': {
+      const subjectContent = (await deps.meta.getManifest(artifact.repo, subject.digest))?.content;
+      const bundles = layers.filter((l) => isSigstoreBundle(l.mediaType));
+      return combineSigned(bundles, async (l) =>
+        verifySigstoreBundle({ bundle: await read(l, maxDocumentBytes), subject, ...(subjectContent ? { subjectContent } : {}) }, trust.sigstore),
+      );
+    }
+    case 'dsse':
+      return combineSigned(
+        layers.filter((l) => l.mediaType === trustTypes.dsse),
+        async (l) => verifyDsseEnvelope({ envelope: await read(l, maxDocumentBytes), annotations: l.annotations ?? {}, subject }, trust.sigstore),
+      );
+    case 'notary-jws':
+    case 'notary-cose': {
+      const envelopeType = artifact.format === 'notary-jws' ? trustTypes.jws : trustTypes.cose;
+      return combine('signature', layers.filter((l) => l.mediaType === envelopeType), async (l) =>
+        verifyNotarySignature({ envelope: await read(l, maxSignatureBytes), envelopeType, subject, repository: artifact.repo }, trust.notary),
+      );
+    }
+    case 'cyclonedx':
+    case 'spdx':
+      return readSbom(layers, read, record);
+    default:
+      return { kind: artifact.kind, verified: false, reason: `unknown artifact format ${artifact.format}` };
+  }
+}
+
+/** The subject as the signature should name it: the descriptor in the store when we have it. */
+async function subjectOf(artifact: TrustArtifact, meta: MetaStore): Promise<SubjectRef> {
+  const stored = await meta.getManifest(artifact.repo, artifact.subject);
+  if (!stored) return { digest: artifact.subject };
+  return { digest: artifact.subject, mediaType: stored.mediaType, size: stored.content.byteLength };
+}
+
+type Read = (layer: Layer, limit: number) => Promise<Uint8Array>;
+
+async function combine(kind: ArtifactKind, layers: Layer[], verify: (l: Layer) => Promise<Verdict>): Promise<Judgement> {
+  if (layers.length === 0) return { kind, verified: false, reason: 'the manifest has no signature layer' };
+  const verdicts: Verdict[] = [];
+  for (const layer of layers) verdicts.push(await guarded(() => verify(layer)));
+  const chosen = verdicts.find((v) => v.verified) ?? verdicts[0]!;
+  const details = verdicts.length === 1 ? chosen.details : { ...chosen.details, layers: verdicts.map(({ verified, signer, reason }) => ({ verified, signer, reason })) };
+  return { kind, verified: chosen.verified, ...(chosen.signer ? { signer: chosen.signer } : {}), reason: chosen.reason, ...(details ? { details } : {}) };
+}
+
+/** Bundles and DSSE envelopes: the statement they carry says whether they are a signature or an attestation. */
+async function combineSigned(layers: Layer[], verify: (l: Layer) => Promise<Verdict & { signed?: SignedPayload }>): Promise<Judgement> {
+  let statement: Statement | undefined;
+  let statementProblem: string | undefined;
+  const judged = await combine('signature', layers, async (l) => {
+    const v = await verify(l);
+    if (v.signed && !statement) {
+      try {
+        statement = parseStatement(v.signed);
+      } catch (err) {
+        if (!(err instanceof StatementError)) throw err;
+        statementProblem = err.message;
+      }
+    }
+    return v;
+  });
+  if (!statement) return statementProblem ? { ...judged, details: { ...judged.details, statement: statementProblem } } : judged;
+  const s = statement;
+  const isSignature = s.predicateType === cosignSignPredicate;
+  const facts = {
+    predicateType: s.predicateType,
+    attestation: attestationKind(s.predicateType),
+    ...(s.provenance ? { provenance: s.provenance } : {}),
+    ...(s.sbom ? { sbom: { format: s.sbom.format, specVersion: s.sbom.specVersion, components: s.sbom.components.length } } : {}),
+  };
+  return { ...judged, kind: isSignature ? 'signature' : 'attestation', details: { ...judged.details, ...facts }, ...(s.sbom ? { sbom: s.sbom } : {}) };
+}
+
+async function readSbom(layers: Layer[], read: Read, record: ManifestRecord): Promise<Judgement> {
+  const layer = layers.find((l) => sbomFormat(l.mediaType)) ?? (layers.length === 1 && sbomFormat(record.artifactType ?? '') ? layers[0] : undefined);
+  if (!layer) return { kind: 'sbom', verified: null, reason: 'the manifest has no SBOM layer' };
+  try {
+    const sbom = parseSbom(await read(layer, maxDocumentBytes), layer.mediaType);
+    return { kind: 'sbom', verified: null, reason: `${sbom.format} ${sbom.specVersion} SBOM with ${sbom.components.length} components`, details: { format: sbom.format, specVersion: sbom.specVersion, components: sbom.components.length }, sbom };
+  } catch (err) {
+    if (err instanceof SbomError || err instanceof TooLarge) return { kind: 'sbom', verified: null, reason: `the SBOM cannot be read: ${err.message}` };
+    throw err;
+  }
+}
+
+/** A verifier that throws anyway (it should not) becomes a failed verdict, not a stuck artifact. */
+async function guarded(run: () => Promise<Verdict>): Promise<Verdict> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof TooLarge) return { verified: false, reason: err.message };
+    return { verified: false, reason: `verification failed: ${(err as Error).message}` };
+  }
+}
+
+class TooLarge extends Error {}
+
+async function readBlob(blobs: BlobStore, layer: Layer, limit: number): Promise<Uint8Array> {
+  if (layer.size > limit) throw new TooLarge(`layer ${layer.digest} is ${layer.size} bytes, more than the ${limit} bytes read for verification`);
+  const stream = await blobs.read(blobKey(parseDigest(layer.digest)));
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      stream.destroy();
+      throw new TooLarge(`layer ${layer.digest} is larger than the ${limit} bytes read for verification`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

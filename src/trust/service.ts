@@ -1,0 +1,168 @@
+/**
+ * The trust worker. The push path only classifies a manifest and records it as pending (one
+ * insert, and only for signatures, attestations and SBOMs); verification runs here, a few at
+ * a time, off the request. Pending work lives in the shared store, so work a crash or another
+ * replica left behind is found by the poll and done here.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { MetaStore } from '../meta/metastore.ts';
+import type { TrustArtifact } from '../meta/trust.ts';
+import type { BlobStore } from '../storage/blobstore.ts';
+import { classify } from './classify.ts';
+import { namespaceOf, type TrustResolver } from './config.ts';
+import { evaluate } from './evaluate.ts';
+
+export interface TrustServiceDeps {
+  meta: MetaStore;
+  blobs: BlobStore;
+  resolver: TrustResolver;
+  log: FastifyBaseLogger;
+  /** verifications at once */
+  workers: number;
+  /** how often to look for pending work others left */
+  pollMs?: number;
+}
+
+export class TrustService {
+  private readonly deps: TrustServiceDeps;
+  private readonly queued = new Map<string, TrustArtifact>();
+  private readonly running = new Set<string>();
+  private idleWaiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(deps: TrustServiceDeps) {
+    this.deps = deps;
+  }
+
+  get resolver(): TrustResolver {
+    return this.deps.resolver;
+  }
+
+  /** A manifest was stored: record it when it is a signature, attestation or SBOM. Never throws. */
+  async manifestPushed(e: { repo: string; digest: string; content: Uint8Array; tag?: string }): Promise<void> {
+    try {
+      const found = classify(e.content, e.tag);
+      if (!found) return;
+      const { trust } = this.deps.meta;
+      if (found.via !== 'referrer') {
+        // cosign re-pushes a legacy tag with one more signature layer: the manifest it replaced is no longer the signature.
+        for (const old of await trust.artifactsFor(e.repo, found.subject.digest)) if (old.via === found.via && old.digest !== e.digest) await trust.forget(e.repo, old.digest);
+      }
+      const artifact = { repo: e.repo, digest: e.digest, subject: found.subject.digest, kind: found.kind, format: found.format, via: found.via };
+      await trust.recordArtifact(artifact);
+      const recorded = await trust.getArtifact(e.repo, e.digest);
+      if (recorded) this.enqueue(recorded);
+    } catch (err) {
+      this.deps.log.error({ err, repo: e.repo, digest: e.digest }, 'could not record a trust artifact; the next poll will not find it either');
+    }
+  }
+
+  async manifestDeleted(e: { repo: string; digest: string }): Promise<void> {
+    await this.quietly('forget a deleted artifact', () => this.deps.meta.trust.forget(e.repo, e.digest));
+  }
+
+  /** A legacy signature tag was deleted: what came through it is no longer linked to its subject. */
+  async tagDeleted(e: { repo: string; tag: string }): Promise<void> {
+    const m = /^(sha256|sha512)-([a-f0-9]+)\.(sig|att|sbom)$/.exec(e.tag);
+    if (!m) return;
+    const { trust } = this.deps.meta;
+    await this.quietly('unlink a deleted signature tag', async () => {
+      for (const a of await trust.artifactsFor(e.repo, `${m[1]}:${m[2]}`)) if (a.via === `tag:${e.tag}`) await trust.forget(e.repo, a.digest);
+    });
+  }
+
+  /** The change the event reports is already stored: a listener's failure is logged, not the request's. */
+  private async quietly(what: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      this.deps.log.error({ err }, `trust: could not ${what}`);
+    }
+  }
+
+  /** A namespace's trust changed: judge everything in it again. */
+  async trustChanged(namespace: string): Promise<number> {
+    this.deps.resolver.forget(namespace);
+    const count = await this.deps.meta.trust.markNamespacePending(namespace);
+    await this.poll();
+    return count;
+  }
+
+  /** Starts polling; re-judges what the config file's trust (changed since last start) makes stale. */
+  async start(): Promise<void> {
+    for (const ns of this.deps.resolver.fileNamespaces()) {
+      const { fingerprint } = await this.deps.resolver.resolve(ns);
+      const stale = await this.deps.meta.trust.markNamespacePending(ns, fingerprint);
+      if (stale > 0) this.deps.log.info({ namespace: ns, artifacts: stale }, 'trust changed in the config file: judging again');
+    }
+    const every = this.deps.pollMs ?? 2000;
+    this.timer = setInterval(() => void this.poll(), every);
+    this.timer.unref();
+    await this.poll();
+  }
+
+  /** Stops taking work and waits for what is running. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.queued.clear();
+    await this.idle();
+  }
+
+  /** Resolves when nothing is queued or running (tests, shutdown). */
+  idle(): Promise<void> {
+    if (this.queued.size === 0 && this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async poll(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      for (const a of await this.deps.meta.trust.pending(100)) this.enqueue(a);
+    } catch (err) {
+      this.deps.log.error({ err }, 'trust: cannot read pending work');
+    }
+  }
+
+  private enqueue(a: TrustArtifact): void {
+    const key = `${a.repo}@${a.digest}`;
+    if (this.stopped || this.running.has(key)) return;
+    this.queued.set(key, a);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running.size < this.deps.workers && this.queued.size > 0) {
+      const [key, artifact] = this.queued.entries().next().value as [string, TrustArtifact];
+      this.queued.delete(key);
+      this.running.add(key);
+      void this.judge(artifact).finally(() => {
+        this.running.delete(key);
+        this.pump();
+        if (this.queued.size === 0 && this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      });
+    }
+  }
+
+  private async judge(a: TrustArtifact): Promise<void> {
+    const started = Date.now();
+    try {
+      const { trust, fingerprint } = await this.deps.resolver.resolve(namespaceOf(a.repo));
+      const j = await evaluate(a, trust, this.deps);
+      if (j.sbom) await this.deps.meta.trust.putSbom({ repo: a.repo, digest: a.digest, format: j.sbom.format, specVersion: j.sbom.specVersion, ...(j.sbom.name ? { name: j.sbom.name } : {}), components: j.sbom.components });
+      await this.deps.meta.trust.setVerdict(a.repo, a.digest, {
+        kind: j.kind,
+        verified: j.verified,
+        reason: j.reason,
+        trustFingerprint: fingerprint,
+        ...(j.signer ? { signer: j.signer } : {}),
+        ...(j.details ? { details: j.details } : {}),
+      });
+      this.deps.log.info({ repo: a.repo, digest: a.digest, subject: a.subject, kind: j.kind, format: a.format, verified: j.verified, signer: j.signer, reason: j.reason, ms: Date.now() - started }, 'trust verdict');
+    } catch (err) {
+      // Left pending: the next poll tries again (a store that is down now may be up then).
+      this.deps.log.error({ err, repo: a.repo, digest: a.digest }, 'trust: judging failed');
+    }
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Signed artifacts as clients push them, made with node:crypto: cosign simple-signing
+ * signatures (as OCI 1.1 referrers or under cosign's legacy `.sig` tag), DSSE in-toto
+ * attestations and CycloneDX SBOMs.
+ */
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { descriptorOf, pushBlob, putManifest, request, type Descriptor, type Reply, types } from './http.ts';
+
+export const cosignTypes = {
+  simpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
+  artifactSig: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+  dsse: 'application/vnd.dsse.envelope.v1+json',
+  cyclonedx: 'application/vnd.cyclonedx+json',
+  signatureAnnotation: 'dev.cosignproject.cosign/signature',
+};
+
+export interface SigningKey {
+  privateKey: KeyObject;
+  pem: string;
+}
+
+export function newKey(): SigningKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { privateKey, pem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+export function simpleSigningPayload(digest: string, reference = 'registry.example/team/app'): string {
+  return JSON.stringify({ critical: { identity: { 'docker-reference': reference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null });
+}
+
+/** Pushes an empty config blob and returns its descriptor. */
+async function emptyConfig(base: string, repo: string): Promise<Descriptor> {
+  await pushBlob(base, repo, '{}');
+  return descriptorOf('{}', types.empty);
+}
+
+/** A cosign signature of `subject`, as a referrer (default) or under the legacy tag. */
+export async function pushCosignSignature(base: string, repo: string, subject: Descriptor, key: SigningKey, options: { legacy?: boolean; payload?: string } = {}): Promise<{ digest: string; reply: Reply }> {
+  const payload = options.payload ?? simpleSigningPayload(subject.digest);
+  const signature = sign('sha256', Buffer.from(payload), key.privateKey).toString('base64');
+  await pushBlob(base, repo, payload);
+  const layer = { ...descriptorOf(payload, cosignTypes.simpleSigning), annotations: { [cosignTypes.signatureAnnotation]: signature } };
+  const body = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: types.manifest,
+    ...(options.legacy ? {} : { artifactType: cosignTypes.artifactSig, subject }),
+    config: await emptyConfig(base, repo),
+    layers: [layer],
+  });
+  const ref = options.legacy ? `${subject.digest.replace(':', '-')}.sig` : descriptorOf(body, types.manifest).digest;
+  const reply = await putManifest(base, repo, ref, body);
+  if (reply.status !== 201) throw new Error(`push signature: ${reply.status} ${reply.body.toString()}`);
+  return { digest: descriptorOf(body, types.manifest).digest, reply };
+}
+
+/** DSSE's pre-authentication encoding: what a DSSE signature signs. */
+export function pae(payloadType: string, payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${payload.length} `), payload]);
+}
+
+/** An in-toto attestation of `subject` in a DSSE envelope signed with `key`, as a referrer. */
+export async function pushAttestation(base: string, repo: string, subject: Descriptor, key: SigningKey, predicateType: string, predicate: unknown): Promise<string> {
+  const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: repo, digest: { sha256: subject.digest.split(':')[1] } }], predicateType, predicate }));
+  const payloadType = 'application/vnd.in-toto+json';
+  const envelope = JSON.stringify({ payloadType, payload: statement.toString('base64'), signatures: [{ keyid: '', sig: sign('sha256', pae(payloadType, statement), key.privateKey).toString('base64') }] });
+  await pushBlob(base, repo, envelope);
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, artifactType: 'application/vnd.in-toto+json', subject, config: await emptyConfig(base, repo), layers: [descriptorOf(envelope, cosignTypes.dsse)] });
+  const digest = descriptorOf(body, types.manifest).digest;
+  const reply = await putManifest(base, repo, digest, body);
+  if (reply.status !== 201) throw new Error(`push attestation: ${reply.status} ${reply.body.toString()}`);
+  return digest;
+}
+
+/** A CycloneDX SBOM of `subject`, as a referrer. */
+export async function pushSbom(base: string, repo: string, subject: Descriptor, components: { name: string; version: string; purl?: string; license?: string }[]): Promise<string> {
+  const bom = JSON.stringify({
+    bomFormat: 'CycloneDX',
+    specVersion: '1.6',
+    version: 1,
+    metadata: { component: { type: 'container', name: repo } },
+    components: components.map((c) => ({ type: 'library', name: c.name, version: c.version, ...(c.purl ? { purl: c.purl } : {}), ...(c.license ? { licenses: [{ license: { id: c.license } }] } : {}) })),
+  });
+  await pushBlob(base, repo, bom);
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, artifactType: cosignTypes.cyclonedx, subject, config: await emptyConfig(base, repo), layers: [descriptorOf(bom, cosignTypes.cyclonedx)] });
+  const digest = descriptorOf(body, types.manifest).digest;
+  const reply = await putManifest(base, repo, digest, body);
+  if (reply.status !== 201) throw new Error(`push sbom: ${reply.status} ${reply.body.toString()}`);
+  return digest;
+}
+
+/** Polls the artifact API until nothing attached to `digest` is pending. */
+export async function settledArtifact<T = ArtifactView>(base: string, repo: string, digest: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await request(base, `/api/v1/repositories/${repo}/artifacts/${digest}`);
+    if (r.status !== 200) throw new Error(`artifact API: ${r.status} ${r.body.toString()}`);
+    const view = r.json<ArtifactView>();
+    if (view.summary.pending === 0) return view as T;
+    if (Date.now() > deadline) throw new Error(`still pending after ${timeoutMs} ms: ${JSON.stringify(view.referrers)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export interface ReferrerView {
+  digest: string;
+  kind: string;
+  format: string | null;
+  via: string;
+  status: string;
+  verified: boolean | null;
+  signer: string | null;
+  reason: string;
+  details: Record<string, unknown>;
+}
+
+export interface ArtifactView {
+  repository: string;
+  digest: string;
+  tags: string[];
+  summary: { signatures: number; verifiedSignatures: number; attestations: number; sboms: number; pending: number };
+  referrers: ReferrerView[];
+}
