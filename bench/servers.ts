@@ -69,12 +69,12 @@ async function launch(cmd: string, args: string[], dir: string, port: number, en
   };
 }
 
-export async function startCustody(): Promise<Server> {
+export async function startCustody(extraEnv: Record<string, string> = {}): Promise<Server> {
   const dir = await mkdtemp(path.join(tmpdir(), 'custody-bench-'));
   const port = await freePort();
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dir];
   // Run as installed, through the bin's #! line and its node flags, on the Node running this.
-  const env = { CUSTODY_LOG_LEVEL: 'warn', CUSTODY_ADMIN_PASSWORD: benchAdmin.password, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}` };
+  const env = { CUSTODY_LOG_LEVEL: 'warn', CUSTODY_ADMIN_PASSWORD: benchAdmin.password, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, ...extraEnv };
   const server = await launch(path.join(root, 'bin/custody.js'), args, dir, port, env);
   return { ...server, credentials: basicAuth(benchAdmin.username, benchAdmin.password) };
 }
