@@ -1,0 +1,91 @@
+/**
+ * Garbage in signatures, attestations and SBOMs: every push is still accepted as the spec says
+ * (the registry stores what clients send), nothing answers 5xx, and each gets a verdict that
+ * says what is wrong instead of staying pending or failing the worker.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types, type Descriptor } from './helpers/http.ts';
+import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { newKey, settledArtifact } from './helpers/signing.ts';
+
+async function pushReferrer(base: string, repo: string, subject: Descriptor, layer: { mediaType: string; bytes: Buffer; annotations?: Record<string, string> }, artifactType: string, tag?: string): Promise<string> {
+  await pushBlob(base, repo, layer.bytes);
+  await pushBlob(base, repo, '{}');
+  const body = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: types.manifest,
+    artifactType,
+    config: descriptorOf('{}', types.empty),
+    layers: [{ mediaType: layer.mediaType, digest: sha256(layer.bytes), size: layer.bytes.length, ...(layer.annotations ? { annotations: layer.annotations } : {}) }],
+    ...(tag ? {} : { subject }),
+  });
+  const digest = descriptorOf(body, types.manifest).digest;
+  const r = await putManifest(base, repo, tag ?? digest, body);
+  expect(r.status, r.body.toString()).toBe(201);
+  return digest;
+}
+
+describe('garbage signatures, attestations and SBOMs', () => {
+  let server: InProcessServer;
+  beforeAll(async () => {
+    server = await startInProcess();
+    const put = await request(server.url, '/api/v1/namespaces/junk/trust', { method: 'PUT', body: JSON.stringify({ sigstore: { publicKeys: [{ name: 'k', pem: newKey().pem }] } }), headers: { 'content-type': 'application/json' } });
+    expect(put.status).toBe(200);
+  });
+  afterAll(async () => server.stop());
+
+  it('gets a failed verdict with a reason for each, and the server keeps serving', async () => {
+    const { body } = await imageManifest(server.url, 'junk/app', ['junk layer']);
+    expect((await putManifest(server.url, 'junk/app', 'v1', body)).status).toBe(201);
+    const subject = descriptorOf(body, types.manifest);
+    const random = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919) % 256));
+    const cases: [string, { mediaType: string; bytes: Buffer; annotations?: Record<string, string> }, string][] = [
+      ['cosign payload that is not JSON', { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', bytes: random, annotations: { 'dev.cosignproject.cosign/signature': 'AAAA' } }, 'application/vnd.dev.cosign.artifact.sig.v1+json'],
+      ['cosign signature that is not base64', { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', bytes: Buffer.from('{}'), annotations: { 'dev.cosignproject.cosign/signature': '%%%' } }, 'application/vnd.dev.cosign.artifact.sig.v1+json'],
+      ['cosign layer without a signature', { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', bytes: Buffer.from('{"critical":{}}') }, 'application/vnd.dev.cosign.artifact.sig.v1+json'],
+      ['Sigstore bundle that is not JSON', { mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', bytes: random }, 'application/vnd.dev.sigstore.bundle.v0.3+json'],
+      ['Sigstore bundle of the wrong shape', { mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', bytes: Buffer.from('{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":7}') }, 'application/vnd.dev.sigstore.bundle.v0.3+json'],
+      ['DSSE envelope that is not JSON', { mediaType: 'application/vnd.dsse.envelope.v1+json', bytes: random }, 'application/vnd.in-toto+json'],
+      ['DSSE envelope with an empty signature list', { mediaType: 'application/vnd.dsse.envelope.v1+json', bytes: Buffer.from('{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}') }, 'application/vnd.in-toto+json'],
+      ['Notary JWS that is not JSON', { mediaType: 'application/jose+json', bytes: random }, 'application/vnd.cncf.notary.signature'],
+      ['Notary COSE that is not CBOR', { mediaType: 'application/cose', bytes: random }, 'application/vnd.cncf.notary.signature'],
+      ['Notary COSE of a deep CBOR nest', { mediaType: 'application/cose', bytes: Buffer.alloc(100_000, 0x81) }, 'application/vnd.cncf.notary.signature'],
+      ['CycloneDX that is not JSON', { mediaType: 'application/vnd.cyclonedx+json', bytes: random }, 'application/vnd.cyclonedx+json'],
+      ['SPDX of an unknown version', { mediaType: 'application/spdx+json', bytes: Buffer.from('{"spdxVersion":"SPDX-9.9","packages":[]}') }, 'application/spdx+json'],
+    ];
+    const pushed = new Map<string, string>();
+    for (const [name, layer, artifactType] of cases) pushed.set(await pushReferrer(server.url, 'junk/app', subject, layer, artifactType), name);
+
+    const view = await settledArtifact(server.url, 'junk/app', subject.digest);
+    expect(view.referrers).toHaveLength(cases.length);
+    for (const r of view.referrers) {
+      const name = pushed.get(r.digest);
+      expect(r.status, name).toBe('done');
+      expect(r.verified, name).not.toBe(true);
+      expect(r.reason.length, name).toBeGreaterThan(5);
+      expect(r.reason, name).not.toMatch(/undefined|\[object/);
+    }
+    expect((await request(server.url, '/v2/junk/app/manifests/v1')).status).toBe(200);
+  });
+
+  it('a legacy signature tag on a manifest that is not a signature is only a tag', async () => {
+    const { body } = await imageManifest(server.url, 'junk/legacy', ['legacy layer']);
+    const subject = descriptorOf(body, types.manifest);
+    expect((await putManifest(server.url, 'junk/legacy', 'v1', body)).status).toBe(201);
+    const tag = `${subject.digest.replace(':', '-')}.sig`;
+    const other = await imageManifest(server.url, 'junk/legacy', ['not a signature']);
+    expect((await putManifest(server.url, 'junk/legacy', tag, other.body)).status).toBe(201);
+    expect((await settledArtifact(server.url, 'junk/legacy', subject.digest)).referrers).toEqual([]);
+  });
+
+  it('a signature whose layer is over the size read for verification fails with that reason', async () => {
+    const { body } = await imageManifest(server.url, 'junk/big', ['big layer']);
+    const subject = descriptorOf(body, types.manifest);
+    expect((await putManifest(server.url, 'junk/big', 'v1', body)).status).toBe(201);
+    const big = Buffer.alloc(2 * 1024 * 1024, 0x20);
+    await pushReferrer(server.url, 'junk/big', subject, { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', bytes: big, annotations: { 'dev.cosignproject.cosign/signature': 'AAAA' } }, 'application/vnd.dev.cosign.artifact.sig.v1+json');
+    const view = await settledArtifact(server.url, 'junk/big', subject.digest);
+    expect(view.referrers[0]).toMatchObject({ verified: false });
+    expect(view.referrers[0]?.reason).toMatch(/more than the 1048576 bytes/);
+  });
+});
