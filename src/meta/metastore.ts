@@ -4,6 +4,7 @@
  * here (not in a process) so that any replica can continue an upload another one started.
  */
 import type { AccountStore } from './accounts.ts';
+import type { TufStore } from './tuf.ts';
 import type { TrustStore } from './trust.ts';
 
 export interface ManifestRecord {
@@ -91,6 +92,8 @@ export interface ManifestIndex {
 export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   /** people, teams, robots, roles, tokens, keys and the audit log (see accounts.ts) */
   readonly accounts: AccountStore;
+  /** each namespace's TUF keys and metadata versions (see tuf.ts) */
+  readonly tuf: TufStore;
   /** signatures, attestations and SBOMs with their verdicts; per-namespace trust (see trust.ts) */
   readonly trust: TrustStore;
   ping(): Promise<void>;

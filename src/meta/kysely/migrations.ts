@@ -207,6 +207,31 @@ export function migrations(engine: Engine): MigrationProvider {
           .execute();
       },
     },
+    '0004-tuf': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('tuf_keys')
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('public_key', 'text', (c) => c.notNull())
+          .addColumn('private_key_pem', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('tuf_keys_pk', ['namespace', 'key_id'])
+          .execute();
+        // The primary key is what stops two replicas publishing the same version.
+        await db.schema
+          .createTable('tuf_metadata')
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('version', 'bigint', (c) => c.notNull())
+          .addColumn('json', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('tuf_metadata_pk', ['namespace', 'role', 'version'])
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -75,4 +75,8 @@ export interface Database {
   trust_sboms: { repo: string; digest: string; format: string; spec_version: string; name: string | null; components: string };
   /** document: the JSON trust document set through /api/v1 */
   namespace_trust: { namespace: string; document: string; updated_at: number };
+  /** a namespace's TUF keys: role is what the key was made for; private_key_pem is PKCS8 */
+  tuf_keys: { namespace: string; key_id: string; role: string; public_key: string; private_key_pem: string; created_at: number };
+  /** every published version of a namespace's TUF metadata, as served */
+  tuf_metadata: { namespace: string; role: string; version: number; json: string; expires_at: number; created_at: number };
 }

@@ -2,6 +2,7 @@
 import { CompiledQuery, Kysely, sql, type Dialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { KyselyAccountStore } from './accounts.ts';
+import { KyselyTufStore } from './tuf.ts';
 import { KyselyTrustStore } from './trust.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
@@ -14,6 +15,7 @@ const manifestFields = ['repo', 'digest', 'media_type', 'content', 'artifact_typ
 export class KyselyMetaStore implements MetaStore {
   private readonly db: Kysely<Database>;
   readonly accounts: KyselyAccountStore;
+  readonly tuf: KyselyTufStore;
   readonly trust: KyselyTrustStore;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
@@ -24,6 +26,7 @@ export class KyselyMetaStore implements MetaStore {
   private constructor(db: Kysely<Database>) {
     this.db = db;
     this.accounts = new KyselyAccountStore(db);
+    this.tuf = new KyselyTufStore(db);
     this.trust = new KyselyTrustStore(db);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
