@@ -118,6 +118,7 @@ async function combineSigned(layers: Layer[], verify: (l: Layer) => Promise<Verd
     attestation: attestationKind(s.predicateType),
     ...(s.provenance ? { provenance: s.provenance } : {}),
     ...(s.sbom ? { sbom: { format: s.sbom.format, specVersion: s.sbom.specVersion, components: s.sbom.components.length } } : {}),
+    ...(s.sbomError ? { sbomError: s.sbomError } : {}),
   };
   return { ...judged, kind: isSignature ? 'signature' : 'attestation', details: { ...judged.details, ...facts }, ...(s.sbom ? { sbom: s.sbom } : {}) };
 }
