@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExpiredMetadataError } from 'tuf-js/dist/error.js';
 import { request, type Reply } from './helpers/http.ts';
+import { startInProcess } from './helpers/server.ts';
 import { pushImage, startTufServer, tufClient, type Client, type TufServer } from './helpers/tuf.ts';
 
 let server: TufServer;
@@ -143,6 +144,23 @@ describe('the repository', () => {
     expect(post.status).toBe(404);
     const head = await request(server.url, '/tuf/team/root.json', { method: 'HEAD' });
     expect(head.status).toBe(200);
+  });
+});
+
+describe('the server as built', () => {
+  it('publishes the tags meta.trust reports as signed (none, for an image without signatures)', async () => {
+    const plain = await startInProcess();
+    try {
+      await pushImage(plain.url, 'team/app', '1.0', 'unsigned');
+      const c = await tufClient(plain, 'team');
+      const updater = c.updater();
+      await updater.refresh();
+      expect(await updater.getTargetInfo('team/app:1.0')).toBeUndefined();
+      const status = await request(plain.url, '/api/v1/namespaces/team/tuf');
+      expect(status.json()).toMatchObject({ namespace: 'team', targets: 0 });
+    } finally {
+      await plain.stop();
+    }
   });
 });
 

@@ -15,7 +15,7 @@ import { Root, Snapshot, Targets, Timestamp, type Key, type TargetFile } from '@
 import { tufRoles, type TufKeyRecord, type TufMetadataRecord, type TufRole, type TufStore } from '../../meta/tuf.ts';
 import { generateKey, signer, tufKey } from './keys.ts';
 import { expiry, metaFileOf, parsePublished, seal, stale, type Published } from './metadata.ts';
-import type { SignedTagSource } from './source.ts';
+import type { SignedTag, SignedTagSource } from './source.ts';
 import { targetFiles } from './targets.ts';
 
 export interface TufSettings {
@@ -108,10 +108,14 @@ export class TufPublisher {
       const now = this.deps.now();
       const state = await this.load(namespace);
       if (!state && !(await this.deps.known(namespace))) return undefined;
-      const targets = await this.desiredTargets(namespace);
-      let change = state ? await this.plan(namespace, state, targets, now, rotate) : this.initial(namespace, targets, now);
-      if (!state && rotate) change = await this.plan(namespace, change.state, targets, now, rotate, change);
+      const { files, skipped } = await this.desiredTargets(namespace);
+      let change = state ? await this.plan(namespace, state, files, now, rotate) : this.initial(namespace, files, now);
+      if (!state && rotate) change = await this.plan(namespace, change.state, files, now, rotate, change);
       if (change.records.length > 0 && !(await this.deps.store.publish(change.records, change.keys))) continue;
+      // Said once per new targets version, not on every check.
+      if (change.records.some((r) => r.role === 'targets')) {
+        for (const { tag, why } of skipped) this.deps.log?.warn({ namespace, repository: tag.repository, tag: tag.tag, digest: tag.digest }, `signed tag left out of TUF targets: ${why}`);
+      }
       this.remember(change.state);
       if (this.checked.size > 10_000) this.checked.clear();
       this.checked.set(namespace, performance.now());
@@ -149,10 +153,11 @@ export class TufPublisher {
     }
   }
 
-  /** The targets the signed tags call for. */
-  private async desiredTargets(namespace: string): Promise<Record<string, TargetFile>> {
-    const tags = await this.deps.source.signedTags(namespace);
-    return targetFiles(namespace, tags, (t, why) => this.deps.log?.warn({ namespace, repository: t.repository, tag: t.tag, digest: t.digest }, `signed tag left out of TUF targets: ${why}`));
+  /** The targets the signed tags call for, and the tags that cannot be targets. */
+  private async desiredTargets(namespace: string): Promise<{ files: Record<string, TargetFile>; skipped: { tag: SignedTag; why: string }[] }> {
+    const skipped: { tag: SignedTag; why: string }[] = [];
+    const files = targetFiles(namespace, await this.deps.source.signedTags(namespace), (tag, why) => skipped.push({ tag, why }));
+    return { files, skipped };
   }
 
   /** Version 1 of everything, with a new key per role. */

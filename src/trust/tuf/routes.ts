@@ -4,6 +4,7 @@
  * JSON shape. Metadata is served exactly as stored; target files are manifests from the MetaStore.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { namespaceName } from '../../api/context.ts';
 import { codeOf, ApiError, installApiErrors, invalid, notFound } from '../../api/errors.ts';
 import type { AccessController } from '../../auth/access.ts';
 import type { ManifestIndex } from '../../meta/metastore.ts';
@@ -16,9 +17,6 @@ export interface TufRouteDeps {
   manifests: Pick<ManifestIndex, 'getManifest'>;
   controller: AccessController;
 }
-
-/** A namespace: one repository path component. */
-export const namespacePattern = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 
 type Resource =
   | { kind: 'latest'; role: 'root' | 'timestamp' }
@@ -49,7 +47,7 @@ function split(url: string): { namespace: string; segments: string[] } {
   }
   if (segments.some((s) => s.includes('/') || s === '' || s === '.' || s === '..')) throw invalid('empty, relative or escaped path segments are not allowed');
   const [namespace = '', ...rest] = segments;
-  if (namespace.length > 255 || !namespacePattern.test(namespace)) throw invalid(`invalid namespace ${JSON.stringify(namespace.slice(0, 100))}: one lowercase repository path component`);
+  if (!namespaceName.safeParse(namespace).success) throw invalid(`invalid namespace ${JSON.stringify(namespace.slice(0, 100))}: one lowercase repository path component`);
   return { namespace, segments: rest };
 }
 
