@@ -4,11 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basic, request, testAdmin } from './helpers/http.ts';
+import { basic, descriptorOf, imageManifest, putManifest, request, testAdmin, types } from './helpers/http.ts';
 import { projectRoot, startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
+import { newKey, pushCosignSignature, pushSbom, settledArtifact } from './helpers/signing.ts';
 
 const node = path.join(projectRoot, 'node_modules/.bin/node');
 const bin = path.join(projectRoot, 'bin/custody.js');
@@ -200,6 +201,35 @@ describe('custody CLI', () => {
     const id = stored.token.split('_')[1] as string;
     expect((await request(server.url, `/api/v1/tokens/${id}`, { method: 'DELETE' })).status).toBe(204);
     expect(await fails(['user', 'list'])).toBe(`custody: invalid username or password; run custody login ${server.url} again`);
+    await ok(['logout']);
+  });
+});
+
+describe('custody trust and artifact', () => {
+  it('sets, shows and resets trust, and shows verdicts and components', async () => {
+    await ok(['login', server.url, '-u', 'admin', '--password-stdin'], `${testAdmin.password}\n`);
+    const key = newKey();
+    const doc = path.join(home, 'trust.json');
+    await writeFile(doc, JSON.stringify({ sigstore: { publicKeys: [{ name: 'release', pem: key.pem }] } }));
+    expect(await ok(['trust', 'set', 'cli', '--file', doc])).toMatch(/^namespace cli: trust from api\ncosign keys: +release\n/);
+    expect(await fails(['trust', 'set', 'cli', '--file', '-'], '{"sigstore":{"publicKeys":[{"name":"k","pem":"nope"}]}}')).toMatch(/^custody: invalid trust document \(sigstore\.publicKeys\.0\.pem\): not a PEM public key/);
+    expect(JSON.parse(await ok(['trust', 'show', 'cli', '--json']))).toMatchObject({ namespace: 'cli', source: 'api' });
+
+    const { body } = await imageManifest(server.url, 'cli/app', ['cli layer']);
+    expect((await putManifest(server.url, 'cli/app', 'v1', body)).status).toBe(201);
+    const image = descriptorOf(body, types.manifest);
+    await pushCosignSignature(server.url, 'cli/app', image, key);
+    await pushSbom(server.url, 'cli/app', image, [{ name: 'lodash', version: '4.17.21', purl: 'pkg:npm/lodash@4.17.21', license: 'MIT' }]);
+    await settledArtifact(server.url, 'cli/app', image.digest);
+
+    const shown = await ok(['artifact', 'show', 'cli/app', image.digest]);
+    expect(shown).toContain(`cli/app@${image.digest} (v1)`);
+    expect(shown).toContain('1 of 1 signatures verified, 0 attestations, 1 SBOMs');
+    expect(shown).toMatch(/\nsignature\s+cosign\s+yes\s+key:release\s+signed with the configured key release/);
+    expect(await ok(['artifact', 'components', 'cli/app', image.digest])).toMatch(/^NAME\s+VERSION\s+LICENSES\s+PURL\s+SBOM\nlodash\s+4\.17\.21\s+MIT\s+pkg:npm\/lodash@4\.17\.21\s+cyclonedx 1\.6\n$/);
+    expect(await fails(['artifact', 'show', 'cli/app', `sha256:${'0'.repeat(64)}`])).toBe(`custody: no manifest sha256:${'0'.repeat(64)} in repository cli/app`);
+
+    expect(await ok(['trust', 'reset', 'cli'])).toMatch(/^namespace cli: trust from none \(judging 2 artifacts again\)/);
     await ok(['logout']);
   });
 });

@@ -7,8 +7,9 @@ import { registerNamespaces } from './namespaces.ts';
 import { registerRobots } from './robots.ts';
 import { registerTeams } from './teams.ts';
 import { registerTokens } from './tokens.ts';
+import { registerTrust } from './trust.ts';
 import { registerUsers } from './users.ts';
 
 export function registerManagementCommands(program: Command): void {
-  for (const register of [registerLogin, registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerAudit, registerKeys]) register(program);
+  for (const register of [registerLogin, registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerAudit, registerKeys, registerTrust]) register(program);
 }

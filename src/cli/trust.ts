@@ -1,0 +1,116 @@
+/**
+ * `custody trust …` and `custody artifact …`: a namespace's trust (docs/trust.md) and an
+ * artifact's signatures, attestations and SBOMs with their verdicts.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { CliError, loggedIn } from './client.ts';
+import { action, emit, readStdin, seg, table, withJson, type JsonOption } from './io.ts';
+
+interface TrustView {
+  namespace: string;
+  source: string;
+  fingerprint?: string;
+  reevaluating?: number;
+  sigstore?: { publicKeys: { name: string }[]; identities: Record<string, string>[]; trustedRoot: Record<string, number> | null };
+  notary?: { trustStores: { type: string; name: string; certificates: string[] }[]; trustPolicy?: { trustPolicies?: { name: string }[] } };
+}
+
+interface Referrer {
+  digest: string;
+  kind: string;
+  format: string | null;
+  status: string;
+  verified: boolean | null;
+  signer: string | null;
+  reason?: string;
+}
+
+interface ArtifactView {
+  repository: string;
+  digest: string;
+  tags: string[];
+  summary: Record<string, number>;
+  referrers: Referrer[];
+}
+
+interface ComponentsView {
+  sboms: { digest: string; format: string; specVersion: string; components: { name: string; version?: string; purl?: string; licenses: string[] }[] }[];
+}
+
+/** A repository name keeps its slashes; each component is encoded. */
+const repoPath = (repo: string) => repo.split('/').map(seg).join('/');
+
+function describeTrust(t: TrustView): string {
+  const lines = [`namespace ${t.namespace}: trust from ${t.source}${t.reevaluating ? ` (judging ${t.reevaluating} artifacts again)` : ''}`];
+  if (!t.sigstore || !t.notary) return lines.join('\n');
+  lines.push(`cosign keys:        ${t.sigstore.publicKeys.map((k) => k.name).join(', ') || 'none'}`);
+  lines.push(`keyless identities: ${t.sigstore.identities.map((i) => `${i.identity ?? i.identityPattern} (issuer ${i.issuer ?? i.issuerPattern})`).join(', ') || 'none'}`);
+  lines.push(`Sigstore root:      ${t.sigstore.trustedRoot ? `${t.sigstore.trustedRoot.certificateAuthorities} CAs, ${t.sigstore.trustedRoot.tlogs} logs, ${t.sigstore.trustedRoot.timestampAuthorities} TSAs` : 'none'}`);
+  lines.push(`Notary stores:      ${t.notary.trustStores.map((s) => `${s.type}:${s.name} (${s.certificates.length})`).join(', ') || 'none'}`);
+  lines.push(`Notary policies:    ${t.notary.trustPolicy?.trustPolicies?.map((p) => p.name).join(', ') ?? 'none'}`);
+  return lines.join('\n');
+}
+
+async function readDocument(file: string): Promise<unknown> {
+  const text = file === '-' ? await readStdin() : await readFile(file, 'utf8').catch((err: Error) => Promise.reject(new CliError(`cannot read ${file}: ${err.message}`)));
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+export function registerTrust(program: Command): void {
+  const trust = program.command('trust').description("a namespace's trust: cosign keys, keyless identities, Notary trust stores and policy");
+
+  withJson(trust.command('show').description('the trust in effect for a namespace').argument('<ns>')).action(
+    action(async (ns: string, opts: JsonOption) => {
+      const t = await (await loggedIn()).call<TrustView>('GET', `/namespaces/${seg(ns)}/trust`);
+      emit(opts, t, () => describeTrust(t));
+    }),
+  );
+
+  withJson(trust.command('set').description('replace a namespace\'s trust with a JSON document (see docs/trust.md)').argument('<ns>').requiredOption('--file <path>', 'the trust document; - for stdin')).action(
+    action(async (ns: string, opts: JsonOption & { file: string }) => {
+      const t = await (await loggedIn()).call<TrustView>('PUT', `/namespaces/${seg(ns)}/trust`, await readDocument(opts.file));
+      emit(opts, t, () => describeTrust(t));
+    }),
+  );
+
+  withJson(trust.command('reset').description('drop the trust set through the API: the config file\'s applies again').argument('<ns>')).action(
+    action(async (ns: string, opts: JsonOption) => {
+      const t = await (await loggedIn()).call<TrustView>('DELETE', `/namespaces/${seg(ns)}/trust`);
+      emit(opts, t, () => describeTrust(t));
+    }),
+  );
+
+  const artifact = program.command('artifact').description("an artifact's signatures, attestations and SBOMs");
+
+  withJson(artifact.command('show').description('what is attached to an artifact, with verdicts').argument('<repository>').argument('<digest>')).action(
+    action(async (repo: string, digest: string, opts: JsonOption) => {
+      const a = await (await loggedIn()).call<ArtifactView>('GET', `/repositories/${repoPath(repo)}/artifacts/${seg(digest)}`);
+      emit(opts, a, () =>
+        [
+          `${a.repository}@${a.digest}${a.tags.length ? ` (${a.tags.join(', ')})` : ''}`,
+          `${a.summary.verifiedSignatures} of ${a.summary.signatures} signatures verified, ${a.summary.attestations} attestations, ${a.summary.sboms} SBOMs${a.summary.pending ? `, ${a.summary.pending} pending` : ''}`,
+          '',
+          a.referrers.length === 0
+            ? 'nothing attached'
+            : table(
+                ['kind', 'format', 'verified', 'signer', 'reason', 'digest'],
+                a.referrers.map((r) => [r.kind, r.format ?? '', r.status === 'pending' ? 'pending' : r.verified === null ? '-' : r.verified ? 'yes' : 'NO', r.signer ?? '', r.reason ?? '', r.digest.slice(0, 19)]),
+              ),
+        ].join('\n'),
+      );
+    }),
+  );
+
+  withJson(artifact.command('components').description('the components of the SBOMs attached to an artifact').argument('<repository>').argument('<digest>')).action(
+    action(async (repo: string, digest: string, opts: JsonOption) => {
+      const c = await (await loggedIn()).call<ComponentsView>('GET', `/repositories/${repoPath(repo)}/artifacts/${seg(digest)}/components`);
+      const rows = c.sboms.flatMap((s) => s.components.map((x) => [x.name, x.version ?? '', x.licenses.join(' '), x.purl ?? '', `${s.format} ${s.specVersion}`]));
+      emit(opts, c, () => (rows.length === 0 ? 'no SBOM attached' : table(['name', 'version', 'licenses', 'purl', 'sbom'], rows)));
+    }),
+  );
+}
