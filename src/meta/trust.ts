@@ -49,10 +49,14 @@ export interface StoredSbom {
   components: unknown[];
 }
 
+/** A tag whose manifest has a verified signature: a TUF target (src/trust/tuf). */
 export interface SignedTag {
+  /** the repository, in the namespace (`team` or `team/...`) */
   repository: string;
   tag: string;
+  /** the manifest digest the tag points at */
   digest: string;
+  /** the manifest's size in bytes */
   size: number;
   mediaType: string;
 }

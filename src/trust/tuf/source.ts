@@ -3,16 +3,9 @@
  * a tag is signed when its manifest has at least one verified signature.
  */
 
-export interface SignedTag {
-  /** the repository, in the namespace (`team` or `team/...`) */
-  repository: string;
-  tag: string;
-  /** the manifest digest the tag points at */
-  digest: string;
-  /** the manifest's size in bytes */
-  size: number;
-  mediaType: string;
-}
+import type { SignedTag } from '../../meta/trust.ts';
+
+export type { SignedTag };
 
 export interface SignedTagSource {
   signedTags(namespace: string): Promise<SignedTag[]>;
