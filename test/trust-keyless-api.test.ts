@@ -1,0 +1,65 @@
+/**
+ * Keyless Sigstore over HTTP: a namespace trusts a CI identity and a trusted root (sent through
+ * the API), a cosign-style signature bundle (DSSE, `https://sigstore.dev/cosign/sign/v1`) made with
+ * a Fulcio certificate and a Rekor entry from @sigstore/mock is pushed as a referrer, and the
+ * verdict names the identity; the same bundle from another identity is refused with both names.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types, type Descriptor } from './helpers/http.ts';
+import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { settledArtifact } from './helpers/signing.ts';
+import { bundleBytes, dsseBundle, fulcioIdentity, mockSigstore, rekorWitness, statementFor, type MockSigstore } from './trust/sigstore-fixtures.ts';
+
+const CI = 'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0';
+const ISSUER = 'https://token.actions.githubusercontent.com';
+const bundleType = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+
+async function pushBundle(base: string, repo: string, subject: Descriptor, bundle: Uint8Array): Promise<string> {
+  const bytes = Buffer.from(bundle);
+  await pushBlob(base, repo, bytes);
+  await pushBlob(base, repo, '{}');
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, artifactType: bundleType, config: descriptorOf('{}', types.empty), layers: [{ mediaType: bundleType, digest: sha256(bytes), size: bytes.length }], subject });
+  const digest = descriptorOf(body, types.manifest).digest;
+  expect((await putManifest(base, repo, digest, body)).status).toBe(201);
+  return digest;
+}
+
+describe('keyless Sigstore signatures over the API', () => {
+  let server: InProcessServer;
+  let sigstore: MockSigstore;
+  beforeAll(async () => {
+    server = await startInProcess();
+    sigstore = await mockSigstore();
+    const trust = { sigstore: { identities: [{ identityPattern: 'https://github\\.com/acme/.+/\\.github/workflows/release\\.yml@refs/tags/v.*', issuer: ISSUER }], trustedRoot: sigstore.root } };
+    const put = await request(server.url, '/api/v1/namespaces/keyless/trust', { method: 'PUT', body: JSON.stringify(trust), headers: { 'content-type': 'application/json' } });
+    expect(put.status, put.body.toString()).toBe(200);
+    expect(put.json<{ sigstore: { trustedRoot: { certificateAuthorities: number; tlogs: number } } }>().sigstore.trustedRoot).toMatchObject({ certificateAuthorities: 1, tlogs: 1 });
+  });
+  afterAll(async () => server.stop());
+
+  it('verifies the trusted CI identity and names an untrusted one', async () => {
+    const { body } = await imageManifest(server.url, 'keyless/app', ['keyless layer']);
+    expect((await putManifest(server.url, 'keyless/app', 'v1.0.0', body)).status).toBe(201);
+    const image = descriptorOf(body, types.manifest);
+    const statement = statementFor(image.digest, 'https://sigstore.dev/cosign/sign/v1');
+
+    const ci = await fulcioIdentity(sigstore.ca, CI, ISSUER);
+    const good = await pushBundle(server.url, 'keyless/app', image, bundleBytes(await dsseBundle(ci.signer, [rekorWitness(sigstore.tlog)], statement)));
+    const mallory = await fulcioIdentity(sigstore.ca, 'mallory@example.com', 'https://accounts.example.com');
+    const bad = await pushBundle(server.url, 'keyless/app', image, bundleBytes(await dsseBundle(mallory.signer, [rekorWitness(sigstore.tlog)], statement)));
+
+    const view = await settledArtifact(server.url, 'keyless/app', image.digest);
+    const find = (digest: string) => view.referrers.find((r) => r.digest === digest);
+    expect(find(good)).toMatchObject({ kind: 'signature', format: 'sigstore-bundle', verified: true, signer: `${CI} (issuer ${ISSUER})` });
+    expect(find(bad)).toMatchObject({ kind: 'signature', verified: false, signer: 'mallory@example.com (issuer https://accounts.example.com)' });
+    expect(find(bad)?.reason).toMatch(/signed by mallory@example\.com .*but the namespace trusts only/);
+    expect(view.summary).toMatchObject({ signatures: 2, verifiedSignatures: 1 });
+
+    // the tag has a verified signature, so the namespace's TUF targets map it to its digest
+    type Signed = { signed: { meta: Record<string, { version: number }>; targets: Record<string, { hashes: { sha256: string } }> } };
+    const get = async (file: string) => (await request(server.url, `/tuf/keyless/${file}`)).json<Signed>();
+    const snapshot = await get(`${(await get('timestamp.json')).signed.meta['snapshot.json']?.version}.snapshot.json`);
+    const targets = await get(`${snapshot.signed.meta['targets.json']?.version}.targets.json`);
+    expect(targets.signed.targets['keyless/app:v1.0.0']?.hashes.sha256).toBe(image.digest.slice('sha256:'.length));
+  });
+});
