@@ -29,3 +29,10 @@ it('runs every workload of the quick benchmark against a fresh Custody', { timeo
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('runs the trust benchmark: signed pushes with verification on and off, every signature verified', { timeout: 120_000 }, async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bench/trust.ts'), '--count', '20', '--rounds', '1'], { cwd: root, timeout: 110_000 });
+  expect(stdout).toMatch(/verification on +\d+\.\d/);
+  expect(stdout).toMatch(/verification off +\d+\.\d/);
+  expect(stdout).toMatch(/signed pushes\/s with verification on: \d+% of off/);
+});

@@ -75,6 +75,19 @@ describe('trust over the API', () => {
     expect((await settledArtifact(server.url, 'legacy/app', image.digest)).referrers).toEqual([]);
   });
 
+  it("links cosign's legacy .att and .sbom tags as attestation and SBOM", async () => {
+    expect((await putTrust(server.url, 'legacy2', { sigstore: { publicKeys: [{ name: 'ci', pem: release.pem }] } })).status).toBe(200);
+    const image = await pushImage(server.url, 'legacy2/app', 'v1');
+    const att = await pushAttestation(server.url, 'legacy2/app', image, release, 'https://slsa.dev/provenance/v0.2', { builder: { id: 'https://ci.example/builder' }, buildType: 'https://ci.example/type' }, { legacy: true });
+    const sbom = await pushSbom(server.url, 'legacy2/app', image, [{ name: 'openssl', version: '3.0.15', purl: 'pkg:deb/debian/openssl@3.0.15' }], { legacy: true });
+    const view = await settledArtifact(server.url, 'legacy2/app', image.digest);
+    const hex = image.digest.replace(':', '-');
+    expect(byKind(view.referrers, 'attestation')).toEqual([expect.objectContaining({ digest: att, via: `tag:${hex}.att`, verified: true, signer: 'key:ci', details: expect.objectContaining({ provenance: expect.objectContaining({ builderId: 'https://ci.example/builder' }) }) })]);
+    expect(byKind(view.referrers, 'sbom')).toEqual([expect.objectContaining({ digest: sbom, via: `tag:${hex}.sbom`, format: 'cyclonedx' })]);
+    const components = await request(server.url, `/api/v1/repositories/legacy2/app/artifacts/${image.digest}/components`);
+    expect(components.json<{ sboms: { components: { name: string }[] }[] }>().sboms[0]?.components.map((c) => c.name)).toEqual(['openssl']);
+  });
+
   it('a signature over another image does not count for this one', async () => {
     expect((await putTrust(server.url, 'swap', { sigstore: { publicKeys: [{ name: 'release', pem: release.pem }] } })).status).toBe(200);
     const a = await pushImage(server.url, 'swap/app', 'a');

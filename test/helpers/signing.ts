@@ -58,21 +58,27 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${payload.length} `), payload]);
 }
 
-/** An in-toto attestation of `subject` in a DSSE envelope signed with `key`, as a referrer. */
-export async function pushAttestation(base: string, repo: string, subject: Descriptor, key: SigningKey, predicateType: string, predicate: unknown): Promise<string> {
+/** Where an artifact goes: as a referrer (by digest, with a subject), or under cosign's legacy tag. */
+async function pushArtifact(base: string, repo: string, subject: Descriptor, manifest: Record<string, unknown>, legacySuffix: string | undefined, what: string): Promise<string> {
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, ...manifest, ...(legacySuffix ? {} : { subject }) });
+  const digest = descriptorOf(body, types.manifest).digest;
+  const reply = await putManifest(base, repo, legacySuffix ? `${subject.digest.replace(':', '-')}.${legacySuffix}` : digest, body);
+  if (reply.status !== 201) throw new Error(`push ${what}: ${reply.status} ${reply.body.toString()}`);
+  return digest;
+}
+
+/** An in-toto attestation of `subject` in a DSSE envelope signed with `key`, as a referrer or under `.att`. */
+export async function pushAttestation(base: string, repo: string, subject: Descriptor, key: SigningKey, predicateType: string, predicate: unknown, options: { legacy?: boolean } = {}): Promise<string> {
   const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: repo, digest: { sha256: subject.digest.split(':')[1] } }], predicateType, predicate }));
   const payloadType = 'application/vnd.in-toto+json';
   const envelope = JSON.stringify({ payloadType, payload: statement.toString('base64'), signatures: [{ keyid: '', sig: sign('sha256', pae(payloadType, statement), key.privateKey).toString('base64') }] });
   await pushBlob(base, repo, envelope);
-  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, artifactType: 'application/vnd.in-toto+json', subject, config: await emptyConfig(base, repo), layers: [descriptorOf(envelope, cosignTypes.dsse)] });
-  const digest = descriptorOf(body, types.manifest).digest;
-  const reply = await putManifest(base, repo, digest, body);
-  if (reply.status !== 201) throw new Error(`push attestation: ${reply.status} ${reply.body.toString()}`);
-  return digest;
+  const manifest = { artifactType: 'application/vnd.in-toto+json', config: await emptyConfig(base, repo), layers: [descriptorOf(envelope, cosignTypes.dsse)] };
+  return pushArtifact(base, repo, subject, manifest, options.legacy ? 'att' : undefined, 'attestation');
 }
 
-/** A CycloneDX SBOM of `subject`, as a referrer. */
-export async function pushSbom(base: string, repo: string, subject: Descriptor, components: { name: string; version: string; purl?: string; license?: string }[]): Promise<string> {
+/** A CycloneDX SBOM of `subject`, as a referrer or under `.sbom`. */
+export async function pushSbom(base: string, repo: string, subject: Descriptor, components: { name: string; version: string; purl?: string; license?: string }[], options: { legacy?: boolean } = {}): Promise<string> {
   const bom = JSON.stringify({
     bomFormat: 'CycloneDX',
     specVersion: '1.6',
@@ -81,11 +87,8 @@ export async function pushSbom(base: string, repo: string, subject: Descriptor, 
     components: components.map((c) => ({ type: 'library', name: c.name, version: c.version, ...(c.purl ? { purl: c.purl } : {}), ...(c.license ? { licenses: [{ license: { id: c.license } }] } : {}) })),
   });
   await pushBlob(base, repo, bom);
-  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, artifactType: cosignTypes.cyclonedx, subject, config: await emptyConfig(base, repo), layers: [descriptorOf(bom, cosignTypes.cyclonedx)] });
-  const digest = descriptorOf(body, types.manifest).digest;
-  const reply = await putManifest(base, repo, digest, body);
-  if (reply.status !== 201) throw new Error(`push sbom: ${reply.status} ${reply.body.toString()}`);
-  return digest;
+  const manifest = { artifactType: cosignTypes.cyclonedx, config: await emptyConfig(base, repo), layers: [descriptorOf(bom, cosignTypes.cyclonedx)] };
+  return pushArtifact(base, repo, subject, manifest, options.legacy ? 'sbom' : undefined, 'sbom');
 }
 
 /** Polls the artifact API until nothing attached to `digest` is pending. */
