@@ -186,6 +186,33 @@ describe('expiry', () => {
     }
   });
 
+  it('re-signs in the background, with no client asking, and publishes newly signed tags', async () => {
+    // a 4 s timestamp: the refresher runs every second
+    const idle = await startTufServer({ tuf: { timestampExpirySeconds: 4 } });
+    try {
+      const { digest } = await pushImage(idle.url, 'team/app', '1.0', 'idle');
+      const first = await timestamp(idle);
+      idle.clock.offset = 3_000;
+      const waitFor = async (done: () => Promise<boolean>) => {
+        const deadline = Date.now() + 5_000;
+        while (!(await done())) {
+          if (Date.now() > deadline) throw new Error('the background refresh did not happen');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await waitFor(async () => ((await idle.meta.tuf.latestVersions('team')).timestamp ?? 0) > first.version);
+      // a tag signed meanwhile reaches targets without a request
+      const targetsBefore = (await idle.meta.tuf.latestVersions('team')).targets ?? 0;
+      idle.signed.sign('team/app', '1.0');
+      await waitFor(async () => ((await idle.meta.tuf.latestVersions('team')).targets ?? 0) > targetsBefore);
+      const version = (await idle.meta.tuf.latestVersions('team')).targets ?? 0;
+      const targets = JSON.parse((await idle.meta.tuf.getVersion('team', 'targets', version))?.json ?? '{}') as { signed: { targets: Record<string, { hashes: { sha256: string } }> } };
+      expect(targets.signed.targets['team/app:1.0']?.hashes.sha256).toBe(digest.slice('sha256:'.length));
+    } finally {
+      await idle.stop();
+    }
+  });
+
   it('keeps timestamp and snapshot fresh on their own schedules', async () => {
     const short = await startTufServer({ tuf: { timestampExpirySeconds: 20, snapshotExpirySeconds: 100 } });
     try {

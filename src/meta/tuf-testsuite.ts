@@ -33,6 +33,7 @@ export function tufStoreSuite(name: string, open: () => Promise<MetaStore>): voi
       const first = [record('ns', 'root', 1), record('ns', 'targets', 1), record('ns', 'snapshot', 1), record('ns', 'timestamp', 1)];
       expect(await tuf.publish(first, [key('ns', 'k1', 'root'), key('ns', 'k2', 'targets')])).toBe(true);
       expect(await tuf.latestVersions('ns')).toEqual({ root: 1, targets: 1, snapshot: 1, timestamp: 1 });
+      expect(await tuf.namespaces()).toEqual(['ns']);
       expect(await tuf.getVersion('ns', 'targets', 1)).toEqual(first[1]);
       expect(await tuf.getVersion('ns', 'targets', 2)).toBeUndefined();
       expect(await tuf.getVersion('other', 'targets', 1)).toBeUndefined();

@@ -44,6 +44,8 @@ export interface TufStore {
   getVersion(namespace: string, role: TufRole, version: number): Promise<TufMetadataRecord | undefined>;
   /** The namespace's keys, by id. */
   keys(namespace: string, keyIds: string[]): Promise<TufKeyRecord[]>;
+  /** Namespaces that have published TUF metadata (the background refresh keeps them fresh). */
+  namespaces(): Promise<string[]>;
   /** Deletes the versions of a role below `below` (never root's: clients walk every root). */
   prune(namespace: string, role: Exclude<TufRole, 'root'>, below: number): Promise<number>;
 }

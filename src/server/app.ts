@@ -14,7 +14,7 @@ import { expireUploads } from '../oci/expiry.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
 import { startTrust } from '../trust/index.ts';
-import { createTufPublisher, registerTufRoutes, type SignedTagSource } from '../trust/tuf/index.ts';
+import { createTufPublisher, refreshInterval, registerTufRoutes, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { frameworkErrors, installErrorHandlers } from './errors.ts';
 
 export interface AppParts {
@@ -54,6 +54,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   registerAuthRoutes(app, auth, config);
   const tuf = createTufPublisher(meta, { source: parts.signedTags ?? meta.trust, settings: config.tuf, now: parts.now ?? Date.now, log: app.log });
   registerTufRoutes(app, { publisher: tuf, manifests: meta, controller: auth.controller });
+  const tufRefresh = startRefreshing(tuf, meta.tuf, refreshInterval(config.tuf.timestampExpirySeconds), app.log);
   const trust = await startTrust(config, { meta, blobs, log: app.log });
   registerApi(app, { meta, auth, tuf, ...(trust ? { trust } : {}) });
   const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log, audit: auth.audit, ...(trust ? { events: trust } : {}) };
@@ -78,6 +79,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   app.addHook('onClose', async () => {
     clearInterval(expiry);
     auth.audit.stop();
+    tufRefresh.stop();
     await trust?.stop();
     await meta.close();
   });

@@ -57,6 +57,11 @@ export class KyselyTufStore implements TufStore {
     }
   }
 
+  async namespaces(): Promise<string[]> {
+    const rows = await this.db.selectFrom('tuf_metadata').select('namespace').where('role', '=', 'root').where('version', '=', 1).orderBy('namespace').execute();
+    return rows.map((r) => r.namespace);
+  }
+
   async latestVersions(namespace: string): Promise<Partial<Record<TufRole, number>>> {
     const rows = await this.db
       .selectFrom('tuf_metadata')
