@@ -236,6 +236,15 @@ const apiRows: ApiRow[] = [
   },
   { route: 'POST /api/v1/keys/rotate', call: (h) => as(h, '/api/v1/keys/rotate', { method: 'POST' }), allowed: ['admin'] },
   { route: 'GET /api/v1/audit', call: (h) => as(h, '/api/v1/audit'), allowed: ['admin'] },
+  { route: 'GET /api/v1/namespaces/:ns/trust', call: (h) => as(h, '/api/v1/namespaces/team/trust'), allowed: managers },
+  { route: 'PUT /api/v1/namespaces/:ns/trust', call: (h) => json(h, '/api/v1/namespaces/team/trust', 'PUT', {}), allowed: managers },
+  { route: 'DELETE /api/v1/namespaces/:ns/trust', call: (h) => as(h, '/api/v1/namespaces/team/trust', { method: 'DELETE' }), allowed: managers },
+  { route: 'GET /api/v1/repositories/<name>/artifacts/<digest>', call: (h) => as(h, `/api/v1/repositories/team/app/artifacts/${image.manifest}`), allowed: readers },
+  { route: 'GET /api/v1/repositories/<name>/artifacts/<digest>/components', call: (h) => as(h, `/api/v1/repositories/team/app/artifacts/${image.manifest}/components`), allowed: readers },
+  { route: 'GET /api/v1/namespaces/:ns/tuf', call: (h) => as(h, '/api/v1/namespaces/team/tuf'), allowed: readers },
+  { route: 'POST /api/v1/namespaces/:ns/tuf/rotate', call: (h) => json(h, '/api/v1/namespaces/team/tuf/rotate', 'POST', { role: 'timestamp' }), allowed: managers },
+  { route: 'GET /tuf/:ns/root.json', call: (h) => as(h, '/tuf/team/root.json'), allowed: readers },
+  { route: 'GET /tuf/:ns/timestamp.json', call: (h) => as(h, '/tuf/team/timestamp.json'), allowed: readers },
 ];
 
 describe('every /api/v1 route as every caller', () => {
