@@ -5,7 +5,7 @@
  */
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { parseTrustPolicy } from './notary/index.ts';
+import { parseTrustPolicy } from './notary/policy.ts';
 import type { KeylessIdentity, NamespaceTrust } from './verdict.ts';
 
 const pemKey = z.string().refine((pem) => {

@@ -8,12 +8,14 @@ import type { ArtifactKind, TrustArtifact } from '../meta/trust.ts';
 import { blobKey, parseDigest } from '../oci/digest.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { readArtifactManifest, type Layer } from './classify.ts';
-import { attestationKind, parseStatement, StatementError, type Statement } from './intoto.ts';
 import { isSigstoreBundle, trustTypes, sbomFormat } from './mediatypes.ts';
-import { verifyNotarySignature } from './notary/index.ts';
-import { parseSbom, SbomError, type SbomDocument } from './sbom/index.ts';
-import { verifyCosignSignature, verifyDsseEnvelope, verifySigstoreBundle } from './sigstore/index.ts';
 import type { NamespaceTrust, SignedPayload, SubjectRef, Verdict } from './verdict.ts';
+import type * as VerifiersModule from './verifiers.ts';
+import type { SbomDocument, Statement } from './verifiers.ts';
+
+type Verifiers = typeof VerifiersModule;
+let verifiers: Promise<Verifiers> | undefined;
+const loadVerifiers = (): Promise<Verifiers> => (verifiers ??= import('./verifiers.ts'));
 
 export interface Judgement {
   kind: ArtifactKind;
@@ -38,6 +40,7 @@ const maxDocumentBytes = 64 * 1024 * 1024;
 const cosignSignPredicate = 'https://sigstore.dev/cosign/sign/v1';
 
 export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, deps: EvaluateDeps): Promise<Judgement> {
+  const { verifyCosignSignature, verifyDsseEnvelope, verifyNotarySignature, verifySigstoreBundle, ...v } = await loadVerifiers();
   const record = await deps.meta.getManifest(artifact.repo, artifact.digest);
   const manifest = record && readArtifactManifest(record.content);
   if (!record || !manifest) return { kind: artifact.kind, verified: false, reason: `manifest ${artifact.digest} is no longer in ${artifact.repo}` };
@@ -52,12 +55,13 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
     case 'sigstore-bundle': {
       const subjectContent = (await deps.meta.getManifest(artifact.repo, subject.digest))?.content;
       const bundles = layers.filter((l) => isSigstoreBundle(l.mediaType));
-      return combineSigned(bundles, async (l) =>
+      return combineSigned(v, bundles, async (l) =>
         verifySigstoreBundle({ bundle: await read(l, maxDocumentBytes), subject, ...(subjectContent ? { subjectContent } : {}) }, trust.sigstore),
       );
     }
     case 'dsse':
       return combineSigned(
+        v,
         layers.filter((l) => l.mediaType === trustTypes.dsse),
         async (l) => verifyDsseEnvelope({ envelope: await read(l, maxDocumentBytes), annotations: l.annotations ?? {}, subject }, trust.sigstore),
       );
@@ -70,7 +74,7 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
     }
     case 'cyclonedx':
     case 'spdx':
-      return readSbom(layers, read, record);
+      return readSbom(v, layers, read, record);
     default:
       return { kind: artifact.kind, verified: false, reason: `unknown artifact format ${artifact.format}` };
   }
@@ -95,27 +99,27 @@ async function combine(kind: ArtifactKind, layers: Layer[], verify: (l: Layer) =
 }
 
 /** Bundles and DSSE envelopes: the statement they carry says whether they are a signature or an attestation. */
-async function combineSigned(layers: Layer[], verify: (l: Layer) => Promise<Verdict & { signed?: SignedPayload }>): Promise<Judgement> {
+async function combineSigned(v: Pick<Verifiers, 'parseStatement' | 'StatementError' | 'attestationKind'>, layers: Layer[], verify: (l: Layer) => Promise<Verdict & { signed?: SignedPayload }>): Promise<Judgement> {
   let statement: Statement | undefined;
   let statementProblem: string | undefined;
   const judged = await combine('signature', layers, async (l) => {
-    const v = await verify(l);
-    if (v.signed && !statement) {
+    const signed = await verify(l);
+    if (signed.signed && !statement) {
       try {
-        statement = parseStatement(v.signed);
+        statement = v.parseStatement(signed.signed);
       } catch (err) {
-        if (!(err instanceof StatementError)) throw err;
+        if (!(err instanceof v.StatementError)) throw err;
         statementProblem = err.message;
       }
     }
-    return v;
+    return signed;
   });
   if (!statement) return statementProblem ? { ...judged, details: { ...judged.details, statement: statementProblem } } : judged;
   const s = statement;
   const isSignature = s.predicateType === cosignSignPredicate;
   const facts = {
     predicateType: s.predicateType,
-    attestation: attestationKind(s.predicateType),
+    attestation: v.attestationKind(s.predicateType),
     ...(s.provenance ? { provenance: s.provenance } : {}),
     ...(s.sbom ? { sbom: { format: s.sbom.format, specVersion: s.sbom.specVersion, components: s.sbom.components.length } } : {}),
     ...(s.sbomError ? { sbomError: s.sbomError } : {}),
@@ -123,14 +127,14 @@ async function combineSigned(layers: Layer[], verify: (l: Layer) => Promise<Verd
   return { ...judged, kind: isSignature ? 'signature' : 'attestation', details: { ...judged.details, ...facts }, ...(s.sbom ? { sbom: s.sbom } : {}) };
 }
 
-async function readSbom(layers: Layer[], read: Read, record: ManifestRecord): Promise<Judgement> {
+async function readSbom(v: Pick<Verifiers, 'parseSbom' | 'SbomError'>, layers: Layer[], read: Read, record: ManifestRecord): Promise<Judgement> {
   const layer = layers.find((l) => sbomFormat(l.mediaType)) ?? (layers.length === 1 && sbomFormat(record.artifactType ?? '') ? layers[0] : undefined);
   if (!layer) return { kind: 'sbom', verified: null, reason: 'the manifest has no SBOM layer' };
   try {
-    const sbom = parseSbom(await read(layer, maxDocumentBytes), layer.mediaType);
+    const sbom = v.parseSbom(await read(layer, maxDocumentBytes), layer.mediaType);
     return { kind: 'sbom', verified: null, reason: `${sbom.format} ${sbom.specVersion} SBOM with ${sbom.components.length} components`, details: { format: sbom.format, specVersion: sbom.specVersion, components: sbom.components.length }, sbom };
   } catch (err) {
-    if (err instanceof SbomError || err instanceof TooLarge) return { kind: 'sbom', verified: null, reason: `the SBOM cannot be read: ${err.message}` };
+    if (err instanceof v.SbomError || err instanceof TooLarge) return { kind: 'sbom', verified: null, reason: `the SBOM cannot be read: ${err.message}` };
     throw err;
   }
 }
