@@ -118,9 +118,17 @@ describe('trust over the API', () => {
     expect(attestation).toMatchObject({ digest: att, format: 'dsse', verified: true, signer: 'key:ci' });
     expect(attestation?.details).toMatchObject({ predicateType: 'https://slsa.dev/provenance/v1', provenance: { builderId: 'https://github.com/actions/runner/github-hosted', sourceRepository: expect.stringContaining('github.com/acme/svc') } });
 
+    // an SBOM can also arrive as a signed in-toto attestation
+    const bom = { bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [{ type: 'library', name: 'express', version: '4.21.2', purl: 'pkg:npm/express@4.21.2', licenses: [{ expression: 'MIT' }] }] };
+    const sbomAttestation = await pushAttestation(server.url, 'built/svc', image, release, 'https://cyclonedx.org/bom', bom);
+    const withAttestation = await settledArtifact(server.url, 'built/svc', image.digest);
+    expect(withAttestation.referrers.find((r) => r.digest === sbomAttestation)).toMatchObject({ kind: 'attestation', verified: true, details: expect.objectContaining({ attestation: 'sbom', sbom: { format: 'cyclonedx', specVersion: '1.5', components: 1 } }) });
+
     const components = await request(server.url, `/api/v1/repositories/built/svc/artifacts/${image.digest}/components`);
     expect(components.status).toBe(200);
-    const sboms = components.json<{ sboms: { digest: string; format: string; components: { name: string; version?: string; purl?: string; licenses: string[] }[] }[] }>().sboms;
+    const all = components.json<{ sboms: { digest: string; format: string; components: { name: string; version?: string; purl?: string; licenses: string[] }[] }[] }>().sboms;
+    expect(all.find((s) => s.digest === sbomAttestation)?.components).toEqual([expect.objectContaining({ name: 'express', licenses: ['MIT'] })]);
+    const sboms = all.filter((s) => s.digest === sbom);
     expect(sboms).toHaveLength(1);
     expect(sboms[0]?.components).toEqual([
       expect.objectContaining({ name: 'lodash', version: '4.17.21', purl: 'pkg:npm/lodash@4.17.21', licenses: ['MIT'] }),
