@@ -12,6 +12,9 @@ import { classify } from './classify.ts';
 import { namespaceOf, type TrustResolver } from './config.ts';
 import { evaluate } from './evaluate.ts';
 
+/** Pending artifacts read per poll. */
+const pollPage = 100;
+
 export interface TrustServiceDeps {
   meta: MetaStore;
   blobs: BlobStore;
@@ -30,6 +33,9 @@ export class TrustService {
   private idleWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private morePending = false;
+  /** verdicts stored since the last poll: without progress, a full page waits for the timer */
+  private judgedSincePoll = 0;
 
   constructor(deps: TrustServiceDeps) {
     this.deps = deps;
@@ -119,7 +125,11 @@ export class TrustService {
   private async poll(): Promise<void> {
     if (this.stopped) return;
     try {
-      for (const a of await this.deps.meta.trust.pending(100)) this.enqueue(a);
+      const page = await this.deps.meta.trust.pending(pollPage);
+      this.judgedSincePoll = 0;
+      // A full page means more is waiting (a namespace re-judged whole): ask again once it is done.
+      this.morePending = page.length === pollPage;
+      for (const a of page) this.enqueue(a);
     } catch (err) {
       this.deps.log.error({ err }, 'trust: cannot read pending work');
     }
@@ -140,7 +150,13 @@ export class TrustService {
       void this.judge(artifact).finally(() => {
         this.running.delete(key);
         this.pump();
-        if (this.queued.size === 0 && this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+        if (this.queued.size > 0 || this.running.size > 0) return;
+        if (this.morePending && this.judgedSincePoll > 0) {
+          this.morePending = false;
+          void this.poll();
+          return;
+        }
+        for (const resolve of this.idleWaiters.splice(0)) resolve();
       });
     }
   }
@@ -159,6 +175,7 @@ export class TrustService {
         ...(j.signer ? { signer: j.signer } : {}),
         ...(j.details ? { details: j.details } : {}),
       });
+      this.judgedSincePoll++;
       this.deps.log.info({ repo: a.repo, digest: a.digest, subject: a.subject, kind: j.kind, format: a.format, verified: j.verified, signer: j.signer, reason: j.reason, ms: Date.now() - started }, 'trust verdict');
     } catch (err) {
       // Left pending: the next poll tries again (a store that is down now may be up then).
