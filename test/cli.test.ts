@@ -233,3 +233,19 @@ describe('custody trust and artifact', () => {
     await ok(['logout']);
   });
 });
+
+describe('custody config check', () => {
+  it('reads the files the trust configuration names, and names the one it cannot read', async () => {
+    const file = path.join(home, 'custody.yaml');
+    await writeFile(file, 'trust:\n  namespaces:\n    team:\n      sigstore:\n        publicKeys:\n          - name: release\n            pem: /nonexistent/release.pem\n');
+    const r = await custody(['config', 'check', '--config', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('trust.namespaces.team.sigstore.publicKeys.release: cannot read /nonexistent/release.pem');
+    const key = newKey();
+    await writeFile(path.join(home, 'release.pem'), key.pem);
+    await writeFile(file, `trust:\n  namespaces:\n    team:\n      sigstore:\n        publicKeys:\n          - name: release\n            pem: ${path.join(home, 'release.pem')}\n`);
+    const good = await custody(['config', 'check', '--config', file]);
+    expect(good.code, good.stderr).toBe(0);
+    expect(good.stderr).toContain('configuration is valid');
+  });
+});

@@ -37,6 +37,11 @@ configCommand
   .option('--config <file>', 'YAML configuration file')
   .action(async (opts: { config?: string }) => {
     const config = await loadConfig({ file: opts.config });
+    // the files trust names are read at start too: a missing key file should show here first
+    const { loadFileTrust, TrustConfigError } = await import('../trust/config.ts');
+    await loadFileTrust(config.trust).catch((err: unknown) => {
+      throw err instanceof TrustConfigError ? new ConfigError(`invalid ${opts.config ?? 'configuration'}: ${err.message}`) : err;
+    });
     console.log(JSON.stringify({ ...config, resolved: { database: redact(databaseUrl(config)), storage: storageUrl(config) } }, null, 2));
     console.error('configuration is valid');
   });
