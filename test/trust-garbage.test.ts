@@ -4,26 +4,9 @@
  * says what is wrong instead of staying pending or failing the worker.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types, type Descriptor } from './helpers/http.ts';
+import { descriptorOf, imageManifest, putManifest, request, types } from './helpers/http.ts';
 import { startInProcess, type InProcessServer } from './helpers/server.ts';
-import { newKey, settledArtifact } from './helpers/signing.ts';
-
-async function pushReferrer(base: string, repo: string, subject: Descriptor, layer: { mediaType: string; bytes: Buffer; annotations?: Record<string, string> }, artifactType: string, tag?: string): Promise<string> {
-  await pushBlob(base, repo, layer.bytes);
-  await pushBlob(base, repo, '{}');
-  const body = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: types.manifest,
-    artifactType,
-    config: descriptorOf('{}', types.empty),
-    layers: [{ mediaType: layer.mediaType, digest: sha256(layer.bytes), size: layer.bytes.length, ...(layer.annotations ? { annotations: layer.annotations } : {}) }],
-    ...(tag ? {} : { subject }),
-  });
-  const digest = descriptorOf(body, types.manifest).digest;
-  const r = await putManifest(base, repo, tag ?? digest, body);
-  expect(r.status, r.body.toString()).toBe(201);
-  return digest;
-}
+import { newKey, pushReferrer, settledArtifact } from './helpers/signing.ts';
 
 describe('garbage signatures, attestations and SBOMs', () => {
   let server: InProcessServer;

@@ -5,24 +5,16 @@
  * verdict names the identity; the same bundle from another identity is refused with both names.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types, type Descriptor } from './helpers/http.ts';
+import { descriptorOf, imageManifest, putManifest, request, types, type Descriptor } from './helpers/http.ts';
 import { startInProcess, type InProcessServer } from './helpers/server.ts';
-import { settledArtifact } from './helpers/signing.ts';
+import { pushReferrer, settledArtifact } from './helpers/signing.ts';
 import { bundleBytes, dsseBundle, fulcioIdentity, mockSigstore, rekorWitness, statementFor, type MockSigstore } from './trust/sigstore-fixtures.ts';
 
 const CI = 'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0';
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const bundleType = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
-async function pushBundle(base: string, repo: string, subject: Descriptor, bundle: Uint8Array): Promise<string> {
-  const bytes = Buffer.from(bundle);
-  await pushBlob(base, repo, bytes);
-  await pushBlob(base, repo, '{}');
-  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, artifactType: bundleType, config: descriptorOf('{}', types.empty), layers: [{ mediaType: bundleType, digest: sha256(bytes), size: bytes.length }], subject });
-  const digest = descriptorOf(body, types.manifest).digest;
-  expect((await putManifest(base, repo, digest, body)).status).toBe(201);
-  return digest;
-}
+const pushBundle = (base: string, repo: string, subject: Descriptor, bundle: Uint8Array) => pushReferrer(base, repo, subject, { mediaType: bundleType, bytes: Buffer.from(bundle) }, bundleType);
 
 describe('keyless Sigstore signatures over the API', () => {
   let server: InProcessServer;

@@ -1,27 +1,12 @@
 /** Notary Project signatures (JWS and COSE) pushed as referrers, judged against a namespace's trust policy. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types, type Descriptor } from './helpers/http.ts';
+import { descriptorOf, imageManifest, putManifest, request, types, type Descriptor } from './helpers/http.ts';
 import { startInProcess, type InProcessServer } from './helpers/server.ts';
-import { settledArtifact } from './helpers/signing.ts';
+import { pushReferrer, settledArtifact } from './helpers/signing.ts';
 import { coseEnvelope, jwsEnvelope, makeLeaf, makeRoot, policy, policyDocument, type Issued } from './trust/notary-fixtures.ts';
 
-async function pushNotary(base: string, repo: string, subject: Descriptor, envelope: Uint8Array, mediaType: 'application/jose+json' | 'application/cose'): Promise<string> {
-  const bytes = Buffer.from(envelope);
-  await pushBlob(base, repo, bytes);
-  await pushBlob(base, repo, '{}');
-  const body = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: types.manifest,
-    artifactType: 'application/vnd.cncf.notary.signature',
-    config: descriptorOf('{}', types.empty),
-    layers: [{ mediaType, digest: sha256(bytes), size: bytes.length }],
-    subject,
-    annotations: { 'io.cncf.notary.x509chain.thumbprint#S256': '[]' },
-  });
-  const digest = descriptorOf(body, types.manifest).digest;
-  expect((await putManifest(base, repo, digest, body)).status).toBe(201);
-  return digest;
-}
+const pushNotary = (base: string, repo: string, subject: Descriptor, envelope: Uint8Array, mediaType: 'application/jose+json' | 'application/cose') =>
+  pushReferrer(base, repo, subject, { mediaType, bytes: Buffer.from(envelope) }, 'application/vnd.cncf.notary.signature', { annotations: { 'io.cncf.notary.x509chain.thumbprint#S256': '[]' } });
 
 describe('Notary signatures over the API', () => {
   let server: InProcessServer;

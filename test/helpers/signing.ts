@@ -4,7 +4,7 @@
  * attestations and CycloneDX SBOMs.
  */
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { descriptorOf, pushBlob, putManifest, request, type Descriptor, type Reply, types } from './http.ts';
+import { descriptorOf, pushBlob, putManifest, request, sha256, type Descriptor, type Reply, types } from './http.ts';
 
 export const cosignTypes = {
   simpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
@@ -122,4 +122,23 @@ export interface ArtifactView {
   tags: string[];
   summary: { signatures: number; verifiedSignatures: number; attestations: number; sboms: number; pending: number };
   referrers: ReferrerView[];
+}
+
+/** Any one-layer artifact (a signature envelope, a bundle, an SBOM) as a referrer of `subject`, or under `tag`. */
+export async function pushReferrer(
+  base: string,
+  repo: string,
+  subject: Descriptor,
+  layer: { mediaType: string; bytes: Buffer; annotations?: Record<string, string> },
+  artifactType: string,
+  options: { tag?: string; annotations?: Record<string, string> } = {},
+): Promise<string> {
+  await pushBlob(base, repo, layer.bytes);
+  const layerDescriptor = { mediaType: layer.mediaType, digest: sha256(layer.bytes), size: layer.bytes.length, ...(layer.annotations ? { annotations: layer.annotations } : {}) };
+  const manifest = { artifactType, config: await emptyConfig(base, repo), layers: [layerDescriptor], ...(options.annotations ? { annotations: options.annotations } : {}) };
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, ...manifest, ...(options.tag ? {} : { subject }) });
+  const digest = descriptorOf(body, types.manifest).digest;
+  const reply = await putManifest(base, repo, options.tag ?? digest, body);
+  if (reply.status !== 201) throw new Error(`push ${artifactType}: ${reply.status} ${reply.body.toString()}`);
+  return digest;
 }
