@@ -72,7 +72,8 @@ export async function loadFileTrust(config: Config['trust'], baseDir = process.c
 
 /** Effective trust per namespace, cached for a second so other replicas' changes arrive quickly. */
 export class TrustResolver {
-  private readonly cache = new Map<string, { at: number; value: ResolvedTrust }>();
+  /** raw: the stored document as read (undefined: none stored, the file's trust applies) */
+  private readonly cache = new Map<string, { at: number; raw: string | undefined; value: ResolvedTrust }>();
   private readonly store: TrustStore;
   private readonly file: { namespaces: Map<string, unknown>; trustedRoot?: unknown };
   private readonly ttlMs: number;
@@ -88,10 +89,20 @@ export class TrustResolver {
     return [...this.file.namespaces.keys()];
   }
 
-  async resolve(namespace: string): Promise<ResolvedTrust> {
+  /**
+   * The namespace's trust. `fresh` reads the stored document every time (the worker judges with
+   * it, so a verdict is never judged against trust another replica has just replaced); parsing
+   * is still skipped while the document is unchanged.
+   */
+  async resolve(namespace: string, options: { fresh?: boolean } = {}): Promise<ResolvedTrust> {
     const hit = this.cache.get(namespace);
-    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    if (hit && !options.fresh && Date.now() - hit.at < this.ttlMs) return hit.value;
     const stored = await this.store.getNamespaceTrust(namespace);
+    const raw = stored ? JSON.stringify(stored.document) : undefined;
+    if (hit && hit.raw === raw) {
+      hit.at = Date.now();
+      return hit.value;
+    }
     const fromFile = this.file.namespaces.get(namespace);
     const source = stored ? 'api' : fromFile ? 'config' : 'none';
     let trust = noTrust();
@@ -100,7 +111,7 @@ export class TrustResolver {
     if (trust.sigstore.trustedRoot === undefined && this.file.trustedRoot !== undefined) trust.sigstore.trustedRoot = this.file.trustedRoot;
     const fingerprint = createHash('sha256').update(JSON.stringify(trust)).digest('hex');
     const value: ResolvedTrust = { trust, fingerprint, source };
-    this.cache.set(namespace, { at: Date.now(), value });
+    this.cache.set(namespace, { at: Date.now(), raw, value });
     return value;
   }
 

@@ -164,7 +164,7 @@ export class TrustService {
   private async judge(a: TrustArtifact): Promise<void> {
     const started = Date.now();
     try {
-      const { trust, fingerprint } = await this.deps.resolver.resolve(namespaceOf(a.repo));
+      const { trust, fingerprint } = await this.deps.resolver.resolve(namespaceOf(a.repo), { fresh: true });
       const j = await evaluate(a, trust, this.deps);
       if (j.sbom) await this.deps.meta.trust.putSbom({ repo: a.repo, digest: a.digest, format: j.sbom.format, specVersion: j.sbom.specVersion, ...(j.sbom.name ? { name: j.sbom.name } : {}), components: j.sbom.components });
       await this.deps.meta.trust.setVerdict(a.repo, a.digest, {
@@ -175,6 +175,10 @@ export class TrustService {
         ...(j.signer ? { signer: j.signer } : {}),
         ...(j.details ? { details: j.details } : {}),
       });
+      // Trust replaced on another replica while this one judged: its pending mark may have come
+      // before our verdict. Judged against what is there now, anything stale is pending again.
+      const now = await this.deps.resolver.resolve(namespaceOf(a.repo), { fresh: true });
+      if (now.fingerprint !== fingerprint) await this.deps.meta.trust.markNamespacePending(namespaceOf(a.repo), now.fingerprint);
       this.judgedSincePoll++;
       this.deps.log.info({ repo: a.repo, digest: a.digest, subject: a.subject, kind: j.kind, format: a.format, verified: j.verified, signer: j.signer, reason: j.reason, ms: Date.now() - started }, 'trust verdict');
     } catch (err) {

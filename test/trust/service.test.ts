@@ -1,12 +1,17 @@
-/** The trust worker on its own: paging through more pending work than one poll reads. */
+/** The trust worker on its own: paging through backlogs, and judging with current trust. */
+import { sign } from 'node:crypto';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { expect, it } from 'vitest';
 import { openMetaStore } from '../../src/meta/open.ts';
+import { blobKey, parseDigest } from '../../src/oci/digest.ts';
 import { MemoryBlobStore } from '../../src/storage/memory/index.ts';
 import { TrustResolver } from '../../src/trust/config.ts';
 import { TrustService } from '../../src/trust/service.ts';
+import { sha256 } from '../helpers/http.ts';
 import { tempDir } from '../helpers/server.ts';
+import { newKey, simpleSigningPayload } from '../helpers/signing.ts';
 
 const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -21,6 +26,39 @@ it('judges every pending artifact, page after page, without waiting for the poll
   expect(Date.now() - started).toBeLessThan(30_000);
   // each was judged: the manifests are gone, and the verdict says so
   expect(await meta.trust.getArtifact('ns/app', d(1249))).toMatchObject({ status: 'done', verified: false, reason: `manifest ${d(1249)} is no longer in ns/app` });
+  await service.stop();
+  await meta.close();
+});
+
+it('judges with the trust in the store now, not with what a replica cached a moment ago', async () => {
+  const meta = await openMetaStore(path.join(await tempDir(), 'custody.db'));
+  const blobs = new MemoryBlobStore();
+  const key = newKey();
+  const subject = d(7);
+  const payload = Buffer.from(simpleSigningPayload(subject));
+  const payloadDigest = sha256(payload);
+  await blobs.write(blobKey(parseDigest(payloadDigest)), Readable.from([payload]));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256('{}'), size: 2 },
+      layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: payloadDigest, size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': sign('sha256', payload, key.privateKey).toString('base64') } }],
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject, size: 10 },
+    }),
+  );
+  const digest = sha256(manifest);
+  expect(await meta.putManifest({ repo: 'ns/app', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', content: manifest, blobs: [], manifests: [], subject })).toEqual({ ok: true });
+  // this replica's resolver caches "no trust" for an hour
+  const resolver = new TrustResolver(meta.trust, { namespaces: new Map() }, 3_600_000);
+  expect((await resolver.resolve('ns')).source).toBe('none');
+  // another replica sets the trust and marks the namespace pending
+  await meta.trust.putNamespaceTrust('ns', { sigstore: { publicKeys: [{ name: 'k', pem: key.pem }] } });
+  await meta.trust.recordArtifact({ repo: 'ns/app', digest, subject, kind: 'signature', format: 'cosign', via: 'referrer' });
+  const service = new TrustService({ meta, blobs, resolver, log: pino({ level: 'silent' }), workers: 1, pollMs: 3_600_000 });
+  await service.start();
+  await service.idle();
+  expect(await meta.trust.getArtifact('ns/app', digest)).toMatchObject({ status: 'done', verified: true, signer: 'key:k' });
   await service.stop();
   await meta.close();
 });
