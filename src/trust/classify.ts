@@ -35,7 +35,8 @@ export interface Classified {
   via: string;
 }
 
-const legacyTag = /^(sha256|sha512)-([a-f0-9]{64}|[a-f0-9]{128})\.(sig|att|sbom)$/;
+/** cosign's legacy tags: `<alg>-<hex>.sig|att|sbom` name their subject `<alg>:<hex>`. */
+export const legacyTag = /^(sha256|sha512)-([a-f0-9]{64}|[a-f0-9]{128})\.(sig|att|sbom)$/;
 
 /** A manifest's JSON, when it parses as an image manifest; undefined otherwise. */
 export function readArtifactManifest(content: Uint8Array): ArtifactManifest | undefined {

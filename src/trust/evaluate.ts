@@ -44,7 +44,9 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
   const record = await deps.meta.getManifest(artifact.repo, artifact.digest);
   const manifest = record && readArtifactManifest(record.content);
   if (!record || !manifest) return { kind: artifact.kind, verified: false, reason: `manifest ${artifact.digest} is no longer in ${artifact.repo}` };
-  const subject = await subjectOf(artifact, deps.meta);
+  const stored = await deps.meta.getManifest(artifact.repo, artifact.subject);
+  // the subject as the signature should name it: the descriptor in the store when we have it
+  const subject: SubjectRef = stored ? { digest: artifact.subject, mediaType: stored.mediaType, size: stored.content.byteLength } : { digest: artifact.subject };
   const layers = manifest.layers ?? [];
   const read = (layer: Layer, limit: number) => readBlob(deps.blobs, layer, limit);
   switch (artifact.format) {
@@ -53,7 +55,7 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
         verifyCosignSignature({ payload: await read(l, maxSignatureBytes), annotations: l.annotations ?? {}, subject }, trust.sigstore),
       );
     case 'sigstore-bundle': {
-      const subjectContent = (await deps.meta.getManifest(artifact.repo, subject.digest))?.content;
+      const subjectContent = stored?.content;
       const bundles = layers.filter((l) => isSigstoreBundle(l.mediaType));
       return combineSigned(v, bundles, async (l) =>
         verifySigstoreBundle({ bundle: await read(l, maxDocumentBytes), subject, ...(subjectContent ? { subjectContent } : {}) }, trust.sigstore),
@@ -78,13 +80,6 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
     default:
       return { kind: artifact.kind, verified: false, reason: `unknown artifact format ${artifact.format}` };
   }
-}
-
-/** The subject as the signature should name it: the descriptor in the store when we have it. */
-async function subjectOf(artifact: TrustArtifact, meta: MetaStore): Promise<SubjectRef> {
-  const stored = await meta.getManifest(artifact.repo, artifact.subject);
-  if (!stored) return { digest: artifact.subject };
-  return { digest: artifact.subject, mediaType: stored.mediaType, size: stored.content.byteLength };
 }
 
 type Read = (layer: Layer, limit: number) => Promise<Uint8Array>;

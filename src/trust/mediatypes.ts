@@ -13,17 +13,12 @@ export const trustTypes = {
 } as const;
 
 /** The media type without parameters, lowercased. */
-export const bareType = (mediaType: string): string => (mediaType.split(';')[0] ?? '').trim().toLowerCase();
+const bareType = (mediaType: string): string => (mediaType.split(';')[0] ?? '').trim().toLowerCase();
 
 export function isSigstoreBundle(mediaType: string): boolean {
   const bare = bareType(mediaType);
   return bare === trustTypes.sigstoreBundle || /^application\/vnd\.dev\.sigstore\.bundle\.v0\.[0-9]+\+json$/.test(bare);
 }
 
-/** SBOM documents as cosign, syft, trivy and oras push them (JSON only: we parse JSON). */
-export function sbomFormat(mediaType: string): 'cyclonedx' | 'spdx' | undefined {
-  const bare = bareType(mediaType);
-  if (bare === 'application/vnd.cyclonedx+json' || bare === 'application/vnd.cyclonedx') return 'cyclonedx';
-  if (bare === 'application/spdx+json' || bare === 'text/spdx+json' || bare === 'application/vnd.spdx+json' || bare === 'text/spdx') return 'spdx';
-  return undefined;
-}
+/** SBOM media types: the table the SBOM parser reads by (a small module, safe on the push path). */
+export { sbomFormatOf as sbomFormat } from './sbom/mediatypes.ts';

@@ -8,7 +8,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { TrustArtifact } from '../meta/trust.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
-import { classify } from './classify.ts';
+import { classify, legacyTag } from './classify.ts';
 import { namespaceOf, type TrustResolver } from './config.ts';
 import { evaluate } from './evaluate.ts';
 
@@ -57,8 +57,7 @@ export class TrustService {
       }
       const artifact = { repo: e.repo, digest: e.digest, subject: found.subject.digest, kind: found.kind, format: found.format, via: found.via };
       await trust.recordArtifact(artifact);
-      const recorded = await trust.getArtifact(e.repo, e.digest);
-      if (recorded) this.enqueue(recorded);
+      this.enqueue({ ...artifact, status: 'pending', verified: null, signer: null, reason: null, details: null, checkedAt: null, createdAt: Date.now() });
     } catch (err) {
       this.deps.log.error({ err, repo: e.repo, digest: e.digest }, 'could not record a trust artifact; the next poll will not find it either');
     }
@@ -70,7 +69,7 @@ export class TrustService {
 
   /** A legacy signature tag was deleted: what came through it is no longer linked to its subject. */
   async tagDeleted(e: { repo: string; tag: string }): Promise<void> {
-    const m = /^(sha256|sha512)-([a-f0-9]+)\.(sig|att|sbom)$/.exec(e.tag);
+    const m = legacyTag.exec(e.tag);
     if (!m) return;
     const { trust } = this.deps.meta;
     await this.quietly('unlink a deleted signature tag', async () => {

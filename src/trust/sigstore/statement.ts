@@ -1,7 +1,6 @@
 /** What ties a signed payload to the artifact: digests in cosign payloads and in-toto statements. */
 import { z } from 'zod';
-
-export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
+import { IN_TOTO_PAYLOAD_TYPE } from '../intoto.ts';
 
 export interface Digest {
   algorithm: string;
@@ -20,7 +19,11 @@ const statementSchema = z.object({
   predicateType: z.string(),
 });
 
-/** The predicate type when the statement names the subject; otherwise why it does not. */
+/**
+ * The predicate type when the statement names the subject; otherwise why it does not. A light
+ * check, not intoto.ts's parseStatement: that one also parses SBOM predicates (up to 64 MiB), and
+ * the worker parses the verified payload with it once, afterwards.
+ */
 export function checkStatement(payloadType: string, payload: Uint8Array, subject: string): { reason: string } | { predicateType: string } {
   if (payloadType !== IN_TOTO_PAYLOAD_TYPE) {
     return { reason: `the signed payload is of type ${payloadType || '(none)'}, not an in-toto statement, so nothing ties it to this artifact` };
