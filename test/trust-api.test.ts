@@ -45,7 +45,7 @@ describe('trust over the API', () => {
 
     const put = await putTrust(server.url, 'team', { sigstore: { publicKeys: [{ name: 'release', pem: release.pem }] } });
     expect(put.status).toBe(200);
-    expect(put.json<{ source: string; reevaluating: number }>()).toMatchObject({ source: 'api', reevaluating: 1 });
+    expect(put.json<{ source: string; reevaluating: number; updatedAt: string }>()).toMatchObject({ source: 'api', reevaluating: 1, updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
     view = await settledArtifact(server.url, 'team/app', image.digest);
     expect(view.referrers[0]).toMatchObject({ verified: true, signer: 'key:release' });
     expect(view.summary).toMatchObject({ signatures: 1, verifiedSignatures: 1 });
@@ -59,7 +59,7 @@ describe('trust over the API', () => {
 
     // the trust is taken away: judged again, no longer verified
     const del = await request(server.url, '/api/v1/namespaces/team/trust', { method: 'DELETE' });
-    expect(del.json<{ source: string }>().source).toBe('none');
+    expect(del.json<{ source: string; updatedAt: string | null }>()).toMatchObject({ source: 'none', updatedAt: null });
     view = await settledArtifact(server.url, 'team/app', image.digest);
     expect(view.referrers[0]).toMatchObject({ verified: false });
   });
@@ -200,5 +200,10 @@ describe('trust from the config file', () => {
 
   it('refuses to start with a trust file it cannot read', async () => {
     await expect(startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: '/nonexistent/key.pem' }] } } } } } })).rejects.toThrow(/trust\.namespaces\.shop.*cannot read \/nonexistent\/key\.pem/);
+    const dir = await tempDir();
+    await writeFile(path.join(dir, 'trusted_root.json'), '{"mediaType": ');
+    await expect(startInProcess({ config: { trust: { sigstoreTrustedRoot: path.join(dir, 'trusted_root.json') } } })).rejects.toThrow(/trust\.sigstoreTrustedRoot: .*trusted_root\.json is not JSON/);
+    await writeFile(path.join(dir, 'bad.pem'), 'not a key');
+    await expect(startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: path.join(dir, 'bad.pem') }] } } } } } })).rejects.toThrow(/trust\.namespaces\.shop is not valid: sigstore\.publicKeys\.0\.pem: not a PEM public key/);
   });
 });

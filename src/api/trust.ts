@@ -46,14 +46,13 @@ const trustedRootSummary = z.looseObject({ certificateAuthorities: z.array(z.unk
 
 async function view(ctx: ApiContext, ns: string) {
   if (!ctx.trust) return { namespace: ns, verification: 'disabled (trust.enabled is false)', source: 'none' };
-  const { trust, fingerprint, source } = await ctx.trust.resolver.resolve(ns);
-  const stored = source === 'api' ? await ctx.meta.trust.getNamespaceTrust(ns) : undefined;
+  const { trust, fingerprint, source, updatedAt } = await ctx.trust.resolver.resolve(ns);
   const root = trustedRootSummary.safeParse(trust.sigstore.trustedRoot);
   return {
     namespace: ns,
     source,
     fingerprint,
-    updatedAt: iso(stored?.updatedAt ?? null),
+    updatedAt: iso(updatedAt ?? null),
     sigstore: {
       publicKeys: trust.sigstore.publicKeys,
       identities: trust.sigstore.identities,

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import type { Config, NamespaceTrustFile } from '../config/schema.ts';
 import type { TrustStore } from '../meta/trust.ts';
 import { toNamespaceTrust } from './document.ts';
@@ -16,6 +17,8 @@ export interface ResolvedTrust {
   trust: NamespaceTrust;
   fingerprint: string;
   source: 'api' | 'config' | 'none';
+  /** when the API document was set (source 'api') */
+  updatedAt?: number;
 }
 
 export class TrustConfigError extends Error {
@@ -63,7 +66,7 @@ export async function loadFileTrust(config: Config['trust'], baseDir = process.c
     try {
       toNamespaceTrust(document);
     } catch (err) {
-      throw new TrustConfigError(`${at} is not valid: ${(err as Error).message}`);
+      throw new TrustConfigError(`${at} is not valid: ${err instanceof z.ZodError ? firstIssue(err) : (err as Error).message}`);
     }
     namespaces.set(ns, document);
   }
@@ -101,6 +104,8 @@ export class TrustResolver {
     const raw = stored ? JSON.stringify(stored.document) : undefined;
     if (hit && hit.raw === raw) {
       hit.at = Date.now();
+      // the same document set again: same trust, a newer time
+      if (stored && hit.value.updatedAt !== stored.updatedAt) hit.value = { ...hit.value, updatedAt: stored.updatedAt };
       return hit.value;
     }
     const fromFile = this.file.namespaces.get(namespace);
@@ -110,7 +115,7 @@ export class TrustResolver {
     else if (fromFile) trust = toNamespaceTrust(fromFile);
     if (trust.sigstore.trustedRoot === undefined && this.file.trustedRoot !== undefined) trust.sigstore.trustedRoot = this.file.trustedRoot;
     const fingerprint = createHash('sha256').update(JSON.stringify(trust)).digest('hex');
-    const value: ResolvedTrust = { trust, fingerprint, source };
+    const value: ResolvedTrust = { trust, fingerprint, source, ...(stored ? { updatedAt: stored.updatedAt } : {}) };
     this.cache.set(namespace, { at: Date.now(), raw, value });
     return value;
   }
@@ -119,6 +124,12 @@ export class TrustResolver {
   forget(namespace: string): void {
     this.cache.delete(namespace);
   }
+}
+
+/** `sigstore.publicKeys.0.pem: not a PEM public key …`: one line an operator can act on. */
+function firstIssue(err: z.ZodError): string {
+  const issue = err.issues[0];
+  return issue ? `${issue.path.map(String).join('.')}: ${issue.message}` : 'invalid';
 }
 
 export const namespaceOf = (repo: string): string => repo.split('/')[0] ?? repo;
