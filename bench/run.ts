@@ -15,7 +15,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { basicAuth } from './client.ts';
-import { sampleRss } from './rss.ts';
+import { sampleProcess } from './rss.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
 import { fmt, table, type Result } from './stats.ts';
 import { blobWorkload, manifestWorkload, prepareBlobs, tokenWorkload, type BlobPlan } from './workloads.ts';
@@ -84,14 +84,18 @@ async function targets(): Promise<Target> {
   return { name: '', base };
 }
 
-/** Runs one workload against a server while sampling its memory. */
-async function measured<T extends Result | Result[]>(server: Server, run: () => Promise<T>): Promise<T> {
-  const rss = sampleRss(server.pid);
+/** Runs one workload against a server while sampling its memory and CPU time. */
+async function measured(server: Server, run: () => Promise<Result>): Promise<Result> {
+  const sample = sampleProcess(server.pid);
+  const client = process.cpuUsage();
   const result = await run();
-  const peak = rss.stop();
-  for (const r of Array.isArray(result) ? result : [result]) {
-    r.peakRssMiB = peak?.rss;
-    r.peakAnonMiB = peak?.anon;
+  const seen = sample.stop();
+  const spent = process.cpuUsage(client);
+  result.clientCpuPercent = ((spent.user + spent.system) / 1e6 / result.seconds) * 100;
+  if (seen) {
+    result.peakRssMiB = seen.rss;
+    result.peakAnonMiB = seen.anon;
+    result.serverCpuPercent = (seen.cpuSeconds / result.seconds) * 100;
   }
   return result;
 }
@@ -137,7 +141,7 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
       try {
         const servers = t.other ? (round % 2 === 0 ? [t.base, t.other] : [t.other, t.base]) : [t.base];
         for (const server of servers) {
-          const results = await measured(server, () => blobWorkload(clients, server, w));
+          const results = await blobWorkload(clients, server, w, (run) => measured(server, run));
           results.forEach((r, i) => (server === t.base ? rounds[i]!.custody : rounds[i]!.other).push(r));
         }
       } finally {
@@ -175,12 +179,15 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
   return a === undefined || b === undefined || b === 0 ? undefined : a / b;
 }
 
+/** Server and client CPU, each in % of one core: on a machine with few cores, what limits a figure. */
+const cpu = (r: Result) => `${fmt(r.serverCpuPercent, 0)}/${fmt(r.clientCpuPercent, 0)}`;
+
 function printTable(rows: Row[], name: string): void {
-  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon'];
-  const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'ratio'] : head];
+  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli'];
+  const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'CPU % srv/cli', 'ratio'] : head];
   for (const { custody: c, other: o } of rows) {
-    const mine = [c.workload, fmt(c.opsPerSec), fmt(c.mbPerSec), fmt(c.p50, 2), fmt(c.p99, 2), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0)];
-    out.push(o ? [...mine, fmt(o.opsPerSec), fmt(o.mbPerSec), fmt(o.p50, 2), fmt(o.p99, 2), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
+    const mine = [c.workload, fmt(c.opsPerSec), fmt(c.mbPerSec), fmt(c.p50, 2), fmt(c.p99, 2), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0), cpu(c)];
+    out.push(o ? [...mine, fmt(o.opsPerSec), fmt(o.mbPerSec), fmt(o.p50, 2), fmt(o.p99, 2), cpu(o), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
   }
   console.log(`\nCustody${name ? ` beside ${name}` : ''}:\n${table(out)}\n`);
 }

@@ -12,6 +12,12 @@ export interface Result {
   peakRssMiB?: number;
   /** the anonymous part of it (without the binary's file-backed pages) */
   peakAnonMiB?: number;
+  /** the server's CPU time (user + kernel) over the workload's wall time, in % of one core */
+  serverCpuPercent?: number;
+  /** the benchmark's own CPU time (all its client threads) over the wall time, in % of one core */
+  clientCpuPercent?: number;
+  /** wall time of the workload */
+  seconds: number;
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -23,6 +29,7 @@ export function summarize(workload: string, latenciesMs: number[], seconds: numb
   const sorted = [...latenciesMs].sort((a, b) => a - b);
   return {
     workload,
+    seconds,
     opsPerSec: latenciesMs.length / seconds,
     mbPerSec: bytes === undefined ? undefined : bytes / 1048576 / seconds,
     p50: percentile(sorted, 50),

@@ -84,16 +84,26 @@ async function authFor(registry: Registry, scopes: string[]): Promise<Auth> {
   }
 }
 
+/** Wraps one timed phase of a workload, e.g. to sample the server's memory and CPU while it runs. */
+export type Around = (run: () => Promise<Result>) => Promise<Result>;
+const unwrapped: Around = (run) => run();
+
 /** Pushes every blob to the registry, then pulls each back; [push, pull]. */
-export async function blobWorkload(clients: Clients, registry: Registry, plan: BlobPlan): Promise<[Result, Result]> {
+export async function blobWorkload(clients: Clients, registry: Registry, plan: BlobPlan, around: Around = unwrapped): Promise<[Result, Result]> {
   const base = registry.url;
   const repo = `bench/${plan.label.replace(/\W+/g, '').toLowerCase()}-${Date.now()}`;
   const auth = await authFor(registry, [`repository:${repo}:pull,push`]);
   const loops = shares(plan.concurrency, clients.size);
   const bytes = plan.count * plan.size;
-  const push = await clients.run((i) => ({ op: 'push', base, repo, concurrency: loops[i] ?? 1, auth }));
-  const pull = await clients.run((i) => ({ op: 'pull', base, repo, concurrency: loops[i] ?? 1, auth }));
-  return [summarize(`${plan.label} push`, push.latencies, push.seconds, bytes), summarize(`${plan.label} pull`, pull.latencies, pull.seconds, bytes)];
+  const push = await around(async () => {
+    const { latencies, seconds } = await clients.run((i) => ({ op: 'push', base, repo, concurrency: loops[i] ?? 1, auth }));
+    return summarize(`${plan.label} push`, latencies, seconds, bytes);
+  });
+  const pull = await around(async () => {
+    const { latencies, seconds } = await clients.run((i) => ({ op: 'pull', base, repo, concurrency: loops[i] ?? 1, auth }));
+    return summarize(`${plan.label} pull`, latencies, seconds, bytes);
+  });
+  return [push, pull];
 }
 
 /**
