@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { Pool } from 'undici';
+import { noteStreamedBytes } from '../src/oci/buffer-gc.ts';
 
 export interface Blob {
   data: Buffer;
@@ -54,6 +55,7 @@ export async function pullBlob(pool: Pool, repo: string, blob: Blob, auth: Auth 
     return new Writable({
       write(chunk: Buffer, _encoding, done) {
         hash.update(chunk);
+        noteStreamedBytes(chunk.byteLength);
         done();
       },
     });

@@ -1,5 +1,6 @@
 /** Digests: `algorithm:hex`, with sha256 and sha512 supported (OCI image spec, descriptors). */
 import { createHash, type Hash } from 'node:crypto';
+import { noteStreamedBytes } from './buffer-gc.ts';
 import { OciError } from './errors.ts';
 
 export type Algorithm = 'sha256' | 'sha512';
@@ -42,6 +43,7 @@ export function blobKey(digest: Digest): string {
 
 /**
  * Passes bytes through while hashing them; `hash` holds the result once the stream is drained.
+ * Each chunk is counted for the buffer pacer (buffer-gc.ts), which frees dead ones early.
  */
 export function hashing(source: AsyncIterable<Uint8Array>, algorithm: Algorithm): { stream: AsyncIterable<Uint8Array>; hash: Hash } {
   const hash = createHash(algorithm);
@@ -49,6 +51,7 @@ export function hashing(source: AsyncIterable<Uint8Array>, algorithm: Algorithm)
     for await (const chunk of source) {
       hash.update(chunk);
       yield chunk;
+      noteStreamedBytes(chunk.byteLength);
     }
   }
   return { stream: pass(), hash };

@@ -1,7 +1,7 @@
 /** `custody serve`: listen, and on SIGTERM or SIGINT finish in-flight requests, then exit. */
 import { parseListen, type Config } from '../config/schema.ts';
 import { buildApp } from './app.ts';
-import { paceBufferGc } from './buffer-gc.ts';
+import { paceBufferGc } from '../oci/buffer-gc.ts';
 
 /** How long in-flight requests get to finish after SIGTERM before the process exits anyway. */
 const drainMs = 30_000;
