@@ -1,12 +1,13 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe } from 'vitest';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openMetaStore } from '../src/meta/open.ts';
 import { metaStoreSuite } from '../src/meta/testsuite.ts';
 import { trustStoreSuite } from '../src/meta/trust-testsuite.ts';
 import { tufStoreSuite } from '../src/meta/tuf-testsuite.ts';
-import { dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
+import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
 metaStoreSuite('sqlite', sqlite);
@@ -19,4 +20,26 @@ describe.runIf(havePostgres)('postgres', () => {
   metaStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   trustStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   tufStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+
+  it('survives its idle connections being ended by the server, and reports them', async () => {
+    const url = await freshDatabase();
+    const failures: Error[] = [];
+    const meta = await openMetaStore(url, (err) => failures.push(err));
+    try {
+      await meta.ping();
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      try {
+        // What a server restart or an administrator does to every connection of the database.
+        await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [new URL(url).pathname.slice(1)]);
+      } finally {
+        await admin.end();
+      }
+      await expect.poll(() => failures.length).toBeGreaterThan(0);
+      expect(failures[0]?.message).toMatch(/terminat/);
+      await meta.ping(); // a new connection
+    } finally {
+      await meta.close();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 /** buildApp(config): wires the stores, the access controller and the routes. No route logic. */
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { registerApi } from '../api/index.ts';
 import { createAuth, registerAuthRoutes } from '../auth/index.ts';
@@ -28,7 +28,9 @@ export interface AppParts {
 
 export async function buildApp(config: Config, parts: AppParts = {}): Promise<FastifyInstance> {
   await mkdir(config.dataDir, { recursive: true });
-  const meta = parts.meta ?? (await openMetaStore(databaseUrl(config)));
+  // The logger exists only once the app does; a connection failing before that has no one to tell.
+  let log: FastifyBaseLogger | undefined;
+  const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
   const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), { fsync: config.storage.fsync }));
   const app = Fastify({
     // Asynchronous log writes: a synchronous write per request cost ~8% of small-push throughput.
@@ -40,6 +42,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     routerOptions: { maxParamLength: 4096 },
     frameworkErrors,
   });
+  log = app.log;
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
