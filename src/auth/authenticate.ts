@@ -59,6 +59,8 @@ export class Authenticator {
   /** HMAC(name, password) under a per-process key → the hash it matched; the password is never kept */
   private readonly passwords = new Map<string, { hash: string; until: number }>();
   private readonly cacheKey = randomBytes(32);
+  /** password checks running now, by cache key and hash, so that the same credentials cost one */
+  private readonly verifying = new Map<string, Promise<boolean>>();
   private readonly jwts = new Map<string, { claims: BearerClaims; until: number }>();
   private readonly alive = new Map<string, number>();
 
@@ -107,12 +109,28 @@ export class Authenticator {
     const cacheKey = createHmac('sha256', this.cacheKey).update(`${username}\0${password}`).digest('base64');
     const cached = this.passwords.get(cacheKey);
     if (!(cached && cached.hash === user.passwordHash && cached.until > Date.now())) {
-      if (!(await verifyPassword(password, user.passwordHash))) return undefined;
+      if (!(await this.verifyOnce(cacheKey, password, user.passwordHash))) return undefined;
       if (this.passwords.size > 10_000) this.passwords.clear();
       this.passwords.set(cacheKey, { hash: user.passwordHash, until: Date.now() + passwordCacheMs });
       this.onLogin({ principal: user.name, source, outcome: 'success' });
     }
     return { kind: 'user', id: user.id, name: user.name, admin: user.admin };
+  }
+
+  /**
+   * One scrypt at a time per credentials. A client's first burst of requests (a pull of many
+   * layers, a benchmark's 16 connections) all arrive before the first check is cached, and each
+   * scrypt takes 16 MiB and ~50 ms of CPU; run side by side, they cost the server 100+ MiB of
+   * resident memory that glibc kept afterwards.
+   */
+  private verifyOnce(cacheKey: string, password: string, hash: string): Promise<boolean> {
+    const key = `${cacheKey}\0${hash}`;
+    let pending = this.verifying.get(key);
+    if (!pending) {
+      pending = verifyPassword(password, hash).finally(() => this.verifying.delete(key));
+      this.verifying.set(key, pending);
+    }
+    return pending;
   }
 
   private async tokenPrincipal(username: string, token: { id: string; secret: string }, source: string): Promise<Principal | undefined> {
