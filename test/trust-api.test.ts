@@ -9,16 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
 import { basic, descriptorOf, imageManifest, putManifest, request, types } from './helpers/http.ts';
 import { startInProcess, tempDir } from './helpers/server.ts';
-import { newKey, pushAttestation, pushCosignSignature, pushSbom, settledArtifact, type ReferrerView } from './helpers/signing.ts';
+import { newKey, pushAttestation, pushCosignSignature, pushSbom, putTrust, settledArtifact, type ReferrerView } from './helpers/signing.ts';
 
 async function pushImage(base: string, repo: string, tag: string, layer = `layer of ${repo}:${tag}`) {
   const { body } = await imageManifest(base, repo, [layer]);
   expect((await putManifest(base, repo, tag, body)).status).toBe(201);
   return descriptorOf(body, types.manifest);
 }
-
-const putTrust = (base: string, ns: string, document: unknown, auth?: string) =>
-  request(base, `/api/v1/namespaces/${ns}/trust`, { method: 'PUT', body: JSON.stringify(document), headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) } });
 
 const byKind = (referrers: ReferrerView[], kind: string) => referrers.filter((r) => r.kind === kind);
 

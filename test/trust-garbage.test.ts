@@ -6,13 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, putManifest, request, types } from './helpers/http.ts';
 import { startInProcess, type InProcessServer } from './helpers/server.ts';
-import { newKey, pushReferrer, settledArtifact } from './helpers/signing.ts';
+import { newKey, pushReferrer, putTrust, settledArtifact } from './helpers/signing.ts';
 
 describe('garbage signatures, attestations and SBOMs', () => {
   let server: InProcessServer;
   beforeAll(async () => {
     server = await startInProcess();
-    const put = await request(server.url, '/api/v1/namespaces/junk/trust', { method: 'PUT', body: JSON.stringify({ sigstore: { publicKeys: [{ name: 'k', pem: newKey().pem }] } }), headers: { 'content-type': 'application/json' } });
+    const put = await putTrust(server.url, 'junk', { sigstore: { publicKeys: [{ name: 'k', pem: newKey().pem }] } });
     expect(put.status).toBe(200);
   });
   afterAll(async () => server.stop());

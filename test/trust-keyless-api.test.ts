@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, putManifest, request, types, type Descriptor } from './helpers/http.ts';
 import { startInProcess, type InProcessServer } from './helpers/server.ts';
-import { pushReferrer, settledArtifact } from './helpers/signing.ts';
+import { pushReferrer, putTrust, settledArtifact } from './helpers/signing.ts';
 import { bundleBytes, dsseBundle, fulcioIdentity, mockSigstore, rekorWitness, statementFor, type MockSigstore } from './trust/sigstore-fixtures.ts';
 
 const CI = 'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0';
@@ -23,7 +23,7 @@ describe('keyless Sigstore signatures over the API', () => {
     server = await startInProcess();
     sigstore = await mockSigstore();
     const trust = { sigstore: { identities: [{ identityPattern: 'https://github\\.com/acme/.+/\\.github/workflows/release\\.yml@refs/tags/v.*', issuer: ISSUER }], trustedRoot: sigstore.root } };
-    const put = await request(server.url, '/api/v1/namespaces/keyless/trust', { method: 'PUT', body: JSON.stringify(trust), headers: { 'content-type': 'application/json' } });
+    const put = await putTrust(server.url, 'keyless', trust);
     expect(put.status, put.body.toString()).toBe(200);
     expect(put.json<{ sigstore: { trustedRoot: { certificateAuthorities: number; tlogs: number } } }>().sigstore.trustedRoot).toMatchObject({ certificateAuthorities: 1, tlogs: 1 });
   });

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, putManifest, request, types, type Descriptor } from './helpers/http.ts';
 import { startInProcess, type InProcessServer } from './helpers/server.ts';
-import { pushReferrer, settledArtifact } from './helpers/signing.ts';
+import { pushReferrer, putTrust, settledArtifact } from './helpers/signing.ts';
 import { coseEnvelope, jwsEnvelope, makeLeaf, makeRoot, policy, policyDocument, type Issued } from './trust/notary-fixtures.ts';
 
 const pushNotary = (base: string, repo: string, subject: Descriptor, envelope: Uint8Array, mediaType: 'application/jose+json' | 'application/cose') =>
@@ -20,7 +20,7 @@ describe('Notary signatures over the API', () => {
     alice = await makeLeaf(root);
     mallory = await makeLeaf(root, { name: 'CN=mallory, O=Example' });
     const trust = { notary: { trustStores: [{ type: 'ca', name: 'acme', certificates: [root.pem] }], trustPolicy: policyDocument(policy({ scopes: ['registry.example.com/acme/app'] })) } };
-    const put = await request(server.url, '/api/v1/namespaces/acme/trust', { method: 'PUT', body: JSON.stringify(trust), headers: { 'content-type': 'application/json' } });
+    const put = await putTrust(server.url, 'acme', trust);
     expect(put.status).toBe(200);
   });
   afterAll(async () => server.stop());

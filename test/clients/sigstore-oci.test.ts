@@ -7,7 +7,7 @@ import { attachArtifactToImage } from '@sigstore/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, putManifest, request, testAdmin, types } from '../helpers/http.ts';
 import { startInProcess, type InProcessServer } from '../helpers/server.ts';
-import { settledArtifact } from '../helpers/signing.ts';
+import { putTrust, settledArtifact } from '../helpers/signing.ts';
 import { bundleBytes, dsseBundle, ecKeys, keySigner, spkiPem } from '../trust/sigstore-fixtures.ts';
 
 const bundleType = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -22,7 +22,7 @@ describe('@sigstore/oci attaches an attestation', () => {
   it('shows up in the referrers API and, verified, in the artifact API', async () => {
     const keys = ecKeys();
     const trust = { sigstore: { publicKeys: [{ name: 'ci', pem: spkiPem(keys.publicKey) }] } };
-    expect((await request(server.url, '/api/v1/namespaces/attested/trust', { method: 'PUT', body: JSON.stringify(trust), headers: { 'content-type': 'application/json' } })).status).toBe(200);
+    expect((await putTrust(server.url, 'attested', trust)).status).toBe(200);
     const { body } = await imageManifest(server.url, 'attested/app', ['attested layer']);
     expect((await putManifest(server.url, 'attested/app', 'v1', body)).status).toBe(201);
     const image = descriptorOf(body, types.manifest);

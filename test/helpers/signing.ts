@@ -92,6 +92,10 @@ export async function pushSbom(base: string, repo: string, subject: Descriptor, 
 }
 
 /** Polls the artifact API until nothing attached to `digest` is pending. */
+/** PUT /api/v1/namespaces/<ns>/trust with `document` (as an admin on the in-process server). */
+export const putTrust = (base: string, ns: string, document: unknown, auth?: string): Promise<Reply> =>
+  request(base, `/api/v1/namespaces/${ns}/trust`, { method: 'PUT', body: JSON.stringify(document), headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) } });
+
 export async function settledArtifact<T = ArtifactView>(base: string, repo: string, digest: string, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
