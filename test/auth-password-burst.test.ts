@@ -1,7 +1,8 @@
 /**
  * A burst of requests with the same Basic credentials runs one password check (scrypt: 16 MiB
- * and ~50 ms each), not one per request. Unit test of the Authenticator over a real SQLite store;
- * only verifyPassword is wrapped, to count its calls.
+ * and ~50 ms each), not one per request; and an unknown user costs the same check as a known
+ * one, so timing tells no names. Unit test of the Authenticator over a real SQLite store; only
+ * verifyPassword is wrapped, to count its calls and see the hash parameters they ran with.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,13 +13,14 @@ import type { KeyRing } from '../src/auth/keys.ts';
 import { hashPassword } from '../src/auth/passwords.ts';
 import { openMetaStore } from '../src/meta/open.ts';
 
-const checks = vi.hoisted(() => ({ count: 0 }));
+const checks = vi.hoisted(() => ({ count: 0, params: [] as string[] }));
 vi.mock('../src/auth/passwords.ts', async (importOriginal) => {
   const real = await importOriginal<typeof import('../src/auth/passwords.ts')>();
   return {
     ...real,
     verifyPassword: (password: string, stored: string) => {
       checks.count++;
+      checks.params.push(stored.split('$').slice(0, 4).join('$'));
       return real.verifyPassword(password, stored);
     },
   };
@@ -48,4 +50,13 @@ it('checks the same credentials once while a burst of requests waits on them', a
   // Once a check is over, the next miss runs a new one.
   await expect(auth.basic('alice', 'wrong', '127.0.0.1')).rejects.toThrow(/invalid username or password/);
   expect(checks.count).toBe(3);
+});
+
+it('runs the same scrypt for an unknown user and a user without a password as for a wrong password', async () => {
+  await meta.accounts.createUser({ name: 'tokens-only', passwordHash: null, admin: false });
+  const auth = new Authenticator(meta.accounts, {} as KeyRing, { service: 'custody', loginFailures: { max: 100, maxPerAddress: 100, windowSeconds: 60 } }, () => {});
+  checks.params.length = 0;
+  for (const name of ['alice', 'nobody', 'tokens-only']) await expect(auth.basic(name, `guess for ${name}`, '127.0.0.1')).rejects.toThrow(/invalid username or password/);
+  expect(checks.params).toHaveLength(3);
+  expect(new Set(checks.params).size).toBe(1);
 });

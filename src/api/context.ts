@@ -4,7 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Access } from '../auth/access.ts';
+import { refusalHeaders, type Access } from '../auth/access.ts';
 import { parseAuthorization } from '../auth/controller.ts';
 import type { Auth } from '../auth/index.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -35,7 +35,7 @@ export const access: { login: Access; admin: Access; manage: (namespace: string)
 export async function decide(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, accesses: Access[]): Promise<{ principal: Principal; refused: Access[] }> {
   const decision = await ctx.auth.controller.authorize(req, accesses);
   if (!decision.granted) {
-    if (decision.challenge) reply.header('www-authenticate', decision.challenge);
+    reply.headers(refusalHeaders(decision));
     throw new ApiError(codeOf(decision.status), decision.message);
   }
   req.principal = decision.principal;

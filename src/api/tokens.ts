@@ -26,14 +26,30 @@ export const tokenId = z.string().regex(/^[0-9a-f]{16}$/, 'a token id is 16 hexa
 
 export const tokenView = (t: TokenRecord) => ({ id: t.id, name: t.name, scopes: t.scopes, expiresAt: iso(t.expiresAt), lastUsedAt: iso(t.lastUsedAt), createdAt: iso(t.createdAt) });
 
-/** Makes a token for a user or robot; the answer carries the secret, this once. */
+/**
+ * Makes a token for a user or robot; the answer carries the secret, this once. A token made by a
+ * request that itself used a token expires no later than that token: it cannot outlive its maker.
+ */
 export async function createToken(ctx: ApiContext, req: FastifyRequest, owner: { kind: 'user' | 'robot'; id: string; name: string }, body: z.infer<typeof tokenBody>) {
+  // A Bearer JWT from /token was issued for some repositories, for minutes: not for this.
+  if (!viaBasic(req)) throw denied('create tokens with a password or token sent as Basic credentials');
   const secret = newTokenSecret();
   const scopes: Action[] = body.scopes ?? [...allActions];
-  const expiresAt = body.expiresInDays === undefined ? null : Date.now() + body.expiresInDays * 86_400_000;
+  const asked = body.expiresInDays === undefined ? null : Date.now() + body.expiresInDays * 86_400_000;
+  const expiresAt = await expiryWithin(ctx, req.principal, asked);
   const record = await ctx.accounts.createToken({ id: secret.id, ownerKind: owner.kind, ownerId: owner.id, name: body.name, secretHash: secret.hash, scopes, expiresAt });
   await recorded(ctx, req, 'token.create', record.id, { name: record.name, owner: owner.name, ownerKind: owner.kind, scopes, expiresAt: iso(expiresAt) });
   return { id: record.id, name: record.name, scopes, expiresAt: iso(expiresAt), token: secret.token };
+}
+
+/** The expiry asked for, bounded by the expiry of the token the request was made with. */
+async function expiryWithin(ctx: ApiContext, creator: Principal | undefined, asked: number | null): Promise<number | null> {
+  if (!creator?.tokenId) return asked;
+  const limit = (await ctx.accounts.getToken(creator.tokenId))?.expiresAt ?? null;
+  if (limit === null) return asked;
+  if (asked === null) return limit;
+  if (asked > limit) throw denied(`this token expires at ${iso(limit)}; a token it creates may not expire later`);
+  return asked;
 }
 
 /** A request made with a token changes tokens only if that token may manage. */
@@ -53,8 +69,6 @@ export function registerTokens(api: FastifyInstance, ctx: ApiContext): void {
   api.post('/tokens', async (req, reply) => {
     const p = await authorize(ctx, req, reply, [access.login]);
     if (p.kind !== 'user') throw denied("robots get their tokens from their namespace's admins");
-    // A Bearer JWT from /token was issued for some repositories, for minutes: not for this.
-    if (!viaBasic(req)) throw denied('create tokens with a password or token sent as Basic credentials');
     checkTokenManagement(p);
     const body = parse(tokenBody, req.body, 'token');
     const wider = (body.scopes ?? allActions).filter((s) => p.scopes && !p.scopes.includes(s));

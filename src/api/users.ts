@@ -1,5 +1,9 @@
-/** /api/v1/me and /api/v1/users: who am I; people and their passwords (registry administrators). */
+/**
+ * /api/v1/me and /api/v1/users: who am I; people, their passwords, and clearing the failed logins
+ * that hold back an account (registry administrators).
+ */
 import type { FastifyInstance } from 'fastify';
+import { failureKeys } from '../auth/authenticate.ts';
 import { z } from 'zod';
 import { hashPassword } from '../auth/passwords.ts';
 import type { User } from '../meta/accounts.ts';
@@ -8,6 +12,7 @@ import { conflict, notFound, parse } from './errors.ts';
 
 const createBody = z.strictObject({ name: accountName, password: password.optional(), admin: z.boolean().optional() });
 const passwordBody = z.strictObject({ password });
+const robotName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,254}\+[a-z0-9][a-z0-9._-]{0,63}$/, 'a robot name is <namespace>+<name>');
 
 const view = (u: User) => ({ name: u.name, admin: u.admin, hasPassword: u.passwordHash !== null, createdAt: iso(u.createdAt) });
 
@@ -67,5 +72,16 @@ export function registerUsers(api: FastifyInstance, ctx: ApiContext): void {
     await ctx.accounts.setPassword(user.id, await hashPassword(body.password));
     await recorded(ctx, req, 'user.password', name, { by: self ? 'self' : 'admin' });
     return reply.code(204).send();
+  });
+
+  // Robots log in too (with tokens), so a robot's name `<namespace>+<name>` is taken here as well.
+  api.post<{ Params: { name: string } }>('/users/:name/unlock', async (req, reply) => {
+    await authorize(ctx, req, reply, [access.admin]);
+    const name = parse(accountName.or(robotName), req.params.name, 'user or robot name');
+    const exists = (await ctx.accounts.getUser({ name })) ?? (await ctx.accounts.getRobot({ name }));
+    if (!exists) throw notFound(`no user or robot ${name}`);
+    const cleared = await ctx.accounts.clearFailures(failureKeys.account(name));
+    await recorded(ctx, req, 'user.unlock', name, { cleared });
+    return reply.send({ name, cleared });
   });
 }

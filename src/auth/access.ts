@@ -8,7 +8,10 @@ import type { Action, Principal } from './principal.ts';
 export type { Action, Principal } from './principal.ts';
 
 export interface Access {
-  /** 'repository' with a repository name; 'registry' with 'catalog' (admins) or 'login' (anyone logged in) */
+  /**
+   * 'repository' with a repository name; 'registry' with 'catalog' or 'admin' (administrators),
+   * 'login' (a user or robot) or 'credentials' (any valid credentials, an anonymous JWT too)
+   */
   type: 'repository' | 'registry';
   name: string;
   actions: (Action | '*')[];
@@ -18,7 +21,15 @@ export interface Access {
 
 export type Decision =
   | { granted: true; principal: Principal; refused: Access[] }
-  | { granted: false; status: 401 | 403 | 429; message: string; challenge?: string };
+  | { granted: false; status: 401 | 403 | 429; message: string; challenge?: string; retryAfter?: number };
+
+/** The headers a refusal is sent with: its challenge, and for 429 when to try again. */
+export function refusalHeaders(decision: Extract<Decision, { granted: false }>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (decision.challenge) headers['www-authenticate'] = decision.challenge;
+  if (decision.retryAfter !== undefined) headers['retry-after'] = String(decision.retryAfter);
+  return headers;
+}
 
 export interface AccessController {
   authorize(request: FastifyRequest, accesses: Access[]): Promise<Decision>;

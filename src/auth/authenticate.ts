@@ -1,14 +1,16 @@
 /**
  * Turning credentials into a Principal: a password or a personal/robot token sent with Basic, or
- * a JWT from /token sent as Bearer. Failed logins are counted per account and per source address
- * in the shared store and refused past a limit. Checks that would cost on every request are
- * cached briefly (a verified JWT until it expires, a verified password for a minute, whether a
- * principal still exists for a second) and forgotten when this replica changes an account.
+ * a JWT from /token sent as Bearer. Failed logins are counted in the shared store per account at
+ * one source address, and per address; past a limit each further attempt waits longer (429 with
+ * Retry-After), so a guesser slows down without locking the account out for anyone else, and a
+ * correct token is never refused. Checks that would cost on every request are cached briefly (a
+ * verified JWT until it expires, a verified password for a minute, whether a principal still
+ * exists for a second) and forgotten when this replica changes an account.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { AccountStore } from '../meta/accounts.ts';
 import type { KeyRing } from './keys.ts';
-import { verifyPassword } from './passwords.ts';
+import { hashPassword, verifyPassword } from './passwords.ts';
 import { allActions, anonymous, type Action, type Principal } from './principal.ts';
 import { parseToken, secretMatches } from './secrets.ts';
 
@@ -16,11 +18,14 @@ export class AuthError extends Error {
   readonly status: 401 | 429;
   /** for Bearer challenges: RFC 6750's error code */
   readonly bearerError: 'invalid_token' | undefined;
+  /** for 429: seconds until the next attempt may succeed */
+  readonly retryAfter: number | undefined;
 
-  constructor(status: 401 | 429, message: string, bearerError?: 'invalid_token') {
+  constructor(status: 401 | 429, message: string, options: { bearerError?: 'invalid_token'; retryAfter?: number } = {}) {
     super(message);
     this.status = status;
-    this.bearerError = bearerError;
+    this.bearerError = options.bearerError;
+    this.retryAfter = options.retryAfter;
   }
 }
 
@@ -38,7 +43,10 @@ export interface BearerClaims {
 
 export interface AuthSettings {
   service: string;
+  /** failures allowed per account at an address, and per address, before attempts back off */
   loginFailures: { max: number; maxPerAddress: number; windowSeconds: number };
+  /** the clock (tests move it); default Date.now */
+  now?: () => number;
 }
 
 export interface LoginEvent {
@@ -50,6 +58,21 @@ export interface LoginEvent {
 
 const passwordCacheMs = 60_000;
 const aliveCacheMs = 1000;
+
+/** The keys failed logins are counted under. Names are encoded: a Basic username can hold any byte. */
+export const failureKeys = {
+  account: (username: string) => `account:${encodeURIComponent(username)}|`,
+  accountAt: (username: string, source: string) => `${failureKeys.account(username)}source:${source}`,
+  source: (source: string) => `source:${source}`,
+};
+
+/**
+ * After `free` failures in the window, the next attempt waits 1 s, then 2, 4, … up to the window:
+ * a guesser gets a few dozen tries an hour, a person who mistyped waits seconds.
+ */
+export function backoffSeconds(failures: number, free: number, windowSeconds: number): number {
+  return failures < free ? 0 : Math.min(2 ** Math.min(failures - free, 30), windowSeconds);
+}
 
 export class Authenticator {
   private readonly accounts: AccountStore;
@@ -63,12 +86,15 @@ export class Authenticator {
   private readonly verifying = new Map<string, Promise<boolean>>();
   private readonly jwts = new Map<string, { claims: BearerClaims; until: number }>();
   private readonly alive = new Map<string, number>();
+  private decoy: Promise<string> | undefined;
+  private readonly now: () => number;
 
   constructor(accounts: AccountStore, keys: KeyRing, settings: AuthSettings, onLogin: (event: LoginEvent) => void) {
     this.accounts = accounts;
     this.keys = keys;
     this.settings = settings;
     this.onLogin = onLogin;
+    this.now = settings.now ?? Date.now;
   }
 
   /**
@@ -83,38 +109,60 @@ export class Authenticator {
 
   /** Basic credentials: a user's password, or a user's or robot's token. */
   async basic(username: string, password: string, source: string): Promise<Principal> {
+    const token = parseToken(password);
+    // A token's secret cannot be guessed, so a correct one is let in before any throttle.
+    const byToken = token ? await this.tokenPrincipal(username, token, source) : undefined;
+    if (byToken) return byToken;
     const limits = this.settings.loginFailures;
-    const since = Date.now() - limits.windowSeconds * 1000;
-    const limited = [
-      { key: `account:${username}`, max: limits.max, what: 'this account' },
-      { key: `source:${source}`, max: limits.maxPerAddress, what: 'this address' },
+    const now = this.now();
+    const since = now - limits.windowSeconds * 1000;
+    const counted = [
+      { key: failureKeys.accountAt(username, source), free: limits.max, what: 'this account from this address' },
+      { key: failureKeys.source(source), free: limits.maxPerAddress, what: 'this address' },
     ];
-    for (const { key, max, what } of limited) {
-      if ((await this.accounts.failuresSince(key, since)) >= max) throw new AuthError(429, `too many failed logins for ${what}; try again in a few minutes`);
+    const failures = await Promise.all(counted.map(async (c) => ({ ...c, ...(await this.accounts.failuresSince(c.key, since)) })));
+    for (const f of failures) {
+      const waitMs = f.last === null ? 0 : f.last + backoffSeconds(f.count, f.free, limits.windowSeconds) * 1000 - now;
+      if (waitMs > 0) {
+        const retryAfter = Math.ceil(waitMs / 1000);
+        throw new AuthError(429, `too many failed logins for ${f.what}; try again in ${retryAfter} s`, { retryAfter });
+      }
     }
-    const principal = await this.check(username, password, source);
-    if (!principal) {
-      await Promise.all(limited.map(({ key }) => this.accounts.recordFailure(key, Date.now())));
-      this.onLogin({ principal: username.slice(0, 200), source, outcome: 'failure', reason: 'invalid username or password' });
-      throw new AuthError(401, 'invalid username or password');
+    const principal = token ? undefined : await this.passwordPrincipal(username, password, source);
+    if (principal) {
+      if ((failures[0]?.count ?? 0) > 0) await this.accounts.clearFailures(failureKeys.accountAt(username, source));
+      return principal;
     }
-    return principal;
+    await Promise.all(counted.map(({ key }) => this.accounts.recordFailure(key, this.now())));
+    this.onLogin({ principal: username.slice(0, 200), source, outcome: 'failure', reason: 'invalid username or password' });
+    throw new AuthError(401, 'invalid username or password');
   }
 
-  private async check(username: string, password: string, source: string): Promise<Principal | undefined> {
-    const token = parseToken(password);
-    if (token) return this.tokenPrincipal(username, token, source);
+  /**
+   * A user's password. An unknown user, or one without a password, costs the same scrypt as a
+   * wrong password, so the time taken does not tell which names exist.
+   */
+  private async passwordPrincipal(username: string, password: string, source: string): Promise<Principal | undefined> {
     const user = await this.accounts.getUser({ name: username });
-    if (!user?.passwordHash) return undefined;
     const cacheKey = createHmac('sha256', this.cacheKey).update(`${username}\0${password}`).digest('base64');
+    if (!user?.passwordHash) {
+      await this.verifyOnce(cacheKey, password, await this.decoyHash());
+      return undefined;
+    }
     const cached = this.passwords.get(cacheKey);
-    if (!(cached && cached.hash === user.passwordHash && cached.until > Date.now())) {
+    if (!(cached && cached.hash === user.passwordHash && cached.until > this.now())) {
       if (!(await this.verifyOnce(cacheKey, password, user.passwordHash))) return undefined;
       if (this.passwords.size > 10_000) this.passwords.clear();
-      this.passwords.set(cacheKey, { hash: user.passwordHash, until: Date.now() + passwordCacheMs });
+      this.passwords.set(cacheKey, { hash: user.passwordHash, until: this.now() + passwordCacheMs });
       this.onLogin({ principal: user.name, source, outcome: 'success' });
     }
     return { kind: 'user', id: user.id, name: user.name, admin: user.admin };
+  }
+
+  /** A hash of a random password, made once: what unknown users' passwords are checked against. */
+  private decoyHash(): Promise<string> {
+    this.decoy ??= hashPassword(randomBytes(16).toString('base64url'));
+    return this.decoy;
   }
 
   /**
@@ -136,12 +184,12 @@ export class Authenticator {
   private async tokenPrincipal(username: string, token: { id: string; secret: string }, source: string): Promise<Principal | undefined> {
     const record = await this.accounts.getToken(token.id);
     if (!record || !secretMatches(token.secret, record.secretHash)) return undefined;
-    if (record.expiresAt !== null && record.expiresAt <= Date.now()) return undefined;
+    if (record.expiresAt !== null && record.expiresAt <= this.now()) return undefined;
     const owner = record.ownerKind === 'user' ? await this.accounts.getUser({ id: record.ownerId }) : await this.accounts.getRobot({ id: record.ownerId });
     if (!owner || owner.name !== username) return undefined;
     // last_used_at is for people reading the token list; a minute's precision spares a write per request.
-    if (record.lastUsedAt === null || Date.now() - record.lastUsedAt > 60_000) {
-      await this.accounts.touchToken(record.id, Date.now());
+    if (record.lastUsedAt === null || this.now() - record.lastUsedAt > 60_000) {
+      await this.accounts.touchToken(record.id, this.now());
       this.onLogin({ principal: owner.name, source, outcome: 'success', reason: `token ${record.name}` });
     }
     const scopes = record.scopes.filter((s): s is Action => (allActions as readonly string[]).includes(s));
@@ -151,14 +199,14 @@ export class Authenticator {
 
   /** A JWT from /token; throws AuthError(401, …, 'invalid_token') when it does not hold. */
   async bearer(jwt: string): Promise<BearerClaims> {
-    const now = Date.now();
+    const now = this.now();
     let entry = this.jwts.get(jwt);
     if (!entry || entry.until <= now) {
       let payload;
       try {
         payload = await this.keys.verify(jwt, this.settings.service);
       } catch (err) {
-        throw new AuthError(401, `invalid token: ${(err as Error).message}`, 'invalid_token');
+        throw new AuthError(401, `invalid token: ${(err as Error).message}`, { bearerError: 'invalid_token' });
       }
       const p = payload as { sub?: string; pk?: string; pid?: string; adm?: boolean; ns?: string; tid?: string; scp?: Action[]; access?: TokenAccess[]; exp?: number };
       const kind = p.pk === 'user' || p.pk === 'robot' ? p.pk : 'anonymous';
@@ -167,7 +215,7 @@ export class Authenticator {
       if (this.jwts.size > 10_000) this.jwts.clear();
       this.jwts.set(jwt, entry);
     }
-    if (!(await this.stillExists(entry.claims.principal))) throw new AuthError(401, 'the account or token behind this token no longer exists', 'invalid_token');
+    if (!(await this.stillExists(entry.claims.principal))) throw new AuthError(401, 'the account or token behind this token no longer exists', { bearerError: 'invalid_token' });
     return entry.claims;
   }
 
@@ -176,15 +224,15 @@ export class Authenticator {
     if (p.kind === 'anonymous') return true;
     const key = `${p.kind}:${p.id}:${p.tokenId ?? ''}`;
     const until = this.alive.get(key);
-    if (until !== undefined && until > Date.now()) return true;
+    if (until !== undefined && until > this.now()) return true;
     const owner = p.kind === 'user' ? await this.accounts.getUser({ id: p.id }) : await this.accounts.getRobot({ id: p.id });
     if (!owner) return false;
     if (p.tokenId) {
       const token = await this.accounts.getToken(p.tokenId);
-      if (!token || (token.expiresAt !== null && token.expiresAt <= Date.now())) return false;
+      if (!token || (token.expiresAt !== null && token.expiresAt <= this.now())) return false;
     }
     if (this.alive.size > 10_000) this.alive.clear();
-    this.alive.set(key, Date.now() + aliveCacheMs);
+    this.alive.set(key, this.now() + aliveCacheMs);
     return true;
   }
 }

@@ -53,7 +53,7 @@ export class TokenAccessController implements AccessController {
   }
 
   challenge(req: FastifyRequest, accesses: Access[], error?: string): string {
-    const scopes = accesses.filter((a) => !(a.type === 'registry' && a.name === 'login')).map(scopeString);
+    const scopes = accesses.filter((a) => !(a.type === 'registry' && (a.name === 'login' || a.name === 'credentials'))).map(scopeString);
     let value = `Bearer realm="${this.realm(req)}",service="${this.settings.service}"`;
     if (scopes.length > 0) value += `,scope="${scopes.join(' ')}"`;
     if (error) value += `,error="${error}"`;
@@ -83,7 +83,13 @@ export class TokenAccessController implements AccessController {
       who = await this.principal(req);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
-      return { granted: false, status: err.status, message: err.message, challenge: err.status === 401 ? this.challenge(req, accesses, err.bearerError) : undefined };
+      return {
+        granted: false,
+        status: err.status,
+        message: err.message,
+        ...(err.status === 401 ? { challenge: this.challenge(req, accesses, err.bearerError) } : {}),
+        ...(err.retryAfter === undefined ? {} : { retryAfter: err.retryAfter }),
+      };
     }
     const refused: Access[] = [];
     let missing: Access | undefined;
@@ -96,10 +102,11 @@ export class TokenAccessController implements AccessController {
     if (missing) {
       const message = `${who.principal.name} may not ${missing.type === 'registry' ? `use the registry ${missing.name}` : `${missing.actions.join(', ')} ${missing.name}`}`;
       if (who.via === 'basic') return { granted: false, status: 403, message };
-      return { granted: false, status: 401, message: who.via === 'none' ? 'authentication required' : message, challenge: this.challenge(req, accesses, who.via === 'bearer' ? 'insufficient_scope' : undefined) };
+      const anonymous = who.principal.kind === 'anonymous';
+      return { granted: false, status: 401, message: anonymous ? 'authentication required' : message, challenge: this.challenge(req, accesses, who.via === 'bearer' ? 'insufficient_scope' : undefined) };
     }
     if (!this.limiter.take(who.principal.kind === 'anonymous' ? `source:${req.ip}` : `${who.principal.kind}:${who.principal.id}`)) {
-      return { granted: false, status: 429, message: 'too many requests; slow down' };
+      return { granted: false, status: 429, message: 'too many requests; slow down', retryAfter: 1 };
     }
     return { granted: true, principal: who.principal, refused };
   }
@@ -107,7 +114,9 @@ export class TokenAccessController implements AccessController {
   /** The actions of an access the caller may not take (none: allowed). */
   private async missingActions(principal: Principal, via: Credentials['kind'], tokenAccess: TokenAccess[] | undefined, access: Access): Promise<Access['actions']> {
     const everything: Access['actions'] = access.actions.length > 0 ? access.actions : ['*'];
-    if (access.type === 'registry' && access.name === 'login') return via === 'none' ? everything : [];
+    // Logged in means a user or robot: an anonymous JWT from /token is no login, only credentials.
+    if (access.type === 'registry' && access.name === 'login') return principal.kind === 'anonymous' ? everything : [];
+    if (access.type === 'registry' && access.name === 'credentials') return via === 'none' ? everything : [];
     if (tokenAccess) return access.actions.filter((a) => !tokenAccess.some((t) => t.type === access.type && t.name === access.name && (t.actions.includes(a) || t.actions.includes('*'))));
     if (access.type === 'registry') return principal.admin && (principal.scopes?.includes('manage') ?? true) ? [] : everything;
     const allowed = await this.rbac.actions(principal, namespaceOf(access.name));

@@ -21,12 +21,13 @@ export interface Auth {
   changed(): void;
 }
 
-export async function createAuth(config: Config, accounts: AccountStore, log: FastifyBaseLogger): Promise<Auth> {
-  const keys = new KeyRing(accounts);
+/** `now`: the clock tokens and login failures are judged by (tests move it). */
+export async function createAuth(config: Config, accounts: AccountStore, log: FastifyBaseLogger, now: () => number = Date.now): Promise<Auth> {
+  const keys = new KeyRing(accounts, { tokenTtlSeconds: config.auth.tokenTtlSeconds, now });
   await keys.init();
   await bootstrapAdmin(accounts, log, config.auth.adminPassword);
   const audit = new Auditor(accounts, log, config.audit.retentionDays);
-  const authenticator = new Authenticator(accounts, keys, { service: config.auth.service, loginFailures: config.auth.loginFailures }, (e) =>
+  const authenticator = new Authenticator(accounts, keys, { service: config.auth.service, loginFailures: config.auth.loginFailures, now }, (e) =>
     void audit.record({ actor: e.principal, source: e.source, action: 'login', target: e.principal, outcome: e.outcome, detail: e.reason ? { reason: e.reason } : {} }),
   );
   const rbac = new Rbac(accounts);

@@ -3,11 +3,13 @@
  * anonymous) and `scope=` parameters; POST takes the OAuth2 password grant as a form. The JWT
  * grants the intersection of what was asked and what the caller may do; a scope the caller may
  * not use comes back with no actions, as the protocol expects, and the registry then refuses.
+ * A JWT is never traded for another: that would turn a leaked pull token into lasting, wider
+ * access, and outlive a password reset.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { checkName } from '../oci/names.ts';
 import { AuthError, type TokenAccess } from './authenticate.ts';
-import type { TokenAccessController } from './controller.ts';
+import { parseAuthorization, type TokenAccessController } from './controller.ts';
 import type { KeyRing } from './keys.ts';
 import { namespaceOf, type Principal } from './principal.ts';
 import type { Rbac } from './rbac.ts';
@@ -69,6 +71,10 @@ async function handle(deps: TokenRouteDeps, req: FastifyRequest, reply: FastifyR
       principal = await deps.authenticate(list(params.username)[0] ?? '', list(params.password)[0] ?? '', req.ip);
       requested = list(params.scope).flatMap((s) => s.split(' ')).filter(Boolean).map(parseScope);
     } else {
+      if (parseAuthorization(req.headers.authorization).kind === 'bearer') {
+        reply.header('www-authenticate', `Basic realm="${deps.service}"`);
+        return fail(reply, 401, 'invalid_client', '/token takes a password or a personal or robot token as Basic credentials, or none; a Bearer token cannot be exchanged for another');
+      }
       principal = (await deps.controller.principal(req)).principal;
       requested = list(params.scope).flatMap((s) => s.split(' ')).filter(Boolean).map(parseScope);
     }
@@ -76,6 +82,7 @@ async function handle(deps: TokenRouteDeps, req: FastifyRequest, reply: FastifyR
     if (err instanceof ScopeError) return fail(reply, 400, 'invalid_scope', err.message);
     if (err instanceof AuthError) {
       if (err.status === 401) reply.header('www-authenticate', `Basic realm="${deps.service}"`);
+      if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
       return fail(reply, err.status, err.status === 429 ? 'TOOMANYREQUESTS' : 'UNAUTHORIZED', err.message);
     }
     throw err;

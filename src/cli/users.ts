@@ -63,4 +63,16 @@ export function registerUsers(program: Command): void {
         console.log(`changed the password of ${name}`);
       }),
     );
+
+  withJson(
+    user
+      .command('unlock')
+      .description('clear the failed logins that hold back a user or robot, from every address')
+      .argument('<name>'),
+  ).action(
+    action(async (name: string, opts: JsonOption) => {
+      const done = await (await loggedIn()).call<{ name: string; cleared: number }>('POST', `/users/${seg(name)}/unlock`);
+      emit(opts, done, () => `cleared ${done.cleared} failed login${done.cleared === 1 ? '' : 's'} of ${done.name}`);
+    }),
+  );
 }

@@ -69,6 +69,8 @@ export interface SigningKey {
   createdAt: number;
   /** the key new tokens are signed with; older keys still verify until they are retired */
   active: boolean;
+  /** when a newer key took over signing; null for the active key */
+  replacedAt: number | null;
 }
 
 export interface AuditEvent {
@@ -83,6 +85,12 @@ export interface AuditEvent {
   target: string;
   outcome: 'success' | 'failure' | 'denied';
   detail: Record<string, unknown>;
+}
+
+export interface FailureCount {
+  count: number;
+  /** the time of the newest failure counted; null when there is none */
+  last: number | null;
 }
 
 export interface AuditQuery {
@@ -134,8 +142,10 @@ export interface Tokens {
   deleteToken(id: string): Promise<boolean>;
   touchToken(id: string, at: number): Promise<void>;
   signingKeys(): Promise<SigningKey[]>;
-  addSigningKey(key: Omit<SigningKey, 'createdAt'>): Promise<void>;
-  retireSigningKeys(olderThan: number): Promise<number>;
+  /** adds a key; an active one replaces the active key as of its createdAt */
+  addSigningKey(key: Omit<SigningKey, 'replacedAt'>): Promise<void>;
+  /** deletes the inactive keys that a newer key replaced before this time; how many */
+  retireSigningKeys(replacedBefore: number): Promise<number>;
 }
 
 export interface Audit {
@@ -144,10 +154,11 @@ export interface Audit {
   pruneAudit(olderThan: number): Promise<number>;
   /** forgets failed logins older than a time (they only matter within the rate-limit window) */
   pruneFailures(olderThan: number): Promise<void>;
-  /** failed logins for a key (an account or an address) since a time, and recording one */
-  failuresSince(key: string, since: number): Promise<number>;
+  /** failed logins for a key (an account at an address, or an address) since a time, and recording one */
+  failuresSince(key: string, since: number): Promise<FailureCount>;
   recordFailure(key: string, at: number): Promise<void>;
-  clearFailures(key: string): Promise<void>;
+  /** forgets the failed logins of every key that starts with this prefix; how many were forgotten */
+  clearFailures(keyPrefix: string): Promise<number>;
 }
 
 export interface AccountStore extends Principals, Namespaces, Tokens, Audit {}

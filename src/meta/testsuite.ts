@@ -181,13 +181,19 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       expect((await a.listTokens('robot', robot.id)).map((t) => t.lastUsedAt)).toEqual([1234]);
       expect(await a.deleteRobot(robot.id)).toBe(true);
       expect(await a.getToken('abc')).toBeUndefined();
-      await a.addSigningKey({ kid: 'k1', privateJwk: '{}', publicJwk: '{}', active: true });
-      await a.addSigningKey({ kid: 'k2', privateJwk: '{}', publicJwk: '{}', active: true });
+      await a.addSigningKey({ kid: 'k1', privateJwk: '{}', publicJwk: '{}', active: true, createdAt: 1000 });
+      await a.addSigningKey({ kid: 'k2', privateJwk: '{}', publicJwk: '{}', active: true, createdAt: 2000 });
       expect((await a.signingKeys()).map((k) => [k.kid, k.active]).sort()).toEqual([
         ['k1', false],
         ['k2', true],
       ]);
-      expect(await a.retireSigningKeys(Date.now() + 1000)).toBe(1);
+      expect((await a.signingKeys()).map((k) => [k.kid, k.replacedAt])).toEqual([
+        ['k2', null],
+        ['k1', 2000],
+      ]);
+      expect(await a.retireSigningKeys(2000)).toBe(0);
+      expect(await a.retireSigningKeys(2001)).toBe(1);
+      expect((await a.signingKeys()).map((k) => k.kid)).toEqual(['k2']);
       await meta.close();
     });
 
@@ -203,13 +209,18 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       expect((await a.query({ since: 1003, limit: 10 })).length).toBe(2);
       expect(await a.pruneAudit(1002)).toBe(2);
       expect((await a.query({ limit: 10 })).length).toBe(3);
-      await a.recordFailure('account:x', 100);
-      await a.recordFailure('account:x', 200);
-      expect(await a.failuresSince('account:x', 150)).toBe(1);
+      await a.recordFailure('account:x_y|source:1', 100);
+      await a.recordFailure('account:x_y|source:1', 200);
+      await a.recordFailure('account:x_y|source:2', 300);
+      await a.recordFailure('account:xzy|source:1', 300);
+      expect(await a.failuresSince('account:x_y|source:1', 150)).toEqual({ count: 1, last: 200 });
+      expect(await a.failuresSince('account:none', 0)).toEqual({ count: 0, last: null });
       await a.pruneFailures(150);
-      expect(await a.failuresSince('account:x', 0)).toBe(1);
-      await a.clearFailures('account:x');
-      expect(await a.failuresSince('account:x', 0)).toBe(0);
+      expect(await a.failuresSince('account:x_y|source:1', 0)).toEqual({ count: 1, last: 200 });
+      // a prefix clears every address of one account, and "_" is not a wildcard
+      expect(await a.clearFailures('account:x_y|')).toBe(2);
+      expect(await a.failuresSince('account:x_y|source:2', 0)).toEqual({ count: 0, last: null });
+      expect(await a.failuresSince('account:xzy|source:1', 0)).toEqual({ count: 1, last: 300 });
       await meta.close();
     });
   });

@@ -4,7 +4,7 @@
  * not parsed here: handlers stream `request.raw` themselves (blobs) or read it bounded (manifests).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AccessController } from '../auth/access.ts';
+import { refusalHeaders, type AccessController } from '../auth/access.ts';
 import type { Match, RegistryContext } from './context.ts';
 import { OciError } from './errors.ts';
 import { checkName } from './names.ts';
@@ -35,7 +35,7 @@ async function dispatch(ctx: RegistryContext, access: AccessController, req: Fas
   }
   const decision = await access.authorize(req, operation.access(match));
   if (!decision.granted) {
-    if (decision.challenge) reply.header('www-authenticate', decision.challenge);
+    reply.headers(refusalHeaders(decision));
     throw new OciError(decision.status === 401 ? 'UNAUTHORIZED' : decision.status === 429 ? 'TOOMANYREQUESTS' : 'DENIED', decision.message, { status: decision.status });
   }
   req.principal = decision.principal;

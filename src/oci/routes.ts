@@ -31,8 +31,8 @@ export interface Route {
 }
 
 const repo = (...actions: Access['actions']) => (m: Match): Access[] => [{ type: 'repository', name: m.name, actions }];
-/** Anyone who presented valid credentials (or an anonymous token): how clients find out how to log in. */
-const loggedIn = (): Access[] => [{ type: 'registry', name: 'login', actions: [] }];
+/** Anyone who presented valid credentials (or an anonymous token, as distribution answers): how clients find out how to log in. */
+const loggedIn = (): Access[] => [{ type: 'registry', name: 'credentials', actions: [] }];
 
 /** A mount also reads the source repository; without pull there, it becomes a plain upload. */
 const pushOrMount = (m: Match): Access[] => {

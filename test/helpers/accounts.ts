@@ -7,6 +7,7 @@ import type { AccountStore, Role } from '../../src/meta/accounts.ts';
 import { hashPassword } from '../../src/auth/passwords.ts';
 import { newTokenSecret } from '../../src/auth/secrets.ts';
 import { openMetaStore } from '../../src/meta/open.ts';
+import type { AppParts } from '../../src/server/app.ts';
 import { request, type Reply } from './http.ts';
 import { startInProcess, tempDir, type InProcessServer } from './server.ts';
 
@@ -14,10 +15,10 @@ export interface AccountsServer extends InProcessServer {
   accounts: AccountStore;
 }
 
-export async function startWithAccounts(config: Record<string, unknown> = {}): Promise<AccountsServer> {
+export async function startWithAccounts(config: Record<string, unknown> = {}, parts: Omit<AppParts, 'meta'> = {}): Promise<AccountsServer> {
   const dataDir = await tempDir();
   const meta = await openMetaStore(path.join(dataDir, 'custody.db'));
-  const server = await startInProcess({ dataDir, parts: { meta }, config });
+  const server = await startInProcess({ dataDir, parts: { ...parts, meta }, config });
   return { ...server, accounts: meta.accounts };
 }
 

@@ -22,6 +22,8 @@ export interface RequestOptions {
   body?: Buffer | string;
   /** false: send no credentials. By default requests go as the test admin, with Basic. */
   auth?: false;
+  /** the loopback address to send from (127.0.0.2, …), to be another client address */
+  from?: string;
 }
 
 export function request(base: string, path: string, options: RequestOptions = {}): Promise<Reply> {
@@ -29,7 +31,7 @@ export function request(base: string, path: string, options: RequestOptions = {}
   const headers = { ...options.headers };
   if (options.auth !== false && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) headers.authorization = basic(testAdmin.username, testAdmin.password);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers }, (res) => {
+    const req = http.request({ host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers, ...(options.from ? { localAddress: options.from } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

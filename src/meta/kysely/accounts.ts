@@ -1,7 +1,7 @@
 /** The AccountStore on Kysely: the same queries on SQLite and PostgreSQL. */
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
-import type { AccountStore, AuditEvent, AuditQuery, Grant, Namespace, PrincipalKind, Robot, Role, SigningKey, Team, TokenRecord, User } from '../accounts.ts';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { AccountStore, AuditEvent, AuditQuery, FailureCount, Grant, Namespace, PrincipalKind, Robot, Role, SigningKey, Team, TokenRecord, User } from '../accounts.ts';
 import type { Database } from './schema.ts';
 
 const toUser = (r: Selectable<Database['users']>): User => ({ id: r.id, name: r.name, passwordHash: r.password_hash, admin: r.admin === 1, createdAt: r.created_at });
@@ -216,18 +216,18 @@ export class KyselyAccountStore implements AccountStore {
 
   async signingKeys(): Promise<SigningKey[]> {
     const rows = await this.db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'desc').execute();
-    return rows.map((r) => ({ kid: r.kid, privateJwk: r.private_jwk, publicJwk: r.public_jwk, active: r.active === 1, createdAt: r.created_at }));
+    return rows.map((r) => ({ kid: r.kid, privateJwk: r.private_jwk, publicJwk: r.public_jwk, active: r.active === 1, createdAt: r.created_at, replacedAt: r.replaced_at === null ? null : Number(r.replaced_at) }));
   }
 
-  async addSigningKey(key: Omit<SigningKey, 'createdAt'>): Promise<void> {
+  async addSigningKey(key: Omit<SigningKey, 'replacedAt'>): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
-      if (key.active) await tx.updateTable('signing_keys').set({ active: 0 }).execute();
-      await tx.insertInto('signing_keys').values({ kid: key.kid, private_jwk: key.privateJwk, public_jwk: key.publicJwk, active: key.active ? 1 : 0, created_at: Date.now() }).execute();
+      if (key.active) await tx.updateTable('signing_keys').set({ active: 0, replaced_at: key.createdAt }).where('active', '=', 1).execute();
+      await tx.insertInto('signing_keys').values({ kid: key.kid, private_jwk: key.privateJwk, public_jwk: key.publicJwk, active: key.active ? 1 : 0, created_at: key.createdAt, replaced_at: null }).execute();
     });
   }
 
-  async retireSigningKeys(olderThan: number): Promise<number> {
-    const r = await this.db.deleteFrom('signing_keys').where('active', '=', 0).where('created_at', '<', olderThan).executeTakeFirst();
+  async retireSigningKeys(replacedBefore: number): Promise<number> {
+    const r = await this.db.deleteFrom('signing_keys').where('active', '=', 0).where('replaced_at', '<', replacedBefore).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 
@@ -261,21 +261,23 @@ export class KyselyAccountStore implements AccountStore {
     await this.db.deleteFrom('login_failures').where('time', '<', olderThan).execute();
   }
 
-  async failuresSince(key: string, since: number): Promise<number> {
+  async failuresSince(key: string, since: number): Promise<FailureCount> {
     const row = await this.db
       .selectFrom('login_failures')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.max('time').as('last')])
       .where('key', '=', key)
       .where('time', '>=', since)
       .executeTakeFirstOrThrow();
-    return Number(row.n);
+    return { count: Number(row.n), last: row.last === null ? null : Number(row.last) };
   }
 
   async recordFailure(key: string, at: number): Promise<void> {
     await this.db.insertInto('login_failures').values({ key, time: at }).execute();
   }
 
-  async clearFailures(key: string): Promise<void> {
-    await this.db.deleteFrom('login_failures').where('key', '=', key).execute();
+  async clearFailures(keyPrefix: string): Promise<number> {
+    // substr, not LIKE: names may hold "_", which LIKE reads as a wildcard.
+    const r = await this.db.deleteFrom('login_failures').where(sql<string>`substr(key, 1, ${keyPrefix.length})`, '=', keyPrefix).executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 }

@@ -232,6 +232,13 @@ export function migrations(engine: Engine): MigrationProvider {
           .execute();
       },
     },
+    '0005-signing-key-replaced-at': {
+      async up(db: Kysely<unknown>) {
+        // When a key stopped signing: it keeps verifying for one token lifetime after that.
+        await db.schema.alterTable('signing_keys').addColumn('replaced_at', 'bigint').execute();
+        await sql`update signing_keys set replaced_at = ${Date.now()} where active = 0`.execute(db);
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -40,7 +40,7 @@ export interface Database {
     last_used_at: number | null;
     created_at: number;
   };
-  signing_keys: { kid: string; private_jwk: string; public_jwk: string; active: number; created_at: number };
+  signing_keys: { kid: string; private_jwk: string; public_jwk: string; active: number; created_at: number; replaced_at: number | null };
   audit_events: {
     id: Generated<number>;
     time: number;

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { namespaceName } from '../../api/context.ts';
 import { codeOf, ApiError, installApiErrors, invalid, notFound } from '../../api/errors.ts';
-import type { AccessController } from '../../auth/access.ts';
+import { refusalHeaders, type AccessController } from '../../auth/access.ts';
 import type { ManifestIndex } from '../../meta/metastore.ts';
 import type { TufRole } from '../../meta/tuf.ts';
 import type { TufPublisher } from './publish.ts';
@@ -67,7 +67,7 @@ async function serve(deps: TufRouteDeps, req: FastifyRequest, reply: FastifyRepl
   if (!wanted) throw notFound(`no TUF file ${segments.join('/').slice(0, 300)} in namespace ${namespace}`);
   const decision = await deps.controller.authorize(req, [{ type: 'repository', name: namespace, actions: ['pull'] }]);
   if (!decision.granted) {
-    if (decision.challenge) reply.header('www-authenticate', decision.challenge);
+    reply.headers(refusalHeaders(decision));
     throw new ApiError(codeOf(decision.status), decision.message);
   }
   req.principal = decision.principal;
