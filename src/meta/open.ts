@@ -1,4 +1,5 @@
 /** Opens the MetaStore a database URL names: PostgreSQL (`postgres://…`) or an SQLite file. */
+import { chmod, open } from 'node:fs/promises';
 import { PostgresDialect } from 'kysely';
 import { nodeSqliteDialect } from './kysely/sqlite-dialect.ts';
 import { KyselyMetaStore } from './kysely/store.ts';
@@ -19,7 +20,18 @@ export async function openMetaStore(url: string, onIdleError: (err: Error) => vo
     return KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres');
   }
   const file = url.startsWith('sqlite://') ? url.slice('sqlite://'.length) : url;
+  await ownerOnly(file);
   return KyselyMetaStore.open(nodeSqliteDialect(file), 'sqlite');
+}
+
+/**
+ * The database holds the JWT and TUF private keys: only its owner may read it. SQLite gives the
+ * -wal and -shm files the database file's mode, so the file is made (or narrowed to) 0600 first.
+ */
+async function ownerOnly(file: string): Promise<void> {
+  if (file === ':memory:' || file === '') return;
+  await (await open(file, 'a', 0o600)).close();
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) await chmod(f, 0o600).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
 }
 
 const INT8 = 20;

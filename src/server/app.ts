@@ -22,12 +22,13 @@ export interface AppParts {
   blobs?: BlobStore;
   /** which tags TUF publishes as targets (default: meta.trust, the tags with a verified signature) */
   signedTags?: SignedTagSource;
-  /** the clock TUF metadata is signed by (tests move it to exercise expiry); default Date.now */
+  /** the clock TUF metadata is signed by, and tokens and login failures judged by (tests move it); default Date.now */
   now?: () => number;
 }
 
 export async function buildApp(config: Config, parts: AppParts = {}): Promise<FastifyInstance> {
-  await mkdir(config.dataDir, { recursive: true });
+  // Owner only: the database in it holds private keys.
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // The logger exists only once the app does; a connection failing before that has no one to tell.
   let log: FastifyBaseLogger | undefined;
   const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
@@ -35,8 +36,10 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const app = Fastify({
     // Asynchronous log writes: a synchronous write per request cost ~8% of small-push throughput.
     logger: { level: config.log.level, stream: pino.destination({ dest: 1, sync: false }) },
+    // Our own id for every request: a client's X-Request-Id would let it forge log lines; it is
+    // logged in its own field instead.
     genReqId: () => randomUUID(),
-    requestIdHeader: 'x-request-id',
+    requestIdHeader: false,
     // One log line per request, written when it completes (see below), instead of two.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 4096 },
@@ -48,11 +51,23 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   });
   app.decorateRequest('principal', undefined);
   app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, remote: req.ip, actor: req.principal?.name }, 'request');
+    const clientRequestId = req.headers['x-request-id'];
+    req.log.info(
+      {
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        remote: req.ip,
+        actor: req.principal?.name,
+        ...(typeof clientRequestId === 'string' ? { clientRequestId: clientRequestId.slice(0, 200) } : {}),
+      },
+      'request',
+    );
   });
   installErrorHandlers(app);
 
-  const auth = await createAuth(config, meta.accounts, app.log);
+  const auth = await createAuth(config, meta.accounts, app.log, parts.now);
   auth.audit.startPruning();
   registerAuthRoutes(app, auth, config);
   const tuf = createTufPublisher(meta, { source: parts.signedTags ?? meta.trust, settings: config.tuf, now: parts.now ?? Date.now, log: app.log });
