@@ -197,3 +197,20 @@ describe('delete', () => {
     expect(tag.json()).toMatchObject({ errors: [{ code: 'MANIFEST_UNKNOWN' }] });
   });
 });
+
+describe('references that are no tag', () => {
+  it('answers 404 MANIFEST_UNKNOWN to GET, HEAD and DELETE, and 400 TAG_INVALID to PUT', async () => {
+    const { body } = await imageManifest(base, 'm/invalid-ref');
+    for (const ref of ['.INVALID_MANIFEST_NAME', '-x', 'a'.repeat(129)]) {
+      for (const method of ['GET', 'HEAD', 'DELETE']) {
+        const r = await request(base, `/v2/m/invalid-ref/manifests/${ref}`, { method });
+        expect(r.status, `${method} ${ref.slice(0, 20)}`).toBe(404);
+        if (method !== 'HEAD') expect(r.json<{ errors: { code: string }[] }>().errors[0]?.code).toBe('MANIFEST_UNKNOWN');
+      }
+      const put = await putManifest(base, 'm/invalid-ref', ref, body);
+      expect(put.status).toBe(400);
+      expect(put.json<{ errors: { code: string }[] }>().errors[0]?.code).toBe('TAG_INVALID');
+    }
+  });
+});
+

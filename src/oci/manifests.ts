@@ -5,7 +5,7 @@ import type { Handler, RegistryContext } from './context.ts';
 import { digestOf, isDigest, parseDigest } from './digest.ts';
 import { OciError } from './errors.ts';
 import { parseManifest } from './manifest-parse.ts';
-import { checkTag } from './names.ts';
+import { checkTag, isTag } from './names.ts';
 
 export const getManifest: Handler = async (ctx, req, reply, m) => {
   const byDigest = isDigest(m.ref);
@@ -40,15 +40,21 @@ export const putManifest: Handler = async (ctx, req, reply, m) => {
 
 export const deleteManifest: Handler = async (ctx, _req, reply, m) => {
   const byDigest = isDigest(m.ref);
-  const deleted = byDigest ? await ctx.meta.deleteManifest(m.name, parseDigest(m.ref).value) : await ctx.meta.deleteTag(m.name, checkTag(m.ref));
-  if (!deleted) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${m.ref} in repository ${m.name}`);
+  // A reference that is no valid tag names no manifest (see findManifest).
+  const deleted = byDigest ? await ctx.meta.deleteManifest(m.name, parseDigest(m.ref).value) : isTag(m.ref) && (await ctx.meta.deleteTag(m.name, m.ref));
+  if (!deleted) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${m.ref.slice(0, 200)} in repository ${m.name}`);
   await (byDigest ? ctx.events?.manifestDeleted({ repo: m.name, digest: m.ref }) : ctx.events?.tagDeleted({ repo: m.name, tag: m.ref }));
   await reply.code(202).header('content-length', 0).send();
 };
 
+/**
+ * A reference that is neither a digest nor a valid tag names no manifest: 404, as the spec says
+ * for a manifest that is not there (its conformance suite reads `.INVALID_MANIFEST_NAME`). Only a
+ * PUT answers TAG_INVALID, since there the client meant to create the tag.
+ */
 export async function findManifest(ctx: RegistryContext, name: string, ref: string): Promise<ManifestRecord> {
-  const record = isDigest(ref) ? await ctx.meta.getManifest(name, parseDigest(ref).value) : await ctx.meta.getTaggedManifest(name, checkTag(ref));
-  if (!record) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${ref} in repository ${name}`);
+  const record = isDigest(ref) ? await ctx.meta.getManifest(name, parseDigest(ref).value) : isTag(ref) ? await ctx.meta.getTaggedManifest(name, ref) : undefined;
+  if (!record) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${ref.slice(0, 200)} in repository ${name}`);
   return record;
 }
 

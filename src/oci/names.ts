@@ -18,8 +18,10 @@ export function checkName(name: string): string {
   return name;
 }
 
+export const isTag = (tag: string): boolean => tagPattern.test(tag);
+
 export function checkTag(tag: string): string {
-  if (!tagPattern.test(tag)) {
+  if (!isTag(tag)) {
     throw new OciError('TAG_INVALID', `invalid tag ${JSON.stringify(tag.slice(0, 200))}: at most 128 characters of [a-zA-Z0-9_.-], not starting with '.' or '-'`);
   }
   return tag;
