@@ -24,7 +24,7 @@ function expectOciError(r: { status: number; json(): unknown }, status: number, 
 }
 
 describe('repository names', () => {
-  const bad = ['safe/../image', '../safe/image', 'safe/./image', 'safe%2Fimage', 'Safe/Image', 'safe//image', 'safe/image/', '-safe/image', 'safe/image-', `${'a'.repeat(256)}`, 'safe/im age', 'safe/%2e%2e/image', 'safe/image%00'];
+  const bad = ['safe/../image', '../safe/image', 'safe/./image', 'safe%2F..%2Fimage', '..%2fsafe', 'safe%2F%2Fimage', 'safe%2Fimage%2F', 'Safe%2FImage', 'Safe/Image', 'safe//image', 'safe/image/', '-safe/image', 'safe/image-', `${'a'.repeat(256)}`, 'safe/im age', 'safe/%2e%2e/image', 'safe/image%00'];
   for (const name of bad) {
     it(`refuses ${JSON.stringify(name.slice(0, 40))} with NAME_INVALID`, async () => {
       for (const path of [`/v2/${name}/tags/list`, `/v2/${name}/manifests/v1`, `/v2/${name}/blobs/${stored.digest}`]) {
@@ -35,6 +35,17 @@ describe('repository names', () => {
       expectOciError(push, 400, 'NAME_INVALID');
     });
   }
+
+  it('reads an escaped slash in a name as a slash, as the reference registry does', async () => {
+    for (const name of ['safe%2Fimage', 'safe%2fimage']) {
+      const r = await request(base, `/v2/${name}/manifests/v1`);
+      expect(r.status, name).toBe(200);
+      expect(r.headers['docker-content-digest']).toBe(stored.digest);
+      const push = await request(base, `/v2/${name}/blobs/uploads/`, { method: 'POST' });
+      expect(push.status).toBe(202);
+      expect(push.headers.location).toMatch(/^\/v2\/safe\/image\/blobs\/uploads\//);
+    }
+  });
 
   it('accepts nested names at the length limit', async () => {
     const name = `${'n'.repeat(100)}/${'e'.repeat(100)}/${'s'.repeat(53)}`;

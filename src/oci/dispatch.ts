@@ -51,10 +51,19 @@ function findRoute(path: string, query: URLSearchParams): { route: Route; match:
   for (const route of routes) {
     const m = route.pattern.exec(path);
     if (!m) continue;
-    const name = route.named ? checkName(m[1] ?? '') : '';
+    const name = route.named ? checkName(decodeSlashes(m[1] ?? '')) : '';
     return { route, match: { name, ref: decodeReference(m[2] ?? ''), query } };
   }
   throw new OciError('NAME_UNKNOWN', `no registry API at ${path.slice(0, 300)}`, { status: 404 });
+}
+
+/**
+ * Some clients (@azure/container-registry) escape the '/' of a repository name, as the reference
+ * registry accepts: `%2F` becomes '/', and nothing else is decoded, so anything else escaped (`%2e`,
+ * NUL) fails the name grammar. Access checks see the decoded name.
+ */
+function decodeSlashes(name: string): string {
+  return name.includes('%') ? name.replace(/%2f/gi, '/') : name;
 }
 
 /** Some clients escape the ':' of a digest; a reference never holds a '/' once decoded. */
