@@ -129,6 +129,14 @@ describe('JWTs that must not work', () => {
     expect(r.headers['www-authenticate']).toContain('scope="repository:team/other:pull",error="insufficient_scope"');
   });
 
+  it('says which action a token lacks, to an admin too, and keeps the challenge for a wider token', async () => {
+    const token = await bearerToken(server.url, ['repository:team/app:pull,push'], testAdmin);
+    const r = await request(server.url, `/v2/team/app/blobs/${layer}`, { method: 'DELETE', ...bearer(token) });
+    expect(r.status).toBe(401);
+    expect(r.json<{ errors: { message: string }[] }>().errors[0]?.message).toBe('the token grants pull,push on team/app; this request needs delete');
+    expect(r.headers['www-authenticate']).toContain('scope="repository:team/app:delete",error="insufficient_scope"');
+  });
+
   it('refuses a tampered token and one signed by a foreign key', async () => {
     const token = await bearerToken(server.url, ['repository:team/app:pull'], reader);
     const [header, , signature] = token.split('.');

@@ -100,7 +100,7 @@ export class TokenAccessController implements AccessController {
       else missing ??= { ...access, actions: notAllowed };
     }
     if (missing) {
-      const message = `${who.principal.name} may not ${missing.type === 'registry' ? `use the registry ${missing.name}` : `${missing.actions.join(', ')} ${missing.name}`}`;
+      const message = who.access ? tokenLacks(who.access, missing) : `${who.principal.name} may not ${missing.type === 'registry' ? `use the registry ${missing.name}` : `${missing.actions.join(', ')} ${missing.name}`}`;
       if (who.via === 'basic') return { granted: false, status: 403, message };
       const anonymous = who.principal.kind === 'anonymous';
       return { granted: false, status: 401, message: anonymous ? 'authentication required' : message, challenge: this.challenge(req, accesses, who.via === 'bearer' ? 'insufficient_scope' : undefined) };
@@ -122,4 +122,11 @@ export class TokenAccessController implements AccessController {
     const allowed = await this.rbac.actions(principal, namespaceOf(access.name));
     return access.actions.filter((a) => a === '*' || !allowed.has(a));
   }
+}
+
+/** "the token grants pull,push on team/app; this request needs delete": what a Bearer token lacks. */
+function tokenLacks(granted: TokenAccess[], missing: Access): string {
+  const has = [...new Set(granted.filter((t) => t.type === missing.type && t.name === missing.name).flatMap((t) => t.actions))];
+  const what = missing.type === 'registry' ? `the registry's ${missing.name}` : missing.name;
+  return `the token grants ${has.length > 0 ? has.join(',') : 'nothing'} on ${what}; this request needs ${missing.actions.join(',') || 'access'}`;
 }
