@@ -51,6 +51,19 @@ describe('garbage signatures, attestations and SBOMs', () => {
     expect((await request(server.url, '/v2/junk/app/manifests/v1')).status).toBe(200);
   });
 
+  it('keeps a DSSE envelope an attestation whatever its verdict, and says when it carries no signature', async () => {
+    const { body } = await imageManifest(server.url, 'junk/dsse', ['dsse layer']);
+    expect((await putManifest(server.url, 'junk/dsse', 'v1', body)).status).toBe(201);
+    const subject = descriptorOf(body, types.manifest);
+    const dsse = 'application/vnd.dsse.envelope.v1+json';
+    const unsigned = await pushReferrer(server.url, 'junk/dsse', subject, { mediaType: dsse, bytes: Buffer.from('{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}') }, dsse);
+    const badlySigned = await pushReferrer(server.url, 'junk/dsse', subject, { mediaType: dsse, bytes: Buffer.from('{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"sig":"AAAA"}]}') }, dsse);
+    const view = await settledArtifact(server.url, 'junk/dsse', subject.digest);
+    const byDigest = new Map(view.referrers.map((r) => [r.digest, r]));
+    expect(byDigest.get(unsigned)).toMatchObject({ kind: 'attestation', verified: false, reason: 'the DSSE envelope carries no signature' });
+    expect(byDigest.get(badlySigned)).toMatchObject({ kind: 'attestation', verified: false });
+  });
+
   it('a legacy signature tag on a manifest that is not a signature is only a tag', async () => {
     const { body } = await imageManifest(server.url, 'junk/legacy', ['legacy layer']);
     const subject = descriptorOf(body, types.manifest);

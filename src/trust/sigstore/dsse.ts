@@ -14,7 +14,7 @@ const base64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'expected base64');
 const envelopeSchema = z.object({
   payloadType: z.string(),
   payload: base64,
-  signatures: z.array(z.object({ keyid: z.string().optional(), sig: base64.min(1) })).min(1),
+  signatures: z.array(z.object({ keyid: z.string().optional(), sig: base64.min(1) })),
 });
 
 const FORMAT = { format: 'cosign DSSE attestation' };
@@ -26,6 +26,7 @@ export async function verifyDsseEnvelope(
 ): Promise<Verdict & { signed?: SignedPayload }> {
   const parsed = envelopeSchema.safeParse(parseJSON(Buffer.from(input.envelope).toString('utf8')));
   if (!parsed.success) return { verified: false, reason: 'the layer is not a DSSE envelope ({payloadType, payload, signatures: [{sig}]})', details: FORMAT };
+  if (parsed.data.signatures.length === 0) return { verified: false, reason: 'the DSSE envelope carries no signature', details: FORMAT };
   const material = readLegacyMaterial(input.annotations, false);
   if (!material.ok) return { verified: false, reason: material.reason, details: FORMAT };
   const { payloadType, signatures } = parsed.data;
@@ -38,7 +39,7 @@ export async function verifyDsseEnvelope(
     if (verdict.verified) return withStatement(verdict, payloadType, payload, input.subject.digest);
     first ??= verdict;
   }
-  return first ?? { verified: false, reason: 'the envelope has no signature', details };
+  return first as Verdict;
 }
 
 /** A verified envelope still has to name the subject; only then is its payload handed out as signed. */
