@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
 import { databaseUrl, parseListen, storageUrl } from '../src/config/schema.ts';
+import { loadFileTrust } from '../src/trust/config.ts';
 import { projectRoot, tempDir } from './helpers/server.ts';
 
 describe('configuration', () => {
@@ -19,7 +20,11 @@ describe('configuration', () => {
     const dir = path.join(projectRoot, 'docs/examples');
     const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'));
     expect(files.length).toBeGreaterThan(1);
-    for (const file of files) await expect(loadConfig({ file: path.join(dir, file), env: {} }), file).resolves.toBeDefined();
+    for (const file of files) {
+      const config = await loadConfig({ file: path.join(dir, file), env: {} });
+      // what `custody config check` and the server read at start besides the file itself
+      await expect(loadFileTrust(config.trust), file).resolves.toBeDefined();
+    }
   });
 
   it('lets the environment override the file, and flags override both', async () => {

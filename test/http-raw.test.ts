@@ -62,3 +62,11 @@ describe('raw requests', () => {
     expect((await request(server.url, '/healthz')).status).toBe(200);
   });
 });
+
+describe('the root', () => {
+  it('says where the APIs and the docs are', async () => {
+    const r = await request(server.url, '/', { auth: false });
+    expect(r.status).toBe(200);
+    expect(r.json()).toMatchObject({ service: 'custody', endpoints: { registry: '/v2/', management: '/api/v1/' }, docs: expect.stringContaining('docs/') });
+  });
+});
