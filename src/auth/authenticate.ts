@@ -10,7 +10,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { AccountStore } from '../meta/accounts.ts';
 import type { KeyRing } from './keys.ts';
-import { hashPassword, verifyPassword } from './passwords.ts';
+import { decoyHash, verifyPassword } from './passwords.ts';
 import { allActions, anonymous, type Action, type Principal } from './principal.ts';
 import { parseToken, secretMatches } from './secrets.ts';
 
@@ -86,7 +86,6 @@ export class Authenticator {
   private readonly verifying = new Map<string, Promise<boolean>>();
   private readonly jwts = new Map<string, { claims: BearerClaims; until: number }>();
   private readonly alive = new Map<string, number>();
-  private decoy: Promise<string> | undefined;
   private readonly now: () => number;
 
   constructor(accounts: AccountStore, keys: KeyRing, settings: AuthSettings, onLogin: (event: LoginEvent) => void) {
@@ -146,7 +145,7 @@ export class Authenticator {
     const user = await this.accounts.getUser({ name: username });
     const cacheKey = createHmac('sha256', this.cacheKey).update(`${username}\0${password}`).digest('base64');
     if (!user?.passwordHash) {
-      await this.verifyOnce(cacheKey, password, await this.decoyHash());
+      await this.verifyOnce(cacheKey, password, decoyHash);
       return undefined;
     }
     const cached = this.passwords.get(cacheKey);
@@ -157,12 +156,6 @@ export class Authenticator {
       this.onLogin({ principal: user.name, source, outcome: 'success' });
     }
     return { kind: 'user', id: user.id, name: user.name, admin: user.admin };
-  }
-
-  /** A hash of a random password, made once: what unknown users' passwords are checked against. */
-  private decoyHash(): Promise<string> {
-    this.decoy ??= hashPassword(randomBytes(16).toString('base64url'));
-    return this.decoy;
   }
 
   /**
