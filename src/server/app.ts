@@ -32,7 +32,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   // The logger exists only once the app does; a connection failing before that has no one to tell.
   let log: FastifyBaseLogger | undefined;
   const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
-  const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), { fsync: config.storage.fsync }));
+  const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), { fsync: config.storage.fsync, uploadExpirySeconds: config.uploads.expireAfterSeconds }));
   const app = Fastify({
     // Asynchronous log writes: a synchronous write per request cost ~8% of small-push throughput.
     logger: { level: config.log.level, stream: pino.destination({ dest: 1, sync: false }) },

@@ -4,12 +4,27 @@ import type { BlobStore } from './blobstore.ts';
 import { FsBlobStore } from './fs/index.ts';
 import { MemoryBlobStore } from './memory/index.ts';
 
-export async function openBlobStore(url: string, options: { fsync: boolean }): Promise<BlobStore> {
+export interface OpenOptions {
+  /** flush objects to disk before a write resolves */
+  fsync: boolean;
+  /**
+   * The upload expiry (config `uploads.expireAfterSeconds`): temporary files older than this are
+   * leftovers of a crash, and removed when the store opens; younger ones may belong to another
+   * server on the same storage. Default 24 h.
+   */
+  uploadExpirySeconds?: number;
+}
+
+export async function openBlobStore(url: string, options: OpenOptions): Promise<BlobStore> {
   if (url === 'memory://') return new MemoryBlobStore();
   if (url.startsWith('s3://')) {
     throw new Error('the S3 storage driver is not built yet: use a filesystem path or memory://');
   }
   const root = url.startsWith('file://') ? new URL(url).pathname : url;
   if (url.includes('://') && !url.startsWith('file://')) throw new Error(`unsupported storage URL: ${url}`);
-  return FsBlobStore.open({ root: path.resolve(root), fsync: options.fsync });
+  return FsBlobStore.open({
+    root: path.resolve(root),
+    fsync: options.fsync,
+    ...(options.uploadExpirySeconds !== undefined ? { staleTempAfterMs: options.uploadExpirySeconds * 1000 } : {}),
+  });
 }

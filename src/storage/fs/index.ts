@@ -5,7 +5,9 @@
  *   <key>            committed objects, e.g. blobs/sha256/ab/abcdef…
  *   _tmp/<random>    writes in progress; renamed into place only after they are complete
  *                    (and fsync'd, unless fsync is off), so a crash never leaves a partial object
- *                    under a key. Leftovers are removed when the store opens.
+ *                    under a key. When the store opens it removes the ones older than
+ *                    `staleTempAfterMs`: other servers may share the root, and the younger files
+ *                    may be their writes in progress.
  */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -20,6 +22,13 @@ export interface FsBlobStoreOptions {
   root: string;
   /** fsync each object before it becomes visible (survives power loss, not only process kills) */
   fsync?: boolean;
+  /**
+   * Files in _tmp/ untouched (mtime) for longer than this are leftovers of a crash and removed
+   * when the store opens; younger ones may be writes in progress of another server sharing the
+   * root. Give it the upload expiry: a write stalled that long belongs to an expired upload.
+   * Default 24 h.
+   */
+  staleTempAfterMs?: number;
 }
 
 const readChunk = 1024 * 1024;
@@ -28,6 +37,7 @@ export class FsBlobStore implements BlobStore {
   private readonly root: string;
   private readonly tmp: string;
   private readonly fsync: boolean;
+  private readonly staleTempAfterMs: number;
   /** directories known to exist, so a write costs no mkdir (it did, measurably, for small blobs) */
   private readonly dirs = new Set<string>();
 
@@ -35,13 +45,33 @@ export class FsBlobStore implements BlobStore {
     this.root = path.resolve(options.root);
     this.tmp = path.join(this.root, '_tmp');
     this.fsync = options.fsync ?? true;
+    this.staleTempAfterMs = options.staleTempAfterMs ?? 24 * 3600 * 1000;
   }
 
   static async open(options: FsBlobStoreOptions): Promise<FsBlobStore> {
     const store = new FsBlobStore(options);
-    await fs.rm(store.tmp, { recursive: true, force: true });
     await fs.mkdir(store.tmp, { recursive: true });
+    await store.removeStaleTemp();
     return store;
+  }
+
+  /**
+   * Removes what crashed writes left in _tmp/, and only that: never the whole directory, since
+   * another server on the same root may be streaming into it right now.
+   */
+  private async removeStaleTemp(): Promise<void> {
+    const cutoff = Date.now() - this.staleTempAfterMs;
+    for (const entry of await fs.readdir(this.tmp)) {
+      const file = path.join(this.tmp, entry);
+      try {
+        const st = await fs.lstat(file);
+        if (st.mtimeMs >= cutoff) continue;
+        await fs.rm(file, { recursive: true, force: true });
+      } catch (err) {
+        // Renamed into place or removed by its writer meanwhile.
+        if (!isNotFound(err)) throw err;
+      }
+    }
   }
 
   private pathOf(key: string): string {
