@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../src/storage/fs/index.ts';
@@ -44,5 +45,64 @@ describe('fs BlobStore shared by several servers', () => {
     body.end(data.subarray(1000));
     expect(await writing).toEqual({ size: data.length });
     expect((await buffer(await second.read('blobs/shared/one'))).equals(data)).toBe(true);
+  });
+});
+
+describe('fs BlobStore durability', () => {
+  /** A store whose directory fsyncs are recorded: which directory, what it held when the fsync started, and when it ended. */
+  async function recorded() {
+    const root = await mkdtemp(path.join(tmpdir(), 'custody-fs-sync-'));
+    const log: { event: 'sync' | 'synced' | 'resolved'; dir?: string; entries?: string[]; what?: string }[] = [];
+    const store = await FsBlobStore.open({
+      root,
+      fsync: true,
+      syncDirectory: async (dir) => {
+        log.push({ event: 'sync', dir: path.relative(root, dir), entries: readdirSync(dir) });
+        await new Promise((r) => setImmediate(r));
+        log.push({ event: 'synced', dir: path.relative(root, dir) });
+      },
+    });
+    log.length = 0;
+    return { root, store, log };
+  }
+
+  /** The index of an fsync of `dir` that started once `entry` was in it and ended before `before`. */
+  function syncedWith(log: Awaited<ReturnType<typeof recorded>>['log'], dir: string, entry: string, before: number): number {
+    return log.findIndex((e, i) => i < before && e.event === 'sync' && e.dir === dir && e.entries?.includes(entry) && log.slice(i + 1, before).some((f) => f.event === 'synced' && f.dir === dir));
+  }
+
+  it('resolves a write only after an fsync of its directory that started after the rename, and of the parent of each directory it made', async () => {
+    const { store, log } = await recorded();
+    await store.write('blobs/sha256/ab/abcd', Readable.from([Buffer.from('bytes')]));
+    log.push({ event: 'resolved', what: 'write' });
+    const resolved = log.length - 1;
+    expect(syncedWith(log, 'blobs/sha256/ab', 'abcd', resolved), JSON.stringify(log)).toBeGreaterThanOrEqual(0);
+    expect(syncedWith(log, 'blobs/sha256', 'ab', resolved)).toBeGreaterThanOrEqual(0);
+    expect(syncedWith(log, 'blobs', 'sha256', resolved)).toBeGreaterThanOrEqual(0);
+    expect(syncedWith(log, '', 'blobs', resolved)).toBeGreaterThanOrEqual(0);
+
+    // A second write into the same directory syncs it again, and none of the parents.
+    log.length = 0;
+    await store.write('blobs/sha256/ab/abef', Readable.from([Buffer.from('more bytes')]));
+    log.push({ event: 'resolved', what: 'write' });
+    expect(syncedWith(log, 'blobs/sha256/ab', 'abef', log.length - 1)).toBeGreaterThanOrEqual(0);
+    expect(log.filter((e) => e.event === 'sync').map((e) => e.dir)).toEqual(['blobs/sha256/ab']);
+  });
+
+  it('resolves a move only after an fsync of the directory it moved into', async () => {
+    const { store, log } = await recorded();
+    await store.write('uploads/u1/0-aa', Readable.from([Buffer.from('part')]));
+    log.length = 0;
+    await store.move('uploads/u1/0-aa', 'blobs/sha256/cd/cdef');
+    log.push({ event: 'resolved', what: 'move' });
+    expect(syncedWith(log, 'blobs/sha256/cd', 'cdef', log.length - 1), JSON.stringify(log)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('syncs no directory with fsync off', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'custody-fs-nosync-'));
+    let syncs = 0;
+    const store = await FsBlobStore.open({ root, fsync: false, syncDirectory: async () => void syncs++ });
+    await store.write('blobs/sha256/ab/abcd', Readable.from([Buffer.from('bytes')]));
+    expect(syncs).toBe(0);
   });
 });

@@ -4,8 +4,8 @@
  * Layout under the root:
  *   <key>            committed objects, e.g. blobs/sha256/ab/abcdef…
  *   _tmp/<random>    writes in progress; renamed into place only after they are complete
- *                    (and fsync'd, unless fsync is off), so a crash never leaves a partial object
- *                    under a key. When the store opens it removes the ones older than
+ *                    (and fdatasync'd, unless fsync is off), so a crash never leaves a partial
+ *                    object under a key. When the store opens it removes the ones older than
  *                    `staleTempAfterMs`: other servers may share the root, and the younger files
  *                    may be their writes in progress.
  */
@@ -20,7 +20,11 @@ import { copyRange } from './copy.ts';
 
 export interface FsBlobStoreOptions {
   root: string;
-  /** fsync each object before it becomes visible (survives power loss, not only process kills) */
+  /**
+   * Make every object durable before write() or move() resolves, so that it survives power loss,
+   * not only a process kill: the file is fdatasync'd before its rename, and the directory it is
+   * renamed into is fsync'd after (with the parent of every directory made for it). Default true.
+   */
   fsync?: boolean;
   /**
    * Files in _tmp/ untouched (mtime) for longer than this are leftovers of a crash and removed
@@ -29,28 +33,45 @@ export interface FsBlobStoreOptions {
    * Default 24 h.
    */
   staleTempAfterMs?: number;
+  /** Replaces the directory fsync (tests count and order the calls); default: open, fsync, close. */
+  syncDirectory?: (dir: string) => Promise<void>;
 }
 
 const readChunk = 1024 * 1024;
+/** how many directories the store remembers as made (and durable) before it forgets them all */
+const maxKnownDirs = 10_000;
 
 export class FsBlobStore implements BlobStore {
   private readonly root: string;
   private readonly tmp: string;
   private readonly fsync: boolean;
   private readonly staleTempAfterMs: number;
-  /** directories known to exist, so a write costs no mkdir (it did, measurably, for small blobs) */
-  private readonly dirs = new Set<string>();
+  private readonly syncDirectory: (dir: string) => Promise<void>;
+  /**
+   * Directories known to exist, so a write costs no mkdir (it did, measurably, for small blobs);
+   * with fsync on, each resolves once the directory's entry in its parent is durable as well.
+   */
+  private readonly dirs = new Map<string, Promise<void>>();
 
   private constructor(options: FsBlobStoreOptions) {
     this.root = path.resolve(options.root);
     this.tmp = path.join(this.root, '_tmp');
     this.fsync = options.fsync ?? true;
     this.staleTempAfterMs = options.staleTempAfterMs ?? 24 * 3600 * 1000;
+    this.syncDirectory = options.syncDirectory ?? syncDir;
   }
 
   static async open(options: FsBlobStoreOptions): Promise<FsBlobStore> {
     const store = new FsBlobStore(options);
-    await fs.mkdir(store.tmp, { recursive: true });
+    const made = await fs.mkdir(store.tmp, { recursive: true });
+    // A root made just now: its entry and _tmp's must outlive power loss like everything below.
+    if (made !== undefined && store.fsync) {
+      for (let dir = store.tmp; ; dir = path.dirname(dir)) {
+        await store.syncDirectory(path.dirname(dir));
+        if (dir === made) break;
+      }
+    }
+    store.dirs.set(store.root, Promise.resolve());
     await store.removeStaleTemp();
     return store;
   }
@@ -141,22 +162,69 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  /** Renames a file to a path whose directory may not exist yet. */
+  /**
+   * Renames a file to a path whose directory may not exist yet. With fsync on, it resolves once
+   * the new name is durable: an fsync of the directory that started after the rename has
+   * completed (a rename is a change to the directory, which the file's own fdatasync does not
+   * cover), and so has one of the parent of every directory on the way that this store made or
+   * first saw.
+   */
   private async renameInto(from: string, to: string): Promise<void> {
     const dir = path.dirname(to);
-    if (!this.dirs.has(dir)) {
-      await fs.mkdir(dir, { recursive: true });
-      this.dirs.add(dir);
-    }
+    await this.directory(dir);
     try {
       await fs.rename(from, to);
     } catch (err) {
       // The directory may have been removed by someone else since; make it once more.
       if (!isNotFound(err) || !(await this.exists(from))) throw err;
       this.dirs.delete(dir);
-      await fs.mkdir(dir, { recursive: true });
+      await this.directory(dir);
       await fs.rename(from, to);
     }
+    if (this.fsync) await this.syncDirectory(dir);
+  }
+
+  /**
+   * Resolves once `dir` exists (and, with fsync on, its entry in its parent is durable, and so on
+   * up to the root). Each directory costs a mkdir and a parent fsync once per store, not per write.
+   */
+  private directory(dir: string): Promise<void> {
+    let ready = this.dirs.get(dir);
+    if (ready === undefined) {
+      // One entry per upload accumulates here: forget them all now and then (the price is one
+      // mkdir and one fsync again per directory still in use).
+      if (this.dirs.size >= maxKnownDirs) {
+        this.dirs.clear();
+        this.dirs.set(this.root, Promise.resolve());
+      }
+      ready = this.makeDirectory(dir);
+      this.dirs.set(dir, ready);
+      ready.catch(() => {
+        if (this.dirs.get(dir) === ready) this.dirs.delete(dir);
+      });
+    }
+    return ready;
+  }
+
+  private async makeDirectory(dir: string): Promise<void> {
+    const parent = path.dirname(dir);
+    await this.directory(parent);
+    try {
+      await fs.mkdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        // The parent was removed by someone else since this store made it.
+        this.dirs.delete(parent);
+        await this.directory(parent);
+        await fs.mkdir(dir).catch((again: NodeJS.ErrnoException) => {
+          if (again.code !== 'EEXIST') throw again;
+        });
+      } else if (code !== 'EEXIST') throw err;
+    }
+    // Also when it existed: another server, or a run before a crash, may have made it without
+    // its entry reaching the disk yet.
+    if (this.fsync) await this.syncDirectory(parent);
   }
 
   private async exists(file: string): Promise<boolean> {
@@ -204,6 +272,16 @@ async function syncFile(file: string): Promise<void> {
   const handle = await fs.open(file, 'r');
   try {
     await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync of a directory: makes the entries renamed or made in it durable. */
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
   } finally {
     await handle.close();
   }
