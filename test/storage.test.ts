@@ -98,6 +98,25 @@ describe('fs BlobStore durability', () => {
     expect(syncedWith(log, 'blobs/sha256/cd', 'cdef', log.length - 1), JSON.stringify(log)).toBeGreaterThanOrEqual(0);
   });
 
+  it('covers concurrent writes into one directory with fewer fsyncs than writes, none acknowledged before an fsync that saw it', async () => {
+    const { store, log } = await recorded();
+    await store.write('blobs/sha256/ef/ef00', Readable.from([Buffer.from('first')]));
+    log.length = 0;
+    const n = 20;
+    await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        await store.write(`blobs/sha256/ef/ef${i + 10}`, Readable.from([randomBytes(1000)]));
+        log.push({ event: 'resolved', what: `ef${i + 10}` });
+      }),
+    );
+    const syncs = log.filter((e) => e.event === 'sync' && e.dir === 'blobs/sha256/ef').length;
+    expect(syncs).toBeLessThan(n);
+    for (let i = 0; i < n; i++) {
+      const resolved = log.findIndex((e) => e.event === 'resolved' && e.what === `ef${i + 10}`);
+      expect(syncedWith(log, 'blobs/sha256/ef', `ef${i + 10}`, resolved), `ef${i + 10}`).toBeGreaterThanOrEqual(0);
+    }
+  });
+
   it('syncs no directory with fsync off', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'custody-fs-nosync-'));
     let syncs = 0;

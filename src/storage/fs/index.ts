@@ -17,6 +17,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, checkKey, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
 import { copyRange } from './copy.ts';
+import { DirSyncer } from './dir-sync.ts';
 
 export interface FsBlobStoreOptions {
   root: string;
@@ -33,7 +34,10 @@ export interface FsBlobStoreOptions {
    * Default 24 h.
    */
   staleTempAfterMs?: number;
-  /** Replaces the directory fsync (tests count and order the calls); default: open, fsync, close. */
+  /**
+   * One directory fsync (default: open, fsync, close); tests replace it to count and order the
+   * calls. The store batches them per directory (see dir-sync.ts).
+   */
   syncDirectory?: (dir: string) => Promise<void>;
 }
 
@@ -46,7 +50,8 @@ export class FsBlobStore implements BlobStore {
   private readonly tmp: string;
   private readonly fsync: boolean;
   private readonly staleTempAfterMs: number;
-  private readonly syncDirectory: (dir: string) => Promise<void>;
+  /** directory fsyncs, batched: one covers every rename that landed in the directory before it started */
+  private readonly dirSync: DirSyncer;
   /**
    * Directories known to exist, so a write costs no mkdir (it did, measurably, for small blobs);
    * with fsync on, each resolves once the directory's entry in its parent is durable as well.
@@ -58,7 +63,7 @@ export class FsBlobStore implements BlobStore {
     this.tmp = path.join(this.root, '_tmp');
     this.fsync = options.fsync ?? true;
     this.staleTempAfterMs = options.staleTempAfterMs ?? 24 * 3600 * 1000;
-    this.syncDirectory = options.syncDirectory ?? syncDir;
+    this.dirSync = new DirSyncer(options.syncDirectory ?? syncDir);
   }
 
   static async open(options: FsBlobStoreOptions): Promise<FsBlobStore> {
@@ -67,7 +72,7 @@ export class FsBlobStore implements BlobStore {
     // A root made just now: its entry and _tmp's must outlive power loss like everything below.
     if (made !== undefined && store.fsync) {
       for (let dir = store.tmp; ; dir = path.dirname(dir)) {
-        await store.syncDirectory(path.dirname(dir));
+        await store.dirSync.sync(path.dirname(dir));
         if (dir === made) break;
       }
     }
@@ -181,7 +186,7 @@ export class FsBlobStore implements BlobStore {
       await this.directory(dir);
       await fs.rename(from, to);
     }
-    if (this.fsync) await this.syncDirectory(dir);
+    if (this.fsync) await this.dirSync.sync(dir);
   }
 
   /**
@@ -224,7 +229,7 @@ export class FsBlobStore implements BlobStore {
     }
     // Also when it existed: another server, or a run before a crash, may have made it without
     // its entry reaching the disk yet.
-    if (this.fsync) await this.syncDirectory(parent);
+    if (this.fsync) await this.dirSync.sync(parent);
   }
 
   private async exists(file: string): Promise<boolean> {
