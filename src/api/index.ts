@@ -9,6 +9,7 @@ import type { TufPublisher } from '../trust/tuf/index.ts';
 import type { TrustService } from '../trust/service.ts';
 import { registerArtifacts } from './artifacts.ts';
 import { registerAudit } from './audit.ts';
+import { authenticateBeforeBody, installJsonParser } from './bodies.ts';
 import type { ApiContext } from './context.ts';
 import { installApiErrors } from './errors.ts';
 import { registerKeys } from './keys.ts';
@@ -36,8 +37,10 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   app.register(
     async (api) => {
       api.removeAllContentTypeParsers();
-      api.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, api.getDefaultJsonParser('error', 'error'));
+      installJsonParser(api, bodyLimit);
       installApiErrors(api);
+      // who is asking, before any body is read (bodies.ts); the routes decide what they may do
+      api.addHook('onRequest', authenticateBeforeBody(ctx));
       for (const register of [registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerKeys, registerAudit, ...(deps.tuf ? [tufApi(deps.tuf)] : []), registerTrust, registerArtifacts]) register(api, ctx);
     },
     { prefix: '/api/v1' },

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Config, NamespaceTrustFile } from '../config/schema.ts';
+import { maxJsonDepth, nestsDeeperThan } from '../json-depth.ts';
 import type { TrustStore } from '../meta/trust.ts';
 import { toNamespaceTrust } from './document.ts';
 import { noTrust, type NamespaceTrust } from './verdict.ts';
@@ -39,10 +40,12 @@ export async function loadFileTrust(config: Config['trust'], baseDir = process.c
   };
   const pemOrFile = async (what: string, value: string) => (value.includes('-----BEGIN') ? value : read(what, value));
   const json = async (what: string, file: string) => {
+    const text = await read(what, file);
+    // V8 parses any depth, but storing and fingerprinting the document (JSON.stringify) recurses
+    if (nestsDeeperThan(text, maxJsonDepth)) throw new TrustConfigError(`${what}: ${file} nests too deeply (more than ${maxJsonDepth} levels of objects and arrays)`);
     try {
-      return JSON.parse(await read(what, file)) as unknown;
+      return JSON.parse(text) as unknown;
     } catch (err) {
-      if (err instanceof TrustConfigError) throw err;
       throw new TrustConfigError(`${what}: ${file} is not JSON: ${(err as Error).message}`);
     }
   };
