@@ -54,4 +54,27 @@ describe('keyless Sigstore signatures over the API', () => {
     const targets = await get(`${snapshot.signed.meta['targets.json']?.version}.targets.json`);
     expect(targets.signed.targets['keyless/app:v1.0.0']?.hashes.sha256).toBe(image.digest.slice('sha256:'.length));
   });
+
+  // Before identity patterns were RE2, judging this signature held the event loop for hours:
+  // V8 backtracks (a+)+b over 10 000 a's in ~2^10000 steps, and every tenant waited.
+  it('judges a crafted identity against (a+)+b while the server goes on answering', async () => {
+    const trust = { sigstore: { identities: [{ identityPattern: '(a+)+b', issuerPattern: '(a+)+b' }], trustedRoot: sigstore.root } };
+    const put = await putTrust(server.url, 'redos', trust);
+    expect(put.status, put.body.toString()).toBe(200);
+    const { body } = await imageManifest(server.url, 'redos/app', ['redos layer']);
+    expect((await putManifest(server.url, 'redos/app', 'v1', body)).status).toBe(201);
+    const image = descriptorOf(body, types.manifest);
+    const crafted = await fulcioIdentity(sigstore.ca, 'a'.repeat(10_000), 'a'.repeat(10_000));
+    const signature = await pushBundle(server.url, 'redos/app', image, bundleBytes(await dsseBundle(crafted.signer, [rekorWitness(sigstore.tlog)], statementFor(image.digest, 'https://sigstore.dev/cosign/sign/v1'))));
+
+    // a health check before every look at the artifact, until the worker has judged it
+    let view;
+    do {
+      expect((await request(server.url, '/healthz', { auth: false })).status).toBe(200);
+      view = await settledArtifact(server.url, 'redos/app', image.digest, 0).catch(() => undefined);
+    } while (view === undefined);
+    const judged = view.referrers.find((r) => r.digest === signature);
+    expect(judged).toMatchObject({ kind: 'signature', verified: false, signer: `${'a'.repeat(10_000)} (issuer ${'a'.repeat(10_000)})` });
+    expect(judged?.reason).toMatch(/, but the namespace trusts only \/\^\(a\+\)\+b\$\/ \(issuer \/\^\(a\+\)\+b\$\/\)$/);
+  });
 });

@@ -6,6 +6,7 @@
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { parseTrustPolicy } from './notary/policy.ts';
+import { identityPattern } from './sigstore/identity.ts';
 import type { KeylessIdentity, NamespaceTrust } from './verdict.ts';
 
 const pemKey = z.string().refine((pem) => {
@@ -26,14 +27,14 @@ const pemCertificate = z.string().refine((pem) => {
   }
 }, 'not a PEM certificate');
 
-const pattern = z.string().min(1).refine((p) => {
-  try {
-    new RegExp(p);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'not a valid regular expression');
+/** Identity and issuer patterns are RE2, compiled as the matcher compiles them (sigstore/identity.ts). */
+const pattern = z
+  .string()
+  .min(1)
+  .superRefine((p, ctx) => {
+    const compiled = identityPattern(p);
+    if (!compiled.ok) ctx.addIssue({ code: 'custom', message: `not a regular expression in RE2 syntax, which identity patterns must use (no backreferences or lookaround): ${compiled.error}` });
+  });
 
 const identity = z
   .strictObject({ identity: z.string().min(1).optional(), identityPattern: pattern.optional(), issuer: z.string().min(1).optional(), issuerPattern: pattern.optional() })
