@@ -6,13 +6,22 @@
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
 
 /** An error to show the user as one line; the command exits with 1. */
 export class CliError extends Error {}
 
-const credentialsSchema = z.object({ url: z.string(), username: z.string(), token: z.string() });
-export type Credentials = z.infer<typeof credentialsSchema>;
+export interface Credentials {
+  url: string;
+  username: string;
+  token: string;
+}
+
+/** Checked by hand: importing zod would take longer than the rest of a client command's start. */
+function asCredentials(value: unknown): Credentials | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { url, username, token } = value as Record<string, unknown>;
+  return typeof url === 'string' && typeof username === 'string' && typeof token === 'string' ? { url, username, token } : undefined;
+}
 
 export function credentialsFile(): string {
   const base = process.env.XDG_CONFIG_HOME || path.join(homedir(), '.config');
@@ -33,9 +42,9 @@ export async function readCredentials(): Promise<Credentials | undefined> {
   } catch {
     parsed = undefined;
   }
-  const result = credentialsSchema.safeParse(parsed);
-  if (!result.success) throw new CliError(`${credentialsFile()} is damaged: run custody login URL again`);
-  return result.data;
+  const credentials = asCredentials(parsed);
+  if (!credentials) throw new CliError(`${credentialsFile()} is damaged: run custody login URL again`);
+  return credentials;
 }
 
 export async function writeCredentials(credentials: Credentials): Promise<void> {

@@ -1,20 +1,30 @@
-/** The `custody` command: parsing and printing only; the work is in the modules it calls. */
+/**
+ * The `custody` command: parsing and printing only; the work is in the modules it calls. Only
+ * commander and the small client modules load for every command: the server, the configuration
+ * (zod) and the trust code load in the commands that use them, so a client command starts in
+ * about the time Node itself takes.
+ */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ConfigError, environment, loadConfig } from '../config/load.ts';
-import { databaseUrl, storageUrl } from '../config/schema.ts';
 import { registerManagementCommands } from './management.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// The variables are listed under the top-level help only, so their table (in the configuration
+// module, with zod) is loaded only for that help.
+const args = process.argv.slice(2);
+const topHelp = args.length === 0 || (args.length === 1 && ['--help', '-h', 'help'].includes(args[0] as string));
+const environment = topHelp ? (await import('../config/load.ts')).environment : undefined;
+
 const program = new Command('custody')
   .description('Custody: an OCI artifact registry that keeps the chain of custody of what it stores')
   .version(version)
-  .addHelpText(
-    'after',
-    `\nEnvironment variables override the config file:\n${Object.entries(environment)
-      .map(([name, { key }]) => `  ${name.padEnd(24)} ${key.join('.')}`)
-      .join('\n')}`,
+  .addHelpText('after', () =>
+    environment
+      ? `\nEnvironment variables override the config file:\n${Object.entries(environment)
+          .map(([name, { key }]) => `  ${name.padEnd(24)} ${key.join('.')}`)
+          .join('\n')}`
+      : '',
   );
 
 program
@@ -24,6 +34,7 @@ program
   .option('--data-dir <dir>', 'directory for the embedded database and blobs (default ./custody-data)')
   .option('--config <file>', 'YAML configuration file')
   .action(async (opts: { listen?: string; dataDir?: string; config?: string }) => {
+    const { loadConfig } = await import('../config/load.ts');
     const config = await loadConfig({ file: opts.config, overrides: { listen: opts.listen, dataDir: opts.dataDir } });
     // Loaded here so that the management commands do not pay for the server's modules.
     const { serve } = await import('../server/serve.ts');
@@ -36,6 +47,8 @@ configCommand
   .description('validate a configuration (file, environment and defaults) and print the result')
   .option('--config <file>', 'YAML configuration file')
   .action(async (opts: { config?: string }) => {
+    const { ConfigError, loadConfig } = await import('../config/load.ts');
+    const { databaseUrl, storageUrl } = await import('../config/schema.ts');
     const config = await loadConfig({ file: opts.config });
     // the files trust names are read at start too: a missing key file should show here first
     const { loadFileTrust, TrustConfigError } = await import('../trust/config.ts');
@@ -53,6 +66,8 @@ function redact(url: string): string {
 registerManagementCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : `custody: ${(err as Error).stack ?? String(err)}`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
+  // by name: the configuration module is not loaded unless a command needed it
+  const configError = err instanceof Error && err.name === 'ConfigError';
+  console.error(configError ? err.message : `custody: ${(err as Error).stack ?? String(err)}`);
+  process.exit(configError ? 2 : 1);
 });
