@@ -100,7 +100,13 @@ describe('custody CLI', () => {
     expect(table).toMatch(/\nalice\s+no\s+yes\s+\d{4}-/);
     expect(await ok(['user', 'passwd', 'alice', '--password-stdin'], 'alice-new-password\n')).toBe('changed the password of alice\n');
     expect((await request(server.url, '/api/v1/me', { headers: { authorization: basic('alice', 'alice-new-password') } })).status).toBe(200);
-    expect(await fails(['user', 'passwd', 'alice'])).toBe('custody: pipe the new password in with --password-stdin');
+    // off a terminal (stdin is a pipe here) nothing can be asked; on one it is (cli-terminal.test.ts)
+    expect(await fails(['user', 'passwd', 'alice'])).toBe('custody: no password: type it when asked on a terminal, or pipe it in with --password-stdin');
+    expect(await ok(['user', 'create', 'nopass'])).toBe('created user nopass; it has no password, so it cannot log in until one is set: custody user passwd nopass\n');
+    const json = await custody(['user', 'create', 'nopass2', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ name: 'nopass2' });
+    expect(json.stderr).toBe('it has no password, so it cannot log in until one is set: custody user passwd nopass2\n');
+    for (const name of ['nopass', 'nopass2']) await ok(['user', 'delete', name]);
   });
 
   it('manages teams and members', async () => {
@@ -162,7 +168,7 @@ describe('custody CLI', () => {
 
   it('shows the audit log and rotates keys', async () => {
     const events = JSON.parse(await ok(['audit', '--action', 'user.create', '--json'])) as { events: { target: string; actor: string }[] };
-    expect(events.events).toMatchObject([{ target: 'alice', actor: 'admin' }]);
+    expect(events.events).toMatchObject([{ target: 'nopass2' }, { target: 'nopass' }, { target: 'alice', actor: 'admin' }]);
     const page = await custody(['audit', '--limit', '2']);
     expect(page.code).toBe(0);
     expect(page.stdout.split('\n')[0]).toMatch(/^ID\s+TIME\s+ACTOR\s+ACTION\s+TARGET\s+OUTCOME\s+SOURCE$/);

@@ -60,6 +60,16 @@ describe('repository names', () => {
   });
 });
 
+describe('manifests', () => {
+  it('refuses a manifest that nests too deeply, without holding the server', async () => {
+    const deep = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"x":"y"},"junk":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`;
+    const r = await putManifest(base, 'safe/image', 'deep', deep);
+    expectOciError(r, 400, 'MANIFEST_INVALID');
+    expect(r.json<{ errors: { message: string }[] }>().errors[0]?.message).toMatch(/nests too deeply/);
+    expect((await request(base, '/v2/safe/image/manifests/v1')).status).toBe(200);
+  });
+});
+
 describe('references and uploads', () => {
   it('refuses references with an escaped slash', async () => {
     expectOciError(await request(base, '/v2/safe/image/manifests/v1%2F..%2Fx'), 400, 'NAME_INVALID');

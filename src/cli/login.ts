@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { parseToken } from '../auth/secrets.ts';
 import { CliError, Client, readCredentials, registryUrl, removeCredentials, writeCredentials, credentialsFile, type Credentials } from './client.ts';
 import { action, readStdin } from './io.ts';
+import { askLine, askSecret, interactive } from './prompt.ts';
 
 interface Me {
   name: string;
@@ -23,15 +24,18 @@ export function registerLogin(program: Command): void {
     .command('login')
     .description('log in to a registry: creates a personal token for this machine and stores it')
     .argument('<url>', 'the registry, e.g. https://registry.example.com')
-    .option('-u, --username <user>', 'who to log in as (default: $CUSTODY_USERNAME)')
-    .option('--password-stdin', 'read the password from stdin (default: $CUSTODY_PASSWORD)')
+    .option('-u, --username <user>', 'who to log in as (default: $CUSTODY_USERNAME, else asked on a terminal)')
+    .option('--password-stdin', 'read the password from stdin (default: $CUSTODY_PASSWORD, else asked on a terminal)')
     .action(
       action(async (rawUrl: string, opts: { username?: string; passwordStdin?: boolean }) => {
         const url = registryUrl(rawUrl);
-        const username = opts.username ?? process.env.CUSTODY_USERNAME;
+        let username = opts.username ?? process.env.CUSTODY_USERNAME;
+        if (!username && interactive()) username = await askLine('Username: ');
         if (!username) throw new CliError('give a username with -u USER');
-        const password = opts.passwordStdin ? await readStdin() : process.env.CUSTODY_PASSWORD;
-        if (!password) throw new CliError('no password: pipe it in with --password-stdin or set CUSTODY_PASSWORD');
+        let password = opts.passwordStdin ? await readStdin() : process.env.CUSTODY_PASSWORD;
+        // As docker login: on a terminal, with neither --password-stdin nor the variable, ask.
+        if (!password && !opts.passwordStdin && interactive()) password = await askSecret('Password: ');
+        if (!password) throw new CliError('no password: type it when asked on a terminal, pipe it in with --password-stdin or set CUSTODY_PASSWORD');
         const client = new Client(url, username, password);
         const me = await client.call<Me>('GET', '/me');
         const created = await client.call<{ token: string }>('POST', '/tokens', { name: tokenName() });

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { CliError, loggedIn } from './client.ts';
 import { action, emit, readStdin, seg, table, withJson, type JsonOption } from './io.ts';
+import { askNewPassword, interactive } from './prompt.ts';
 
 interface User {
   name: string;
@@ -28,15 +29,21 @@ export function registerUsers(program: Command): void {
   withJson(
     user
       .command('create')
-      .description('create a user (without --password-stdin it logs in with tokens only)')
+      .description('create a user; its password is asked on a terminal, or read with --password-stdin (without one it cannot log in)')
       .argument('<name>')
       .option('--admin', 'make the user a registry administrator')
       .option('--password-stdin', 'read the password from stdin'),
   ).action(
     action(async (name: string, opts: JsonOption & { admin?: boolean; passwordStdin?: boolean }) => {
-      const password = opts.passwordStdin ? await readStdin() : undefined;
-      const created = await (await loggedIn()).call<User>('POST', '/users', { name, password, admin: opts.admin === true });
-      emit(opts, created, () => `created user ${created.name}${created.admin ? ' (registry administrator)' : ''}`);
+      const client = await loggedIn();
+      const password = opts.passwordStdin ? await readStdin() : interactive() ? await askNewPassword(`Password for ${name} (Enter for none): `, { optional: true }) : undefined;
+      const created = await client.call<User>('POST', '/users', { name, password, admin: opts.admin === true });
+      const what = `created user ${created.name}${created.admin ? ' (registry administrator)' : ''}`;
+      // A user without a password cannot log in, so cannot make itself a token either.
+      const none = `it has no password, so it cannot log in until one is set: custody user passwd ${created.name}`;
+      if (password !== undefined) return emit(opts, created, () => what);
+      emit(opts, created, () => `${what}; ${none}`);
+      if (opts.json) console.error(none);
     }),
   );
 
@@ -53,13 +60,17 @@ export function registerUsers(program: Command): void {
 
   user
     .command('passwd')
-    .description("set a user's password, read from stdin")
+    .description("set a user's password: asked twice on a terminal, or read with --password-stdin")
     .argument('<name>')
     .option('--password-stdin', 'read the new password from stdin')
     .action(
       action(async (name: string, opts: { passwordStdin?: boolean }) => {
-        if (!opts.passwordStdin) throw new CliError('pipe the new password in with --password-stdin');
-        await (await loggedIn()).call('PUT', `/users/${seg(name)}/password`, { password: await readStdin() });
+        const client = await loggedIn();
+        let password: string | undefined;
+        if (opts.passwordStdin) password = await readStdin();
+        else if (interactive()) password = await askNewPassword(`New password for ${name}: `);
+        else throw new CliError('no password: type it when asked on a terminal, or pipe it in with --password-stdin');
+        await client.call('PUT', `/users/${seg(name)}/password`, { password });
         console.log(`changed the password of ${name}`);
       }),
     );

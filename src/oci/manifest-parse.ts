@@ -2,6 +2,7 @@
  * Parsing and validating manifests of every supported media type. The parse says what the
  * manifest references, so the store can refuse it while a reference is missing.
  */
+import { maxJsonDepth, nestsDeeperThan } from '../json-depth.ts';
 import { z } from 'zod';
 import { parseDigest } from './digest.ts';
 import { OciError } from './errors.ts';
@@ -51,6 +52,8 @@ export interface ParsedManifest {
 export const manifestTypes: ReadonlySet<string> = new Set([...imageManifestTypes, ...indexTypes]);
 
 export function parseManifest(content: Uint8Array, contentType: string | undefined): ParsedManifest {
+  // Real manifests nest a few levels; megabytes of `[[[…` would hold the event loop for seconds.
+  if (nestsDeeperThan(content)) throw new OciError('MANIFEST_INVALID', `manifest nests too deeply (more than ${maxJsonDepth} levels of objects and arrays)`);
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8'));
