@@ -240,6 +240,27 @@ describe('custody trust and artifact', () => {
   });
 });
 
+describe('custody namespace list', () => {
+  it('shows the namespaces something was pushed to, not only those created through the API', async () => {
+    await ok(['login', server.url, '-u', 'admin', '--password-stdin'], `${testAdmin.password}\n`);
+    // cli/app was pushed above without `namespace set cli`; proj was created and holds nothing
+    const { body } = await imageManifest(server.url, 'pushed.only/deep/app', ['pushed layer']);
+    expect((await putManifest(server.url, 'pushed.only/deep/app', 'v1', body)).status).toBe(201);
+    const data = JSON.parse(await ok(['namespace', 'list', '--json'])) as { namespaces: { name: string; created: boolean; createdAt: string | null; anonymousRead: boolean }[] };
+    expect(data.namespaces.map((n) => n.name)).toEqual(['cli', 'proj', 'pushed.only']);
+    expect(data.namespaces[0]).toEqual({ name: 'cli', anonymousRead: false, createdAt: null, created: false });
+    expect(data.namespaces[1]).toMatchObject({ name: 'proj', created: true, createdAt: expect.stringMatching(/^\d{4}-/) });
+    const table = await ok(['namespace', 'list']);
+    expect(table).toMatch(/\ncli\s+no\s+no \(pushed to; custody namespace set to create it\)\n/);
+    expect(table).toMatch(/\nproj\s+no\s+\d{4}-/);
+    // creating it gives it settings; it is listed once
+    await ok(['namespace', 'set', 'cli']);
+    const after = JSON.parse(await ok(['namespace', 'list', '--json'])) as { namespaces: { name: string; created: boolean }[] };
+    expect(after.namespaces.filter((n) => n.name === 'cli')).toEqual([expect.objectContaining({ created: true })]);
+    await ok(['logout']);
+  });
+});
+
 describe('custody config check', () => {
   it('reads the files the trust configuration names, and names the one it cannot read', async () => {
     const file = path.join(home, 'custody.yaml');

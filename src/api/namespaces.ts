@@ -6,6 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Namespace, PrincipalKind } from '../meta/accounts.ts';
 import type { Access } from '../auth/access.ts';
+import { namespaceOf } from '../auth/principal.ts';
+import type { MetaStore } from '../meta/metastore.ts';
 import { access, accountName, authorize, decide, iso, namespaceName, recorded, type ApiContext } from './context.ts';
 import { invalid, notFound, parse } from './errors.ts';
 
@@ -28,11 +30,15 @@ export async function existing(ctx: ApiContext, ns: string): Promise<Namespace> 
 export function registerNamespaces(api: FastifyInstance, ctx: ApiContext): void {
   // Everyone logged in sees the namespaces they may pull from (administrators: all of them);
   // the access controller decides which, one optional access per namespace.
+  // A namespace exists once created here or once something was pushed to it; the second kind has
+  // no settings yet (`created: false`, anonymous read off) until an administrator creates it.
   api.get('/namespaces', async (req, reply) => {
-    const all = await ctx.accounts.listNamespaces();
+    const listed = new Map((await ctx.accounts.listNamespaces()).map((n) => [n.name, { ...view(n), created: true }]));
+    for (const name of await pushedNamespaces(ctx.meta)) if (!listed.has(name)) listed.set(name, { name, anonymousRead: false, createdAt: null, created: false });
+    const all = [...listed.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const decision = await decide(ctx, req, reply, [access.login, ...all.map((n): Access => ({ type: 'repository', name: n.name, actions: ['pull'], optional: true }))]);
     const refused = new Set(decision.refused.map((a) => a.name));
-    return { namespaces: all.filter((n) => !refused.has(n.name)).map(view) };
+    return { namespaces: all.filter((n) => !refused.has(n.name)) };
   });
 
   api.put<NsParams>('/namespaces/:ns', async (req, reply) => {
@@ -82,6 +88,25 @@ export function registerNamespaces(api: FastifyInstance, ctx: ApiContext): void 
     await recorded(ctx, req, 'grant.remove', ns, { kind, name: principal.name });
     return reply.code(204).send();
   });
+}
+
+/**
+ * The first path segments of the stored repositories, read a page at a time. Names sort byte by
+ * byte (both engines) and hold only [a-z0-9._/-], so `<ns>/~` sorts after every repository in ns:
+ * a page that ends inside a namespace skips the rest of it, and a namespace with a million
+ * repositories costs one page, not a thousand.
+ */
+export async function pushedNamespaces(meta: MetaStore, pageSize = 1000): Promise<Set<string>> {
+  const found = new Set<string>();
+  let last: string | undefined;
+  for (;;) {
+    const page = await meta.listRepositories({ n: pageSize, last });
+    for (const repo of page) found.add(namespaceOf(repo));
+    const tail = page[page.length - 1];
+    if (page.length < pageSize || tail === undefined) return found;
+    const ns = namespaceOf(tail);
+    last = tail === ns ? tail : `${ns}/~`;
+  }
 }
 
 /** The user, team or robot a grant names. A robot is named `<ns>+<name>` or by its short name. */

@@ -1,5 +1,6 @@
 /** Builds the access parts from the configuration: keys, authentication, roles, audit, /token. */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { originOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { AccountStore } from '../meta/accounts.ts';
 import { Auditor } from './audit.ts';
@@ -19,13 +20,18 @@ export interface Auth {
   audit: Auditor;
   /** forget every cached decision: call after changing an account, grant or token */
   changed(): void;
+  /**
+   * First start: creates the admin when the database has no user (see bootstrap.ts). Not part of
+   * createAuth: `custody serve` calls it once its port is bound, so that a start that fails to
+   * listen neither creates the admin nor prints a password nobody will see used.
+   */
+  bootstrap(): Promise<void>;
 }
 
 /** `now`: the clock tokens and login failures are judged by (tests move it). */
 export async function createAuth(config: Config, accounts: AccountStore, log: FastifyBaseLogger, now: () => number = Date.now): Promise<Auth> {
   const keys = new KeyRing(accounts, { tokenTtlSeconds: config.auth.tokenTtlSeconds, now });
   await keys.init();
-  await bootstrapAdmin(accounts, log, config.auth.adminPassword);
   const audit = new Auditor(accounts, log, config.audit.retentionDays);
   const authenticator = new Authenticator(accounts, keys, { service: config.auth.service, loginFailures: config.auth.loginFailures, now }, (e) =>
     void audit.record({ actor: e.principal, source: e.source, action: 'login', target: e.principal, outcome: e.outcome, detail: e.reason ? { reason: e.reason } : {} }),
@@ -42,7 +48,13 @@ export async function createAuth(config: Config, accounts: AccountStore, log: Fa
       authenticator.forget();
       rbac.forget();
     },
+    bootstrap: () => bootstrapAdmin(accounts, log, config.auth.adminPassword, adminPasswordSetting(config)),
   };
+}
+
+/** Where the admin password came from, for the log: CUSTODY_ADMIN_PASSWORD or the config key. */
+function adminPasswordSetting(config: Config): string {
+  return originOf(config, 'auth.adminPassword') ?? 'CUSTODY_ADMIN_PASSWORD (auth.adminPassword)';
 }
 
 export function registerAuthRoutes(app: FastifyInstance, auth: Auth, config: Config): void {

@@ -6,7 +6,9 @@ import { action, bool, emit, seg, table, withJson, type JsonOption } from './io.
 interface Namespace {
   name: string;
   anonymousRead: boolean;
-  createdAt: string;
+  /** null for a namespace that exists only because something was pushed to it */
+  createdAt: string | null;
+  created?: boolean;
 }
 
 interface Shown extends Namespace {
@@ -19,7 +21,12 @@ export function registerNamespaces(program: Command): void {
   withJson(namespace.command('list').description('list the namespaces you may pull from (administrators: all)')).action(
     action(async (opts: JsonOption) => {
       const data = await (await loggedIn()).call<{ namespaces: Namespace[] }>('GET', '/namespaces');
-      emit(opts, data, () => table(['name', 'anonymous read', 'created'], data.namespaces.map((n) => [n.name, n.anonymousRead ? 'yes' : 'no', n.createdAt])));
+      emit(opts, data, () =>
+        table(
+          ['name', 'anonymous read', 'created'],
+          data.namespaces.map((n) => [n.name, n.anonymousRead ? 'yes' : 'no', n.createdAt ?? 'no (pushed to; custody namespace set to create it)']),
+        ),
+      );
     }),
   );
 

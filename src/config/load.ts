@@ -29,8 +29,41 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_SIGSTORE_TRUSTED_ROOT: { key: ['trust', 'sigstoreTrustedRoot'], type: 'string' },
 };
 
+/** Where each setting of a loaded configuration came from, by dotted key; unset keys are defaults. */
+const origins = new WeakMap<Config, Map<string, string>>();
+
+/**
+ * Where a setting came from, for messages that name it: `--listen`, `CUSTODY_DATABASE_URL`,
+ * `database.url in custody.yaml`; undefined when it has its default.
+ */
+export function originOf(config: Config, key: string): string | undefined {
+  return origins.get(config)?.get(key);
+}
+
+/**
+ * The parenthesis a start-up error puts after a setting's value: `from CUSTODY_LISTEN`, or for a
+ * default, every way to change it: `the default; set --listen, CUSTODY_LISTEN or listen in the
+ * config file`. `defaultIs` names a default that is not the value shown (`<dataDir>/custody.db`).
+ */
+export function settingSource(config: Config, key: string, options: { flag?: string; defaultIs?: string } = {}): string {
+  const origin = originOf(config, key);
+  if (origin !== undefined) return `from ${origin}`;
+  const variable = Object.entries(environment).find(([, v]) => v.key.join('.') === key)?.[0];
+  const ways = [options.flag, variable, `${key} in the config file`].filter((w): w is string => w !== undefined);
+  return `the default${options.defaultIs === undefined ? '' : ` ${options.defaultIs}`}; set ${ways.slice(0, -1).join(', ')}${ways.length > 1 ? ' or ' : ''}${ways[ways.length - 1]}`;
+}
+
+/** The leaves of a parsed file as dotted keys (arrays are leaves). */
+function leaves(node: unknown, prefix: string[] = []): string[] {
+  if (typeof node !== 'object' || node === null || Array.isArray(node)) return prefix.length > 0 ? [prefix.join('.')] : [];
+  return Object.entries(node).flatMap(([k, v]) => leaves(v, [...prefix, k]));
+}
+
+const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
 export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Raw } = {}): Promise<Config> {
   let raw: Raw = {};
+  const from = new Map<string, string>();
   if (options.file) {
     let text: string;
     try {
@@ -45,14 +78,24 @@ export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessE
     } catch (err) {
       throw new ConfigError(`config file ${options.file} is not valid YAML: ${(err as Error).message}`);
     }
+    for (const key of leaves(raw)) from.set(key, `${key} in ${options.file}`);
   }
   for (const [name, { key, type }] of Object.entries(environment)) {
     const value = (options.env ?? process.env)[name];
     if (value === undefined || value === '') continue;
     setPath(raw, key, type === 'boolean' ? parseBoolean(name, value) : value);
+    for (const k of [...from.keys()]) if (k === key.join('.') || k.startsWith(`${key.join('.')}.`)) from.delete(k);
+    from.set(key.join('.'), name);
   }
-  for (const [key, value] of Object.entries(options.overrides ?? {})) if (value !== undefined) raw[key] = value;
-  return validate(raw, options.file);
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (value === undefined) continue;
+    raw[key] = value;
+    for (const k of [...from.keys()]) if (k === key || k.startsWith(`${key}.`)) from.delete(k);
+    for (const leaf of leaves(value, [key])) from.set(leaf, flagName(leaf.replaceAll('.', '-')));
+  }
+  const config = validate(raw, options.file);
+  origins.set(config, from);
+  return config;
 }
 
 export function validate(raw: unknown, source = 'configuration'): Config {

@@ -125,6 +125,11 @@ export function storageUrl(config: Config): string {
   return config.storage.url ?? path.join(config.dataDir, 'blobs');
 }
 
+/** A URL as it may be shown in logs and errors: a password in it (or in ?password=) becomes ***. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@').replace(/([?&]password=)[^&]*/gi, '$1***');
+}
+
 export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };

@@ -26,6 +26,18 @@ export interface AppParts {
   now?: () => number;
 }
 
+const bootstraps = new WeakMap<FastifyInstance, () => Promise<void>>();
+
+/**
+ * The first start's admin account (src/auth/bootstrap.ts), made after buildApp: `custody serve`
+ * calls this once its port is bound, tests once they listen. The app answers no request before.
+ */
+export async function bootstrap(app: FastifyInstance): Promise<void> {
+  const run = bootstraps.get(app);
+  if (!run) throw new Error('bootstrap(app) takes an app from buildApp()');
+  await run();
+}
+
 export async function buildApp(config: Config, parts: AppParts = {}): Promise<FastifyInstance> {
   // Owner only: the database in it holds private keys.
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -68,6 +80,20 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   installErrorHandlers(app);
 
   const auth = await createAuth(config, meta.accounts, app.log, parts.now);
+  // Requests wait until bootstrap(app) has run (serve calls it once the port is bound).
+  let bootstrapped = false;
+  let open: () => void = () => {};
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  // A callback hook: once bootstrapped, a request passes without a promise.
+  app.addHook('onRequest', (_req, _reply, done) => {
+    if (bootstrapped) done();
+    else opened.then(() => done(), done);
+  });
+  bootstraps.set(app, async () => {
+    await auth.bootstrap();
+    bootstrapped = true;
+    open();
+  });
   auth.audit.startPruning();
   registerAuthRoutes(app, auth, config);
   const tuf = createTufPublisher(meta, { source: parts.signedTags ?? meta.trust, settings: config.tuf, now: parts.now ?? Date.now, log: app.log });

@@ -1,32 +1,50 @@
-/** `custody serve`: listen, and on SIGTERM or SIGINT finish in-flight requests, then exit. */
-import { parseListen, type Config } from '../config/schema.ts';
-import { buildApp } from './app.ts';
+/**
+ * `custody serve`: open the stores, bind the port, then create the first admin (so a start that
+ * fails creates nothing and prints no password); on SIGTERM or SIGINT finish in-flight requests,
+ * then exit. A start-up failure is one line on stderr naming the value and the setting it came
+ * from, and exit code 1.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.ts';
 import { paceBufferGc } from '../oci/buffer-gc.ts';
+import { bootstrap, buildApp } from './app.ts';
+import { listen, openStores, StartupError, storesInUse } from './startup.ts';
 
 /** How long in-flight requests get to finish after SIGTERM before the process exits anyway. */
 const drainMs = 30_000;
 
 export async function serve(config: Config): Promise<void> {
-  const app = await buildApp(config);
-  const { host, port } = parseListen(config.listen);
-  await app.listen({ host, port });
-  paceBufferGc((reason) => app.log.warn(reason));
+  let app: FastifyInstance | undefined;
+  try {
+    const stores = await openStores(config, (err) => app?.log.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed'));
+    app = await buildApp(config, stores);
+    await listen(app, config);
+    await bootstrap(app);
+    app.log.info(storesInUse(config), 'custody is serving');
+  } catch (err) {
+    if (!(err instanceof StartupError)) throw err;
+    console.error(`custody: ${err.message}`);
+    await app?.close().catch(() => {});
+    process.exit(1);
+  }
+  const running = app;
+  paceBufferGc((reason) => running.log.warn(reason));
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, 'finishing in-flight requests, then exiting');
+    running.log.info({ signal }, 'finishing in-flight requests, then exiting');
     setTimeout(() => {
-      app.log.warn('requests still running after the drain period; exiting');
+      running.log.warn('requests still running after the drain period; exiting');
       process.exit(1);
     }, drainMs).unref();
     // Connections that go idle once their request is done would otherwise hold the close open
     // until the client drops them.
-    setInterval(() => app.server.closeIdleConnections(), 100).unref();
-    app.close().then(
+    setInterval(() => running.server.closeIdleConnections(), 100).unref();
+    running.close().then(
       () => process.exit(0),
       (err: unknown) => {
-        app.log.error({ err }, 'error while closing');
+        running.log.error({ err }, 'error while closing');
         process.exit(1);
       },
     );

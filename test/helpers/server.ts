@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { validate } from '../../src/config/load.ts';
-import { buildApp, type AppParts } from '../../src/server/app.ts';
+import { bootstrap, buildApp, type AppParts } from '../../src/server/app.ts';
 import { testAdmin } from './http.ts';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -89,6 +89,8 @@ export async function startInProcess(options: { dataDir?: string; config?: Recor
   const config = validate({ dataDir, log: { level: 'warn' }, storage: { fsync: false }, auth: { adminPassword: testAdmin.password }, ...options.config });
   const app = await buildApp(config, options.parts);
   await app.listen({ host: '127.0.0.1', port: 0 });
+  // the first admin, as `custody serve` makes it once listening
+  await bootstrap(app);
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');
   const stop = async () => {

@@ -40,12 +40,12 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
 }
 
 /** `via: 'npm'` runs `npm start -- ARGS` in the project (ARGS without `serve`); default the bin. */
-export function spawnCustody(args: string[], options: { env?: Record<string, string | undefined>; via?: 'bin' | 'npm'; input?: string } = {}): Spawned {
+export function spawnCustody(args: string[], options: { env?: Record<string, string | undefined>; via?: 'bin' | 'npm'; input?: string; cwd?: string } = {}): Spawned {
   const env = cleanEnv(options.env);
   const child =
     options.via === 'npm'
       ? spawn('npm', ['start', '--', ...args], { cwd: projectRoot, env, stdio: ['pipe', 'pipe', 'pipe'] })
-      : spawn(path.join(projectRoot, 'bin/custody.js'), args, { cwd: projectRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+      : spawn(path.join(projectRoot, 'bin/custody.js'), args, { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   let stderr = '';
   const waiters = new Set<() => void>();
