@@ -114,7 +114,7 @@ export class TrustResolver {
     const fromFile = this.file.namespaces.get(namespace);
     const source = stored ? 'api' : fromFile ? 'config' : 'none';
     let trust = noTrust();
-    if (stored) trust = toNamespaceTrust(stored.document);
+    if (stored) trust = toNamespaceTrust(stored.document, { stored: true });
     else if (fromFile) trust = toNamespaceTrust(fromFile);
     if (trust.sigstore.trustedRoot === undefined && this.file.trustedRoot !== undefined) trust.sigstore.trustedRoot = this.file.trustedRoot;
     const fingerprint = createHash('sha256').update(JSON.stringify(trust)).digest('hex');

@@ -4,7 +4,12 @@
  * SAN; syntax that needs backtracking (backreferences, lookaround) is refused when the trust is
  * set. Before the fix the first test never finished (V8's backtracking needs ~2^n steps).
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { openMetaStore } from '../../src/meta/open.ts';
+import { TrustResolver } from '../../src/trust/config.ts';
 import { toNamespaceTrust, trustDocumentSchema } from '../../src/trust/document.ts';
 import { findIdentity, identityPattern } from '../../src/trust/sigstore/identity.ts';
 
@@ -51,6 +56,26 @@ describe('keyless identity patterns (RE2)', () => {
       expect(issue?.path.join('.')).toBe(field);
       expect(issue?.message).toMatch(/RE2 syntax/);
       expect(issue?.message).toMatch(detail);
+    }
+  });
+});
+
+describe('trust stored before patterns had to be RE2', () => {
+  it('still loads, and the entry RE2 refuses never matches', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'custody-legacy-trust-'));
+    const meta = await openMetaStore(path.join(dir, 'custody.db'));
+    try {
+      const legacy = { sigstore: { identities: [{ identityPattern: '(?=alice).*@example\\.com', issuer: ISSUER }, { identity: 'bob@example.com', issuer: ISSUER }] } };
+      expect(() => trustDocumentSchema.parse(legacy)).toThrow(/RE2/);
+      await meta.trust.putNamespaceTrust('legacy', legacy);
+      const resolved = await new TrustResolver(meta.trust, { namespaces: new Map() }).resolve('legacy');
+      expect(resolved.source).toBe('api');
+      const identities = resolved.trust.sigstore.identities;
+      expect(findIdentity(identities, { san: 'alice@example.com', issuer: ISSUER })).toBeUndefined();
+      expect(findIdentity(identities, { san: 'bob@example.com', issuer: ISSUER })).toBe(identities[1]);
+    } finally {
+      await meta.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
