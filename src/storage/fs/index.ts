@@ -45,6 +45,13 @@ const readChunk = 1024 * 1024;
 /** how many directories the store remembers as made (and durable) before it forgets them all */
 const maxKnownDirs = 10_000;
 
+/** A directory: made resolves once it exists, durable once its entry (and its parents') is on disk too. */
+interface Directory {
+  made: Promise<void>;
+  durable: Promise<void>;
+}
+const known: Directory = { made: Promise.resolve(), durable: Promise.resolve() };
+
 export class FsBlobStore implements BlobStore {
   private readonly root: string;
   private readonly tmp: string;
@@ -52,11 +59,8 @@ export class FsBlobStore implements BlobStore {
   private readonly staleTempAfterMs: number;
   /** directory fsyncs, batched: one covers every rename that landed in the directory before it started */
   private readonly dirSync: DirSyncer;
-  /**
-   * Directories known to exist, so a write costs no mkdir (it did, measurably, for small blobs);
-   * with fsync on, each resolves once the directory's entry in its parent is durable as well.
-   */
-  private readonly dirs = new Map<string, Promise<void>>();
+  /** directories known to exist, so a write costs no mkdir (it did, measurably, for small blobs) */
+  private readonly dirs = new Map<string, Directory>();
 
   private constructor(options: FsBlobStoreOptions) {
     this.root = path.resolve(options.root);
@@ -76,7 +80,7 @@ export class FsBlobStore implements BlobStore {
         if (dir === made) break;
       }
     }
-    store.dirs.set(store.root, Promise.resolve());
+    store.dirs.set(store.root, known);
     await store.removeStaleTemp();
     return store;
   }
@@ -176,60 +180,55 @@ export class FsBlobStore implements BlobStore {
    */
   private async renameInto(from: string, to: string): Promise<void> {
     const dir = path.dirname(to);
-    await this.directory(dir);
+    let target = this.directory(dir);
+    await target.made;
     try {
       await fs.rename(from, to);
     } catch (err) {
-      // The directory may have been removed by someone else since; make it once more.
+      // A directory on the way may have been removed by someone else since; make them once more.
       if (!isNotFound(err) || !(await this.exists(from))) throw err;
-      this.dirs.delete(dir);
-      await this.directory(dir);
+      this.forgetDirectories();
+      target = this.directory(dir);
+      await target.made;
       await fs.rename(from, to);
     }
-    if (this.fsync) await this.dirSync.sync(dir);
+    // The directory's own entry (made just now, perhaps) and the new name, in parallel.
+    if (this.fsync) await Promise.all([target.durable, this.dirSync.sync(dir)]);
   }
 
   /**
-   * Resolves once `dir` exists (and, with fsync on, its entry in its parent is durable, and so on
-   * up to the root). Each directory costs a mkdir and a parent fsync once per store, not per write.
+   * `dir` made (once per store, not per write), and, with fsync on, its entry in its parent made
+   * durable, and so on up to the root. The two are apart so that a rename need not wait for the
+   * parent's fsync to start its own directory's.
    */
-  private directory(dir: string): Promise<void> {
-    let ready = this.dirs.get(dir);
-    if (ready === undefined) {
-      // One entry per upload accumulates here: forget them all now and then (the price is one
-      // mkdir and one fsync again per directory still in use).
-      if (this.dirs.size >= maxKnownDirs) {
-        this.dirs.clear();
-        this.dirs.set(this.root, Promise.resolve());
-      }
-      ready = this.makeDirectory(dir);
-      this.dirs.set(dir, ready);
-      ready.catch(() => {
-        if (this.dirs.get(dir) === ready) this.dirs.delete(dir);
-      });
-    }
-    return ready;
-  }
-
-  private async makeDirectory(dir: string): Promise<void> {
-    const parent = path.dirname(dir);
-    await this.directory(parent);
-    try {
-      await fs.mkdir(dir);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        // The parent was removed by someone else since this store made it.
-        this.dirs.delete(parent);
-        await this.directory(parent);
-        await fs.mkdir(dir).catch((again: NodeJS.ErrnoException) => {
-          if (again.code !== 'EEXIST') throw again;
-        });
-      } else if (code !== 'EEXIST') throw err;
-    }
+  private directory(dir: string): Directory {
+    const cached = this.dirs.get(dir);
+    if (cached !== undefined) return cached;
+    // One entry per upload accumulates here: forget them all now and then (the price is one
+    // mkdir and one fsync again per directory still in use).
+    if (this.dirs.size >= maxKnownDirs) this.forgetDirectories();
+    const parentPath = path.dirname(dir);
+    const parent = this.directory(parentPath);
+    const made = parent.made.then(() =>
+      fs.mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      }),
+    );
     // Also when it existed: another server, or a run before a crash, may have made it without
     // its entry reaching the disk yet.
-    if (this.fsync) await this.dirSync.sync(parent);
+    const durable = this.fsync ? made.then(() => Promise.all([this.dirSync.sync(parentPath), parent.durable])).then(() => undefined) : made;
+    const entry = { made, durable };
+    this.dirs.set(dir, entry);
+    // A failure is reported to the callers; the next one tries afresh.
+    durable.catch(() => {
+      if (this.dirs.get(dir) === entry) this.dirs.delete(dir);
+    });
+    return entry;
+  }
+
+  private forgetDirectories(): void {
+    this.dirs.clear();
+    this.dirs.set(this.root, known);
   }
 
   private async exists(file: string): Promise<boolean> {
