@@ -15,8 +15,8 @@ export class ConfigError extends Error {
 
 type Raw = Record<string, unknown>;
 
-/** Environment variables and the config keys they set. */
-export const environment: Record<string, { key: string[]; type: 'string' | 'boolean' }> = {
+/** Environment variables and the config keys they set; a `list` is comma-separated. */
+export const environment: Record<string, { key: string[]; type: 'string' | 'boolean' | 'list' }> = {
   CUSTODY_LISTEN: { key: ['listen'], type: 'string' },
   CUSTODY_DATA_DIR: { key: ['dataDir'], type: 'string' },
   CUSTODY_DATABASE_URL: { key: ['database', 'url'], type: 'string' },
@@ -27,6 +27,9 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_AUTH_REALM: { key: ['auth', 'realm'], type: 'string' },
   CUSTODY_TRUST_ENABLED: { key: ['trust', 'enabled'], type: 'boolean' },
   CUSTODY_SIGSTORE_TRUSTED_ROOT: { key: ['trust', 'sigstoreTrustedRoot'], type: 'string' },
+  CUSTODY_TLS_CERT: { key: ['tls', 'certificate'], type: 'string' },
+  CUSTODY_TLS_KEY: { key: ['tls', 'key'], type: 'string' },
+  CUSTODY_TRUSTED_PROXIES: { key: ['trustedProxies'], type: 'list' },
 };
 
 /** Where each setting of a loaded configuration came from, by dotted key; unset keys are defaults. */
@@ -83,7 +86,7 @@ export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessE
   for (const [name, { key, type }] of Object.entries(environment)) {
     const value = (options.env ?? process.env)[name];
     if (value === undefined || value === '') continue;
-    setPath(raw, key, type === 'boolean' ? parseBoolean(name, value) : value);
+    setPath(raw, key, type === 'boolean' ? parseBoolean(name, value) : type === 'list' ? parseList(value) : value);
     for (const k of [...from.keys()]) if (k === key.join('.') || k.startsWith(`${key.join('.')}.`)) from.delete(k);
     from.set(key.join('.'), name);
   }
@@ -111,6 +114,13 @@ function setPath(target: Raw, key: string[], value: unknown): void {
     node = node[part] as Raw;
   }
   node[key[key.length - 1] as string] = value;
+}
+
+function parseList(value: string): string[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 function parseBoolean(name: string, value: string): boolean {

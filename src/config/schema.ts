@@ -1,4 +1,5 @@
 /** The one configuration schema. Every key has a default, so no file is needed. */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -32,6 +33,19 @@ const namespaceTrustFile = z.strictObject({
 
 export type NamespaceTrustFile = z.infer<typeof namespaceTrustFile>;
 
+/** proxy-addr's names for address ranges, as fastify's trustProxy takes them */
+const namedRanges = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** An address (10.0.0.7, ::1), a CIDR (10.0.0.0/8, fd00::/8) or one of proxy-addr's named ranges. */
+export function isAddressOrRange(value: string): boolean {
+  if (namedRanges.includes(value)) return true;
+  const [address = '', prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
 export const configSchema = z.strictObject({
   /** HOST:PORT to listen on; [::1]:5000 for IPv6 */
   listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'listen must be HOST:PORT').default('0.0.0.0:5000'),
@@ -51,6 +65,23 @@ export const configSchema = z.strictObject({
       fsync: z.boolean().default(true),
     })
     .default({ fsync: true }),
+  tls: z
+    .strictObject({
+      /** path to the PEM certificate (chain) served for HTTPS; with `key`, Custody serves HTTPS instead of HTTP */
+      certificate: z.string().min(1).optional(),
+      /** path to the PEM private key of the certificate */
+      key: z.string().min(1).optional(),
+      /** how often the two files are read again to pick up a renewed certificate (SIGHUP reloads at once) */
+      reloadSeconds: z.number().int().min(1).max(86_400).default(60),
+    })
+    .refine((t) => (t.certificate === undefined) === (t.key === undefined), 'tls.certificate and tls.key go together: set both or neither')
+    .default({ reloadSeconds: 60 }),
+  /**
+   * The proxies and load balancers whose X-Forwarded-For, -Proto and -Host are believed:
+   * addresses or CIDRs (and proxy-addr's `loopback`, `linklocal`, `uniquelocal`). From anyone
+   * else those headers are ignored. Empty: the TCP peer is the client.
+   */
+  trustedProxies: z.array(z.string().refine(isAddressOrRange, 'trustedProxies takes addresses or CIDRs, such as 10.0.0.7 or 10.0.0.0/8')).default([]),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   limits: z
     .strictObject({

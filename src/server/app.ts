@@ -16,6 +16,7 @@ import { openBlobStore } from '../storage/open.ts';
 import { startTrust } from '../trust/index.ts';
 import { createTufPublisher, refreshInterval, registerTufRoutes, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { frameworkErrors, installErrorHandlers } from './errors.ts';
+import { readTls, type TlsFiles } from './tls.ts';
 
 export interface AppParts {
   meta?: MetaStore;
@@ -24,6 +25,8 @@ export interface AppParts {
   signedTags?: SignedTagSource;
   /** the clock TUF metadata is signed by, and tokens and login failures judged by (tests move it); default Date.now */
   now?: () => number;
+  /** the certificate and key to serve (default: read from tls.certificate and tls.key, if set) */
+  tls?: TlsFiles;
 }
 
 const bootstraps = new WeakMap<FastifyInstance, () => Promise<void>>();
@@ -45,7 +48,12 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   let log: FastifyBaseLogger | undefined;
   const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
   const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), { fsync: config.storage.fsync, uploadExpirySeconds: config.uploads.expireAfterSeconds }));
+  const https = parts.tls ?? (await readTls(config));
   const app = Fastify({
+    // HTTPS when tls.certificate and tls.key are set; serve.ts reloads a renewed certificate.
+    ...(https ? { https } : {}),
+    // X-Forwarded-For/-Proto/-Host are believed only from these peers (req.ip, req.protocol, req.host).
+    ...(config.trustedProxies.length > 0 ? { trustProxy: config.trustedProxies } : {}),
     // Asynchronous log writes: a synchronous write per request cost ~8% of small-push throughput.
     logger: { level: config.log.level, stream: pino.destination({ dest: 1, sync: false }) },
     // Our own id for every request: a client's X-Request-Id would let it forge log lines; it is
