@@ -238,6 +238,25 @@ describe('custody trust and artifact', () => {
     expect(await ok(['trust', 'reset', 'cli'])).toMatch(/^namespace cli: trust from none \(judging 2 artifacts again\)/);
     await ok(['logout']);
   });
+
+  it('trust set --cosign-key reads public keys from files, and never sends a private one', async () => {
+    await ok(['login', server.url, '-u', 'admin', '--password-stdin'], `${testAdmin.password}\n`);
+    const key = newKey();
+    await writeFile(path.join(home, 'release.pub'), key.pem);
+    await writeFile(path.join(home, 'private.pem'), key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    expect(await ok(['trust', 'set', 'keys', '--cosign-key', `release=${path.join(home, 'release.pub')}`])).toMatch(/^namespace keys: trust from api\ncosign keys: +release\n/);
+    const shown = JSON.parse(await ok(['trust', 'show', 'keys', '--json'])) as { sigstore: { publicKeys: { name: string; pem: string }[] } };
+    expect(shown.sigstore.publicKeys).toEqual([{ name: 'release', pem: key.pem }]);
+    expect(await fails(['trust', 'set', 'keys', '--cosign-key', `release=${path.join(home, 'private.pem')}`])).toBe(`custody: ${path.join(home, 'private.pem')} is a private key: give its public key (openssl ec -in key.pem -pubout -out key.pub)`);
+    expect(await fails(['trust', 'set', 'keys', '--cosign-key', 'release'])).toBe('custody: give --cosign-key as NAME=FILE, not release');
+    expect(await fails(['trust', 'set', 'keys'])).toBe('custody: give the trust with --file FILE, or cosign keys with --cosign-key NAME=FILE');
+    // with --file, the keys are added to the document's
+    const doc = path.join(home, 'keys.json');
+    await writeFile(doc, JSON.stringify({ sigstore: { publicKeys: [{ name: 'old', pem: newKey().pem }] } }));
+    expect(await ok(['trust', 'set', 'keys', '--file', doc, '--cosign-key', `release=${path.join(home, 'release.pub')}`])).toMatch(/cosign keys: +old, release\n/);
+    await ok(['trust', 'reset', 'keys']);
+    await ok(['logout']);
+  });
 });
 
 describe('custody namespace list', () => {

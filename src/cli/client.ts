@@ -87,28 +87,42 @@ export class Client {
     this.hint = hint;
   }
 
-  /** Calls /api/v1<path>; the parsed JSON answer, or undefined for 204. */
-  async call<T = unknown>(method: string, apiPath: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
+  /**
+   * Sends a request to <url><path> (e.g. /v2/…), or to an absolute URL the server gave (a
+   * Location), with the credentials; the answer, whatever its status.
+   */
+  async send(pathname: string, init: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> } = {}): Promise<Response> {
+    const absolute = /^https?:\/\//.test(pathname);
+    // the credentials go to this registry only, never to another host a Location names
+    if (absolute && new URL(pathname).origin !== new URL(this.url).origin) throw new CliError(`${this.url} sent the CLI to another host (${new URL(pathname).origin}): not following`);
     try {
-      res = await fetch(`${this.url}/api/v1${apiPath}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      return await fetch(absolute ? pathname : `${this.url}${pathname}`, { method: init.method ?? 'GET', headers: { authorization: this.authorization, ...init.headers }, body: init.body });
     } catch (err) {
       const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
       throw new CliError(`cannot reach ${this.url}: ${cause}`);
     }
-    const text = await res.text();
-    if (!res.ok) {
-      let message = `${res.status} ${res.statusText}`;
-      try {
-        const parsed = JSON.parse(text) as { error?: { message?: unknown } };
-        if (typeof parsed.error?.message === 'string') message = parsed.error.message;
-      } catch {
-        // not the API's JSON: keep the status line
-      }
-      throw new CliError(res.status === 401 && this.hint ? `${message}; ${this.hint}` : message);
+  }
+
+  /** The server's message for a failed answer (API or /v2 JSON), with the login hint on 401. */
+  failure(res: Response, text: string): CliError {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const parsed = JSON.parse(text) as { error?: { message?: unknown }; errors?: { message?: unknown }[] };
+      const said = parsed.error?.message ?? parsed.errors?.[0]?.message;
+      if (typeof said === 'string' && said !== '') message = said;
+    } catch {
+      // not JSON: keep the status line
     }
+    return new CliError(res.status === 401 && this.hint ? `${message}; ${this.hint}` : message);
+  }
+
+  /** Calls /api/v1<path>; the parsed JSON answer, or undefined for 204. */
+  async call<T = unknown>(method: string, apiPath: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.send(`/api/v1${apiPath}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw this.failure(res, text);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 }

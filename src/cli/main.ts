@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerManagementCommands } from './management.ts';
+import { registerSign } from './sign.ts';
 import { registerAdmin } from './admin.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -65,6 +66,7 @@ function redact(url: string): string {
 }
 
 registerManagementCommands(program);
+registerSign(program);
 registerAdmin(program);
 
 program.parseAsync().catch((err: unknown) => {

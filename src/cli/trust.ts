@@ -61,6 +61,27 @@ async function readDocument(file: string): Promise<unknown> {
   }
 }
 
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Adds `name=file` public keys to the document's sigstore.publicKeys; the server checks them. */
+async function addCosignKeys(document: unknown, keys: string[]): Promise<void> {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new CliError('the trust document is not a JSON object');
+  const doc = document as { sigstore?: { publicKeys?: unknown[] } };
+  doc.sigstore ??= {};
+  if (typeof doc.sigstore !== 'object' || doc.sigstore === null) throw new CliError('the trust document\'s sigstore is not an object');
+  const publicKeys = (doc.sigstore.publicKeys ??= []);
+  if (!Array.isArray(publicKeys)) throw new CliError('the trust document\'s sigstore.publicKeys is not a list');
+  for (const spec of keys) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0) throw new CliError(`give --cosign-key as NAME=FILE, not ${spec}`);
+    const file = spec.slice(eq + 1);
+    const pem = await readFile(file, 'utf8').catch((err: Error) => Promise.reject(new CliError(`cannot read ${file}: ${err.message}`)));
+    // never send a private key to the server by mistake
+    if (/PRIVATE KEY-----/.test(pem)) throw new CliError(`${file} is a private key: give its public key (openssl ec -in key.pem -pubout -out key.pub)`);
+    publicKeys.push({ name: spec.slice(0, eq), pem });
+  }
+}
+
 export function registerTrust(program: Command): void {
   const trust = program.command('trust').description("a namespace's trust: cosign keys, keyless identities, Notary trust stores and policy");
 
@@ -71,9 +92,19 @@ export function registerTrust(program: Command): void {
     }),
   );
 
-  withJson(trust.command('set').description('replace a namespace\'s trust with a JSON document (see docs/trust.md)').argument('<ns>').requiredOption('--file <path>', 'the trust document; - for stdin')).action(
-    action(async (ns: string, opts: JsonOption & { file: string }) => {
-      const t = await (await loggedIn()).call<TrustView>('PUT', `/namespaces/${seg(ns)}/trust`, await readDocument(opts.file));
+  withJson(
+    trust
+      .command('set')
+      .description("replace a namespace's trust with a JSON document (see docs/trust.md), or with cosign public keys")
+      .argument('<ns>')
+      .option('--file <path>', 'the trust document; - for stdin')
+      .option('--cosign-key <name=file>', 'trust this cosign public key (PEM) under this name; repeatable, added to --file\'s keys', collect, []),
+  ).action(
+    action(async (ns: string, opts: JsonOption & { file?: string; cosignKey: string[] }) => {
+      if (opts.file === undefined && opts.cosignKey.length === 0) throw new CliError('give the trust with --file FILE, or cosign keys with --cosign-key NAME=FILE');
+      const document = opts.file === undefined ? {} : await readDocument(opts.file);
+      if (opts.cosignKey.length > 0) await addCosignKeys(document, opts.cosignKey);
+      const t = await (await loggedIn()).call<TrustView>('PUT', `/namespaces/${seg(ns)}/trust`, document);
       emit(opts, t, () => describeTrust(t));
     }),
   );
