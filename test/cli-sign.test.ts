@@ -92,7 +92,7 @@ describe.runIf(openssl)('custody sign', () => {
     expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+key:release\s+signed with the configured key release/);
   });
 
-  it('signs by digest, and pushes what cosign pushes: a referrer with the simple-signing payload', async () => {
+  it('signs by digest, and pushes a cosign signature referrer: the simple-signing payload, its signature annotation, the subject', async () => {
     const { body, digest } = await imageManifest(server.url, 'team/svc', ['svc layer']);
     expect((await putManifest(server.url, 'team/svc', 'v2', body)).status).toBe(201);
     const signed = JSON.parse(await ok(['sign', `team/svc@${digest}`, '--key', file('key.pem'), '--json'])) as { signature: string; dockerReference: string; digest: string };
@@ -130,6 +130,20 @@ describe.runIf(openssl)('custody sign', () => {
     expect((await putManifest(server.url, 'team/untrusted', 'v1', body)).status).toBe(201);
     await ok(['sign', 'team/untrusted:v1', '--key', file('other.pem')]);
     expect(await shown('team/untrusted', digest)).toMatch(/0 of 1 signatures verified[\s\S]*\nsignature\s+cosign\s+NO\s/);
+  });
+
+  it('signs with Ed25519 and RSA keys too', async () => {
+    await run('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', file('ed.pem')]);
+    await run('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', file('rsa.pem')]);
+    for (const k of ['ed', 'rsa']) await run('openssl', ['pkey', '-in', file(`${k}.pem`), '-pubout', '-out', file(`${k}.pub`)]);
+    await ok(['trust', 'set', 'kinds', '--cosign-key', `ed=${file('ed.pub')}`, '--cosign-key', `rsa=${file('rsa.pub')}`]);
+    const { body, digest } = await imageManifest(server.url, 'kinds/app', ['kinds layer']);
+    expect((await putManifest(server.url, 'kinds/app', 'v1', body)).status).toBe(201);
+    for (const k of ['ed', 'rsa']) await ok(['sign', 'kinds/app:v1', '--key', file(`${k}.pem`)]);
+    const view = await shown('kinds/app', digest);
+    expect(view).toContain('2 of 2 signatures verified');
+    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+key:ed\s/);
+    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+key:rsa\s/);
   });
 
   it('says in one line what is wrong', async () => {
