@@ -15,7 +15,7 @@ import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
 import { startTrust } from '../trust/index.ts';
 import { createTufPublisher, refreshInterval, registerTufRoutes, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
-import { frameworkErrors, installErrorHandlers } from './errors.ts';
+import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
 
 export interface AppParts {
@@ -64,7 +64,9 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 4096 },
     frameworkErrors,
+    clientErrorHandler,
   });
+  app.server.on('connect', answerConnect);
   log = app.log;
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -112,6 +114,13 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log, audit: auth.audit, ...(trust ? { events: trust } : {}) };
   registerV2(app, ctx, auth.controller);
 
+  // Someone who opens the registry's address in a browser, or curls it, learns where to go.
+  app.get('/', async () => ({
+    service: 'custody',
+    description: 'an OCI artifact registry (OCI Distribution 1.1)',
+    endpoints: { registry: '/v2/', token: '/token', management: '/api/v1/', tuf: '/tuf/<namespace>/', health: '/healthz', ready: '/readyz' },
+    docs: 'README.md and docs/ in the Custody repository: docs/api.md (/v2), docs/api-v1.md (/api/v1 and the custody CLI)',
+  }));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
