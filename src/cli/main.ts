@@ -1,8 +1,8 @@
 /**
  * The `custody` command: parsing and printing only; the work is in the modules it calls. Only
  * commander and the small client modules load for every command: the server, the configuration
- * (zod) and the trust code load in the commands that use them, so a client command starts in
- * about the time Node itself takes.
+ * (zod) and the trust code load in the commands that use them, and a client command does not pay
+ * for them (about 0.1 s of CPU to start instead of 0.23).
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
