@@ -26,6 +26,7 @@ beforeAll(async () => {
   dirs.push(work);
 });
 afterAll(async () => {
+  // every server started here, also those a failed test left running (stop() twice is harmless)
   for (const s of servers) await s.stop();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
@@ -98,10 +99,12 @@ describe('CUSTODY_ADMIN_PASSWORD after the first start', () => {
   it('warns once when it is no longer the admin password, and is ignored', async () => {
     const dataDir = await fresh('changed');
     const original = await startProcess({ dataDir, env: { CUSTODY_ADMIN_PASSWORD: 'first-password' } });
+    servers.push(original);
     await vi.waitFor(() => expect(original.output()).toContain('created the admin account \\"admin\\" with the password from CUSTODY_ADMIN_PASSWORD'), { timeout: 10_000 });
     await original.stop();
 
     const same = await startProcess({ dataDir, env: { CUSTODY_ADMIN_PASSWORD: 'first-password' } });
+    servers.push(same);
     await vi.waitFor(() => expect(same.output()).toContain('custody is serving'), { timeout: 10_000 });
     expect(same.output()).not.toMatch(/is set but the database already has its users/);
     await same.stop();
@@ -235,6 +238,7 @@ describe('the start-up log', () => {
     url.password = 'hunter2-secret';
     try {
       const server = await startProcess({ dataDir: await fresh('log-pg'), env: { CUSTODY_DATABASE_URL: url.toString() } });
+      servers.push(server);
       await vi.waitFor(() => expect(server.output()).toContain('custody is serving'), { timeout: 10_000 });
       const line = server.output().split('\n').find((l) => l.includes('custody is serving')) ?? '';
       expect(JSON.parse(line)).toMatchObject({ database: { engine: 'postgres', url: `postgres://postgres:***@${url.host}${url.pathname}` } });
