@@ -294,4 +294,12 @@ describe('custody config check', () => {
     expect(good.code, good.stderr).toBe(0);
     expect(good.stderr).toContain('configuration is valid');
   });
+
+  it('reads the TLS files, as the server does at start', async () => {
+    const file = path.join(home, 'tls.yaml');
+    await writeFile(file, 'tls:\n  certificate: /nonexistent/cert.pem\n  key: /nonexistent/key.pem\n');
+    const r = await custody(['config', 'check', '--config', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('cannot read the TLS certificate /nonexistent/cert.pem (from tls.certificate in');
+  });
 });

@@ -50,20 +50,21 @@ configCommand
   .option('--config <file>', 'YAML configuration file')
   .action(async (opts: { config?: string }) => {
     const { ConfigError, loadConfig } = await import('../config/load.ts');
-    const { databaseUrl, storageUrl } = await import('../config/schema.ts');
+    const { databaseUrl, redactUrl, storageUrl } = await import('../config/schema.ts');
     const config = await loadConfig({ file: opts.config });
     // the files trust names are read at start too: a missing key file should show here first
     const { loadFileTrust, TrustConfigError } = await import('../trust/config.ts');
     await loadFileTrust(config.trust).catch((err: unknown) => {
       throw err instanceof TrustConfigError ? new ConfigError(`invalid ${opts.config ?? 'configuration'}: ${err.message}`) : err;
     });
-    console.log(JSON.stringify({ ...config, resolved: { database: redact(databaseUrl(config)), storage: storageUrl(config) } }, null, 2));
+    // and the TLS files, which must make a usable pair
+    const { readTls } = await import('../server/tls.ts');
+    await readTls(config).catch((err: unknown) => {
+      throw new ConfigError(`invalid ${opts.config ?? 'configuration'}: ${(err as Error).message}`);
+    });
+    console.log(JSON.stringify({ ...config, resolved: { database: redactUrl(databaseUrl(config)), storage: storageUrl(config) } }, null, 2));
     console.error('configuration is valid');
   });
-
-function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
-}
 
 registerManagementCommands(program);
 registerSign(program);

@@ -156,6 +156,11 @@ export function storageUrl(config: Config): string {
   return config.storage.url ?? path.join(config.dataDir, 'blobs');
 }
 
+/** How the blob store is opened, wherever it is opened (buildApp, the start-up checks). */
+export function blobStoreOptions(config: Config): { fsync: boolean; uploadExpirySeconds: number } {
+  return { fsync: config.storage.fsync, uploadExpirySeconds: config.uploads.expireAfterSeconds };
+}
+
 /** A URL as it may be shown in logs and errors: a password in it (or in ?password=) becomes ***. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@').replace(/([?&]password=)[^&]*/gi, '$1***');

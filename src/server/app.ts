@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { pino } from 'pino';
 import { registerApi } from '../api/index.ts';
 import { createAuth, registerAuthRoutes } from '../auth/index.ts';
-import { databaseUrl, storageUrl, type Config } from '../config/schema.ts';
+import { blobStoreOptions, databaseUrl, storageUrl, type Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import { openMetaStore } from '../meta/open.ts';
 import type { RegistryContext } from '../oci/context.ts';
@@ -47,7 +47,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   // The logger exists only once the app does; a connection failing before that has no one to tell.
   let log: FastifyBaseLogger | undefined;
   const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
-  const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), { fsync: config.storage.fsync, uploadExpirySeconds: config.uploads.expireAfterSeconds }));
+  const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), blobStoreOptions(config)));
   const https = parts.tls ?? (await readTls(config));
   const app = Fastify({
     // HTTPS when tls.certificate and tls.key are set; serve.ts reloads a renewed certificate.

@@ -9,7 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { settingSource } from '../config/load.ts';
-import { databaseUrl, parseListen, redactUrl, storageUrl, type Config } from '../config/schema.ts';
+import { blobStoreOptions, databaseUrl, parseListen, redactUrl, storageUrl, type Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import { openMetaStore } from '../meta/open.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
@@ -113,9 +113,7 @@ export async function openBlobs(config: Config): Promise<BlobStore> {
   const url = storageUrl(config);
   const shown = storesInUse(config).storage.url;
   try {
-    // The options buildApp would pass (it opens the store itself when not given one).
-    const options = { fsync: config.storage.fsync, uploadExpirySeconds: config.uploads.expireAfterSeconds };
-    const blobs = await openBlobStore(url, options);
+    const blobs = await openBlobStore(url, blobStoreOptions(config));
     if (url !== 'memory://') await probeWrite(url.startsWith('file://') ? new URL(url).pathname : path.resolve(url));
     return blobs;
   } catch (err) {
