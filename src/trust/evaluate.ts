@@ -9,9 +9,10 @@ import { blobKey, parseDigest } from '../oci/digest.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { readArtifactManifest, type Layer } from './classify.ts';
 import { isSigstoreBundle, trustTypes, sbomFormat } from './mediatypes.ts';
+import type { DocumentReader, StatementSummary } from './reader/index.ts';
 import type { NamespaceTrust, SignedPayload, SubjectRef, Verdict } from './verdict.ts';
 import type * as VerifiersModule from './verifiers.ts';
-import type { SbomDocument, Statement } from './verifiers.ts';
+import type { SbomDocument } from './verifiers.ts';
 
 type Verifiers = typeof VerifiersModule;
 let verifiers: Promise<Verifiers> | undefined;
@@ -30,6 +31,8 @@ export interface Judgement {
 export interface EvaluateDeps {
   meta: MetaStore;
   blobs: BlobStore;
+  /** parses SBOMs and in-toto statements, the large ones off the event loop */
+  reader: DocumentReader;
 }
 
 /** Signatures and envelopes are small; SBOMs and attestations carrying them are not. */
@@ -57,13 +60,15 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
     case 'sigstore-bundle': {
       const subjectContent = stored?.content;
       const bundles = layers.filter((l) => isSigstoreBundle(l.mediaType));
-      return combineSigned(v, bundles, async (l) =>
+      return combineSigned(v, deps.reader, artifact.kind, bundles, async (l) =>
         verifySigstoreBundle({ bundle: await read(l, maxDocumentBytes), subject, ...(subjectContent ? { subjectContent } : {}) }, trust.sigstore),
       );
     }
     case 'dsse':
       return combineSigned(
         v,
+        deps.reader,
+        artifact.kind,
         layers.filter((l) => l.mediaType === trustTypes.dsse),
         async (l) => verifyDsseEnvelope({ envelope: await read(l, maxDocumentBytes), annotations: l.annotations ?? {}, subject }, trust.sigstore),
       );
@@ -76,7 +81,7 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
     }
     case 'cyclonedx':
     case 'spdx':
-      return readSbom(v, layers, read, record);
+      return readSbom(v, deps.reader, layers, read, record);
     default:
       return { kind: artifact.kind, verified: false, reason: `unknown artifact format ${artifact.format}` };
   }
@@ -93,15 +98,25 @@ async function combine(kind: ArtifactKind, layers: Layer[], verify: (l: Layer) =
   return { kind, verified: chosen.verified, ...(chosen.signer ? { signer: chosen.signer } : {}), reason: chosen.reason, ...(details ? { details } : {}) };
 }
 
-/** Bundles and DSSE envelopes: the statement they carry says whether they are a signature or an attestation. */
-async function combineSigned(v: Pick<Verifiers, 'parseStatement' | 'StatementError' | 'attestationKind'>, layers: Layer[], verify: (l: Layer) => Promise<Verdict & { signed?: SignedPayload }>): Promise<Judgement> {
-  let statement: Statement | undefined;
+/**
+ * Bundles and DSSE envelopes: the statement a verified one carries says whether it is a signature
+ * or an attestation. Until then, and when it fails, it keeps the kind it was classified with, so
+ * a verdict never turns an attestation into a signature.
+ */
+async function combineSigned(
+  v: Pick<Verifiers, 'StatementError' | 'attestationKind'>,
+  reader: DocumentReader,
+  classified: ArtifactKind,
+  layers: Layer[],
+  verify: (l: Layer) => Promise<Verdict & { signed?: SignedPayload }>,
+): Promise<Judgement> {
+  let statement: StatementSummary | undefined;
   let statementProblem: string | undefined;
-  const judged = await combine('signature', layers, async (l) => {
+  const judged = await combine(classified, layers, async (l) => {
     const signed = await verify(l);
     if (signed.signed && !statement) {
       try {
-        statement = v.parseStatement(signed.signed);
+        statement = await reader.statement(signed.signed);
       } catch (err) {
         if (!(err instanceof v.StatementError)) throw err;
         statementProblem = err.message;
@@ -122,11 +137,11 @@ async function combineSigned(v: Pick<Verifiers, 'parseStatement' | 'StatementErr
   return { ...judged, kind: isSignature ? 'signature' : 'attestation', details: { ...judged.details, ...facts }, ...(s.sbom ? { sbom: s.sbom } : {}) };
 }
 
-async function readSbom(v: Pick<Verifiers, 'parseSbom' | 'SbomError'>, layers: Layer[], read: Read, record: ManifestRecord): Promise<Judgement> {
+async function readSbom(v: Pick<Verifiers, 'SbomError'>, reader: DocumentReader, layers: Layer[], read: Read, record: ManifestRecord): Promise<Judgement> {
   const layer = layers.find((l) => sbomFormat(l.mediaType)) ?? (layers.length === 1 && sbomFormat(record.artifactType ?? '') ? layers[0] : undefined);
   if (!layer) return { kind: 'sbom', verified: null, reason: 'the manifest has no SBOM layer' };
   try {
-    const sbom = v.parseSbom(await read(layer, maxDocumentBytes), layer.mediaType);
+    const sbom = await reader.sbom(await read(layer, maxDocumentBytes), layer.mediaType);
     return { kind: 'sbom', verified: null, reason: `${sbom.format} ${sbom.specVersion} SBOM with ${sbom.components.length} components`, details: { format: sbom.format, specVersion: sbom.specVersion, components: sbom.components.length }, sbom };
   } catch (err) {
     if (err instanceof v.SbomError || err instanceof TooLarge) return { kind: 'sbom', verified: null, reason: `the SBOM cannot be read: ${err.message}` };

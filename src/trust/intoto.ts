@@ -14,6 +14,7 @@
  *   algorithm named as the provenance names it (`sha1`, `gitCommit`, …).
  */
 import { z } from 'zod';
+import { jsonTooCostly } from './json-limits.ts';
 import { parseSbom, SbomError, type SbomDocument } from './sbom/index.ts';
 import type { SignedPayload } from './verdict.ts';
 
@@ -60,8 +61,13 @@ export function parseStatement(signed: SignedPayload): Statement {
   }
   let json: unknown;
   try {
-    json = JSON.parse(decoder.decode(signed.payload));
+    const text = decoder.decode(signed.payload);
+    // the SBOM a predicate carries is JSON.parse'd here, with the statement: refuse what would cost too much first
+    const costly = jsonTooCostly(text);
+    if (costly) throw new StatementError(`the payload ${costly}`);
+    json = JSON.parse(text);
   } catch (e) {
+    if (e instanceof StatementError) throw e;
     throw new StatementError(`the payload is not JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new StatementError('the payload is not a JSON object');

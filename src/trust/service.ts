@@ -11,6 +11,7 @@ import type { BlobStore } from '../storage/blobstore.ts';
 import { classify, legacyTag } from './classify.ts';
 import { namespaceOf, type TrustResolver } from './config.ts';
 import { evaluate } from './evaluate.ts';
+import { DocumentReader } from './reader/index.ts';
 
 /** Pending artifacts read per poll. */
 const pollPage = 100;
@@ -30,6 +31,8 @@ export class TrustService {
   private readonly deps: TrustServiceDeps;
   private readonly queued = new Map<string, TrustArtifact>();
   private readonly running = new Set<string>();
+  /** SBOMs and statements past 1 MiB are parsed in its child process, not on the event loop */
+  private readonly reader = new DocumentReader();
   private idleWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -107,12 +110,13 @@ export class TrustService {
     await this.poll();
   }
 
-  /** Stops taking work and waits for what is running. */
+  /** Stops taking work, waits for what is running, then ends the reader's child process. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.queued.clear();
     await this.idle();
+    await this.reader.close();
   }
 
   /** Resolves when nothing is queued or running (tests, shutdown). */
@@ -164,7 +168,7 @@ export class TrustService {
     const started = Date.now();
     try {
       const { trust, fingerprint } = await this.deps.resolver.resolve(namespaceOf(a.repo), { fresh: true });
-      const j = await evaluate(a, trust, this.deps);
+      const j = await evaluate(a, trust, { meta: this.deps.meta, blobs: this.deps.blobs, reader: this.reader });
       if (j.sbom) await this.deps.meta.trust.putSbom({ repo: a.repo, digest: a.digest, format: j.sbom.format, specVersion: j.sbom.specVersion, ...(j.sbom.name ? { name: j.sbom.name } : {}), components: j.sbom.components });
       await this.deps.meta.trust.setVerdict(a.repo, a.digest, {
         kind: j.kind,

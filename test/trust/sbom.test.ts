@@ -298,13 +298,49 @@ describe('bounded work', () => {
     expect(spdx3.ms).toBeLessThan(1000);
   });
 
-  it('deep nesting (150 000 levels parsed, 250 000 refused) is no stack overflow', () => {
+  it('deep nesting of parsed JSON (150 000 levels read, 250 000 refused) is no stack overflow', () => {
     let component: Record<string, unknown> = { type: 'library', name: 'leaf' };
     for (let i = 0; i < 150_000; i++) component = { type: 'library', name: `n${i}`, components: [component] };
     const doc = parseSbom({ bomFormat: 'CycloneDX', specVersion: '1.6', components: [component] });
     expect(doc.components).toHaveLength(150_001);
     expect(doc.components.at(-1)?.name).toBe('leaf');
+    // as bytes, this one is refused before JSON.parse for its nesting (below); parsed, for its size
     const deep = `{"bomFormat":"CycloneDX","specVersion":"1.6","components":[${'{"type":"library","name":"n","components":['.repeat(250_000)}${']}'.repeat(250_000)}]}`;
-    expectSbomError(() => parseSbom(bytes(deep)), /too many components/);
+    expectSbomError(() => parseSbom(JSON.parse(deep)), /too many components/);
+  });
+});
+
+describe('hostile nesting', () => {
+  const nests = /^the document nests too deeply \(more than 128 levels\)$/;
+  const cdx = (components: string) => `{"bomFormat":"CycloneDX","specVersion":"1.6","components":${components}}`;
+
+  it('bytes nesting deeper than 128 levels are refused before they are parsed: arrays, objects, inside an SBOM', () => {
+    expectSbomError(() => parseSbom(bytes(`${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`)), nests);
+    expectSbomError(() => parseSbom(bytes(`${'{"a":'.repeat(1_000_000)}1${'}'.repeat(1_000_000)}`), 'application/vnd.cyclonedx+json'), nests);
+    expectSbomError(() => parseSbom(bytes(cdx(`[{"name":"a","x":${'['.repeat(200)}${']'.repeat(200)}}]`))), nests);
+    // unterminated, and deep before the point where JSON.parse would stop
+    expectSbomError(() => parseSbom(bytes('['.repeat(500))), nests);
+  });
+
+  it('128 levels are read; brackets inside strings, escaped quotes included, do not count', () => {
+    // the document and its components array are two levels, each nested component two more, the leaf and its licenses two
+    const nested = (leaf: string) => {
+      let c = leaf;
+      for (let i = 0; i < 62; i++) c = `{"name":"n${i}","components":[${c}]}`;
+      return cdx(`[${c}]`);
+    };
+    expect(parseSbom(bytes(nested('{"name":"leaf","licenses":[]}'))).components).toHaveLength(63);
+    expectSbomError(() => parseSbom(bytes(nested('{"name":"leaf","licenses":[{}]}'))), nests);
+    // JSON-escaped, the name holds \\" (an escaped quote) and ends in \\\\" (an escaped backslash, then the closing quote)
+    const brackets = `[[[[{{{{\\"${'['.repeat(300)}\\\\`;
+    const doc = parseSbom(bytes(cdx(`[{"name":${JSON.stringify(brackets)},"version":"\\\\"}]`)));
+    expect(doc.components[0]).toMatchObject({ name: brackets, version: '\\' });
+  });
+
+  it('a valid SBOM reads the same as before the nesting check', () => {
+    for (const name of ['cyclonedx-1.5.json', 'spdx-2.3-syft.json', 'spdx-3.0.1.json']) {
+      const parsed: unknown = JSON.parse(new TextDecoder().decode(fixture(name)));
+      expect(parseSbom(fixture(name)), name).toEqual(parseSbom(parsed));
+    }
   });
 });

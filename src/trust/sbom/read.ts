@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { jsonTooCostly } from '../json-limits.ts';
 import { MAX_COMPONENTS, SbomError } from './types.ts';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -15,6 +16,8 @@ export function readJson(input: unknown): unknown {
   const start = text.trimStart();
   if (start.startsWith('<')) throw new SbomError('not JSON: this looks like XML; only JSON SBOMs are read (CycloneDX XML is not supported)');
   if (/^SPDXVersion:/i.test(start)) throw new SbomError('not JSON: this looks like SPDX tag-value, which is not supported; use SPDX JSON');
+  const costly = jsonTooCostly(text);
+  if (costly) throw new SbomError(`the document ${costly}`);
   try {
     return JSON.parse(text);
   } catch (e) {

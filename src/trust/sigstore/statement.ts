@@ -1,6 +1,7 @@
 /** What ties a signed payload to the artifact: digests in cosign payloads and in-toto statements. */
 import { z } from 'zod';
 import { IN_TOTO_PAYLOAD_TYPE } from '../intoto.ts';
+import { jsonTooCostly } from '../json-limits.ts';
 
 export interface Digest {
   algorithm: string;
@@ -28,9 +29,13 @@ export function checkStatement(payloadType: string, payload: Uint8Array, subject
   if (payloadType !== IN_TOTO_PAYLOAD_TYPE) {
     return { reason: `the signed payload is of type ${payloadType || '(none)'}, not an in-toto statement, so nothing ties it to this artifact` };
   }
+  const text = Buffer.from(payload).toString('utf8');
+  // an SBOM predicate is the bulk of the payload and the sender's choice: its shape could stall the loop here
+  const costly = jsonTooCostly(text);
+  if (costly) return { reason: `the signed payload ${costly}` };
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(payload).toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     return { reason: 'the signed payload claims to be an in-toto statement but is not JSON' };
   }
