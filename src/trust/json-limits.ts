@@ -2,7 +2,7 @@
  * What JSON.parse would take from an untrusted document, judged without parsing it. V8's JSON.parse
  * does not recurse, so no shape overflows the stack; shapes cost time and memory instead, out of
  * proportion to the bytes. 16 MiB of `[[[…]]]` held the server's event loop 4.4 s and took 900 MiB;
- * 64 MiB of `[],[],…`, 21 million arrays, held it 90 s and took 1.8 GiB, and in a process whose V8
+ * 64 MiB of `[],[],…`, 21 million arrays, held it 27 s and took 1.8 GiB, and in a process whose V8
  * heap is capped at 512 MiB still takes 1.4 GiB (the parser's own bookkeeping is not on that heap)
  * and a minute of garbage collection. So SBOMs, in-toto statements and Sigstore envelopes are
  * refused before JSON.parse when they nest deeper than MAX_JSON_DEPTH or hold more than
