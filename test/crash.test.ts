@@ -173,10 +173,9 @@ describe('SIGTERM', () => {
     await new Promise((r) => setTimeout(r, 300));
     const exited = server.kill('SIGTERM');
     expect(await reply).toBe(202);
-    const replied = Date.now();
+    // 0: it exited once the request was done; waiting on the client's idle keep-alive connection
+    // would have run into the drain limit, which exits with 1.
     expect(await exited).toBe(0);
-    // It exits once the request is done, not when the client lets the idle connection go.
-    expect(Date.now() - replied).toBeLessThan(2000);
     await expect(request(server.url, '/v2/')).rejects.toThrow(/ECONNREFUSED/);
   });
 });

@@ -19,11 +19,10 @@ it('judges every pending artifact, page after page, without waiting for the poll
   const meta = await openMetaStore(path.join(await tempDir(), 'custody.db'));
   for (let i = 0; i < 250; i++) await meta.trust.recordArtifact({ repo: 'ns/app', digest: d(1000 + i), subject: d(1), kind: 'signature', format: 'cosign', via: 'referrer' });
   const service = new TrustService({ meta, blobs: new MemoryBlobStore(), resolver: new TrustResolver(meta.trust, { namespaces: new Map() }), log: pino({ level: 'silent' }), workers: 2, pollMs: 3_600_000 });
-  const started = Date.now();
+  // The poll timer is an hour away: only paging on its own gets through the backlog.
   await service.start();
   await service.idle();
   expect(await meta.trust.pending(1000)).toEqual([]);
-  expect(Date.now() - started).toBeLessThan(30_000);
   // each was judged: the manifests are gone, and the verdict says so
   expect(await meta.trust.getArtifact('ns/app', d(1249))).toMatchObject({ status: 'done', verified: false, reason: `manifest ${d(1249)} is no longer in ns/app` });
   await service.stop();
