@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Namespace, PrincipalKind } from '../meta/accounts.ts';
 import type { Access } from '../auth/access.ts';
-import { namespaceOf } from '../auth/principal.ts';
+import { namespaceOf } from '../reference.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import { access, accountName, authorize, decide, iso, namespaceName, recorded, type ApiContext } from './context.ts';
 import { invalid, notFound, parse } from './errors.ts';

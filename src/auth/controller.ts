@@ -9,7 +9,8 @@ import type { FastifyRequest } from 'fastify';
 import type { Access, AccessController, Decision } from './access.ts';
 import { scopeString } from './access.ts';
 import { AuthError, type Authenticator, type TokenAccess } from './authenticate.ts';
-import { anonymous, namespaceOf, type Principal } from './principal.ts';
+import { namespaceOf } from '../reference.ts';
+import { anonymous, type Principal } from './principal.ts';
 import type { Rbac } from './rbac.ts';
 import type { RateLimiter } from './rate-limit.ts';
 

@@ -21,5 +21,3 @@ export const anonymous: Principal = { kind: 'anonymous', id: '', name: 'anonymou
 
 export const allActions: readonly Action[] = ['pull', 'push', 'delete', 'manage'];
 
-/** The namespace of a repository: its first path segment. */
-export const namespaceOf = (repository: string): string => repository.split('/', 1)[0] as string;

@@ -7,11 +7,11 @@
  * access, and outlive a password reset.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { checkName } from '../oci/names.ts';
 import { AuthError, type TokenAccess } from './authenticate.ts';
 import { parseAuthorization, type TokenAccessController } from './controller.ts';
 import type { KeyRing } from './keys.ts';
-import { namespaceOf, type Principal } from './principal.ts';
+import { isRepositoryName, namespaceOf } from '../reference.ts';
+import type { Principal } from './principal.ts';
 import type { Rbac } from './rbac.ts';
 
 export interface TokenRouteDeps {
@@ -37,11 +37,7 @@ export function parseScope(scope: string): TokenAccess {
   const name = scope.slice(first + 1, last);
   const actions = scope.slice(last + 1).split(',').filter(Boolean);
   if (type === 'repository') {
-    try {
-      checkName(name);
-    } catch {
-      throw new ScopeError(`invalid repository name in scope ${JSON.stringify(scope.slice(0, 200))}`);
-    }
+    if (!isRepositoryName(name)) throw new ScopeError(`invalid repository name in scope ${JSON.stringify(scope.slice(0, 200))}`);
   } else if (!(type === 'registry' && registryScopes.includes(name))) throw new ScopeError(`unknown scope type in ${JSON.stringify(scope.slice(0, 200))}`);
   return { type, name, actions };
 }

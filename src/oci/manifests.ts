@@ -5,7 +5,8 @@ import type { Handler, RegistryContext } from './context.ts';
 import { digestOf, isDigest, parseDigest } from './digest.ts';
 import { OciError } from './errors.ts';
 import { parseManifest } from './manifest-parse.ts';
-import { checkTag, isTag } from './names.ts';
+import { isTag } from '../reference.ts';
+import { checkTag } from './names.ts';
 
 export const getManifest: Handler = async (ctx, req, reply, m) => {
   const byDigest = isDigest(m.ref);

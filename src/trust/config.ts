@@ -135,4 +135,3 @@ function firstIssue(err: z.ZodError): string {
   return issue ? `${issue.path.map(String).join('.')}: ${issue.message}` : 'invalid';
 }
 
-export const namespaceOf = (repo: string): string => repo.split('/')[0] ?? repo;

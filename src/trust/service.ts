@@ -9,7 +9,8 @@ import type { MetaStore } from '../meta/metastore.ts';
 import type { TrustArtifact } from '../meta/trust.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { classify, legacyTag } from './classify.ts';
-import { namespaceOf, type TrustResolver } from './config.ts';
+import { namespaceOf } from '../reference.ts';
+import type { TrustResolver } from './config.ts';
 import { evaluate } from './evaluate.ts';
 import { DocumentReader } from './reader/index.ts';
 

@@ -4,7 +4,7 @@
  * client fetches it as `targets/<dirname>/<hex>.<basename>` (`targets/team/<hex>.app:1.0`).
  */
 import { TargetFile } from '@tufjs/models';
-import { checkName, checkTag } from '../../oci/names.ts';
+import { isRepositoryName, isTag } from '../../reference.ts';
 import type { SignedTag } from './source.ts';
 
 const digestPattern = /^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
@@ -13,21 +13,12 @@ export const targetPath = (repository: string, tag: string): string => `${reposi
 
 const inNamespace = (namespace: string, repository: string): boolean => repository === namespace || repository.startsWith(`${namespace}/`);
 
-function valid(check: () => unknown): boolean {
-  try {
-    check();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The targets of a namespace's signed tags, by path. Entries that cannot be targets are skipped and reported. */
 export function targetFiles(namespace: string, tags: SignedTag[], skipped: (tag: SignedTag, why: string) => void = () => {}): Record<string, TargetFile> {
   const out: Record<string, TargetFile> = {};
   for (const t of tags) {
-    if (!inNamespace(namespace, t.repository) || !valid(() => checkName(t.repository))) skipped(t, 'repository outside the namespace or invalid');
-    else if (!valid(() => checkTag(t.tag))) skipped(t, 'invalid tag');
+    if (!inNamespace(namespace, t.repository) || !isRepositoryName(t.repository)) skipped(t, 'repository outside the namespace or invalid');
+    else if (!isTag(t.tag)) skipped(t, 'invalid tag');
     else if (!digestPattern.test(t.digest)) skipped(t, 'not a sha256 or sha512 digest');
     else if (!Number.isSafeInteger(t.size) || t.size < 0) skipped(t, 'invalid size');
     else {
@@ -60,6 +51,6 @@ export function parseTargetFile(namespace: string, segments: string[]): TargetRe
   if (!m) return undefined;
   const [, hex, base, tag] = m as unknown as [string, string, string, string];
   const repository = [...segments.slice(0, -1), base].join('/');
-  if (!inNamespace(namespace, repository) || !valid(() => checkName(repository)) || !valid(() => checkTag(tag))) return undefined;
+  if (!inNamespace(namespace, repository) || !isRepositoryName(repository) || !isTag(tag)) return undefined;
   return { repository, tag, digest: `${hex.length === 64 ? 'sha256' : 'sha512'}:${hex}` };
 }
