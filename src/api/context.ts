@@ -4,12 +4,13 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { refusalHeaders, type Access } from '../auth/access.ts';
+import { refusalHeaders, type Access, type AccessController } from '../auth/access.ts';
 import { parseAuthorization } from '../auth/controller.ts';
 import type { Auth } from '../auth/index.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { AccountStore } from '../meta/accounts.ts';
 import type { MetaStore } from '../meta/metastore.ts';
+import { isNamespaceName, maxNameLength, namespaceRule } from '../reference.ts';
 import type { TrustService } from '../trust/service.ts';
 import { ApiError, codeOf, conflict } from './errors.ts';
 
@@ -31,15 +32,23 @@ export const access: { login: Access; admin: Access; manage: (namespace: string)
   manage: (namespace) => ({ type: 'repository', name: namespace, actions: ['manage'] }),
 };
 
-/** Asks the access controller; a refusal becomes the API error, with the controller's challenge. */
-export async function decide(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, accesses: Access[]): Promise<{ principal: Principal; refused: Access[] }> {
-  const decision = await ctx.auth.controller.authorize(req, accesses);
+/**
+ * Asks the access controller; a refusal becomes the API error, with the controller's challenge
+ * and Retry-After. The one place the API (and /tuf) turns a refusal into an answer.
+ */
+export async function ask(controller: AccessController, req: FastifyRequest, reply: FastifyReply, accesses: Access[]): Promise<{ principal: Principal; refused: Access[] }> {
+  const decision = await controller.authorize(req, accesses);
   if (!decision.granted) {
     reply.headers(refusalHeaders(decision));
     throw new ApiError(codeOf(decision.status), decision.message);
   }
   req.principal = decision.principal;
   return decision;
+}
+
+/** ask(), with the API's controller. */
+export function decide(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, accesses: Access[]): Promise<{ principal: Principal; refused: Access[] }> {
+  return ask(ctx.auth.controller, req, reply, accesses);
 }
 
 /** decide(), for the usual case where every access is required: the principal. */
@@ -72,8 +81,5 @@ export const iso = (ms: number | null): string | null => (ms === null ? null : n
 export const accountName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use 1 to 64 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit');
-export const namespaceName = z
-  .string()
-  .max(255, 'at most 255 characters')
-  .regex(/^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/, 'use lowercase letters and digits, joined by ".", "_", "__" or "-" (one path component)');
+export const namespaceName = z.string().max(maxNameLength, `at most ${maxNameLength} characters`).refine(isNamespaceName, namespaceRule);
 export const password = z.string().min(8, 'at least 8 characters').max(1024, 'at most 1024 characters');

@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { registerApi } from '../api/index.ts';
+import { registerTufRoutes } from '../api/tuf-repository.ts';
 import { createAuth, registerAuthRoutes } from '../auth/index.ts';
 import { blobStoreOptions, databaseUrl, storageUrl, type Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
@@ -14,7 +15,7 @@ import { expireUploads } from '../oci/expiry.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
 import { startTrust } from '../trust/index.ts';
-import { createTufPublisher, refreshInterval, registerTufRoutes, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
+import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
 

@@ -4,7 +4,7 @@ import { TufPublisher, type TufSettings } from './publish.ts';
 import type { SignedTagSource } from './source.ts';
 
 export { TufPublisher, type TufState } from './publish.ts';
-export { registerTufRoutes } from './routes.ts';
+export { parseTargetFile, type TargetRequest } from './targets.ts';
 export { refreshInterval, startRefreshing, type Refresher } from './refresh.ts';
 export type { SignedTag, SignedTagSource } from './source.ts';
 

@@ -4,13 +4,12 @@
  * JSON shape. Metadata is served exactly as stored; target files are manifests from the MetaStore.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { namespaceName } from '../../api/context.ts';
-import { codeOf, ApiError, installApiErrors, invalid, notFound } from '../../api/errors.ts';
-import { refusalHeaders, type AccessController } from '../../auth/access.ts';
-import type { ManifestIndex } from '../../meta/metastore.ts';
-import type { TufRole } from '../../meta/tuf.ts';
-import type { TufPublisher } from './publish.ts';
-import { parseTargetFile, type TargetRequest } from './targets.ts';
+import type { AccessController } from '../auth/access.ts';
+import type { ManifestIndex } from '../meta/metastore.ts';
+import type { TufRole } from '../meta/tuf.ts';
+import { parseTargetFile, type TargetRequest, type TufPublisher } from '../trust/tuf/index.ts';
+import { ask, namespaceName } from './context.ts';
+import { installApiErrors, invalid, notFound } from './errors.ts';
 
 export interface TufRouteDeps {
   publisher: TufPublisher;
@@ -65,12 +64,7 @@ async function serve(deps: TufRouteDeps, req: FastifyRequest, reply: FastifyRepl
   const { namespace, segments } = split(req.raw.url ?? '/');
   const wanted = resource(namespace, segments);
   if (!wanted) throw notFound(`no TUF file ${segments.join('/').slice(0, 300)} in namespace ${namespace}`);
-  const decision = await deps.controller.authorize(req, [{ type: 'repository', name: namespace, actions: ['pull'] }]);
-  if (!decision.granted) {
-    reply.headers(refusalHeaders(decision));
-    throw new ApiError(codeOf(decision.status), decision.message);
-  }
-  req.principal = decision.principal;
+  await ask(deps.controller, req, reply, [{ type: 'repository', name: namespace, actions: ['pull'] }]);
 
   if (wanted.kind === 'target') {
     const { repository, tag, digest } = wanted.target;
