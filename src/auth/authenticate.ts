@@ -9,6 +9,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { AccountStore } from '../meta/accounts.ts';
+import { BoundedMap } from '../bounded-map.ts';
 import type { KeyRing } from './keys.ts';
 import { decoyHash, verifyPassword } from './passwords.ts';
 import { allActions, anonymous, type Action, type Principal } from './principal.ts';
@@ -80,12 +81,12 @@ export class Authenticator {
   private readonly settings: AuthSettings;
   private readonly onLogin: (event: LoginEvent) => void;
   /** HMAC(name, password) under a per-process key → the hash it matched; the password is never kept */
-  private readonly passwords = new Map<string, { hash: string; until: number }>();
+  private readonly passwords = new BoundedMap<string, { hash: string; until: number }>(10_000);
   private readonly cacheKey = randomBytes(32);
   /** password checks running now, by cache key and hash, so that the same credentials cost one */
   private readonly verifying = new Map<string, Promise<boolean>>();
-  private readonly jwts = new Map<string, { claims: BearerClaims; until: number }>();
-  private readonly alive = new Map<string, number>();
+  private readonly jwts = new BoundedMap<string, { claims: BearerClaims; until: number }>(10_000);
+  private readonly alive = new BoundedMap<string, number>(10_000);
   private readonly now: () => number;
 
   constructor(accounts: AccountStore, keys: KeyRing, settings: AuthSettings, onLogin: (event: LoginEvent) => void) {
@@ -151,7 +152,6 @@ export class Authenticator {
     const cached = this.passwords.get(cacheKey);
     if (!(cached && cached.hash === user.passwordHash && cached.until > this.now())) {
       if (!(await this.verifyOnce(cacheKey, password, user.passwordHash))) return undefined;
-      if (this.passwords.size > 10_000) this.passwords.clear();
       this.passwords.set(cacheKey, { hash: user.passwordHash, until: this.now() + passwordCacheMs });
       this.onLogin({ principal: user.name, source, outcome: 'success' });
     }
@@ -205,7 +205,6 @@ export class Authenticator {
       const kind = p.pk === 'user' || p.pk === 'robot' ? p.pk : 'anonymous';
       const principal: Principal = kind === 'anonymous' ? anonymous : { kind, id: p.pid ?? '', name: p.sub ?? '', admin: p.adm === true, namespace: p.ns, tokenId: p.tid, scopes: p.scp };
       entry = { claims: { principal, access: Array.isArray(p.access) ? p.access : [] }, until: (p.exp ?? 0) * 1000 };
-      if (this.jwts.size > 10_000) this.jwts.clear();
       this.jwts.set(jwt, entry);
     }
     if (!(await this.stillExists(entry.claims.principal))) throw new AuthError(401, 'the account or token behind this token no longer exists', { bearerError: 'invalid_token' });
@@ -224,7 +223,6 @@ export class Authenticator {
       const token = await this.accounts.getToken(p.tokenId);
       if (!token || (token.expiresAt !== null && token.expiresAt <= this.now())) return false;
     }
-    if (this.alive.size > 10_000) this.alive.clear();
     this.alive.set(key, this.now() + aliveCacheMs);
     return true;
   }

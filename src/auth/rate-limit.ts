@@ -2,10 +2,12 @@
  * Request rate limits per identity: a token bucket per key, in this process. Replicas each
  * allow the configured rate (documented in docs/auth.md). Zero turns limiting off.
  */
+import { BoundedMap } from '../bounded-map.ts';
+
 export class RateLimiter {
   private readonly perSecond: number;
   private readonly burst: number;
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets = new BoundedMap<string, { tokens: number; at: number }>(50_000);
 
   constructor(perSecond: number, burst = Math.max(1, perSecond * 2)) {
     this.perSecond = perSecond;
@@ -19,7 +21,6 @@ export class RateLimiter {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
     b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
     b.at = now;
-    if (this.buckets.size > 50_000) this.buckets.clear();
     this.buckets.set(key, b);
     if (b.tokens < 1) return false;
     b.tokens -= 1;

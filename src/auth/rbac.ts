@@ -7,6 +7,7 @@
  */
 import type { AccountStore, Role } from '../meta/accounts.ts';
 import { allActions, type Action, type Principal } from './principal.ts';
+import { BoundedMap } from '../bounded-map.ts';
 
 export const roleActions: Record<Role, readonly Action[]> = {
   reader: ['pull'],
@@ -19,7 +20,7 @@ const cacheMs = 1000;
 
 export class Rbac {
   private readonly accounts: AccountStore;
-  private readonly cache = new Map<string, { actions: Set<Action>; until: number }>();
+  private readonly cache = new BoundedMap<string, { actions: Set<Action>; until: number }>(10_000);
 
   constructor(accounts: AccountStore) {
     this.accounts = accounts;
@@ -31,7 +32,6 @@ export class Rbac {
     const hit = this.cache.get(key);
     if (hit && hit.until > Date.now()) return hit.actions;
     const actions = await this.compute(principal, namespace);
-    if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, { actions, until: Date.now() + cacheMs });
     return actions;
   }

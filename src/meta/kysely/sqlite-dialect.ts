@@ -4,6 +4,7 @@
  */
 import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
 import { SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { BoundedMap } from '../../bounded-map.ts';
 
 export function nodeSqliteDialect(file: string): SqliteDialect {
   return new SqliteDialect({ database: async () => openDatabase(file) });
@@ -14,7 +15,7 @@ function openDatabase(file: string): SqliteDatabase {
   // WAL with synchronous=NORMAL: a committed transaction survives a killed process; busy_timeout
   // lets a second process (the CLI, a second server) wait for the lock instead of failing.
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
-  const cache = new Map<string, SqliteStatement>();
+  const cache = new BoundedMap<string, SqliteStatement>(500);
   return {
     close: () => db.close(),
     prepare(sql: string): SqliteStatement {
@@ -22,7 +23,6 @@ function openDatabase(file: string): SqliteDatabase {
       let stmt = cache.get(sql);
       if (!stmt) {
         stmt = adapt(db.prepare(sql));
-        if (cache.size > 500) cache.clear();
         cache.set(sql, stmt);
       }
       return stmt;

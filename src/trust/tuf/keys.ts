@@ -5,6 +5,7 @@
  */
 import { createHash, createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { Key, Signature } from '@tufjs/models';
+import { BoundedMap } from '../../bounded-map.ts';
 
 export interface KeyPair {
   keyId: string;
@@ -35,14 +36,13 @@ export function tufKey(publicHex: string): Key {
   return new Key({ keyID: keyIdOf(publicHex), keyType: 'ed25519', scheme: 'ed25519', keyVal: { public: publicHex } });
 }
 
-const parsed = new Map<string, KeyObject>();
+const parsed = new BoundedMap<string, KeyObject>(1000);
 
 /** A signer for Metadata.sign(): ed25519 over the canonical bytes it is given. */
 export function signer(key: { keyId: string; privateKeyPem: string }): (data: Buffer) => Signature {
   let object = parsed.get(key.keyId);
   if (!object) {
     object = createPrivateKey(key.privateKeyPem);
-    if (parsed.size > 1000) parsed.clear();
     parsed.set(key.keyId, object);
   }
   const privateKey = object;

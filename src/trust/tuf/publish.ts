@@ -13,6 +13,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Root, Snapshot, Targets, Timestamp, type Key, type TargetFile } from '@tufjs/models';
 import { tufRoles, type TufKeyRecord, type TufMetadataRecord, type TufRole, type TufStore } from '../../meta/tuf.ts';
+import { BoundedMap } from '../../bounded-map.ts';
 import { generateKey, signer, tufKey } from './keys.ts';
 import { expiry, metaFileOf, parsePublished, seal, stale, type Published } from './metadata.ts';
 import type { SignedTag, SignedTagSource } from './source.ts';
@@ -54,9 +55,9 @@ export class TufPublisher {
   private readonly deps: PublisherDeps;
   private readonly settings: TufSettings;
   /** parsed versions by `namespace/role/version` (versions never change once published) */
-  private readonly parsed = new Map<string, Published<TufRole>>();
+  private readonly parsed = new BoundedMap<string, Published<TufRole>>(4000);
   /** when each namespace was last checked (monotonic ms) */
-  private readonly checked = new Map<string, number>();
+  private readonly checked = new BoundedMap<string, number>(10_000);
   /** the check or rotation running for a namespace; a check asked for meanwhile shares it */
   private readonly running = new Map<string, Promise<TufState | undefined>>();
 
@@ -117,7 +118,6 @@ export class TufPublisher {
         for (const { tag, why } of skipped) this.deps.log?.warn({ namespace, repository: tag.repository, tag: tag.tag, digest: tag.digest }, `signed tag left out of TUF targets: ${why}`);
       }
       this.remember(change.state);
-      if (this.checked.size > 10_000) this.checked.clear();
       this.checked.set(namespace, performance.now());
       await this.prune(namespace, change.records);
       return change.state;
@@ -146,7 +146,6 @@ export class TufPublisher {
   }
 
   private remember(state: TufState): void {
-    if (this.parsed.size > 4000) this.parsed.clear();
     for (const role of tufRoles) {
       const { record } = state[role];
       this.parsed.set(`${record.namespace}/${role}/${record.version}`, state[role]);
