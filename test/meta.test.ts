@@ -4,9 +4,9 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openMetaStore } from '../src/meta/open.ts';
-import { metaStoreSuite } from '../src/meta/testsuite.ts';
-import { trustStoreSuite } from '../src/meta/trust-testsuite.ts';
-import { tufStoreSuite } from '../src/meta/tuf-testsuite.ts';
+import { metaStoreSuite } from './suites/meta.ts';
+import { trustStoreSuite } from './suites/trust-store.ts';
+import { tufStoreSuite } from './suites/tuf-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));

@@ -8,7 +8,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../src/storage/fs/index.ts';
 import { MemoryBlobStore } from '../src/storage/memory/index.ts';
-import { blobStoreSuite } from '../src/storage/testsuite.ts';
+import { blobStoreSuite } from './suites/storage.ts';
 
 blobStoreSuite('memory', async () => new MemoryBlobStore());
 blobStoreSuite('fs', async () => FsBlobStore.open({ root: await mkdtemp(path.join(tmpdir(), 'custody-fs-')) }));

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { BlobNotFoundError, type BlobStore } from './blobstore.ts';
+import { BlobNotFoundError, type BlobStore } from '../../src/storage/blobstore.ts';
 
 export function blobStoreSuite(name: string, open: () => Promise<BlobStore>): void {
   describe(`BlobStore: ${name}`, () => {

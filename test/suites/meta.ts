@@ -3,7 +3,7 @@
  * node:sqlite and a real PostgreSQL server.
  */
 import { describe, expect, it } from 'vitest';
-import type { MetaStore, NewManifest } from './metastore.ts';
+import type { MetaStore, NewManifest } from '../../src/meta/metastore.ts';
 
 const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const bytes = (s: string) => new TextEncoder().encode(s);

@@ -2,8 +2,8 @@
  * The TufStore test suite, run on every engine beside the MetaStore suite (see test/meta.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import type { MetaStore } from './metastore.ts';
-import type { TufKeyRecord, TufMetadataRecord, TufRole } from './tuf.ts';
+import type { MetaStore } from '../../src/meta/metastore.ts';
+import type { TufKeyRecord, TufMetadataRecord, TufRole } from '../../src/meta/tuf.ts';
 
 const record = (namespace: string, role: TufRole, version: number, extra: Partial<TufMetadataRecord> = {}): TufMetadataRecord => ({
   namespace,

@@ -1,6 +1,6 @@
 /** The TrustStore suite, run on every engine from test/meta.test.ts. */
 import { describe, expect, it } from 'vitest';
-import type { MetaStore } from './metastore.ts';
+import type { MetaStore } from '../../src/meta/metastore.ts';
 
 const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const bytes = (s: string) => new TextEncoder().encode(s);
