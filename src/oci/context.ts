@@ -15,7 +15,7 @@ export interface RegistryContext {
   events?: RegistryEvents;
 }
 
-/** What the registry core tells the parts that react to changes (DESIGN.md: data flows one way). */
+/** What the registry core tells the parts that react to changes (docs/architecture.md: data flows one way). */
 export interface RegistryEvents {
   manifestPushed(e: { repo: string; digest: string; mediaType: string; content: Uint8Array; tag?: string }): Promise<void>;
   manifestDeleted(e: { repo: string; digest: string }): Promise<void>;

@@ -1,4 +1,4 @@
-/** The media types the registry core knows (DESIGN.md lists the artifact types around them). */
+/** The media types the registry core knows; src/trust/mediatypes.ts has those of signatures, attestations and SBOMs. */
 export const mediaTypes = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
   ociIndex: 'application/vnd.oci.image.index.v1+json',

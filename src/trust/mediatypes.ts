@@ -1,4 +1,4 @@
-/** Media types of signatures, attestations and SBOMs (DESIGN.md lists them with the rest). */
+/** Media types of signatures, attestations and SBOMs; src/oci/mediatypes.ts has the registry core's. */
 export const trustTypes = {
   cosignSimpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
   cosignArtifactSig: 'application/vnd.dev.cosign.artifact.sig.v1+json',
