@@ -10,13 +10,17 @@ import { basic, pushBlob, request, sha256, testAdmin } from './helpers/http.ts';
 import { bearerToken, createRobot, createUser, createUserToken, startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
 
 let server: AccountsServer;
+let offset = 0;
+/** The server's clock: tests move it past its one-second caches instead of sleeping. */
+const now = () => Date.now() + offset;
+const later = (ms: number) => void (offset += ms);
 let readerId: string;
 let layer: string;
 const reader = { username: 'reader', password: 'reader-password' };
 const writer = { username: 'writer', password: 'writer-password' };
 
 beforeAll(async () => {
-  server = await startWithAccounts({ auth: { adminPassword: testAdmin.password, loginFailures: { max: 3, maxPerAddress: 100, windowSeconds: 60 } } });
+  server = await startWithAccounts({ auth: { adminPassword: testAdmin.password, loginFailures: { max: 3, maxPerAddress: 100, windowSeconds: 60 } } }, { now });
   readerId = await createUser(server.accounts, reader.username, reader.password, { team: 'reader' });
   await createUser(server.accounts, writer.username, writer.password, { team: 'writer' });
   layer = await pushBlob(server.url, 'team/app', 'some layer');
@@ -26,7 +30,6 @@ afterAll(() => server?.stop());
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` }, auth: false as const });
 const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as { sub: string; access: { type: string; name: string; actions: string[] }[]; exp: number };
 const pull = (token: string, path = `/v2/team/app/blobs/${layer}`) => request(server.url, path, bearer(token));
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('GET and POST /token', () => {
   it('grants the intersection of what was asked and what is allowed', async () => {
@@ -160,7 +163,7 @@ describe('JWTs that must not work', () => {
     expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, token) }, auth: false })).status).toBe(200);
     await server.accounts.deleteToken(tokenId);
     expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, token) }, auth: false })).status).toBe(401);
-    await pause(1100);
+    later(1100);
     const r = await pull(jwt);
     expect(r.status).toBe(401);
     expect(r.json<{ errors: { message: string }[] }>().errors[0]?.message).toMatch(/no longer exists/);
@@ -182,7 +185,7 @@ describe('JWTs that must not work', () => {
     expect((await pull(jwt)).status).toBe(200);
     await server.accounts.deleteUser(id);
     expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic('leaver', 'leaver-password') }, auth: false })).status).toBe(401);
-    await pause(1100);
+    later(1100);
     expect((await pull(jwt)).status).toBe(401);
   });
 
@@ -206,7 +209,7 @@ describe('signing keys', () => {
     const before = await bearerToken(server.url, ['repository:team/app:pull'], reader);
     const keys = new KeyRing(server.accounts, { tokenTtlSeconds: 300 });
     const kid = await keys.rotate();
-    await pause(1100); // the server reloads keys when it meets an unknown key id, at most once a second
+    later(1100); // the server reloads keys when it meets an unknown key id, at most once a second
     const after = await bearerToken(server.url, ['repository:team/app:pull'], reader);
     const kidOf = (t: string) => JSON.parse(Buffer.from(t.split('.')[0] as string, 'base64url').toString()).kid as string;
     expect(kidOf(before)).not.toBe(kid);

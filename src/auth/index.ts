@@ -36,7 +36,7 @@ export async function createAuth(config: Config, accounts: AccountStore, log: Fa
   const authenticator = new Authenticator(accounts, keys, { service: config.auth.service, loginFailures: config.auth.loginFailures, now }, (e) =>
     void audit.record({ actor: e.principal, source: e.source, action: 'login', target: e.principal, outcome: e.outcome, detail: e.reason ? { reason: e.reason } : {} }),
   );
-  const rbac = new Rbac(accounts);
+  const rbac = new Rbac(accounts, now);
   const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond), { service: config.auth.service, realm: config.auth.realm });
   return {
     controller,

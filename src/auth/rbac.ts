@@ -6,8 +6,8 @@
  * this replica changes a grant, so a change is seen by the next request.
  */
 import type { AccountStore, Role } from '../meta/accounts.ts';
-import { allActions, type Action, type Principal } from './principal.ts';
 import { BoundedMap } from '../bounded-map.ts';
+import { allActions, type Action, type Principal } from './principal.ts';
 
 export const roleActions: Record<Role, readonly Action[]> = {
   reader: ['pull'],
@@ -21,18 +21,21 @@ const cacheMs = 1000;
 export class Rbac {
   private readonly accounts: AccountStore;
   private readonly cache = new BoundedMap<string, { actions: Set<Action>; until: number }>(10_000);
+  private readonly now: () => number;
 
-  constructor(accounts: AccountStore) {
+  /** `now`: the clock the cache is judged by (tests move it). */
+  constructor(accounts: AccountStore, now: () => number = Date.now) {
     this.accounts = accounts;
+    this.now = now;
   }
 
   /** What the principal may do in a namespace. */
   async actions(principal: Principal, namespace: string): Promise<Set<Action>> {
     const key = `${principal.kind}:${principal.id}:${principal.tokenId ?? ''}:${namespace}`;
     const hit = this.cache.get(key);
-    if (hit && hit.until > Date.now()) return hit.actions;
+    if (hit && hit.until > this.now()) return hit.actions;
     const actions = await this.compute(principal, namespace);
-    this.cache.set(key, { actions, until: Date.now() + cacheMs });
+    this.cache.set(key, { actions, until: this.now() + cacheMs });
     return actions;
   }
 
