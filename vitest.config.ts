@@ -1,12 +1,35 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two parts: `fast` checks handlers, stores and parsers in this process (`npm run test:fast`, for
+ * the edit-test loop); `slow` drives real clients, server and CLI processes, crashes and the
+ * benchmark (`npm run test:slow`). `npm test` and CI run both.
+ */
+const slow = [
+  'test/clients/**/*.test.ts',
+  'test/crash.test.ts',
+  'test/replicas.test.ts',
+  'test/bench-smoke.test.ts',
+  'test/npm-start.test.ts',
+  'test/serve-startup.test.ts',
+  'test/cli*.test.ts',
+  'test/trust-hostile-sbom.test.ts',
+];
+
+const shared = {
+  testTimeout: 60_000,
+  hookTimeout: 120_000,
+  // Interop and crash tests start real servers and clients; running files one at a time keeps
+  // them from fighting over this machine's two cores.
+  fileParallelism: false,
+};
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
-    // Interop and crash tests start real servers and clients; running files one at a time keeps
-    // them from fighting over this machine's two cores.
     fileParallelism: false,
+    projects: [
+      { test: { ...shared, name: 'fast', include: ['test/**/*.test.ts'], exclude: slow } },
+      { test: { ...shared, name: 'slow', include: slow } },
+    ],
   },
 });
