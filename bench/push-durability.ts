@@ -2,7 +2,7 @@
  * Small pushes with storage.fsync on, compared across builds: what a durability change costs.
  *
  *   node bench/push-durability.ts --checkout before=/tmp/a --checkout after=/tmp/b [--rounds 5]
- *        [--count 2000] [--concurrency 8] [--busy 1] [--json FILE]
+ *        [--count 2000] [--concurrency 8] [--busy 1] [--env after:UV_THREADPOOL_SIZE=16] [--json FILE]
  *
  * Each --checkout is a built copy of Custody (a `git worktree` with `npm run build` done); one
  * server per checkout runs at the same time, each on its own temporary data directory with
@@ -11,6 +11,8 @@
  * round, so that a machine whose speed drifts moves every build alike; each build's figure is the
  * median round, and the ratio to the first build is taken round by round. `--busy N` keeps N
  * other processes spinning on the CPU for the whole run, for figures on a loaded machine.
+ * `--env LABEL:NAME=VALUE` sets an environment variable for one build's server only; the same
+ * directory may be given twice under two labels, to compare settings of one build.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     count: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '8' },
     busy: { type: 'string', default: '0' },
+    env: { type: 'string', multiple: true },
     json: { type: 'string' },
   },
 });
@@ -57,11 +60,22 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** --env LABEL:NAME=VALUE, per label */
+function envFor(label: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of args.env ?? []) {
+    const m = /^([^:]+):([^=]+)=(.*)$/.exec(e);
+    if (!m) throw new Error(`--env LABEL:NAME=VALUE, not ${e}`);
+    if (m[1] === label) env[m[2] as string] = m[3] as string;
+  }
+  return env;
+}
+
 async function start(label: string, checkout: string): Promise<Build> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'custody-bench-durability-'));
   const port = await freePort();
   const child = spawn(path.join(checkout, 'bin/custody.js'), ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
-    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, CUSTODY_LOG_LEVEL: 'warn', CUSTODY_ADMIN_PASSWORD: admin.password, CUSTODY_STORAGE_FSYNC: 'true' },
+    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, CUSTODY_LOG_LEVEL: 'warn', CUSTODY_ADMIN_PASSWORD: admin.password, CUSTODY_STORAGE_FSYNC: 'true', ...envFor(label) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
