@@ -10,7 +10,7 @@ import type { BlobStore } from '../storage/blobstore.ts';
 import { readArtifactManifest, type Layer } from './classify.ts';
 import { isSigstoreBundle, trustTypes, sbomFormat } from './mediatypes.ts';
 import type { DocumentReader, StatementSummary } from './reader/index.ts';
-import type { NamespaceTrust, SignedPayload, SubjectRef, Verdict } from './verdict.ts';
+import type { NamespaceTrust, SignedPayload, SubjectRef, Verdict, VerdictCode } from './verdict.ts';
 import type * as VerifiersModule from './verifiers.ts';
 import type { SbomDocument } from './verifiers.ts';
 
@@ -23,6 +23,8 @@ export interface Judgement {
   /** null for an SBOM: there is nothing to verify */
   verified: boolean | null;
   signer?: string;
+  /** what the reason is about (docs/trust.md lists every code) */
+  code: VerdictCode;
   reason: string;
   details?: Record<string, unknown>;
   sbom?: SbomDocument;
@@ -46,7 +48,7 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
   const { verifyCosignSignature, verifyDsseEnvelope, verifyNotarySignature, verifySigstoreBundle, ...v } = await loadVerifiers();
   const record = await deps.meta.getManifest(artifact.repo, artifact.digest);
   const manifest = record && readArtifactManifest(record.content);
-  if (!record || !manifest) return { kind: artifact.kind, verified: false, reason: `manifest ${artifact.digest} is no longer in ${artifact.repo}` };
+  if (!record || !manifest) return { kind: artifact.kind, verified: false, code: 'artifact_missing', reason: `manifest ${artifact.digest} is no longer in ${artifact.repo}` };
   const stored = await deps.meta.getManifest(artifact.repo, artifact.subject);
   // the subject as the signature should name it: the descriptor in the store when we have it
   const subject: SubjectRef = stored ? { digest: artifact.subject, mediaType: stored.mediaType, size: stored.content.byteLength } : { digest: artifact.subject };
@@ -83,19 +85,19 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
     case 'spdx':
       return readSbom(v, deps.reader, layers, read, record);
     default:
-      return { kind: artifact.kind, verified: false, reason: `unknown artifact format ${artifact.format}` };
+      return { kind: artifact.kind, verified: false, code: 'unsupported', reason: `unknown artifact format ${artifact.format}` };
   }
 }
 
 type Read = (layer: Layer, limit: number) => Promise<Uint8Array>;
 
 async function combine(kind: ArtifactKind, layers: Layer[], verify: (l: Layer) => Promise<Verdict>): Promise<Judgement> {
-  if (layers.length === 0) return { kind, verified: false, reason: 'the manifest has no signature layer' };
+  if (layers.length === 0) return { kind, verified: false, code: 'no_signature', reason: 'the manifest has no signature layer' };
   const verdicts: Verdict[] = [];
   for (const layer of layers) verdicts.push(await guarded(() => verify(layer)));
   const chosen = verdicts.find((v) => v.verified) ?? verdicts[0]!;
-  const details = verdicts.length === 1 ? chosen.details : { ...chosen.details, layers: verdicts.map(({ verified, signer, reason }) => ({ verified, signer, reason })) };
-  return { kind, verified: chosen.verified, ...(chosen.signer ? { signer: chosen.signer } : {}), reason: chosen.reason, ...(details ? { details } : {}) };
+  const details = verdicts.length === 1 ? chosen.details : { ...chosen.details, layers: verdicts.map(({ verified, signer, code, reason }) => ({ verified, signer, code, reason })) };
+  return { kind, verified: chosen.verified, ...(chosen.signer ? { signer: chosen.signer } : {}), code: chosen.code, reason: chosen.reason, ...(details ? { details } : {}) };
 }
 
 /**
@@ -139,12 +141,19 @@ async function combineSigned(
 
 async function readSbom(v: Pick<Verifiers, 'SbomError'>, reader: DocumentReader, layers: Layer[], read: Read, record: ManifestRecord): Promise<Judgement> {
   const layer = layers.find((l) => sbomFormat(l.mediaType)) ?? (layers.length === 1 && sbomFormat(record.artifactType ?? '') ? layers[0] : undefined);
-  if (!layer) return { kind: 'sbom', verified: null, reason: 'the manifest has no SBOM layer' };
+  if (!layer) return { kind: 'sbom', verified: null, code: 'sbom_unreadable', reason: 'the manifest has no SBOM layer' };
   try {
     const sbom = await reader.sbom(await read(layer, maxDocumentBytes), layer.mediaType);
-    return { kind: 'sbom', verified: null, reason: `${sbom.format} ${sbom.specVersion} SBOM with ${sbom.components.length} components`, details: { format: sbom.format, specVersion: sbom.specVersion, components: sbom.components.length }, sbom };
+    return {
+      kind: 'sbom',
+      verified: null,
+      code: 'sbom_read',
+      reason: `${sbom.format} ${sbom.specVersion} SBOM with ${sbom.components.length} components`,
+      details: { format: sbom.format, specVersion: sbom.specVersion, components: sbom.components.length },
+      sbom,
+    };
   } catch (err) {
-    if (err instanceof v.SbomError || err instanceof TooLarge) return { kind: 'sbom', verified: null, reason: `the SBOM cannot be read: ${err.message}` };
+    if (err instanceof v.SbomError || err instanceof TooLarge) return { kind: 'sbom', verified: null, code: 'sbom_unreadable', reason: `the SBOM cannot be read: ${err.message}` };
     throw err;
   }
 }
@@ -154,8 +163,8 @@ async function guarded(run: () => Promise<Verdict>): Promise<Verdict> {
   try {
     return await run();
   } catch (err) {
-    if (err instanceof TooLarge) return { verified: false, reason: err.message };
-    return { verified: false, reason: `verification failed: ${(err as Error).message}` };
+    if (err instanceof TooLarge) return { verified: false, code: 'limit_exceeded', reason: err.message };
+    return { verified: false, code: 'verification_error', reason: `verification failed: ${(err as Error).message}` };
   }
 }
 

@@ -80,7 +80,7 @@ describe('where it applies', () => {
   });
 
   it('the signature path says why a verified payload is refused; envelopes nesting too deeply are not JSON', () => {
-    expect(checkStatement(IN_TOTO, new TextEncoder().encode(statement(deep(1_000_000))), subject)).toEqual({ reason: `the signed payload ${tooDeep}` });
+    expect(checkStatement(IN_TOTO, new TextEncoder().encode(statement(deep(1_000_000))), subject)).toEqual({ code: 'limit_exceeded', reason: `the signed payload ${tooDeep}` });
     expect(checkStatement(IN_TOTO, new TextEncoder().encode(statement('{}')), subject)).toEqual({ predicateType: 'https://cyclonedx.org/bom' });
     expect(parseJSON(`{"payloadType":"x","payload":"","signatures":[],"x":${deep(1_000_000)}}`)).toBeUndefined();
     expect(parseJSON('{"payloadType":"x"}')).toEqual({ payloadType: 'x' });

@@ -42,6 +42,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verify({ alg }, trustWith());
     expect(v).toMatchObject({ verified: true, signer: 'CN=alice,O=Example' });
     expect(v.reason).toBe('verified (strict): signed by CN=alice,O=Example, trusted by trust policy acme-images');
+    expect(v.code).toBe('verified');
     expect(v.details).toMatchObject({
       envelopeType, signingScheme: 'notary.x509', trustPolicy: 'acme-images', level: 'strict', revocation: 'not checked',
       certificateNotAfter: leaves[alg].cert.notAfter.toISOString(),
@@ -53,13 +54,14 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verify({ swappedPayload: { targetArtifact: { ...SUBJECT, size: 99 } } }, trustWith());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/signature does not verify with the key of CN=alice,O=Example/);
+    expect(v.code).toBe('bad_signature');
     expect(v.signer).toBeUndefined();
   });
 
   it('fails when the payload is for another artifact', async () => {
     const other = `sha256:${'b'.repeat(64)}`;
     const v = await verify({}, trustWith(), { ...SUBJECT, digest: other });
-    expect(v).toMatchObject({ verified: false, reason: `payload is for ${SUBJECT.digest}, not this artifact ${other}` });
+    expect(v).toMatchObject({ verified: false, code: 'subject_mismatch', reason: `payload is for ${SUBJECT.digest}, not this artifact ${other}` });
   });
 
   it('fails when the payload media type or size differ from the subject', async () => {
@@ -70,7 +72,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
   it('fails when the chain comes from another CA', async () => {
     const stranger = await makeLeaf(otherRoot);
     const v = await verify({ leaf: stranger, chain: [stranger.der, otherRoot.der] }, trustWith());
-    expect(v).toMatchObject({ verified: false, reason: 'certificate chain does not lead to trust store ca:acme', signer: 'CN=alice,O=Example' });
+    expect(v).toMatchObject({ verified: false, code: 'untrusted_signer', reason: 'certificate chain does not lead to trust store ca:acme', signer: 'CN=alice,O=Example' });
   });
 
   it('fails when the chain is forged onto the trusted root', async () => {
@@ -78,18 +80,20 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verify({ leaf: stranger, chain: [stranger.der, root.der] }, trustWith());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/certificate chain is broken: CN=alice,O=Example is not issued by CN=Acme Root CA,O=Acme,C=US/);
+    expect(v.code).toBe('certificate_invalid');
   });
 
   it('fails when the signing certificate lacks digitalSignature', async () => {
     const leaf = await makeLeaf(root, { keyUsage: x509.KeyUsageFlags.nonRepudiation });
     const v = await verify({ leaf, chain: [leaf.der, root.der] }, trustWith());
-    expect(v).toMatchObject({ verified: false, reason: 'signing certificate CN=alice,O=Example lacks the digitalSignature key usage' });
+    expect(v).toMatchObject({ verified: false, code: 'certificate_invalid', reason: 'signing certificate CN=alice,O=Example lacks the digitalSignature key usage' });
   });
 
   it('fails when the signing certificate is not for code signing', async () => {
     const leaf = await makeLeaf(root, { eku: ['1.3.6.1.5.5.7.3.1'] });
     const v = await verify({ leaf, chain: [leaf.der, root.der] }, trustWith());
     expect(v.reason).toBe('signing certificate CN=alice,O=Example has extended key usages not allowed for code signing: serverAuth');
+    expect(v.code).toBe('certificate_invalid');
   });
 
   it('accepts a signing certificate without an extended key usage extension', async () => {
@@ -101,6 +105,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const leaf = await makeLeaf(root, { extraExtensions: [new x509.Extension('1.2.3.4.5', true, new Uint8Array([5, 0]))] });
     const v = await verify({ leaf, chain: [leaf.der, root.der] }, trustWith());
     expect(v.reason).toBe('certificate CN=alice,O=Example has an unsupported critical extension 1.2.3.4.5');
+    expect(v.code).toBe('certificate_invalid');
   });
 
   it('fails in strict, and logs in permissive, an expired signing certificate', async () => {
@@ -109,9 +114,11 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const strict = await verify(o, trustWith());
     expect(strict.verified).toBe(false);
     expect(strict.reason).toMatch(/^certificate CN=alice,O=Example expired at .*, and the signature has no timestamp countersignature, so every certificate must be valid now$/);
+    expect(strict.code).toBe('expired');
     const permissive = await verify(o, trustWith({ level: 'permissive' }));
     expect(permissive.verified).toBe(true);
     expect(permissive.reason).toMatch(/^verified \(permissive\): certificate CN=alice,O=Example expired at .* \(logged, not enforced\)$/);
+    expect(permissive.code).toBe('verified_with_warnings');
   });
 
   it('does not let an unverified timestamp countersignature rescue an expired certificate', async () => {
@@ -119,6 +126,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verify({ leaf, chain: [leaf.der, root.der], signingTime: daysFromNow(-5), timestampSignature: true }, trustWith());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/the timestamp countersignature is not verified by Custody, so every certificate must be valid now$/);
+    expect(v.code).toBe('expired');
     const fresh = await verify({ timestampSignature: true }, trustWith());
     expect(fresh.verified).toBe(true);
     expect(fresh.details?.timestampSignature).toMatch(/not verified/);
@@ -128,6 +136,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verify({ signingTime: daysFromNow(-20) }, trustWith({ level: 'permissive' }));
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/is not valid before .*, so it was not valid at the signing time/);
+    expect(v.code).toBe('expired');
   });
 
   it('fails in strict, and logs in permissive, an expired signature', async () => {
@@ -135,10 +144,12 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const strict = await verify({ expiry }, trustWith());
     expect(strict.verified).toBe(false);
     expect(strict.reason).toMatch(/^signature expired at \d{4}-/);
+    expect(strict.code).toBe('expired');
     expect(strict.details?.expiry).toBe(strict.reason.replace('signature expired at ', ''));
     const permissive = await verify({ expiry }, trustWith({ level: 'permissive' }));
     expect(permissive.verified).toBe(true);
     expect(permissive.reason).toMatch(/^verified \(permissive\): signature expired at .* \(logged, not enforced\)$/);
+    expect(permissive.code).toBe('verified_with_warnings');
   });
 
   it('follows an override of the level', async () => {
@@ -158,7 +169,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verify({ leaf: mallory, chain: [mallory.der, root.der] }, trustWith());
     expect(v).toMatchObject({
       verified: false, signer: 'CN=mallory,O=Example',
-      reason: 'signed by CN=mallory,O=Example, but trust policy acme-images trusts only CN=alice,O=Example',
+      code: 'untrusted_signer', reason: 'signed by CN=mallory,O=Example, but trust policy acme-images trusts only CN=alice,O=Example',
     });
   });
 
@@ -175,6 +186,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     expect(v.reason).toBe(
       'verified (audit): signed by CN=mallory,O=Example, but trust policy acme-images trusts only CN=alice,O=Example (logged, not enforced)',
     );
+    expect(v.code).toBe('verified_with_warnings');
   });
 
   it('audit level still enforces integrity', async () => {
@@ -187,16 +199,17 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
       { extra: { 'io.cncf.notary.foo': 'bar' }, crit: ['io.cncf.notary.signingScheme', 'io.cncf.notary.foo'] },
       trustWith({ level: 'audit' }),
     );
-    expect(v).toMatchObject({ verified: false, reason: 'unsupported critical header io.cncf.notary.foo' });
+    expect(v).toMatchObject({ verified: false, code: 'unsupported', reason: 'unsupported critical header io.cncf.notary.foo' });
   });
 
   it('fails when expiry is present but not critical', async () => {
     const v = await verify({ expiry: daysFromNow(5), crit: ['io.cncf.notary.signingScheme'] }, trustWith());
     expect(v.reason).toBe('header io.cncf.notary.expiry must be listed in crit');
+    expect(v.code).toBe('malformed');
   });
 
   it('fails on an unknown signing scheme or content type', async () => {
-    expect((await verify({ signingScheme: 'notary.other' }, trustWith())).reason).toBe('unsupported signing scheme "notary.other"');
+    expect(await verify({ signingScheme: 'notary.other' }, trustWith())).toMatchObject({ code: 'unsupported', reason: 'unsupported signing scheme "notary.other"' });
     expect((await verify({ contentType: 'application/json' }, trustWith())).reason).toMatch(/^unsupported payload content type "application\/json"/);
   });
 
@@ -204,16 +217,17 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verify({ alg: 'PS256', leaf: leaves.ES256 }, trustWith());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/does not fit the signing certificate's key, which calls for ES256/);
+    expect(v.code).toBe('malformed');
   });
 
   it('refuses to verify under a skip policy', async () => {
     const v = await verify({}, trustWith({ level: 'skip', name: 'legacy' }));
-    expect(v).toMatchObject({ verified: false, reason: 'trust policy legacy skips verification' });
+    expect(v).toMatchObject({ verified: false, code: 'policy_skipped', reason: 'trust policy legacy skips verification' });
   });
 
   it('fails when no policy covers the repository', async () => {
     const v = await verify({}, trustWith(), SUBJECT, 'other/repo');
-    expect(v).toMatchObject({ verified: false, reason: 'no trust policy covers repository other/repo' });
+    expect(v).toMatchObject({ verified: false, code: 'no_trust_configured', reason: 'no trust policy covers repository other/repo' });
   });
 
   it('fails when a byte of the signature is flipped', async () => {
@@ -227,6 +241,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const v = await verifyNotarySignature({ envelope: tampered, envelopeType, subject: SUBJECT, repository: REPO }, trustWith());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/signature does not verify/);
+    expect(v.code).toBe('bad_signature');
   });
 
   it('verifies the signingAuthority scheme against a signingAuthority store and the authentic signing time', async () => {
@@ -243,11 +258,13 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     // the certificate must be valid at the authentic signing time
     const late = await verify({ ...o, authenticSigningTime: daysFromNow(-20) }, trust);
     expect(late.reason).toMatch(/not valid before .*, so it was not valid at the authentic signing time/);
+    expect(late.code).toBe('expired');
   });
 
   it('requires the signing time of notary.x509', async () => {
     const v = await verify({ signingScheme: 'notary.x509', authenticSigningTime: daysFromNow(-1) }, trustWith());
     expect(v.reason).toBe('signing scheme notary.x509 requires io.cncf.notary.signingTime');
+    expect(v.code).toBe('malformed');
   });
 
   it('never throws on garbage', async () => {
@@ -255,6 +272,7 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
       const v = await verifyNotarySignature({ envelope: bytes, envelopeType, subject: SUBJECT, repository: REPO }, trustWith());
       expect(v.verified).toBe(false);
       expect(v.reason).toMatch(/malformed|not a COSE|not CBOR|four items/);
+      expect(v.code).toBe('malformed');
     }
   });
 });
@@ -280,16 +298,20 @@ describe('trust policy selection', () => {
     const global = await run(trust, 'acme/other');
     expect(global).toMatchObject({ verified: false, details: { trustPolicy: 'global' } });
     expect(global.reason).toMatch(/trusts only CN=bob/);
+    expect(global.code).toBe('untrusted_signer');
   });
 
   it('refuses a missing or invalid policy document', async () => {
-    expect((await run({ trustStores: [] })).reason).toBe('no Notary trust policy is configured');
-    expect((await run({ trustStores: [], trustPolicy: { version: '2.0' } })).reason).toMatch(/^invalid trust policy: version/);
+    expect(await run({ trustStores: [] })).toMatchObject({ verified: false, code: 'no_trust_configured', reason: 'no Notary trust policy is configured' });
+    const invalid = await run({ trustStores: [], trustPolicy: { version: '2.0' } });
+    expect(invalid.reason).toMatch(/^invalid trust policy: version/);
+    expect(invalid.code).toBe('trust_invalid');
   });
 
   it('names a trust store the policy refers to that is not configured', async () => {
     const v = await run({ ...trustWith({ trustStores: ['ca:nowhere'] }) });
     expect(v.reason).toBe('certificate chain does not lead to trust store ca:nowhere (not configured: ca:nowhere)');
+    expect(v.code).toBe('untrusted_signer');
   });
 
   it('finds the anchor in any of several stores, each a PEM bundle', async () => {
@@ -303,7 +325,7 @@ describe('trust policy selection', () => {
     };
     expect((await run(trust)).verified).toBe(true);
     const tsaOnly = { ...trust, trustPolicy: policyDocument(policy({ trustStores: ['tsa:acme'] })) };
-    expect((await run(tsaOnly)).reason).toBe('trust policy acme-images names no ca trust store, which signing scheme notary.x509 needs');
+    expect(await run(tsaOnly)).toMatchObject({ code: 'untrusted_signer', reason: 'trust policy acme-images names no ca trust store, which signing scheme notary.x509 needs' });
   });
 });
 

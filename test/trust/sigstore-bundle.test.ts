@@ -43,6 +43,7 @@ describe('DSSE bundles (keyless)', () => {
     expect(bundle.mediaType).toBe(V03);
     const v = await verifySigstoreBundle({ bundle: bundleBytes(bundle), subject }, alice());
     expect(v.reason).toMatch(/trusted identity/);
+    expect(v.code).toBe('verified');
     expect(v.verified).toBe(true);
     expect(v.signer).toBe(`${ALICE} (issuer ${ISSUER})`);
     expect(v.details).toMatchObject({ mediaType: V03, bundleVersion: '0.3', content: 'DSSE envelope', predicateType: 'https://slsa.dev/provenance/v1' });
@@ -71,6 +72,7 @@ describe('keyless identities', () => {
     const v = await verifySigstoreBundle({ bundle, subject }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/^signed by .* \(issuer https:\/\/evil\.example\), but the namespace trusts only/);
+    expect(v.code).toBe('untrusted_signer');
     const trusted = await verifySigstoreBundle({ bundle, subject }, trusting([{ identity: ALICE, issuer: 'https://evil.example' }]));
     expect(trusted.verified).toBe(true);
   });
@@ -85,18 +87,20 @@ describe('keyless identities', () => {
     const partial = await pattern('github\\.com/acme', '.*');
     expect(partial.verified).toBe(false);
     expect(partial.reason).toContain('trusts only /^github\\.com/acme$/ (issuer /^.*$/)');
+    expect(partial.code).toBe('untrusted_signer');
     expect((await pattern('.*', 'token\\.actions')).verified).toBe(false);
     // an entry with an identity but no issuer constraint never matches
     const noIssuer = await verifySigstoreBundle({ bundle, subject }, trusting([{ identity: ALICE }]));
     expect(noIssuer.verified).toBe(false);
     expect(noIssuer.reason).toContain('incomplete entry');
+    expect(noIssuer.code).toBe('untrusted_signer');
   });
 
   it('says so when the namespace trusts no keyless identity', async () => {
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
     const bundle = bundleBytes(await dsseBundle(id.signer, [rekorWitness(sig.tlog)], statementFor(subject.digest)));
     const v = await verifySigstoreBundle({ bundle, subject }, trusting([]));
-    expect(v).toMatchObject({ verified: false, reason: `signed by ${ALICE} (issuer ${ISSUER}), but the namespace trusts no keyless identity` });
+    expect(v).toMatchObject({ verified: false, code: 'untrusted_signer', reason: `signed by ${ALICE} (issuer ${ISSUER}), but the namespace trusts no keyless identity` });
   });
 });
 
@@ -105,7 +109,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
     const bundle = bundleBytes(await dsseBundle(id.signer, [rekorWitness(sig.tlog)], statementFor(subject.digest)));
     const v = await verifySigstoreBundle({ bundle, subject }, { publicKeys: [], identities: [{ identity: ALICE, issuer: ISSUER }] });
-    expect(v).toMatchObject({ verified: false, reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace' });
+    expect(v).toMatchObject({ verified: false, code: 'no_trust_configured', reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace' });
   });
 
   it('refuses a certificate from a CA that is not in the trusted root', async () => {
@@ -115,6 +119,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const v = await verifySigstoreBundle({ bundle, subject }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toBe('the certificate does not chain to a Fulcio CA in the trusted root (issued by another CA)');
+    expect(v.code).toBe('untrusted_signer');
   });
 
   it('refuses a Rekor entry from a log that is not in the trusted root', async () => {
@@ -124,6 +129,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const v = await verifySigstoreBundle({ bundle, subject }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/Rekor entry's signed entry timestamp is not signed by a transparency log in the trusted root/);
+    expect(v.code).toBe('timestamp_invalid');
   });
 
   it('judges the certificate at the signing time Rekor proves: a certificate expired by then is refused, whatever `now` is', async () => {
@@ -136,6 +142,7 @@ describe('keyless trust: root, chain, signing time', () => {
       const v = await verifySigstoreBundle({ bundle, subject }, trust, now);
       expect(v.verified).toBe(false);
       expect(v.reason).toMatch(/^certificate expired before the signing time \(valid until .*, signed at .*\)$/);
+      expect(v.code).toBe('expired');
       expect(v.details?.certificateNotAfter).toBeTypeOf('string');
     }
   });
@@ -153,6 +160,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const v = await verifySigstoreBundle({ bundle, subject }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/^keyless signature without proof of its signing time/);
+    expect(v.code).toBe('timestamp_invalid');
   });
 
   it('accepts an RFC 3161 timestamp from a trusted TSA as the proof of signing time, and refuses one from another TSA', async () => {
@@ -160,6 +168,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const good = bundleBytes(await dsseBundle(id.signer, [tsaWitness(sig)], statementFor(subject.digest)));
     const v = await verifySigstoreBundle({ bundle: good, subject }, alice());
     expect(v.reason).toMatch(/trusted identity/);
+    expect(v.code).toBe('verified');
     expect(v.verified).toBe(true);
     expect(v.details?.logIndex).toBeUndefined();
     expect(v.details?.signingTime).toHaveLength(1);
@@ -168,6 +177,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const w = await verifySigstoreBundle({ bundle: bad, subject }, alice());
     expect(w.verified).toBe(false);
     expect(w.reason).toMatch(/RFC 3161 timestamp is not signed by a timestamp authority in the trusted root/);
+    expect(w.code).toBe('timestamp_invalid');
   });
 
   it('refuses a proof of signing time that lies in the future of `now`', async () => {
@@ -177,6 +187,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const v = await verifySigstoreBundle({ bundle, subject }, alice(), yesterday);
     expect(v).toMatchObject({ verified: false });
     expect(v.reason).toMatch(/claims to be made at .* after now/);
+    expect(v.code).toBe('timestamp_invalid');
   });
 
   it('reports a trusted root that is not a trusted_root.json', async () => {
@@ -185,6 +196,7 @@ describe('keyless trust: root, chain, signing time', () => {
     const v = await verifySigstoreBundle({ bundle, subject }, trusting([{ identity: ALICE, issuer: ISSUER }], { tlogs: 'nope' }));
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/^the configured Sigstore trusted root is not a valid trusted_root.json \(tlogs: /);
+    expect(v.code).toBe('trust_invalid');
   });
 });
 
@@ -199,6 +211,7 @@ describe('DSSE bundle content', () => {
     const v = await verifySigstoreBundle({ bundle: tampered, subject: other }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/^signature does not match the payload \(tampered/);
+    expect(v.code).toBe('bad_signature');
   });
 
   it('refuses a statement about another artifact', async () => {
@@ -207,6 +220,7 @@ describe('DSSE bundle content', () => {
     const v = await verifySigstoreBundle({ bundle, subject }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toBe(`the in-toto statement covers ${other.digest}, not this artifact ${subject.digest}`);
+    expect(v.code).toBe('subject_mismatch');
     expect(v.signed).toBeUndefined();
   });
 
@@ -216,6 +230,7 @@ describe('DSSE bundle content', () => {
     const v = await verifySigstoreBundle({ bundle: bundleBytes(b), subject }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/of type text\/plain, not an in-toto statement/);
+    expect(v.code).toBe('unsupported');
   });
 });
 
@@ -243,7 +258,7 @@ describe('message signature bundles', () => {
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
     const bundle = bundleBytes(await messageBundle(id.signer, [rekorWitness(sig.tlog)], manifest));
     const v = await verifySigstoreBundle({ bundle, subject: other }, alice());
-    expect(v).toMatchObject({ verified: false, reason: `the bundle signs ${subject.digest}, not this artifact ${other.digest}` });
+    expect(v).toMatchObject({ verified: false, code: 'subject_mismatch', reason: `the bundle signs ${subject.digest}, not this artifact ${other.digest}` });
   });
 
   it('needs the subject bytes to check a message signature, and they must match the digest', async () => {
@@ -252,8 +267,9 @@ describe('message signature bundles', () => {
     const without = await verifySigstoreBundle({ bundle, subject }, alice());
     expect(without.verified).toBe(false);
     expect(without.reason).toMatch(/were not supplied/);
+    expect(without.code).toBe('subject_missing');
     const wrong = await verifySigstoreBundle({ bundle, subject, subjectContent: new TextEncoder().encode('not the manifest') }, alice());
-    expect(wrong).toMatchObject({ verified: false, reason: `the supplied subject content does not hash to ${subject.digest}` });
+    expect(wrong).toMatchObject({ verified: false, code: 'subject_mismatch', reason: `the supplied subject content does not hash to ${subject.digest}` });
   });
 
   it('verifies key-signed bundles with the configured key, with and without Rekor, and refuses other keys', async () => {
@@ -268,11 +284,12 @@ describe('message signature bundles', () => {
     const loggedNoRoot = await verifySigstoreBundle({ bundle: logged, subject, subjectContent: manifest }, noRoot);
     expect(loggedNoRoot.verified).toBe(false);
     expect(loggedNoRoot.reason).toMatch(/no Sigstore trusted root is configured/);
+    expect(loggedNoRoot.code).toBe('no_trust_configured');
     const stranger = ecKeys();
     const strangers = bundleBytes(await messageBundle(keySigner(stranger.privateKey, stranger.publicKey), [], manifest));
     expect(await verifySigstoreBundle({ bundle: strangers, subject, subjectContent: manifest }, trust)).toMatchObject({
       verified: false,
-      reason: 'signature does not match the payload (tampered, or signed by a different key)',
+      code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)',
     });
   });
 });
@@ -288,6 +305,7 @@ describe('malformed bundles', () => {
     }
     const unknown = await verifySigstoreBundle({ bundle: bytes('{"mediaType":"application/x-other","verificationMaterial":{},"messageSignature":{}}'), subject }, trust);
     expect(unknown.reason).toBe('unsupported Sigstore bundle media type application/x-other');
+    expect(unknown.code).toBe('unsupported');
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
     const broken = bundleBytes(await dsseBundle(id.signer, [rekorWitness(sig.tlog)], statementFor(subject.digest)), (j) => {
       (j.verificationMaterial as Record<string, unknown>).tlogEntries = [{ logIndex: 'x' }];

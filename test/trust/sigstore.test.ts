@@ -54,27 +54,27 @@ describe('cosign simple signing with a key', () => {
 
   it('verifies with the matching public key, without any Rekor bundle', async () => {
     const v = await verifyCosignSignature({ payload, annotations, subject }, trust);
-    expect(v).toMatchObject({ verified: true, signer: 'key:release', reason: 'signed with the configured key release' });
+    expect(v).toMatchObject({ verified: true, signer: 'key:release', code: 'verified', reason: 'signed with the configured key release' });
     expect(v.details).toMatchObject({ format: 'cosign simple signing', dockerReference: 'registry.example/app' });
   });
 
   it('refuses a changed payload', async () => {
     const changed = new TextEncoder().encode(new TextDecoder().decode(payload).replace('registry.example/app', 'registry.example/evil'));
     const v = await verifyCosignSignature({ payload: changed, annotations, subject }, trust);
-    expect(v).toMatchObject({ verified: false, reason: 'signature does not match the payload (tampered, or signed by a different key)' });
+    expect(v).toMatchObject({ verified: false, code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)' });
   });
 
   it('refuses a signature made by another key', async () => {
     const stranger = ecKeys();
     const v = await verifyCosignSignature({ payload, annotations: { [SIG]: b64(signWith(stranger.privateKey, payload)) }, subject }, trust);
-    expect(v).toMatchObject({ verified: false, reason: 'signature does not match the payload (tampered, or signed by a different key)' });
+    expect(v).toMatchObject({ verified: false, code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)' });
     expect(v.details?.triedKeys).toEqual(['release']);
   });
 
   it('refuses a valid signature over another artifact', async () => {
     const theirs = simpleSigningPayload(other.digest);
     const v = await verifyCosignSignature({ payload: theirs, annotations: { [SIG]: b64(signWith(keys.privateKey, theirs)) }, subject }, trust);
-    expect(v).toMatchObject({ verified: false, signer: 'key:release', reason: `signature covers ${other.digest}, not this artifact ${subject.digest}` });
+    expect(v).toMatchObject({ verified: false, signer: 'key:release', code: 'subject_mismatch', reason: `signature covers ${other.digest}, not this artifact ${subject.digest}` });
   });
 
   it('picks the matching key among several, and supports P-384, Ed25519 and RSA keys', async () => {
@@ -99,7 +99,7 @@ describe('cosign simple signing with a key', () => {
 
   it('says when the namespace trusts no signer at all', async () => {
     const v = await verifyCosignSignature({ payload, annotations, subject }, { publicKeys: [], identities: [] });
-    expect(v).toMatchObject({ verified: false, reason: 'no configured key or keyless identity: the namespace trusts no signer' });
+    expect(v).toMatchObject({ verified: false, code: 'no_trust_configured', reason: 'no configured key or keyless identity: the namespace trusts no signer' });
   });
 
   it('verifies the Rekor bundle of a key-signed signature too', async () => {
@@ -107,7 +107,7 @@ describe('cosign simple signing with a key', () => {
     const bundle = await rekorBundle(hashedrekordBody(sha256hex(payload), signature, spkiPem(keys.publicKey)));
     const withRekor = { [SIG]: b64(signature), [BUNDLE]: bundle };
     const v = await verifyCosignSignature({ payload, annotations: withRekor, subject }, keyTrust(spkiPem(keys.publicKey), sig.root));
-    expect(v).toMatchObject({ verified: true, signer: 'key:release', reason: 'signed with the configured key release, and its Rekor entry verifies' });
+    expect(v).toMatchObject({ verified: true, signer: 'key:release', code: 'verified', reason: 'signed with the configured key release, and its Rekor entry verifies' });
     expect(v.details).toMatchObject({ rekorEntryKind: 'hashedrekord/0.0.1' });
     expect(v.details?.logIndex).toBeTypeOf('number');
     // an entry for another signature does not vouch for this one
@@ -115,10 +115,12 @@ describe('cosign simple signing with a key', () => {
     const wrong = await verifyCosignSignature({ payload, annotations: { ...withRekor, [BUNDLE]: otherEntry }, subject }, keyTrust(spkiPem(keys.publicKey), sig.root));
     expect(wrong.verified).toBe(false);
     expect(wrong.reason).toMatch(/^the Rekor entry records a different signature or payload/);
+    expect(wrong.code).toBe('timestamp_invalid');
     // without a trusted root the Rekor bundle cannot be checked
     const noRoot = await verifyCosignSignature({ payload, annotations: withRekor, subject }, keyTrust(spkiPem(keys.publicKey)));
     expect(noRoot.verified).toBe(false);
     expect(noRoot.reason).toMatch(/no Sigstore trusted root is configured/);
+    expect(noRoot.code).toBe('no_trust_configured');
   });
 
   it('answers malformed input with a verdict', async () => {
@@ -131,6 +133,7 @@ describe('cosign simple signing with a key', () => {
     const notPayload = new TextEncoder().encode('{"hello":"world"}');
     const v = await verifyCosignSignature({ payload: notPayload, annotations: { [SIG]: b64(signWith(keys.privateKey, notPayload)) }, subject }, trust);
     expect(v.reason).toMatch(/not a cosign simple-signing document/);
+    expect(v.code).toBe('malformed');
   });
 });
 
@@ -160,6 +163,7 @@ describe('cosign simple signing, keyless', () => {
     const v = await verifyCosignSignature({ payload, annotations: { ...annotations, [BUNDLE]: JSON.stringify(rekor) }, subject }, trust());
     expect(v.verified).toBe(false);
     expect(v.reason).toBe("the Rekor entry's signed entry timestamp is not signed by a transparency log in the trusted root");
+    expect(v.code).toBe('timestamp_invalid');
   });
 
   it('refuses it without the Rekor bundle: nothing proves the signing time', async () => {
@@ -168,6 +172,7 @@ describe('cosign simple signing, keyless', () => {
     const v = await verifyCosignSignature({ payload, annotations: withoutRekor, subject }, trust());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/^keyless signature without proof of its signing time/);
+    expect(v.code).toBe('timestamp_invalid');
   });
 
   it('accepts an RFC 3161 timestamp over the signature instead of a Rekor bundle', async () => {
@@ -179,15 +184,15 @@ describe('cosign simple signing, keyless', () => {
     // a DER time fraction of fewer than three digits (120 ms → ".12") is beyond @sigstore/core's reader
     const odd = JSON.stringify({ SignedRFC3161Timestamp: b64(await timestampOver(sig, signature, new Date(Math.floor(Date.now() / 1000) * 1000 + 120))) });
     const w = await verifyCosignSignature({ payload, annotations: { ...rest, [TSA]: odd }, subject }, trust());
-    expect(w).toMatchObject({ verified: false, reason: 'the RFC 3161 timestamp cannot be read (its time is not in the form YYYYMMDDhhmmss[.fff]Z)' });
+    expect(w).toMatchObject({ verified: false, code: 'timestamp_invalid', reason: 'the RFC 3161 timestamp cannot be read (its time is not in the form YYYYMMDDhhmmss[.fff]Z)' });
   });
 
   it('refuses another identity, and keyless without a trusted root', async () => {
     const { annotations } = await keyless('mallory@example.com');
     const v = await verifyCosignSignature({ payload, annotations, subject }, trust());
-    expect(v).toMatchObject({ verified: false, reason: `signed by mallory@example.com (issuer ${ISSUER}), but the namespace trusts only ${ALICE} (issuer ${ISSUER})` });
+    expect(v).toMatchObject({ verified: false, code: 'untrusted_signer', reason: `signed by mallory@example.com (issuer ${ISSUER}), but the namespace trusts only ${ALICE} (issuer ${ISSUER})` });
     const noRoot = await verifyCosignSignature({ payload, annotations, subject }, { ...trust(), trustedRoot: undefined });
-    expect(noRoot).toMatchObject({ verified: false, reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace' });
+    expect(noRoot).toMatchObject({ verified: false, code: 'no_trust_configured', reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace' });
   });
 
   it('refuses a tampered payload', async () => {
@@ -196,6 +201,7 @@ describe('cosign simple signing, keyless', () => {
     const v = await verifyCosignSignature({ payload: changed, annotations, subject: other }, trust());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/^signature does not match the payload \(tampered/);
+    expect(v.code).toBe('bad_signature');
   });
 });
 
@@ -222,7 +228,7 @@ describe('cosign DSSE attestations', () => {
   it('refuses a statement that names another digest', async () => {
     const { bytes } = envelope(statementFor(other.digest));
     const v = await verifyDsseEnvelope({ envelope: bytes, annotations: {}, subject }, trust);
-    expect(v).toMatchObject({ verified: false, reason: `the in-toto statement covers ${other.digest}, not this artifact ${subject.digest}` });
+    expect(v).toMatchObject({ verified: false, code: 'subject_mismatch', reason: `the in-toto statement covers ${other.digest}, not this artifact ${subject.digest}` });
     expect(v.signed).toBeUndefined();
   });
 
@@ -231,7 +237,7 @@ describe('cosign DSSE attestations', () => {
     const json = JSON.parse(new TextDecoder().decode(bytes)) as { payload: string };
     json.payload = b64(JSON.stringify(statementFor(subject.digest, 'https://example.com/other-predicate')));
     const tampered = await verifyDsseEnvelope({ envelope: new TextEncoder().encode(JSON.stringify(json)), annotations: {}, subject }, trust);
-    expect(tampered).toMatchObject({ verified: false, reason: 'signature does not match the payload (tampered, or signed by a different key)' });
+    expect(tampered).toMatchObject({ verified: false, code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)' });
     const stranger = envelope(statementFor(subject.digest), ecKeys().privateKey);
     expect((await verifyDsseEnvelope({ envelope: stranger.bytes, annotations: {}, subject }, trust)).verified).toBe(false);
   });
@@ -247,11 +253,12 @@ describe('cosign DSSE attestations', () => {
     const { [BUNDLE]: _dropped, ...withoutRekor } = annotations;
     const w = await verifyDsseEnvelope({ envelope: bytes, annotations: withoutRekor, subject }, keyless);
     expect(w.reason).toMatch(/^keyless signature without proof of its signing time/);
+    expect(w.code).toBe('timestamp_invalid');
     // a timestamp annotation is not checked on attestations: beside a Rekor bundle it is ignored, alone it is refused
     const ts = JSON.stringify({ SignedRFC3161Timestamp: b64(await timestampOver(sig, bytes)) });
     expect((await verifyDsseEnvelope({ envelope: bytes, annotations: { ...annotations, [TSA]: ts }, subject }, keyless)).verified).toBe(true);
     const alone = await verifyDsseEnvelope({ envelope: bytes, annotations: { ...withoutRekor, [TSA]: ts }, subject }, keyless);
-    expect(alone).toMatchObject({ verified: false, reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle' });
+    expect(alone).toMatchObject({ verified: false, code: 'unsupported', reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle' });
   });
 
   it('answers malformed envelopes with a verdict', async () => {
@@ -259,8 +266,9 @@ describe('cosign DSSE attestations', () => {
       const v = await verifyDsseEnvelope({ envelope: new TextEncoder().encode(junk), annotations: {}, subject }, trust);
       expect(v.verified).toBe(false);
       expect(v.reason).toMatch(/not a DSSE envelope/);
+      expect(v.code).toBe('malformed');
     }
     const unsigned = await verifyDsseEnvelope({ envelope: new TextEncoder().encode('{"payloadType":"x","payload":"","signatures":[]}'), annotations: {}, subject }, trust);
-    expect(unsigned).toMatchObject({ verified: false, reason: 'the DSSE envelope carries no signature' });
+    expect(unsigned).toMatchObject({ verified: false, code: 'no_signature', reason: 'the DSSE envelope carries no signature' });
   });
 });

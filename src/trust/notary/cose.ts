@@ -86,7 +86,7 @@ export function readCose(bytes: Uint8Array): Envelope {
 
   const algLabel = headers.get(1);
   const alg = typeof algLabel === 'number' ? COSE_ALGORITHMS.get(algLabel) : undefined;
-  if (!alg) throw new EnvelopeError(`unsupported COSE algorithm ${String(algLabel)} (expected PS256/384/512 or ES256/384/512)`);
+  if (!alg) throw new EnvelopeError(`unsupported COSE algorithm ${String(algLabel)} (expected PS256/384/512 or ES256/384/512)`, 'unsupported');
   const crit: unknown = headers.get(2);
   if (!Array.isArray(crit)) throw new EnvelopeError('malformed COSE envelope: crit (label 2) must be an array');
   for (const label of crit) {

@@ -33,8 +33,15 @@ export interface Envelope {
   verify(key: KeyObject): Promise<boolean>;
 }
 
-/** A problem with the envelope itself: the verdict is always `verified: false`. */
-export class EnvelopeError extends Error {}
+/** A problem with the envelope itself: the verdict is always `verified: false`, `malformed` unless Custody just does not support what it uses. */
+export class EnvelopeError extends Error {
+  readonly code: 'malformed' | 'unsupported';
+
+  constructor(message: string, code: 'malformed' | 'unsupported' = 'malformed') {
+    super(message);
+    this.code = code;
+  }
+}
 
 export const payloadSchema = z.object({
   targetArtifact: z.object({
@@ -58,7 +65,7 @@ export function checkAttributes(attrs: {
 }): { contentType: string; signingScheme: SigningScheme } {
   for (const name of attrs.critical) {
     if (typeof name !== 'string' || !(KNOWN_CRITICAL as readonly string[]).includes(name)) {
-      throw new EnvelopeError(`unsupported critical header ${String(name)}`);
+      throw new EnvelopeError(`unsupported critical header ${String(name)}`, 'unsupported');
     }
     if (!attrs.present(name)) throw new EnvelopeError(`critical header ${name} is listed in crit but missing`);
   }
@@ -66,11 +73,11 @@ export function checkAttributes(attrs: {
     if (attrs.present(name) && !attrs.critical.includes(name)) throw new EnvelopeError(`header ${name} must be listed in crit`);
   }
   if (attrs.contentType !== PAYLOAD_MEDIA_TYPE) {
-    throw new EnvelopeError(`unsupported payload content type ${JSON.stringify(attrs.contentType)} (expected ${PAYLOAD_MEDIA_TYPE})`);
+    throw new EnvelopeError(`unsupported payload content type ${JSON.stringify(attrs.contentType)} (expected ${PAYLOAD_MEDIA_TYPE})`, 'unsupported');
   }
   const scheme = attrs.signingScheme;
   if (typeof scheme !== 'string' || !(SCHEMES as readonly string[]).includes(scheme)) {
-    throw new EnvelopeError(`unsupported signing scheme ${JSON.stringify(scheme)}`);
+    throw new EnvelopeError(`unsupported signing scheme ${JSON.stringify(scheme)}`, 'unsupported');
   }
   const signingScheme = scheme as SigningScheme;
   if (signingScheme === 'notary.x509') {

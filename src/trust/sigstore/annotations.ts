@@ -8,6 +8,7 @@ import { RFC3161Timestamp, X509Certificate } from '@sigstore/core';
 import type { SignedEntity } from '@sigstore/verify';
 import { z } from 'zod';
 import { jsonTooCostly } from '../json-limits.ts';
+import type { Finding } from '../verdict.ts';
 
 export const COSIGN_SIGNATURE = 'dev.cosignproject.cosign/signature';
 export const COSIGN_CERTIFICATE = 'dev.sigstore.cosign/certificate';
@@ -34,7 +35,7 @@ const rekorBundleSchema = z.object({
 const bodySchema = z.object({ kind: z.string(), apiVersion: z.string() });
 const timestampSchema = z.object({ SignedRFC3161Timestamp: base64.min(1) });
 
-export type Read<T> = { ok: true; value: T } | { ok: false; reason: string };
+export type Read<T> = { ok: true; value: T } | ({ ok: false } & Finding);
 
 /** The verification material in the annotations; `tsaOverSignature` says whether a timestamp there covers the signature bytes. */
 export function readLegacyMaterial(annotations: Record<string, string>, tsaOverSignature: boolean): Read<LegacyMaterial> {
@@ -44,7 +45,7 @@ export function readLegacyMaterial(annotations: Record<string, string>, tsaOverS
     try {
       key = { $case: 'certificate', certificate: X509Certificate.parse(pem) };
     } catch {
-      return { ok: false, reason: `the ${COSIGN_CERTIFICATE} annotation is not a PEM certificate` };
+      return { ok: false, code: 'malformed', reason: `the ${COSIGN_CERTIFICATE} annotation is not a PEM certificate` };
     }
   }
   const tlogEntries: TransparencyLogEntry[] = [];
@@ -62,7 +63,7 @@ export function readLegacyMaterial(annotations: Record<string, string>, tsaOverS
       // On attestations cosign timestamps the envelope, not the signature: not checked here. A key
       // needs no signing time and a Rekor bundle proves it; otherwise the timestamp cannot stand in.
       if (tlogEntries.length > 0 || key.$case === 'public-key') return { ok: true, value: { key, tlogEntries, timestamps } };
-      return { ok: false, reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle' };
+      return { ok: false, code: 'unsupported', reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle' };
     }
     const parsed = readTimestamp(ts);
     if (!parsed.ok) return parsed;
@@ -73,7 +74,7 @@ export function readLegacyMaterial(annotations: Record<string, string>, tsaOverS
 
 function readRekorBundle(text: string): Read<TransparencyLogEntry> {
   const parsed = rekorBundleSchema.safeParse(parseJSON(text));
-  const invalid = { ok: false as const, reason: `the ${COSIGN_BUNDLE} annotation is not a Rekor bundle ({"SignedEntryTimestamp", "Payload": {body, integratedTime, logIndex, logID}})` };
+  const invalid = { ok: false as const, code: 'malformed' as const, reason: `the ${COSIGN_BUNDLE} annotation is not a Rekor bundle ({"SignedEntryTimestamp", "Payload": {body, integratedTime, logIndex, logID}})` };
   if (!parsed.success) return invalid;
   const { SignedEntryTimestamp, Payload } = parsed.data;
   const body = Buffer.from(Payload.body, 'base64');
@@ -102,7 +103,7 @@ function readTimestamp(text: string): Read<RFC3161Timestamp> {
       // reported below
     }
   }
-  return { ok: false, reason: `the ${COSIGN_TIMESTAMP} annotation is not an RFC 3161 timestamp ({"SignedRFC3161Timestamp": base64})` };
+  return { ok: false, code: 'malformed', reason: `the ${COSIGN_TIMESTAMP} annotation is not an RFC 3161 timestamp ({"SignedRFC3161Timestamp": base64})` };
 }
 
 /** Undefined when the text is not JSON, or is shaped as no envelope or bundle is (see json-limits.ts). */

@@ -25,10 +25,10 @@ export async function verifyDsseEnvelope(
   now: Date = new Date(),
 ): Promise<Verdict & { signed?: SignedPayload }> {
   const parsed = envelopeSchema.safeParse(parseJSON(Buffer.from(input.envelope).toString('utf8')));
-  if (!parsed.success) return { verified: false, reason: 'the layer is not a DSSE envelope ({payloadType, payload, signatures: [{sig}]})', details: FORMAT };
-  if (parsed.data.signatures.length === 0) return { verified: false, reason: 'the DSSE envelope carries no signature', details: FORMAT };
+  if (!parsed.success) return { verified: false, code: 'malformed', reason: 'the layer is not a DSSE envelope ({payloadType, payload, signatures: [{sig}]})', details: FORMAT };
+  if (parsed.data.signatures.length === 0) return { verified: false, code: 'no_signature', reason: 'the DSSE envelope carries no signature', details: FORMAT };
   const material = readLegacyMaterial(input.annotations, false);
-  if (!material.ok) return { verified: false, reason: material.reason, details: FORMAT };
+  if (!material.ok) return { verified: false, code: material.code, reason: material.reason, details: FORMAT };
   const { payloadType, signatures } = parsed.data;
   const payload = Buffer.from(parsed.data.payload, 'base64');
   const details = { ...FORMAT, payloadType, signatures: signatures.length };
@@ -45,7 +45,7 @@ export async function verifyDsseEnvelope(
 /** A verified envelope still has to name the subject; only then is its payload handed out as signed. */
 export function withStatement(verdict: Verdict, payloadType: string, payload: Buffer, subject: string): Verdict & { signed?: SignedPayload } {
   const statement = checkStatement(payloadType, payload, subject);
-  if ('reason' in statement) return { ...verdict, verified: false, reason: statement.reason };
+  if ('reason' in statement) return { ...verdict, verified: false, code: statement.code, reason: statement.reason };
   const signed = { payloadType, payload: new Uint8Array(payload) };
   return { ...verdict, details: { ...verdict.details, predicateType: statement.predicateType }, signed };
 }

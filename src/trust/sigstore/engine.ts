@@ -7,7 +7,7 @@
 import { createPublicKey } from 'node:crypto';
 import { RFC3161Timestamp, type X509Certificate } from '@sigstore/core';
 import { Verifier, type SignedEntity, type Signer, type TrustMaterial } from '@sigstore/verify';
-import type { SigstoreTrust, Verdict } from '../verdict.ts';
+import type { Finding, SigstoreTrust, Verdict, VerdictCode } from '../verdict.ts';
 import { explain, TAMPERED } from './explain.ts';
 import { describeSigner, findIdentity, untrustedReason } from './identity.ts';
 import { readKeys } from './keys.ts';
@@ -22,53 +22,55 @@ export function verifyEntity(entity: SignedEntity, trust: SigstoreTrust, now: Da
   const unreadable = entity.timestamps.find((ts) => ts.$case === 'timestamp-authority' && Number.isNaN(tsaTime(ts.timestamp).getTime()));
   if (unreadable) {
     // @sigstore/core reads genTime only as YYYYMMDDhhmmss[.fff]Z: a DER fraction with trailing zeros cut (".12") fails.
-    return fail('the RFC 3161 timestamp cannot be read (its time is not in the form YYYYMMDDhhmmss[.fff]Z)', known);
+    return fail('timestamp_invalid', 'the RFC 3161 timestamp cannot be read (its time is not in the form YYYYMMDDhhmmss[.fff]Z)', known);
   }
   const times = signingTimes(entity);
   const facts: Facts = { ...known, ...tlogFacts(entity), ...(times.length > 0 ? { signingTime: times.map((t) => t.toISOString()) } : {}) };
   const future = times.find((t) => t.getTime() > now.getTime() + SKEW_MS);
-  if (future) return fail(`the signature claims to be made at ${future.toISOString()}, after now (${now.toISOString()})`, facts);
+  if (future) return fail('timestamp_invalid', `the signature claims to be made at ${future.toISOString()}, after now (${now.toISOString()})`, facts);
   return entity.key.$case === 'public-key' ? keyed(entity, trust, facts) : keyless(entity, entity.key.certificate, trust, times, facts);
 }
 
 function keyed(entity: SignedEntity, trust: SigstoreTrust, facts: Facts): Verdict {
   if (trust.publicKeys.length === 0) {
-    return fail(trust.identities.length === 0 ? 'no configured key or keyless identity: the namespace trusts no signer' : 'signed with a key, but the namespace trusts only keyless identities', facts);
+    return trust.identities.length === 0
+      ? fail('no_trust_configured', 'no configured key or keyless identity: the namespace trusts no signer', facts)
+      : fail('untrusted_signer', 'signed with a key, but the namespace trusts only keyless identities', facts);
   }
   const { keys, unreadable } = readKeys(trust.publicKeys);
   if (unreadable.length > 0) facts.unreadableKeys = unreadable;
   const match = keys.find((k) => entity.signature.verifySignature(k.key));
-  if (!match) return fail(TAMPERED, { ...facts, triedKeys: keys.map((k) => k.name) });
+  if (!match) return fail('bad_signature', TAMPERED, { ...facts, triedKeys: keys.map((k) => k.name) });
   let material = emptyMaterial();
   if (entity.tlogEntries.length > 0 || entity.timestamps.length > 0) {
     if (trust.trustedRoot === undefined || trust.trustedRoot === null) {
-      return fail(`signed with the configured key ${match.name}, but its Rekor entry or timestamp cannot be checked: no Sigstore trusted root is configured for this namespace`, facts);
+      return fail('no_trust_configured', `signed with the configured key ${match.name}, but its Rekor entry or timestamp cannot be checked: no Sigstore trusted root is configured for this namespace`, facts);
     }
     const root = loadTrustedRoot(trust.trustedRoot);
-    if (!root.ok) return fail(root.reason, facts);
+    if (!root.ok) return fail('trust_invalid', root.reason, facts);
     material = root.material;
   }
   const withKey: TrustMaterial = { ...material, publicKey: () => ({ publicKey: match.key, validFor: () => true }) };
   try {
     new Verifier(withKey, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 }).verify(entity);
   } catch (err) {
-    return fail(explain(err, undefined, []), facts);
+    return failWith(explain(err, undefined, []), facts);
   }
   const logged = entity.tlogEntries.length > 0 ? ', and its Rekor entry verifies' : '';
-  return { verified: true, signer: `key:${match.name}`, reason: `signed with the configured key ${match.name}${logged}`, details: facts };
+  return { verified: true, signer: `key:${match.name}`, code: 'verified', reason: `signed with the configured key ${match.name}${logged}`, details: facts };
 }
 
 function keyless(entity: SignedEntity, cert: X509Certificate, trust: SigstoreTrust, times: Date[], facts: Facts): Verdict {
   facts.certificateNotBefore = cert.notBefore.toISOString();
   facts.certificateNotAfter = cert.notAfter.toISOString();
   if (trust.trustedRoot === undefined || trust.trustedRoot === null) {
-    return fail('keyless signature, but no Sigstore trusted root is configured for this namespace', facts);
+    return fail('no_trust_configured', 'keyless signature, but no Sigstore trusted root is configured for this namespace', facts);
   }
   const root = loadTrustedRoot(trust.trustedRoot);
-  if (!root.ok) return fail(root.reason, facts);
+  if (!root.ok) return fail('trust_invalid', root.reason, facts);
   const certKey = createPublicKey({ key: cert.publicKey, format: 'der', type: 'spki' });
   if (!entity.signature.verifySignature(certKey)) {
-    return fail("signature does not match the payload (tampered, or not made with the certificate's key)", facts);
+    return fail('bad_signature', "signature does not match the payload (tampered, or not made with the certificate's key)", facts);
   }
   // Rekor entries first, without the certificate: a forged integrated time must be reported as such,
   // not as a certificate that was not valid at that time (the Verifier judges the chain first).
@@ -77,23 +79,27 @@ function keyless(entity: SignedEntity, cert: X509Certificate, trust: SigstoreTru
     const material: TrustMaterial = { ...root.material, publicKey: () => ({ publicKey: certKey, validFor: () => true }) };
     new Verifier(material, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 }).verify(logsOnly);
   } catch (err) {
-    return fail(explain(err, undefined, []), facts);
+    return failWith(explain(err, undefined, []), facts);
   }
   const ctlogThreshold = root.material.ctlogs.length > 0 ? 1 : 0;
   let identity: Signer['identity'];
   try {
     identity = new Verifier(root.material, { tlogThreshold: 0, ctlogThreshold, timestampThreshold: 1 }).verify(entity).identity;
   } catch (err) {
-    return fail(explain(err, cert, times), facts);
+    return failWith(explain(err, cert, times), facts);
   }
   const signer = { san: identity?.subjectAlternativeName, issuer: identity?.extensions?.issuer };
   const who = describeSigner(signer);
-  if (!findIdentity(trust.identities, signer)) return { verified: false, signer: who, reason: untrustedReason(trust.identities, signer), details: facts };
-  return { verified: true, signer: who, reason: `signed by ${who}, a trusted identity, with a certificate valid at the proven signing time`, details: facts };
+  if (!findIdentity(trust.identities, signer)) return { verified: false, signer: who, code: 'untrusted_signer', reason: untrustedReason(trust.identities, signer), details: facts };
+  return { verified: true, signer: who, code: 'verified', reason: `signed by ${who}, a trusted identity, with a certificate valid at the proven signing time`, details: facts };
 }
 
-function fail(reason: string, details: Facts): Verdict {
-  return { verified: false, reason, details };
+function fail(code: VerdictCode, reason: string, details: Facts): Verdict {
+  return { verified: false, code, reason, details };
+}
+
+function failWith({ code, reason }: Finding, details: Facts): Verdict {
+  return fail(code, reason, details);
 }
 
 /** The signing times the entity claims (checked later by the Verifier). */

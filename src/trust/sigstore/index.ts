@@ -36,6 +36,6 @@ async function guard<T extends Verdict>(run: () => Promise<T>): Promise<T | Verd
   try {
     return await run();
   } catch (err) {
-    return { verified: false, reason: `the signature could not be verified (${err instanceof Error ? err.message : String(err)})` };
+    return { verified: false, code: 'verification_error', reason: `the signature could not be verified (${err instanceof Error ? err.message : String(err)})` };
   }
 }
