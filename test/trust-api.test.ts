@@ -37,21 +37,22 @@ describe('trust over the API', () => {
     let view = await settledArtifact(server.url, 'team/app', image.digest);
     expect(view.tags).toEqual(['1.0']);
     expect(view.referrers).toHaveLength(1);
-    expect(view.referrers[0]).toMatchObject({ digest: sig.digest, kind: 'signature', format: 'cosign', via: 'referrer', status: 'done', verified: false });
+    expect(view.referrers[0]).toMatchObject({ digest: sig.digest, kind: 'signature', format: 'cosign', via: 'referrer', status: 'done', verified: false, code: 'no_trust_configured' });
     expect(view.referrers[0]?.reason).toMatch(/key|trust/i);
 
     const put = await putTrust(server.url, 'team', { sigstore: { publicKeys: [{ name: 'release', pem: release.pem }] } });
     expect(put.status).toBe(200);
     expect(put.json<{ source: string; reevaluating: number; updatedAt: string }>()).toMatchObject({ source: 'api', reevaluating: 1, updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
     view = await settledArtifact(server.url, 'team/app', image.digest);
-    expect(view.referrers[0]).toMatchObject({ verified: true, signer: 'key:release' });
+    expect(view.referrers[0]).toMatchObject({ verified: true, signer: 'key:release', code: 'verified', reason: 'signed with the configured key release' });
     expect(view.summary).toMatchObject({ signatures: 1, verifiedSignatures: 1 });
 
     // signed by someone the namespace does not trust
     const other = await pushImage(server.url, 'team/app', '2.0');
     await pushCosignSignature(server.url, 'team/app', other, stranger);
     const otherView = await settledArtifact(server.url, 'team/app', other.digest);
-    expect(otherView.referrers[0]).toMatchObject({ kind: 'signature', verified: false });
+    // a key the namespace does not hold: Custody cannot tell that from a tampered payload
+    expect(otherView.referrers[0]).toMatchObject({ kind: 'signature', verified: false, code: 'bad_signature' });
     expect(otherView.summary.verifiedSignatures).toBe(0);
 
     // the trust is taken away: judged again, no longer verified
@@ -92,7 +93,7 @@ describe('trust over the API', () => {
     // a valid signature of b's digest, attached to a
     await pushCosignSignature(server.url, 'swap/app', a, release, { payload: JSON.stringify({ critical: { identity: { 'docker-reference': 'x' }, image: { 'docker-manifest-digest': b.digest }, type: 'cosign container image signature' }, optional: null }) });
     const view = await settledArtifact(server.url, 'swap/app', a.digest);
-    expect(view.referrers[0]).toMatchObject({ verified: false });
+    expect(view.referrers[0]).toMatchObject({ verified: false, code: 'subject_mismatch' });
     expect(view.referrers[0]?.reason).toContain(b.digest);
   });
 
@@ -110,9 +111,9 @@ describe('trust over the API', () => {
     const att = await pushAttestation(server.url, 'built/svc', image, release, 'https://slsa.dev/provenance/v1', provenance);
 
     const view = await settledArtifact(server.url, 'built/svc', image.digest);
-    expect(byKind(view.referrers, 'sbom')).toEqual([expect.objectContaining({ digest: sbom, format: 'cyclonedx', verified: null })]);
+    expect(byKind(view.referrers, 'sbom')).toEqual([expect.objectContaining({ digest: sbom, format: 'cyclonedx', verified: null, code: 'sbom_read', reason: 'cyclonedx 1.6 SBOM with 2 components' })]);
     const attestation = byKind(view.referrers, 'attestation')[0];
-    expect(attestation).toMatchObject({ digest: att, format: 'dsse', verified: true, signer: 'key:ci' });
+    expect(attestation).toMatchObject({ digest: att, format: 'dsse', verified: true, signer: 'key:ci', code: 'verified' });
     expect(attestation?.details).toMatchObject({ predicateType: 'https://slsa.dev/provenance/v1', provenance: { builderId: 'https://github.com/actions/runner/github-hosted', sourceRepository: expect.stringContaining('github.com/acme/svc') } });
 
     // an SBOM can also arrive as a signed in-toto attestation

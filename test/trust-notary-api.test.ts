@@ -39,7 +39,7 @@ describe('Notary signatures over the API', () => {
     const find = (digest: string) => view.referrers.find((r) => r.digest === digest);
     expect(find(jws)).toMatchObject({ kind: 'signature', format: 'notary-jws', verified: true, signer: 'CN=alice,O=Example' });
     expect(find(cose)).toMatchObject({ kind: 'signature', format: 'notary-cose', verified: true, signer: 'CN=alice,O=Example' });
-    expect(find(untrusted)).toMatchObject({ verified: false });
+    expect(find(untrusted)).toMatchObject({ verified: false, code: 'untrusted_signer' });
     expect(find(untrusted)?.reason).toMatch(/CN=mallory.*trusts only.*CN=alice/);
     expect(find(tampered)).toMatchObject({ verified: false });
     expect(view.summary).toMatchObject({ signatures: 4, verifiedSignatures: 2 });
@@ -55,7 +55,7 @@ describe('Notary signatures over the API', () => {
     const subject = descriptorOf(body, types.manifest);
     await pushNotary(server.url, 'acme/other', subject, jwsEnvelope({ leaf: alice, chain: [alice.der, root.der], payload: { targetArtifact: subject } }), 'application/jose+json');
     const view = await settledArtifact(server.url, 'acme/other', subject.digest);
-    expect(view.referrers[0]).toMatchObject({ verified: false });
+    expect(view.referrers[0]).toMatchObject({ verified: false, code: 'no_trust_configured' });
     expect(view.referrers[0]?.reason).toMatch(/no trust policy covers repository acme\/other/);
   });
 });

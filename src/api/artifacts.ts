@@ -89,6 +89,8 @@ function trustView(a: TrustArtifact) {
     status: a.status,
     verified: a.status === 'pending' ? null : a.verified,
     signer: a.signer,
+    // null for a verdict stored before codes existed, until it is judged again
+    code: a.status === 'pending' ? 'pending' : a.code,
     reason: a.status === 'pending' ? 'not verified yet' : a.reason,
     details: a.details ?? {},
     checkedAt: iso(a.checkedAt),

@@ -4,6 +4,7 @@
  * SBOMs, and the trust each namespace configured through /api/v1. A verdict is `pending` from
  * the push until a verifier has looked at it; any replica may pick pending work up.
  */
+import type { VerdictCode } from '../trust/verdict.ts';
 
 export type ArtifactKind = 'signature' | 'attestation' | 'sbom';
 
@@ -21,6 +22,8 @@ export interface TrustArtifact {
   status: 'pending' | 'done';
   verified: boolean | null;
   signer: string | null;
+  /** the verdict's reason code; null while pending, and for verdicts stored before codes existed */
+  code: VerdictCode | null;
   reason: string | null;
   details: Record<string, unknown> | null;
   checkedAt: number | null;
@@ -33,6 +36,7 @@ export interface VerdictUpdate {
   kind: ArtifactKind;
   verified: boolean | null;
   signer?: string;
+  code: VerdictCode;
   reason: string;
   details?: Record<string, unknown>;
   /** the fingerprint of the trust it was judged against */

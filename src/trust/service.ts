@@ -61,7 +61,7 @@ export class TrustService {
       }
       const artifact = { repo: e.repo, digest: e.digest, subject: found.subject.digest, kind: found.kind, format: found.format, via: found.via };
       await trust.recordArtifact(artifact);
-      this.enqueue({ ...artifact, status: 'pending', verified: null, signer: null, reason: null, details: null, checkedAt: null, createdAt: Date.now() });
+      this.enqueue({ ...artifact, status: 'pending', verified: null, signer: null, code: null, reason: null, details: null, checkedAt: null, createdAt: Date.now() });
     } catch (err) {
       this.deps.log.error({ err, repo: e.repo, digest: e.digest }, 'could not record a trust artifact; the next poll will not find it either');
     }
@@ -174,6 +174,7 @@ export class TrustService {
       await this.deps.meta.trust.setVerdict(a.repo, a.digest, {
         kind: j.kind,
         verified: j.verified,
+        code: j.code,
         reason: j.reason,
         trustFingerprint: fingerprint,
         ...(j.signer ? { signer: j.signer } : {}),
@@ -184,7 +185,7 @@ export class TrustService {
       const now = await this.deps.resolver.resolve(namespaceOf(a.repo), { fresh: true });
       if (now.fingerprint !== fingerprint) await this.deps.meta.trust.markNamespacePending(namespaceOf(a.repo), now.fingerprint);
       this.judgedSincePoll++;
-      this.deps.log.info({ repo: a.repo, digest: a.digest, subject: a.subject, kind: j.kind, format: a.format, verified: j.verified, signer: j.signer, reason: j.reason, ms: Date.now() - started }, 'trust verdict');
+      this.deps.log.info({ repo: a.repo, digest: a.digest, subject: a.subject, kind: j.kind, format: a.format, verified: j.verified, signer: j.signer, code: j.code, reason: j.reason, ms: Date.now() - started }, 'trust verdict');
     } catch (err) {
       // Left pending: the next poll tries again (a store that is down now may be up then).
       this.deps.log.error({ err, repo: a.repo, digest: a.digest }, 'trust: judging failed');

@@ -17,20 +17,42 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
       const sig = { repo: 'team/app', digest: d(2), subject: d(1), kind: 'signature' as const, format: 'cosign', via: 'referrer' };
       await meta.trust.recordArtifact(sig);
       expect(await meta.trust.pending(10)).toMatchObject([{ ...sig, status: 'pending', verified: null }]);
-      await meta.trust.setVerdict('team/app', d(2), { kind: 'signature', verified: false, signer: 'key:a', reason: 'tampered', details: { n: 1 }, trustFingerprint: 'f1' });
-      expect(await meta.trust.getArtifact('team/app', d(2))).toMatchObject({ status: 'done', verified: false, signer: 'key:a', reason: 'tampered', details: { n: 1 } });
+      await meta.trust.setVerdict('team/app', d(2), { kind: 'signature', verified: false, signer: 'key:a', code: 'bad_signature', reason: 'tampered', details: { n: 1 }, trustFingerprint: 'f1' });
+      expect(await meta.trust.getArtifact('team/app', d(2))).toMatchObject({ status: 'done', verified: false, signer: 'key:a', code: 'bad_signature', reason: 'tampered', details: { n: 1 } });
       expect(await meta.trust.pending(10)).toEqual([]);
       // other namespaces, and names that merely start with the namespace, are left alone
       await meta.trust.recordArtifact({ ...sig, repo: 'teamx/app' });
       await meta.trust.recordArtifact({ ...sig, repo: 'team_a/app' });
-      await meta.trust.setVerdict('teamx/app', d(2), { kind: 'signature', verified: true, reason: 'ok', trustFingerprint: 'f1' });
-      await meta.trust.setVerdict('team_a/app', d(2), { kind: 'signature', verified: true, reason: 'ok', trustFingerprint: 'f1' });
+      await meta.trust.setVerdict('teamx/app', d(2), { kind: 'signature', verified: true, code: 'verified', reason: 'ok', trustFingerprint: 'f1' });
+      await meta.trust.setVerdict('team_a/app', d(2), { kind: 'signature', verified: true, code: 'verified', reason: 'ok', trustFingerprint: 'f1' });
       expect(await meta.trust.markNamespacePending('team', 'f1')).toBe(0);
       expect(await meta.trust.markNamespacePending('team', 'f2')).toBe(1);
       expect((await meta.trust.pending(10)).map((a) => a.repo)).toEqual(['team/app']);
       expect(await meta.trust.artifactsFor('team/app', d(1))).toHaveLength(1);
       await meta.trust.forget('team/app', d(2));
       expect(await meta.trust.artifactsFor('team/app', d(1))).toEqual([]);
+      await meta.close();
+    });
+
+    it("keeps each verdict's reason code, and none while it is pending again", async () => {
+      const meta = await open();
+      const base = { repo: 'codes/app', subject: d(1), format: 'cosign', via: 'referrer' };
+      const verdicts = [
+        { digest: d(30), kind: 'signature', verified: true, code: 'verified', reason: 'signed with the configured key release' },
+        { digest: d(31), kind: 'signature', verified: false, code: 'untrusted_signer', reason: 'signed by mallory, but the namespace trusts only alice' },
+        { digest: d(32), kind: 'sbom', verified: null, code: 'sbom_unreadable', reason: 'the SBOM cannot be read: not JSON' },
+      ] as const;
+      for (const { digest, kind, verified, code, reason } of verdicts) {
+        await meta.trust.recordArtifact({ ...base, digest, kind });
+        expect(await meta.trust.getArtifact(base.repo, digest)).toMatchObject({ status: 'pending', code: null });
+        await meta.trust.setVerdict(base.repo, digest, { kind, verified, code, reason, trustFingerprint: 'f' });
+      }
+      expect((await meta.trust.artifactsFor(base.repo, d(1))).map((a) => [a.digest, a.status, a.verified, a.code, a.reason])).toEqual(
+        verdicts.map((v) => [v.digest, 'done', v.verified, v.code, v.reason]),
+      );
+      // a new push of the same manifest is judged again: its old code is gone until then
+      await meta.trust.recordArtifact({ ...base, digest: d(31), kind: 'signature' });
+      expect(await meta.trust.getArtifact(base.repo, d(31))).toMatchObject({ status: 'pending', verified: null, code: null, reason: null });
       await meta.close();
     });
 
@@ -60,7 +82,7 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
         ['nsx/app', d(10), d(23), true],
       ] as const) {
         await meta.trust.recordArtifact({ repo, digest: sig, subject, kind: 'signature', format: 'cosign', via: 'referrer' });
-        await meta.trust.setVerdict(repo, sig, { kind: 'signature', verified, reason: '', trustFingerprint: 'f' });
+        await meta.trust.setVerdict(repo, sig, { kind: 'signature', verified, code: verified ? 'verified' : 'untrusted_signer', reason: '', trustFingerprint: 'f' });
       }
       const tags = await meta.trust.signedTags('ns');
       expect(tags.map((t) => `${t.repository}:${t.tag}@${t.digest}`)).toEqual([`ns:top@${d(12)}`, `ns/app:signed@${d(10)}`]);

@@ -24,7 +24,7 @@ it('judges every pending artifact, page after page, without waiting for the poll
   await service.idle();
   expect(await meta.trust.pending(1000)).toEqual([]);
   // each was judged: the manifests are gone, and the verdict says so
-  expect(await meta.trust.getArtifact('ns/app', d(1249))).toMatchObject({ status: 'done', verified: false, reason: `manifest ${d(1249)} is no longer in ns/app` });
+  expect(await meta.trust.getArtifact('ns/app', d(1249))).toMatchObject({ status: 'done', verified: false, code: 'artifact_missing', reason: `manifest ${d(1249)} is no longer in ns/app` });
   await service.stop();
   await meta.close();
 });
@@ -57,7 +57,7 @@ it('judges with the trust in the store now, not with what a replica cached a mom
   const service = new TrustService({ meta, blobs, resolver, log: pino({ level: 'silent' }), workers: 1, pollMs: 3_600_000 });
   await service.start();
   await service.idle();
-  expect(await meta.trust.getArtifact('ns/app', digest)).toMatchObject({ status: 'done', verified: true, signer: 'key:k' });
+  expect(await meta.trust.getArtifact('ns/app', digest)).toMatchObject({ status: 'done', verified: true, signer: 'key:k', code: 'verified' });
   await service.stop();
   await meta.close();
 });

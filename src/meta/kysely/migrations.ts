@@ -239,6 +239,12 @@ export function migrations(engine: Engine): MigrationProvider {
         await sql`update signing_keys set replaced_at = ${Date.now()} where active = 0`.execute(db);
       },
     },
+    '0006-trust-reason-code': {
+      async up(db: Kysely<unknown>) {
+        // A verdict's reason code (src/trust/verdict.ts); null for verdicts stored before codes existed.
+        await db.schema.alterTable('trust_artifacts').addColumn('code', 'text').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

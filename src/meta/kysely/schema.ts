@@ -63,6 +63,8 @@ export interface Database {
     status: string;
     verified: number | null;
     signer: string | null;
+    /** the verdict's reason code (src/trust/verdict.ts); null while pending, and for verdicts from before codes */
+    code: string | null;
     reason: string | null;
     /** JSON object */
     details: string | null;

@@ -1,5 +1,6 @@
 /** The TrustStore on Kysely: the same queries on SQLite and PostgreSQL. */
 import { sql, type Kysely, type Selectable } from 'kysely';
+import type { VerdictCode } from '../../trust/verdict.ts';
 import type { ArtifactKind, NewTrustArtifact, SignedTag, StoredSbom, TrustArtifact, TrustStore, VerdictUpdate } from '../trust.ts';
 import type { Database } from './schema.ts';
 
@@ -13,6 +14,8 @@ const toArtifact = (r: Selectable<Database['trust_artifacts']>): TrustArtifact =
   status: r.status === 'done' ? 'done' : 'pending',
   verified: r.verified === null ? null : r.verified === 1,
   signer: r.signer,
+  // as stored: a code a newer version wrote is passed on, not dropped (clients treat unknown codes as errors)
+  code: r.code as VerdictCode | null,
   reason: r.reason,
   details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
   checkedAt: r.checked_at,
@@ -36,7 +39,7 @@ export class KyselyTrustStore implements TrustStore {
   }
 
   async recordArtifact(a: NewTrustArtifact): Promise<void> {
-    const pending = { subject: a.subject, kind: a.kind, format: a.format, via: a.via, status: 'pending', verified: null, signer: null, reason: null, details: null, checked_at: null, trust_fingerprint: null };
+    const pending = { subject: a.subject, kind: a.kind, format: a.format, via: a.via, status: 'pending', verified: null, signer: null, code: null, reason: null, details: null, checked_at: null, trust_fingerprint: null };
     await this.db
       .insertInto('trust_artifacts')
       .values({ repo: a.repo, digest: a.digest, ...pending, created_at: Date.now() })
@@ -52,6 +55,7 @@ export class KyselyTrustStore implements TrustStore {
         status: 'done',
         verified: v.verified === null ? null : v.verified ? 1 : 0,
         signer: v.signer ?? null,
+        code: v.code,
         reason: v.reason,
         details: v.details ? JSON.stringify(v.details) : null,
         checked_at: Date.now(),
