@@ -89,7 +89,7 @@ describe.runIf(openssl)('custody sign', () => {
     const view = await shown('team/app', image.digest);
     expect(view).toContain(`team/app@${image.digest} (1.0)`);
     expect(view).toContain('1 of 1 signatures verified');
-    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+key:release\s+signed with the configured key release/);
+    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:release\s+signed with the configured key release/);
   });
 
   it('signs by digest, and pushes a cosign signature referrer: the simple-signing payload, its signature annotation, the subject', async () => {
@@ -118,7 +118,7 @@ describe.runIf(openssl)('custody sign', () => {
 
     const artifact = (await request(server.url, `/api/v1/repositories/team/svc/artifacts/${digest}`)).json<ArtifactView>();
     expect(artifact.referrers.map((r) => r.digest)).toEqual([signed.signature]);
-    expect(await shown('team/svc', digest)).toMatch(/\nsignature\s+cosign\s+yes\s+key:release/);
+    expect(await shown('team/svc', digest)).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:release/);
     // and the full reference with the registry's host names the same image
     expect(await ok(['sign', `${server.host}/team/svc:v2`, '--key', file('key.pem')])).toMatch(new RegExp(`^signed team/svc@${digest} \\(v2\\)`));
   });
@@ -142,8 +142,8 @@ describe.runIf(openssl)('custody sign', () => {
     for (const k of ['ed', 'rsa']) await ok(['sign', 'kinds/app:v1', '--key', file(`${k}.pem`)]);
     const view = await shown('kinds/app', digest);
     expect(view).toContain('2 of 2 signatures verified');
-    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+key:ed\s/);
-    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+key:rsa\s/);
+    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:ed\s/);
+    expect(view).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:rsa\s/);
   });
 
   it('says in one line what is wrong', async () => {
@@ -170,7 +170,7 @@ describe.runIf(openssl)('custody sign', () => {
     const right = await runOnTerminal(home, ['sign', 'team/locked:v1', '--key', file('locked.pem')], [{ prompt: `Passphrase for ${file('locked.pem')}: `, type: 'locked-pass' }]);
     expect(right.code, right.output).toBe(0);
     expect(right.output).not.toContain('locked-pass');
-    expect(await shown('team/locked', digest)).toMatch(/\nsignature\s+cosign\s+yes\s+key:release/);
+    expect(await shown('team/locked', digest)).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:release/);
   });
 
   it('needs a login', async () => {

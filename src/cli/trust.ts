@@ -24,6 +24,8 @@ interface Referrer {
   verified: boolean | null;
   signer: string | null;
   reason?: string;
+  /** the reason's code (docs/trust.md); null for verdicts stored before codes */
+  code?: string | null;
 }
 
 interface ArtifactView {
@@ -129,8 +131,16 @@ export function registerTrust(program: Command): void {
           a.referrers.length === 0
             ? 'nothing attached'
             : table(
-                ['kind', 'format', 'verified', 'signer', 'reason', 'digest'],
-                a.referrers.map((r) => [r.kind, r.format ?? '', r.status === 'pending' ? 'pending' : r.verified === null ? '-' : r.verified ? 'yes' : 'NO', r.signer ?? '', r.reason ?? '', r.digest.slice(0, 19)]),
+                ['kind', 'format', 'verified', 'code', 'signer', 'reason', 'digest'],
+                a.referrers.map((r) => [
+                  r.kind,
+                  r.format ?? '',
+                  r.status === 'pending' ? 'pending' : r.verified === null ? '-' : r.verified ? 'yes' : 'NO',
+                  r.code ?? '',
+                  r.signer ?? '',
+                  r.reason ?? '',
+                  r.digest.slice(0, 19),
+                ]),
               ),
         ].join('\n'),
       );

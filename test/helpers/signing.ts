@@ -117,6 +117,8 @@ export interface ReferrerView {
   verified: boolean | null;
   signer: string | null;
   reason: string;
+  /** docs/trust.md's reason codes; null for a verdict stored before codes */
+  code: string | null;
   details: Record<string, unknown>;
 }
 
