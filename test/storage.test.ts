@@ -117,6 +117,18 @@ describe('fs BlobStore durability', () => {
     }
   });
 
+  it('syncs no directory for a staging write (an upload part), and makes its name durable when it is moved into place', async () => {
+    const { store, log } = await recorded();
+    await store.write('uploads/u1/0-aa', Readable.from([Buffer.from('part')]), { staging: true });
+    expect(log.filter((e) => e.event === 'sync')).toEqual([]);
+    await store.move('uploads/u1/0-aa', 'blobs/sha256/cd/cdef');
+    log.push({ event: 'resolved', what: 'move' });
+    const resolved = log.length - 1;
+    expect(syncedWith(log, 'blobs/sha256/cd', 'cdef', resolved), JSON.stringify(log)).toBeGreaterThanOrEqual(0);
+    expect(syncedWith(log, 'blobs/sha256', 'cd', resolved)).toBeGreaterThanOrEqual(0);
+    expect(log.some((e) => e.event === 'sync' && e.dir.startsWith('uploads'))).toBe(false);
+  });
+
   it('syncs no directory with fsync off', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'custody-fs-nosync-'));
     let syncs = 0;

@@ -126,6 +126,8 @@ async function appendChunk(ctx: RegistryContext, upload: Upload, req: FastifyReq
   const key = `uploads/${upload.id}/${upload.offset}-${randomBytes(6).toString('hex')}`;
   const { stream, hash } = hashing(req.raw, 'sha256');
   const { size } = await ctx.blobs.write(key, stream, {
+    // a part becomes a blob only by the PUT's move, which makes its name durable
+    staging: true,
     beforeCommit: (written) => {
       if (expected !== undefined && written !== expected) {
         throw new OciError('SIZE_INVALID', `Content-Range announces ${expected} bytes, but the chunk has ${written}`);

@@ -24,6 +24,12 @@ export interface WriteOptions {
    * aborts the write: nothing is left under the key (an earlier object there stays untouched).
    */
   beforeCommit?: (size: number) => void | Promise<void>;
+  /**
+   * An intermediate object (an upload's part) that only becomes a blob by a later move(): its
+   * bytes are made durable, but its name need not survive power loss, so a driver may skip the
+   * directory sync a rename would otherwise cost. move() makes the final name durable.
+   */
+  staging?: boolean;
 }
 
 export interface BlobStore {

@@ -45,12 +45,17 @@ const readChunk = 1024 * 1024;
 /** how many directories the store remembers as made (and durable) before it forgets them all */
 const maxKnownDirs = 10_000;
 
-/** A directory: made resolves once it exists, durable once its entry (and its parents') is on disk too. */
+/**
+ * A directory: `made` resolves once it exists; `durable()` once its entry (and its parents') is on
+ * disk too. Durability is asked for, not assumed: a staging write (an upload's part) never needs
+ * it, and so never pays the fsync of `uploads/` that a new upload directory would otherwise cost.
+ */
 interface Directory {
   made: Promise<void>;
-  durable: Promise<void>;
+  durable(): Promise<void>;
 }
-const known: Directory = { made: Promise.resolve(), durable: Promise.resolve() };
+const done = Promise.resolve();
+const known: Directory = { made: done, durable: () => done };
 
 export class FsBlobStore implements BlobStore {
   private readonly root: string;
@@ -154,7 +159,7 @@ export class FsBlobStore implements BlobStore {
       const size = out.bytesWritten;
       await options.beforeCommit?.(size);
       if (this.fsync) await syncFile(temp);
-      await this.renameInto(temp, target);
+      await this.renameInto(temp, target, options.staging !== true);
       return { size };
     } catch (err) {
       await fs.rm(temp, { force: true });
@@ -176,9 +181,10 @@ export class FsBlobStore implements BlobStore {
    * the new name is durable: an fsync of the directory that started after the rename has
    * completed (a rename is a change to the directory, which the file's own fdatasync does not
    * cover), and so has one of the parent of every directory on the way that this store made or
-   * first saw.
+   * first saw. `durableName` false (a staging write): the name may be lost to power loss, the bytes
+   * are not, and the move that makes it a blob syncs its own name.
    */
-  private async renameInto(from: string, to: string): Promise<void> {
+  private async renameInto(from: string, to: string, durableName = true): Promise<void> {
     const dir = path.dirname(to);
     let target = this.directory(dir);
     await target.made;
@@ -193,7 +199,7 @@ export class FsBlobStore implements BlobStore {
       await fs.rename(from, to);
     }
     // The directory's own entry (made just now, perhaps) and the new name, in parallel.
-    if (this.fsync) await Promise.all([target.durable, this.dirSync.sync(dir)]);
+    if (this.fsync && durableName) await Promise.all([target.durable(), this.dirSync.sync(dir)]);
   }
 
   /**
@@ -215,14 +221,21 @@ export class FsBlobStore implements BlobStore {
       }),
     );
     // Also when it existed: another server, or a run before a crash, may have made it without
-    // its entry reaching the disk yet.
-    const durable = this.fsync ? made.then(() => Promise.all([this.dirSync.sync(parentPath), parent.durable])).then(() => undefined) : made;
-    const entry = { made, durable };
+    // its entry reaching the disk yet. Made once, on the first call, and shared after that.
+    let durable: Promise<void> | undefined;
+    const entry: Directory = {
+      made,
+      durable: () => {
+        if (durable) return durable;
+        durable = this.fsync ? made.then(() => Promise.all([this.dirSync.sync(parentPath), parent.durable()])).then(() => undefined) : made;
+        // A failure is reported to the callers; the next one tries afresh.
+        durable.catch(() => {
+          if (this.dirs.get(dir) === entry) this.dirs.delete(dir);
+        });
+        return durable;
+      },
+    };
     this.dirs.set(dir, entry);
-    // A failure is reported to the callers; the next one tries afresh.
-    durable.catch(() => {
-      if (this.dirs.get(dir) === entry) this.dirs.delete(dir);
-    });
     return entry;
   }
 
