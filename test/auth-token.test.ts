@@ -149,7 +149,7 @@ describe('JWTs that must not work', () => {
     expect((await request(server.url, '/v2/team/app/blobs/uploads/', { method: 'POST', ...bearer(tampered) })).status).toBe(401);
 
     const { privateKey } = await generateKeyPair('ES256');
-    const kid = JSON.parse(Buffer.from(header as string, 'base64url').toString()).kid as string;
+    const { kid } = JSON.parse(Buffer.from(header as string, 'base64url').toString()) as { kid: string };
     const foreign = await new SignJWT({ ...claims }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer('custody').setAudience('custody').setExpirationTime('5m').sign(privateKey);
     expect((await pull(foreign)).status).toBe(401);
     const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`;
@@ -211,7 +211,7 @@ describe('signing keys', () => {
     const kid = await keys.rotate();
     later(1100); // the server reloads keys when it meets an unknown key id, at most once a second
     const after = await bearerToken(server.url, ['repository:team/app:pull'], reader);
-    const kidOf = (t: string) => JSON.parse(Buffer.from(t.split('.')[0] as string, 'base64url').toString()).kid as string;
+    const kidOf = (t: string) => (JSON.parse(Buffer.from(t.split('.')[0] as string, 'base64url').toString()) as { kid: string }).kid;
     expect(kidOf(before)).not.toBe(kid);
     expect((await pull(before)).status).toBe(200);
     expect((await pull(after)).status).toBe(200);

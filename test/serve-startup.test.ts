@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { failureKeys } from '../src/auth/authenticate.ts';
 import { openMetaStore } from '../src/meta/open.ts';
-import { basic, request, testAdmin } from './helpers/http.ts';
+import { basic, request } from './helpers/http.ts';
 import { dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 import { projectRoot, startProcess, tempDir, type ProcessServer } from './helpers/server.ts';
 import { spawnCustody, type Spawned } from './helpers/spawn.ts';

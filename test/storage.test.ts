@@ -126,7 +126,7 @@ describe('fs BlobStore durability', () => {
     const resolved = log.length - 1;
     expect(syncedWith(log, 'blobs/sha256/cd', 'cdef', resolved), JSON.stringify(log)).toBeGreaterThanOrEqual(0);
     expect(syncedWith(log, 'blobs/sha256', 'cd', resolved)).toBeGreaterThanOrEqual(0);
-    expect(log.some((e) => e.event === 'sync' && e.dir.startsWith('uploads'))).toBe(false);
+    expect(log.some((e) => e.event === 'sync' && (e.dir ?? '').startsWith('uploads'))).toBe(false);
   });
 
   it('syncs no directory with fsync off', async () => {

@@ -46,10 +46,10 @@ function childCpuTicks(pid: number): number {
 }
 
 describe.each([
-  ['in this process, from src', async () => ({ server: (await startInProcess()) as RunningServer, pid: process.pid })],
+  ['in this process, from src', async () => ({ server: (await startInProcess()), pid: process.pid })],
   ['as custody serve, from dist', async () => {
     const server = await startProcess();
-    return { server: server as RunningServer, pid: server.child.pid ?? 0 };
+    return { server: server, pid: server.child.pid ?? 0 };
   }],
 ] as const)('a 16 MiB SBOM nested too deeply, %s', (label, start) => {
   let server: RunningServer;

@@ -56,8 +56,8 @@ describe('a tuf-js client', () => {
     const updater = client.updater();
     await updater.refresh();
     const info = await updater.getTargetInfo('team/app:1.0');
-    expect(info?.hashes.sha256).toBe(hex(images.app1b!.digest));
-    expect(await readFile(await updater.downloadTarget(info!), 'utf8')).toBe(images.app1b!.body);
+    expect(info?.hashes.sha256).toBe(hex(images.app1b.digest));
+    expect(await readFile(await updater.downloadTarget(info!), 'utf8')).toBe(images.app1b.body);
   });
 
   it('loses a target when its tag is no longer signed, and gains one when a tag is', async () => {

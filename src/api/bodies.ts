@@ -57,6 +57,6 @@ export function installJsonParser(api: FastifyInstance, bodyLimit: number): void
       done(invalid(`the body nests too deeply (more than ${maxJsonDepth} levels of objects and arrays)`), undefined);
       return;
     }
-    parseJson(req, body, done);
+    void parseJson(req, body, done);
   });
 }

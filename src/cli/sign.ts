@@ -119,7 +119,8 @@ async function resolve(client: Client, ref: Reference): Promise<Descriptor> {
   let mediaType = res.headers.get('content-type')?.split(';')[0]?.trim() ?? '';
   if (!manifestTypes.includes(mediaType)) {
     try {
-      mediaType = String((JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: unknown }).mediaType ?? '');
+      const declared = (JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: unknown }).mediaType;
+      mediaType = typeof declared === 'string' ? declared : '';
     } catch {
       mediaType = '';
     }

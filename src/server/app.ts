@@ -46,8 +46,8 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   // Owner only: the database in it holds private keys.
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // The logger exists only once the app does; a connection failing before that has no one to tell.
-  let log: FastifyBaseLogger | undefined;
-  const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
+  const logger: { log?: FastifyBaseLogger } = {};
+  const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => logger.log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
   const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), blobStoreOptions(config)));
   const https = parts.tls ?? (await readTls(config));
   const app = Fastify({
@@ -68,7 +68,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     clientErrorHandler,
   });
   app.server.on('connect', answerConnect);
-  log = app.log;
+  logger.log = app.log;
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });

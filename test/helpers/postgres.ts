@@ -15,7 +15,7 @@ export async function postgresAvailable(): Promise<boolean> {
     await client.end();
     return true;
   } catch (err) {
-    if (process.env.CI) throw new Error(`PostgreSQL at ${adminUrl} is required in CI: ${String(err)}`);
+    if (process.env.CI) throw new Error(`PostgreSQL at ${adminUrl} is required in CI: ${String(err)}`, { cause: err });
     console.warn(`SKIPPED PostgreSQL tests: no server answers at ${adminUrl} (${String(err)})`);
     return false;
   }

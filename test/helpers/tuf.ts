@@ -77,7 +77,7 @@ export class AuthFetcher extends BaseFetcher {
   async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
     const response = await fetch(url, { headers: this.authorization ? { authorization: this.authorization } : {} });
     if (!response.ok || !response.body) throw new DownloadHTTPError(`GET ${url}: ${response.status}`, response.status);
-    return response.body as ReadableStream<Uint8Array<ArrayBuffer>>;
+    return response.body;
   }
 }
 

@@ -6,7 +6,7 @@ import type { SignedPayload } from '../../src/trust/verdict.ts';
 
 const IN_TOTO = 'application/vnd.in-toto+json';
 const fixture = (name: string): Uint8Array => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
-const signed = (payload: Uint8Array | unknown, payloadType = IN_TOTO): SignedPayload => ({
+const signed = (payload: unknown, payloadType = IN_TOTO): SignedPayload => ({
   payloadType,
   payload: payload instanceof Uint8Array ? payload : new TextEncoder().encode(JSON.stringify(payload)),
 });

@@ -53,7 +53,7 @@ export class KyselyMetaStore implements MetaStore {
     const { error } = await migrator.migrateToLatest();
     if (error) {
       await db.destroy();
-      throw error instanceof Error ? error : new Error(String(error));
+      throw error instanceof Error ? error : new Error(`migration failed: ${JSON.stringify(error)}`);
     }
     return new KyselyMetaStore(db);
   }

@@ -140,9 +140,10 @@ export class KyselyTrustStore implements TrustStore {
       .innerJoin('manifests', (j) => j.onRef('manifests.repo', '=', 'tags.repo').onRef('manifests.digest', '=', 'tags.digest'))
       .select(['tags.repo', 'tags.name', 'tags.digest', 'manifests.size', 'manifests.media_type'])
       .where(inNamespace(namespace, 'tags.repo'))
-      .where(({ exists, selectFrom }) =>
-        exists(
-          selectFrom('trust_artifacts')
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('trust_artifacts')
             .select('trust_artifacts.digest')
             .whereRef('trust_artifacts.repo', '=', 'tags.repo')
             .whereRef('trust_artifacts.subject', '=', 'tags.digest')

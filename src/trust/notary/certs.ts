@@ -58,23 +58,23 @@ export function parsePemCertificates(text: string): Uint8Array[] {
 }
 
 /** The only algorithm a signing key may use (Notary Project "Algorithm Selection"), or why none. */
-export function algorithmFor(key: KeyObject): Algorithm | string {
+export function algorithmFor(key: KeyObject): { alg: Algorithm } | { refused: string } {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') {
     const bits = details.modulusLength;
-    if (bits === 2048) return 'PS256';
-    if (bits === 3072) return 'PS384';
-    if (bits === 4096) return 'PS512';
-    return `an RSA key of ${String(bits)} bits (only 2048, 3072 and 4096 are allowed)`;
+    if (bits === 2048) return { alg: 'PS256' };
+    if (bits === 3072) return { alg: 'PS384' };
+    if (bits === 4096) return { alg: 'PS512' };
+    return { refused: `an RSA key of ${String(bits)} bits (only 2048, 3072 and 4096 are allowed)` };
   }
   if (key.asymmetricKeyType === 'ec') {
     const curve = details.namedCurve;
-    if (curve === 'prime256v1') return 'ES256';
-    if (curve === 'secp384r1') return 'ES384';
-    if (curve === 'secp521r1') return 'ES512';
-    return `an EC key on curve ${String(curve)} (only P-256, P-384 and P-521 are allowed)`;
+    if (curve === 'prime256v1') return { alg: 'ES256' };
+    if (curve === 'secp384r1') return { alg: 'ES384' };
+    if (curve === 'secp521r1') return { alg: 'ES512' };
+    return { refused: `an EC key on curve ${String(curve)} (only P-256, P-384 and P-521 are allowed)` };
   }
-  return `a ${String(key.asymmetricKeyType)} key (only RSA and ECDSA are allowed)`;
+  return { refused: `a ${String(key.asymmetricKeyType)} key (only RSA and ECDSA are allowed)` };
 }
 
 function keyProblem(cert: Cert): string | undefined {
@@ -84,7 +84,8 @@ function keyProblem(cert: Cert): string | undefined {
     return (details.modulusLength ?? 0) >= 2048 ? undefined : `certificate ${cert.name} has an RSA key shorter than 2048 bits`;
   }
   if (key.asymmetricKeyType === 'ec' && ['prime256v1', 'secp384r1', 'secp521r1'].includes(details.namedCurve ?? '')) return undefined;
-  return `certificate ${cert.name} has ${algorithmFor(key)}`;
+  const algorithm = algorithmFor(key);
+  return `certificate ${cert.name} has ${'refused' in algorithm ? algorithm.refused : algorithm.alg}`;
 }
 
 function signatureAlgorithmProblem(cert: Cert): string | undefined {

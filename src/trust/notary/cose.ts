@@ -84,7 +84,7 @@ export function readCose(bytes: Uint8Array): Envelope {
   const headers = decode(protectedBytes, 'the protected header');
   if (!(headers instanceof Map)) throw new EnvelopeError('malformed COSE envelope: the protected header must be a map');
 
-  const algLabel = headers.get(1);
+  const algLabel: unknown = headers.get(1);
   const alg = typeof algLabel === 'number' ? COSE_ALGORITHMS.get(algLabel) : undefined;
   if (!alg) throw new EnvelopeError(`unsupported COSE algorithm ${String(algLabel)} (expected PS256/384/512 or ES256/384/512)`, 'unsupported');
   const crit: unknown = headers.get(2);

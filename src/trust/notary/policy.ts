@@ -89,7 +89,7 @@ function checkPolicy(p: TrustPolicy, at: string): void {
     try {
       parsed.push(parseDn(m[1]));
     } catch (err) {
-      throw new Error(`${at}.trustedIdentities[${j}]: ${(err as Error).message}`);
+      throw new Error(`${at}.trustedIdentities[${j}]: ${(err as Error).message}`, { cause: err });
     }
   }
   const subset = (a: DnAttribute[], b: DnAttribute[]) => a.every((x) => b.some((y) => y.type === x.type && y.value === x.value));

@@ -7,7 +7,7 @@ import type { Finding, NotaryTrust, SubjectRef, Verdict, VerdictCode } from '../
 import { algorithmFor, chainProblem, leadsTo, parseCertificate, parsePemCertificates, validityProblem, type Cert } from './certs.ts';
 import { readCose } from './cose.ts';
 import { dnMatches, formatDn, parseDn, subjectOf } from './dn.ts';
-import { ALGORITHMS, EnvelopeError, payloadSchema, type Algorithm, type Envelope } from './envelope.ts';
+import { EnvelopeError, payloadSchema, type Envelope } from './envelope.ts';
 import { readJws } from './jws.ts';
 import { actionsOf, parseTrustPolicy, selectPolicy, type Check, type TrustPolicy } from './policy.ts';
 
@@ -29,7 +29,6 @@ class Enforced extends Error {
 }
 
 const iso = (d: Date | undefined) => d?.toISOString();
-const isAlgorithm = (a: string): a is Algorithm => (ALGORITHMS as readonly string[]).includes(a);
 
 function readEnvelope(input: NotaryInput): Envelope {
   if (input.envelopeType === 'application/jose+json') return readJws(input.envelope);
@@ -49,8 +48,9 @@ function parseChain(certificates: readonly Uint8Array[]): Cert[] {
 
 /** Integrity: the signature, the algorithm's fit to the key, and the payload's fit to the subject. */
 async function checkIntegrity(env: Envelope, leaf: Cert, subject: SubjectRef): Promise<void> {
-  const expected = algorithmFor(leaf.node.publicKey);
-  if (!isAlgorithm(expected)) throw new Enforced('certificate_invalid', `signing certificate ${leaf.name} has ${expected}`);
+  const fit = algorithmFor(leaf.node.publicKey);
+  if ('refused' in fit) throw new Enforced('certificate_invalid', `signing certificate ${leaf.name} has ${fit.refused}`);
+  const expected = fit.alg;
   if (env.alg !== expected) throw new Enforced('malformed', `the envelope's algorithm ${env.alg} does not fit the signing certificate's key, which calls for ${expected}`);
   let valid: boolean;
   try {

@@ -19,7 +19,7 @@ export { MAX_COMPONENTS, SbomError, type Component, type SbomDocument } from './
  * Reads an SBOM from its bytes, or from JSON already parsed (an in-toto predicate). With a media
  * type, the document must be of that format; without one, the format is recognised by its fields.
  */
-export function parseSbom(input: Uint8Array | unknown, mediaType?: string): SbomDocument {
+export function parseSbom(input: unknown, mediaType?: string): SbomDocument {
   try {
     return parse(input, mediaType);
   } catch (e) {
