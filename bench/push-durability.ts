@@ -16,12 +16,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { basicAuth, bearerAuth, type Auth } from './client.ts';
+import { freePort } from './servers.ts';
 import { summarize, table } from './stats.ts';
 import { prepareBlobs } from './workloads.ts';
 
@@ -49,16 +49,6 @@ interface Build {
   opsPerSec: number[];
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 /** --env LABEL:NAME=VALUE, per label */
 function envFor(label: string): Record<string, string> {

@@ -22,7 +22,8 @@ export interface Server extends Registry {
 /** The admin password of the Custody the benchmark starts. */
 const benchAdmin = { username: 'admin', password: 'bench-admin-password' };
 
-async function freePort(): Promise<number> {
+/** A port no one listens on now, on loopback. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.listen(0, '127.0.0.1', () => {

@@ -2,43 +2,20 @@
  * The management commands of the built CLI (`npm run build` first) against a real server:
  * each test step runs `custody …` as a child process with its own XDG_CONFIG_HOME.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type Run } from './helpers/cli.ts';
 import { basic, descriptorOf, imageManifest, putManifest, request, testAdmin, types } from './helpers/http.ts';
 import { projectRoot, startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
 import { newKey, pushCosignSignature, pushSbom, settledArtifact } from './helpers/signing.ts';
 
-const node = path.join(projectRoot, 'node_modules/.bin/node');
-const bin = path.join(projectRoot, 'bin/custody.js');
-
 let server: InProcessServer;
 let home: string;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI asynchronously (the server answers from this same process). */
-function custody(args: string[], input?: string): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, 'config') };
-  delete env.CUSTODY_PASSWORD;
-  delete env.CUSTODY_USERNAME;
-  const child = spawn(node, [bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(input);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const custody = (args: string[], input?: string): Promise<Run> => runCli(home, args, input);
 
 /** Runs the CLI and expects success; its stdout. */
 async function ok(args: string[], input?: string): Promise<string> {
@@ -231,7 +208,7 @@ describe('custody trust and artifact', () => {
     const shown = await ok(['artifact', 'show', 'cli/app', image.digest]);
     expect(shown).toContain(`cli/app@${image.digest} (v1)`);
     expect(shown).toContain('1 of 1 signatures verified, 0 attestations, 1 SBOMs');
-    expect(shown).toMatch(/\nsignature\s+cosign\s+yes\s+key:release\s+signed with the configured key release/);
+    expect(shown).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:release\s+signed with the configured key release/);
     expect(await ok(['artifact', 'components', 'cli/app', image.digest])).toMatch(/^NAME\s+VERSION\s+LICENSES\s+PURL\s+SBOM\nlodash\s+4\.17\.21\s+MIT\s+pkg:npm\/lodash@4\.17\.21\s+cyclonedx 1\.6\n$/);
     expect(await fails(['artifact', 'show', 'cli/app', `sha256:${'0'.repeat(64)}`])).toBe(`custody: no manifest sha256:${'0'.repeat(64)} in repository cli/app`);
 
