@@ -27,9 +27,6 @@ const shared = {
 export default defineConfig({
   test: {
     fileParallelism: false,
-    projects: [
-      { test: { ...shared, name: 'fast', include: ['test/**/*.test.ts'], exclude: slow } },
-      { test: { ...shared, name: 'slow', include: slow } },
-    ],
+    projects: [{ test: { ...shared, name: 'fast', include: ['test/**/*.test.ts'], exclude: slow } }, { test: { ...shared, name: 'slow', include: slow } }],
   },
 });

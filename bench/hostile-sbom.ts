@@ -67,7 +67,14 @@ async function pushSbom(pool: Pool, url: string, auth: Auth, repo: string, subje
   return sha256(body);
 }
 
-interface Row { label: string; stallMs: number; healthz: number; rssMiB: number; childRssMiB: number; reason: string }
+interface Row {
+  label: string;
+  stallMs: number;
+  healthz: number;
+  rssMiB: number;
+  childRssMiB: number;
+  reason: string;
+}
 
 /** Peak RSS, in MiB, of the processes `pid` started (summed), sampled every 20 ms until stopped. */
 function sampleChildren(pid: number | undefined): { stop(): number } {

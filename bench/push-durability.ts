@@ -49,7 +49,6 @@ interface Build {
   opsPerSec: number[];
 }
 
-
 /** --env LABEL:NAME=VALUE, per label */
 function envFor(label: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -65,7 +64,14 @@ async function start(label: string, checkout: string): Promise<Build> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'custody-bench-durability-'));
   const port = await freePort();
   const child = spawn(path.join(checkout, 'bin/custody.js'), ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
-    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, CUSTODY_LOG_LEVEL: 'warn', CUSTODY_ADMIN_PASSWORD: admin.password, CUSTODY_STORAGE_FSYNC: 'true', ...envFor(label) },
+    env: {
+      ...process.env,
+      PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`,
+      CUSTODY_LOG_LEVEL: 'warn',
+      CUSTODY_ADMIN_PASSWORD: admin.password,
+      CUSTODY_STORAGE_FSYNC: 'true',
+      ...envFor(label),
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -134,7 +140,9 @@ try {
   }
   const ratios: number[][] = builds.map(() => []);
   for (let round = 0; round < rounds; round++) {
-    process.stderr.write(`round ${round + 1} of ${rounds}: ${plan.count} × 4 KiB at concurrency ${plan.concurrency}${spinners.length ? `, ${spinners.length} busy process(es)` : ''}…\n`);
+    process.stderr.write(
+      `round ${round + 1} of ${rounds}: ${plan.count} × 4 KiB at concurrency ${plan.concurrency}${spinners.length ? `, ${spinners.length} busy process(es)` : ''}…\n`,
+    );
     const clients = await prepareBlobs(plan);
     try {
       const order = builds.map((_, i) => builds[(i + round) % builds.length] as Build);
@@ -145,9 +153,15 @@ try {
     builds.forEach((b, i) => ratios[i]!.push(b.opsPerSec[round]! / builds[0]!.opsPerSec[round]!));
   }
   const rows = [['build', 'pushes/s (median)', 'rounds', `ratio to ${builds[0]!.label} (median of rounds)`]];
-  builds.forEach((b, i) => rows.push([b.label, median(b.opsPerSec).toFixed(1), b.opsPerSec.map((x) => x.toFixed(0)).join(' '), `${median(ratios[i]!).toFixed(3)}×`]));
+  builds.forEach((b, i) =>
+    rows.push([b.label, median(b.opsPerSec).toFixed(1), b.opsPerSec.map((x) => x.toFixed(0)).join(' '), `${median(ratios[i]!).toFixed(3)}×`]),
+  );
   console.log(`\n4 KiB pushes with storage.fsync on${spinners.length ? `, ${spinners.length} busy process(es)` : ''}:\n${table(rows)}\n`);
-  if (args.json) await writeFile(args.json, JSON.stringify({ plan, busy: spinners.length, builds: builds.map((b, i) => ({ label: b.label, opsPerSec: b.opsPerSec, ratios: ratios[i] })) }, null, 2));
+  if (args.json)
+    await writeFile(
+      args.json,
+      JSON.stringify({ plan, busy: spinners.length, builds: builds.map((b, i) => ({ label: b.label, opsPerSec: b.opsPerSec, ratios: ratios[i] })) }, null, 2),
+    );
 } finally {
   for (const s of spinners) s.kill('SIGKILL');
   for (const b of builds) await stop(b);

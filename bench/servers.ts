@@ -75,7 +75,12 @@ export async function startCustody(extraEnv: Record<string, string> = {}): Promi
   const port = await freePort();
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dir];
   // Run as installed, through the bin's #! line and its node flags, on the Node running this.
-  const env = { CUSTODY_LOG_LEVEL: 'warn', CUSTODY_ADMIN_PASSWORD: benchAdmin.password, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, ...extraEnv };
+  const env = {
+    CUSTODY_LOG_LEVEL: 'warn',
+    CUSTODY_ADMIN_PASSWORD: benchAdmin.password,
+    PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`,
+    ...extraEnv,
+  };
   const server = await launch(path.join(root, 'bin/custody.js'), args, dir, port, env);
   return { ...server, credentials: basicAuth(benchAdmin.username, benchAdmin.password) };
 }
@@ -86,7 +91,21 @@ export async function startReference(): Promise<Server> {
   const port = await freePort();
   await writeFile(
     config,
-    ['version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${dir}/data`, '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n'),
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${dir}/data`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
   );
   return launch('docker-registry', ['serve', config], dir, port);
 }

@@ -15,7 +15,9 @@ import { sha256, type Auth } from './client.ts';
 import { startCustody, type Server } from './servers.ts';
 import { fmt, summarize, table, type Result } from './stats.ts';
 
-const { values: args } = parseArgs({ options: { count: { type: 'string', default: '300' }, concurrency: { type: 'string', default: '4' }, rounds: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({
+  options: { count: { type: 'string', default: '300' }, concurrency: { type: 'string', default: '4' }, rounds: { type: 'string', default: '3' } },
+});
 const count = Number(args.count);
 const rounds = Number(args.rounds);
 const concurrency = Number(args.concurrency);
@@ -29,7 +31,8 @@ async function put(pool: Pool, auth: Auth, path: string, body: Buffer | string, 
   if (res.statusCode !== 201 && res.statusCode !== 200) throw new Error(`${method} ${path}: ${res.statusCode}`);
 }
 
-const blob = (pool: Pool, auth: Auth, repo: string, data: Buffer | string) => put(pool, auth, `/v2/${repo}/blobs/uploads/?digest=${sha256(data)}`, data, 'application/octet-stream', 'POST');
+const blob = (pool: Pool, auth: Auth, repo: string, data: Buffer | string) =>
+  put(pool, auth, `/v2/${repo}/blobs/uploads/?digest=${sha256(data)}`, data, 'application/octet-stream', 'POST');
 
 /** One signed push: an image (config, layer, manifest) and its cosign signature referrer. */
 async function pushSigned(pool: Pool, auth: Auth, repo: string, i: number): Promise<string> {
@@ -45,7 +48,10 @@ async function pushSigned(pool: Pool, auth: Auth, repo: string, i: number): Prom
   });
   await put(pool, auth, `/v2/${repo}/manifests/v${i}`, image, manifestType);
   const digest = sha256(image);
-  const payload = JSON.stringify({ critical: { identity: { 'docker-reference': repo }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null });
+  const payload = JSON.stringify({
+    critical: { identity: { 'docker-reference': repo }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' },
+    optional: null,
+  });
   await blob(pool, auth, repo, payload);
   await blob(pool, auth, repo, '{}');
   const signature = JSON.stringify({
@@ -53,7 +59,14 @@ async function pushSigned(pool: Pool, auth: Auth, repo: string, i: number): Prom
     mediaType: manifestType,
     artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
     config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256('{}'), size: 2 },
-    layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha256(payload), size: Buffer.byteLength(payload), annotations: { 'dev.cosignproject.cosign/signature': sign('sha256', Buffer.from(payload), key.privateKey).toString('base64') } }],
+    layers: [
+      {
+        mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+        digest: sha256(payload),
+        size: Buffer.byteLength(payload),
+        annotations: { 'dev.cosignproject.cosign/signature': sign('sha256', Buffer.from(payload), key.privateKey).toString('base64') },
+      },
+    ],
     subject: { mediaType: manifestType, digest, size: Buffer.byteLength(image) },
   });
   await put(pool, auth, `/v2/${repo}/manifests/${sha256(signature)}`, signature, manifestType);
@@ -64,7 +77,8 @@ async function run(server: Server, label: string, verify: boolean): Promise<{ pu
   const pool = new Pool(server.url, { connections: concurrency });
   const auth = server.credentials ?? {};
   const repo = 'bench/signed';
-  if (verify) await put(pool, auth, '/api/v1/namespaces/bench/trust', JSON.stringify({ sigstore: { publicKeys: [{ name: 'bench', pem }] } }), 'application/json');
+  if (verify)
+    await put(pool, auth, '/api/v1/namespaces/bench/trust', JSON.stringify({ sigstore: { publicKeys: [{ name: 'bench', pem }] } }), 'application/json');
   const digests: string[] = [];
   const latencies: number[] = [];
   let next = 0;
@@ -127,7 +141,14 @@ console.log(`\n${count} signed images (image + cosign signature referrer), concu
 console.log(
   table([
     ['run', 'signed pushes/s', 'p50 ms', 'p99 ms', 'all verdicts after last push', 'verdicts/s'],
-    ...results.map((r) => [r.label, fmt(r.push.opsPerSec), fmt(r.push.p50), fmt(r.push.p99), r.settleMs === undefined ? '-' : `${fmt(r.settleMs, 0)} ms`, fmt(r.verdictsPerSecond)]),
+    ...results.map((r) => [
+      r.label,
+      fmt(r.push.opsPerSec),
+      fmt(r.push.p50),
+      fmt(r.push.p99),
+      r.settleMs === undefined ? '-' : `${fmt(r.settleMs, 0)} ms`,
+      fmt(r.verdictsPerSecond),
+    ]),
   ]),
 );
 const on = results[0]?.push.opsPerSec ?? 0;

@@ -98,7 +98,9 @@ describe('trust files named by the configuration', () => {
     );
     const policy = path.join(dir, 'trustpolicy.json');
     await writeFile(policy, `{"version":"1.0","trustPolicies":${'['.repeat(100)}${']'.repeat(100)}}`);
-    await expect(startInProcess({ config: { trust: { namespaces: { shop: { notary: { trustPolicy: policy } } } } } })).rejects.toThrow(/trust\.namespaces\.shop\.notary\.trustPolicy: .* nests too deeply/);
+    await expect(startInProcess({ config: { trust: { namespaces: { shop: { notary: { trustPolicy: policy } } } } } })).rejects.toThrow(
+      /trust\.namespaces\.shop\.notary\.trustPolicy: .* nests too deeply/,
+    );
     await rm(dir, { recursive: true, force: true });
   });
 });

@@ -101,7 +101,8 @@ describe('authentication and errors', () => {
   it('answers 429 when an address failed to log in too often', async () => {
     const limited = await startInProcess({ config: { auth: { adminPassword: testAdmin.password, loginFailures: { max: 2, windowSeconds: 300 } } } });
     try {
-      for (let i = 0; i < 2; i++) expect((await request(limited.url, '/api/v1/me', { headers: { authorization: basic('admin', 'wrong-password') } })).status).toBe(401);
+      for (let i = 0; i < 2; i++)
+        expect((await request(limited.url, '/api/v1/me', { headers: { authorization: basic('admin', 'wrong-password') } })).status).toBe(401);
       const r = await request(limited.url, '/api/v1/me');
       expect(r.status).toBe(429);
       expect(errorOf(r).code).toBe('TOO_MANY_REQUESTS');
@@ -119,7 +120,15 @@ describe('users', () => {
     expect(Date.parse(r.json<{ createdAt: string }>().createdAt)).not.toBeNaN();
     expect((await api('POST', '/users', { body: { name: 'alice', password: 'alice-password' } })).status).toBe(409);
     expect(errorOf(await api('POST', '/users', { body: { name: 'alice' } })).message).toBe('user alice already exists');
-    for (const body of [{ name: 'Alice' }, { name: '-x' }, { name: 'a'.repeat(65) }, { name: 'ok', password: 'short' }, { name: 'ok', admin: 'yes' }, { name: 'ok', extra: 1 }, {}]) {
+    for (const body of [
+      { name: 'Alice' },
+      { name: '-x' },
+      { name: 'a'.repeat(65) },
+      { name: 'ok', password: 'short' },
+      { name: 'ok', admin: 'yes' },
+      { name: 'ok', extra: 1 },
+      {},
+    ]) {
       const bad = await api('POST', '/users', { body });
       expect(bad.status, JSON.stringify(body)).toBe(400);
       expect(errorOf(bad).code).toBe('INVALID');
@@ -299,7 +308,10 @@ describe('robots', () => {
     expect(list.json<{ robots: { name: string }[] }>().robots.map((r) => r.name)).toEqual(['proj4+deploy']);
     expect((await api('GET', '/namespaces/proj4/robots', { as: outsider })).status).toBe(403);
 
-    const token = await api('POST', '/namespaces/proj4/robots/deploy/tokens', { as: nsAdmin, body: { name: 'ci', scopes: ['pull', 'push'], expiresInDays: 30 } });
+    const token = await api('POST', '/namespaces/proj4/robots/deploy/tokens', {
+      as: nsAdmin,
+      body: { name: 'ci', scopes: ['pull', 'push'], expiresInDays: 30 },
+    });
     expect(token.status).toBe(201);
     const t = token.json<{ id: string; token: string; scopes: string[]; expiresAt: string }>();
     expect(t.scopes).toEqual(['pull', 'push']);
@@ -309,12 +321,21 @@ describe('robots', () => {
 
     const robot = basic('proj4+deploy', t.token);
     const me = await api('GET', '/me', { as: robot });
-    expect(me.json()).toEqual({ name: 'proj4+deploy', kind: 'robot', admin: false, teams: [], namespace: 'proj4', token: { id: t.id, scopes: ['pull', 'push'] } });
+    expect(me.json()).toEqual({
+      name: 'proj4+deploy',
+      kind: 'robot',
+      admin: false,
+      teams: [],
+      namespace: 'proj4',
+      token: { id: t.id, scopes: ['pull', 'push'] },
+    });
     expect((await api('POST', '/tokens', { as: robot, body: { name: 'mine' } })).status).toBe(403);
     expect((await api('GET', '/tokens', { as: robot })).json<{ tokens: { id: string }[] }>().tokens.map((x) => x.id)).toEqual([t.id]);
 
     const tokens = await api('GET', '/namespaces/proj4/robots/deploy/tokens', { as: nsAdmin });
-    expect(tokens.json<{ tokens: unknown[] }>().tokens).toEqual([{ id: t.id, name: 'ci', scopes: ['pull', 'push'], expiresAt: t.expiresAt, lastUsedAt: expect.any(String), createdAt: expect.any(String) }]);
+    expect(tokens.json<{ tokens: unknown[] }>().tokens).toEqual([
+      { id: t.id, name: 'ci', scopes: ['pull', 'push'], expiresAt: t.expiresAt, lastUsedAt: expect.any(String), createdAt: expect.any(String) },
+    ]);
     expect(tokens.body.toString()).not.toContain(t.token.slice(-20));
 
     // Another robot's token id under this robot is not found.
@@ -345,7 +366,9 @@ describe('personal tokens', () => {
     expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const list = await api('GET', '/tokens', { as: owner });
     expect(list.status).toBe(200);
-    expect(list.json()).toEqual({ tokens: [{ id: t.id, name: 'laptop', scopes: ['pull', 'push', 'delete', 'manage'], expiresAt: null, lastUsedAt: null, createdAt: expect.any(String) }] });
+    expect(list.json()).toEqual({
+      tokens: [{ id: t.id, name: 'laptop', scopes: ['pull', 'push', 'delete', 'manage'], expiresAt: null, lastUsedAt: null, createdAt: expect.any(String) }],
+    });
     expect(list.body.toString()).not.toContain(secret);
     expect(list.body.toString()).not.toMatch(/hash/i);
     // Another user sees only their own.
@@ -355,7 +378,16 @@ describe('personal tokens', () => {
 
   it('validates token requests', async () => {
     const owner = await createUser('tok2');
-    for (const body of [{}, { name: '' }, { name: 'x', scopes: [] }, { name: 'x', scopes: ['admin'] }, { name: 'x', expiresInDays: 0 }, { name: 'x', expiresInDays: 3651 }, { name: 'x', expiresInDays: 1.5 }, { name: 'has space' }]) {
+    for (const body of [
+      {},
+      { name: '' },
+      { name: 'x', scopes: [] },
+      { name: 'x', scopes: ['admin'] },
+      { name: 'x', expiresInDays: 0 },
+      { name: 'x', expiresInDays: 3651 },
+      { name: 'x', expiresInDays: 1.5 },
+      { name: 'has space' },
+    ]) {
       const bad = await api('POST', '/tokens', { as: owner, body });
       expect(bad.status, JSON.stringify(body)).toBe(400);
     }
@@ -468,13 +500,31 @@ describe('audit', () => {
 
   it('records every kind of change', async () => {
     const actions = new Set((await events('?limit=500')).events.map((e) => e.action));
-    for (const action of ['user.create', 'user.delete', 'user.password', 'team.create', 'team.delete', 'team.member.add', 'team.member.remove', 'namespace.create', 'namespace.update', 'grant.set', 'grant.remove', 'robot.create', 'robot.delete', 'token.create', 'token.revoke', 'keys.rotate']) {
+    for (const action of [
+      'user.create',
+      'user.delete',
+      'user.password',
+      'team.create',
+      'team.delete',
+      'team.member.add',
+      'team.member.remove',
+      'namespace.create',
+      'namespace.update',
+      'grant.set',
+      'grant.remove',
+      'robot.create',
+      'robot.delete',
+      'token.create',
+      'token.revoke',
+      'keys.rotate',
+    ]) {
       expect(actions, action).toContain(action);
     }
   });
 
   it('refuses bad queries and non-administrators', async () => {
-    for (const q of ['?limit=0', '?limit=501', '?limit=x', '?since=yesterday', '?before=-1', '?color=red']) expect((await api('GET', `/audit${q}`)).status, q).toBe(400);
+    for (const q of ['?limit=0', '?limit=501', '?limit=x', '?since=yesterday', '?before=-1', '?color=red'])
+      expect((await api('GET', `/audit${q}`)).status, q).toBe(400);
     const user = await createUser('aud4');
     expect((await api('GET', '/audit', { as: user })).status).toBe(403);
   });

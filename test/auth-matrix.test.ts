@@ -24,7 +24,11 @@ let image: { config: string; layer: string; manifest: string; body: string };
 beforeAll(async () => {
   server = await startWithAccounts({}, { now });
   const a = server.accounts;
-  for (const [who, role] of [['reader', 'reader'], ['writer', 'writer'], ['maintainer', 'maintainer']] as const) {
+  for (const [who, role] of [
+    ['reader', 'reader'],
+    ['writer', 'writer'],
+    ['maintainer', 'maintainer'],
+  ] as const) {
     await createUser(a, who, `${who}-password`, { team: role });
     passwords[who] = { username: who, password: `${who}-password` };
   }
@@ -77,8 +81,18 @@ const rows: Row[] = [
   { route: 'GET /v2/', scopes: [], call: (h) => as(h, '/v2/'), allowed: loggedIn },
   { route: 'GET /v2/_catalog', scopes: ['registry:catalog:*'], call: (h) => as(h, '/v2/_catalog'), allowed: ['admin'] },
   { route: 'GET tags/list', scopes: ['repository:team/app:pull'], call: (h) => as(h, '/v2/team/app/tags/list'), allowed: readers },
-  { route: 'GET manifest', scopes: ['repository:team/app:pull'], call: (h) => as(h, '/v2/team/app/manifests/v1', { headers: { accept: types.manifest } }), allowed: readers },
-  { route: 'HEAD manifest', scopes: ['repository:team/app:pull'], call: (h) => as(h, `/v2/team/app/manifests/${image.manifest}`, { method: 'HEAD' }), allowed: readers },
+  {
+    route: 'GET manifest',
+    scopes: ['repository:team/app:pull'],
+    call: (h) => as(h, '/v2/team/app/manifests/v1', { headers: { accept: types.manifest } }),
+    allowed: readers,
+  },
+  {
+    route: 'HEAD manifest',
+    scopes: ['repository:team/app:pull'],
+    call: (h) => as(h, `/v2/team/app/manifests/${image.manifest}`, { method: 'HEAD' }),
+    allowed: readers,
+  },
   { route: 'GET blob', scopes: ['repository:team/app:pull'], call: (h) => as(h, `/v2/team/app/blobs/${image.layer}`), allowed: readers },
   { route: 'HEAD blob', scopes: ['repository:team/app:pull'], call: (h) => as(h, `/v2/team/app/blobs/${image.layer}`, { method: 'HEAD' }), allowed: readers },
   { route: 'GET referrers', scopes: ['repository:team/app:pull'], call: (h) => as(h, `/v2/team/app/referrers/${image.manifest}`), allowed: readers },
@@ -93,7 +107,12 @@ const rows: Row[] = [
     allowed: writers,
   },
   { route: 'GET upload', scopes: ['repository:team/app:pull,push'], call: async (h) => as(h, await adminUpload()), allowed: writers },
-  { route: 'PATCH upload', scopes: ['repository:team/app:pull,push'], call: async (h) => as(h, await adminUpload(), { method: 'PATCH', body: 'chunk' }), allowed: writers },
+  {
+    route: 'PATCH upload',
+    scopes: ['repository:team/app:pull,push'],
+    call: async (h) => as(h, await adminUpload(), { method: 'PATCH', body: 'chunk' }),
+    allowed: writers,
+  },
   {
     route: 'PUT upload',
     scopes: ['repository:team/app:pull,push'],
@@ -111,7 +130,11 @@ const rows: Row[] = [
     route: 'DELETE manifest (tag)',
     scopes: ['repository:team/app:delete'],
     call: async (h, who) => {
-      const put = await request(server.url, `/v2/team/app/manifests/del-${who}`, { method: 'PUT', body: image.body, headers: { 'content-type': types.manifest } });
+      const put = await request(server.url, `/v2/team/app/manifests/del-${who}`, {
+        method: 'PUT',
+        body: image.body,
+        headers: { 'content-type': types.manifest },
+      });
       expect(put.status).toBe(201);
       return as(h, `/v2/team/app/manifests/del-${who}`, { method: 'DELETE' });
     },
@@ -153,9 +176,17 @@ describe.each(['basic', 'bearer'] as const)('every /v2 route as every caller, wi
 
 /** Requests as the test admin, to prepare what a row acts on. */
 const asAdmin = (path: string, method = 'POST', body?: unknown) =>
-  request(server.url, path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' } });
+  request(server.url, path, {
+    method,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+  });
 const json = (auth: Record<string, string>, path: string, method: string, body?: unknown) =>
-  as(auth, path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' } });
+  as(auth, path, {
+    method,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+  });
 
 interface ApiRow {
   route: string;
@@ -171,7 +202,11 @@ const users: Who[] = ['reader', 'writer', 'maintainer', 'nsadmin', 'admin'];
 const apiRows: ApiRow[] = [
   { route: 'GET /api/v1/me', call: (h) => as(h, '/api/v1/me'), allowed: loggedIn },
   { route: 'GET /api/v1/users', call: (h) => as(h, '/api/v1/users'), allowed: ['admin'] },
-  { route: 'POST /api/v1/users', call: (h, who) => json(h, '/api/v1/users', 'POST', { name: `made-by-${who}`, password: 'a-long-password' }), allowed: ['admin'] },
+  {
+    route: 'POST /api/v1/users',
+    call: (h, who) => json(h, '/api/v1/users', 'POST', { name: `made-by-${who}`, password: 'a-long-password' }),
+    allowed: ['admin'],
+  },
   {
     route: 'DELETE /api/v1/users/:name',
     call: async (h, who) => {
@@ -180,7 +215,11 @@ const apiRows: ApiRow[] = [
     },
     allowed: ['admin'],
   },
-  { route: 'PUT /api/v1/users/:name/password (someone else)', call: (h) => json(h, '/api/v1/users/bystander/password', 'PUT', { password: 'bystander-password' }), allowed: ['admin'] },
+  {
+    route: 'PUT /api/v1/users/:name/password (someone else)',
+    call: (h) => json(h, '/api/v1/users/bystander/password', 'PUT', { password: 'bystander-password' }),
+    allowed: ['admin'],
+  },
   { route: 'GET /api/v1/teams', call: (h) => as(h, '/api/v1/teams'), allowed: ['admin'] },
   { route: 'POST /api/v1/teams', call: (h, who) => json(h, '/api/v1/teams', 'POST', { name: `team-by-${who}` }), allowed: ['admin'] },
   {
@@ -196,7 +235,11 @@ const apiRows: ApiRow[] = [
   { route: 'GET /api/v1/namespaces', call: (h) => as(h, '/api/v1/namespaces'), allowed: loggedIn },
   { route: 'GET /api/v1/namespaces/:ns', call: (h) => as(h, '/api/v1/namespaces/team'), allowed: managers },
   { route: 'PUT /api/v1/namespaces/:ns', call: (h) => json(h, '/api/v1/namespaces/team', 'PUT', { anonymousRead: false }), allowed: managers },
-  { route: 'PUT /api/v1/namespaces/:ns/grants/:kind/:name', call: (h) => json(h, '/api/v1/namespaces/team/grants/user/reader', 'PUT', { role: 'reader' }), allowed: managers },
+  {
+    route: 'PUT /api/v1/namespaces/:ns/grants/:kind/:name',
+    call: (h) => json(h, '/api/v1/namespaces/team/grants/user/reader', 'PUT', { role: 'reader' }),
+    allowed: managers,
+  },
   {
     route: 'DELETE /api/v1/namespaces/:ns/grants/:kind/:name',
     call: async (h, who) => {
@@ -207,7 +250,11 @@ const apiRows: ApiRow[] = [
     allowed: managers,
   },
   { route: 'GET /api/v1/namespaces/:ns/robots', call: (h) => as(h, '/api/v1/namespaces/team/robots'), allowed: managers },
-  { route: 'POST /api/v1/namespaces/:ns/robots', call: (h, who) => json(h, '/api/v1/namespaces/team/robots', 'POST', { name: `bot-${who}` }), allowed: managers },
+  {
+    route: 'POST /api/v1/namespaces/:ns/robots',
+    call: (h, who) => json(h, '/api/v1/namespaces/team/robots', 'POST', { name: `bot-${who}` }),
+    allowed: managers,
+  },
   {
     route: 'DELETE /api/v1/namespaces/:ns/robots/:name',
     call: async (h, who) => {
@@ -217,7 +264,11 @@ const apiRows: ApiRow[] = [
     allowed: managers,
   },
   { route: 'GET /api/v1/namespaces/:ns/robots/:name/tokens', call: (h) => as(h, '/api/v1/namespaces/team/robots/builder/tokens'), allowed: managers },
-  { route: 'POST /api/v1/namespaces/:ns/robots/:name/tokens', call: (h, who) => json(h, '/api/v1/namespaces/team/robots/builder/tokens', 'POST', { name: `t-${who}` }), allowed: managers },
+  {
+    route: 'POST /api/v1/namespaces/:ns/robots/:name/tokens',
+    call: (h, who) => json(h, '/api/v1/namespaces/team/robots/builder/tokens', 'POST', { name: `t-${who}` }),
+    allowed: managers,
+  },
   {
     route: 'DELETE /api/v1/namespaces/:ns/robots/:name/tokens/:id',
     call: async (h, who) => {
@@ -242,10 +293,22 @@ const apiRows: ApiRow[] = [
   { route: 'GET /api/v1/namespaces/:ns/trust', call: (h) => as(h, '/api/v1/namespaces/team/trust'), allowed: managers },
   { route: 'PUT /api/v1/namespaces/:ns/trust', call: (h) => json(h, '/api/v1/namespaces/team/trust', 'PUT', {}), allowed: managers },
   { route: 'DELETE /api/v1/namespaces/:ns/trust', call: (h) => as(h, '/api/v1/namespaces/team/trust', { method: 'DELETE' }), allowed: managers },
-  { route: 'GET /api/v1/repositories/<name>/artifacts/<digest>', call: (h) => as(h, `/api/v1/repositories/team/app/artifacts/${image.manifest}`), allowed: readers },
-  { route: 'GET /api/v1/repositories/<name>/artifacts/<digest>/components', call: (h) => as(h, `/api/v1/repositories/team/app/artifacts/${image.manifest}/components`), allowed: readers },
+  {
+    route: 'GET /api/v1/repositories/<name>/artifacts/<digest>',
+    call: (h) => as(h, `/api/v1/repositories/team/app/artifacts/${image.manifest}`),
+    allowed: readers,
+  },
+  {
+    route: 'GET /api/v1/repositories/<name>/artifacts/<digest>/components',
+    call: (h) => as(h, `/api/v1/repositories/team/app/artifacts/${image.manifest}/components`),
+    allowed: readers,
+  },
   { route: 'GET /api/v1/namespaces/:ns/tuf', call: (h) => as(h, '/api/v1/namespaces/team/tuf'), allowed: readers },
-  { route: 'POST /api/v1/namespaces/:ns/tuf/rotate', call: (h) => json(h, '/api/v1/namespaces/team/tuf/rotate', 'POST', { role: 'timestamp' }), allowed: managers },
+  {
+    route: 'POST /api/v1/namespaces/:ns/tuf/rotate',
+    call: (h) => json(h, '/api/v1/namespaces/team/tuf/rotate', 'POST', { role: 'timestamp' }),
+    allowed: managers,
+  },
   { route: 'GET /tuf/:ns/root.json', call: (h) => as(h, '/tuf/team/root.json'), allowed: readers },
   { route: 'GET /tuf/:ns/timestamp.json', call: (h) => as(h, '/tuf/team/timestamp.json'), allowed: readers },
 ];

@@ -36,7 +36,12 @@ afterAll(async () => {
 it('checks the same credentials once while a burst of requests waits on them', async () => {
   await meta.accounts.createUser({ name: 'alice', passwordHash: await hashPassword('correct horse'), admin: false });
   // Basic credentials never touch the key ring.
-  const auth = new Authenticator(meta.accounts, {} as KeyRing, { service: 'custody', loginFailures: { max: 100, maxPerAddress: 100, windowSeconds: 60 } }, () => {});
+  const auth = new Authenticator(
+    meta.accounts,
+    {} as KeyRing,
+    { service: 'custody', loginFailures: { max: 100, maxPerAddress: 100, windowSeconds: 60 } },
+    () => {},
+  );
 
   const burst = await Promise.all(Array.from({ length: 16 }, () => auth.basic('alice', 'correct horse', '127.0.0.1')));
   expect(burst.every((p) => p.name === 'alice')).toBe(true);
@@ -54,9 +59,15 @@ it('checks the same credentials once while a burst of requests waits on them', a
 
 it('runs the same scrypt for an unknown user and a user without a password as for a wrong password', async () => {
   await meta.accounts.createUser({ name: 'tokens-only', passwordHash: null, admin: false });
-  const auth = new Authenticator(meta.accounts, {} as KeyRing, { service: 'custody', loginFailures: { max: 100, maxPerAddress: 100, windowSeconds: 60 } }, () => {});
+  const auth = new Authenticator(
+    meta.accounts,
+    {} as KeyRing,
+    { service: 'custody', loginFailures: { max: 100, maxPerAddress: 100, windowSeconds: 60 } },
+    () => {},
+  );
   checks.params.length = 0;
-  for (const name of ['alice', 'nobody', 'tokens-only']) await expect(auth.basic(name, `guess for ${name}`, '127.0.0.1')).rejects.toThrow(/invalid username or password/);
+  for (const name of ['alice', 'nobody', 'tokens-only'])
+    await expect(auth.basic(name, `guess for ${name}`, '127.0.0.1')).rejects.toThrow(/invalid username or password/);
   expect(checks.params).toHaveLength(3);
   expect(new Set(checks.params).size).toBe(1);
 });

@@ -19,13 +19,20 @@ const ttl = 300;
 const alice = { username: 'alice', password: 'alice-password' };
 
 beforeAll(async () => {
-  server = await startWithAccounts({ auth: { adminPassword: testAdmin.password, tokenTtlSeconds: ttl, loginFailures: { max: 10, maxPerAddress: 1000, windowSeconds: 300 } } }, { now });
+  server = await startWithAccounts(
+    { auth: { adminPassword: testAdmin.password, tokenTtlSeconds: ttl, loginFailures: { max: 10, maxPerAddress: 1000, windowSeconds: 300 } } },
+    { now },
+  );
   await createUser(server.accounts, alice.username, alice.password, { team: 'reader' });
 });
 afterAll(() => server?.stop());
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` }, auth: false as const });
-const asBasic = (username: string, password: string, from?: string) => ({ headers: { authorization: basic(username, password) }, auth: false as const, ...(from ? { from } : {}) });
+const asBasic = (username: string, password: string, from?: string) => ({
+  headers: { authorization: basic(username, password) },
+  auth: false as const,
+  ...(from ? { from } : {}),
+});
 const errorOf = (r: { json<T>(): T }) => r.json<{ errors?: { message: string }[]; error?: { message: string } }>();
 
 describe('/token takes no Bearer token', () => {
@@ -40,7 +47,11 @@ describe('/token takes no Bearer token', () => {
   it('refuses a JWT presented after its owner’s password was reset', async () => {
     const id = await createUser(server.accounts, 'reset-me', 'old-password');
     const jwt = await bearerToken(server.url, ['repository:reset-me/app:pull'], { username: 'reset-me', password: 'old-password' });
-    const reset = await request(server.url, '/api/v1/users/reset-me/password', { method: 'PUT', body: JSON.stringify({ password: 'new-password' }), headers: { 'content-type': 'application/json' } });
+    const reset = await request(server.url, '/api/v1/users/reset-me/password', {
+      method: 'PUT',
+      body: JSON.stringify({ password: 'new-password' }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(reset.status).toBe(204);
     expect(id).toBeTruthy();
     expect((await request(server.url, '/token?service=custody&scope=repository:reset-me/app:pull', bearer(jwt))).status).toBe(401);
@@ -53,17 +64,32 @@ describe('token lifetimes', () => {
     const adminId = (await server.accounts.getUser({ name: 'admin' }))!.id;
     const inADay = now() + 86_400_000;
     const creator = await createUserToken(server.accounts, adminId, { expiresAt: inADay });
-    const post = (body: object) => request(server.url, '/api/v1/tokens', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', authorization: basic('admin', creator.token) } });
+    const post = (body: object) =>
+      request(server.url, '/api/v1/tokens', {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json', authorization: basic('admin', creator.token) },
+      });
     const unbounded = await post({ name: 'child' });
     expect(unbounded.status).toBe(201);
     expect(unbounded.json<{ expiresAt: string }>().expiresAt).toBe(new Date(inADay).toISOString());
     const longer = await post({ name: 'longer', expiresInDays: 30 });
     expect(longer.status).toBe(403);
     expect(longer.json<{ error: { message: string } }>().error.message).toMatch(/may not expire later/);
-    expect((await request(server.url, '/api/v1/namespaces/team', { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } })).status).toBeLessThan(300);
-    const robot = await request(server.url, '/api/v1/namespaces/team/robots', { method: 'POST', body: JSON.stringify({ name: 'bot' }), headers: { 'content-type': 'application/json', authorization: basic('admin', creator.token) } });
+    expect(
+      (await request(server.url, '/api/v1/namespaces/team', { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } })).status,
+    ).toBeLessThan(300);
+    const robot = await request(server.url, '/api/v1/namespaces/team/robots', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'bot' }),
+      headers: { 'content-type': 'application/json', authorization: basic('admin', creator.token) },
+    });
     expect(robot.status).toBe(201);
-    const robotToken = await request(server.url, '/api/v1/namespaces/team/robots/bot/tokens', { method: 'POST', body: JSON.stringify({ name: 't' }), headers: { 'content-type': 'application/json', authorization: basic('admin', creator.token) } });
+    const robotToken = await request(server.url, '/api/v1/namespaces/team/robots/bot/tokens', {
+      method: 'POST',
+      body: JSON.stringify({ name: 't' }),
+      headers: { 'content-type': 'application/json', authorization: basic('admin', creator.token) },
+    });
     expect(robotToken.status).toBe(201);
     expect(robotToken.json<{ expiresAt: string }>().expiresAt).toBe(new Date(inADay).toISOString());
   });
@@ -76,19 +102,30 @@ describe('token lifetimes', () => {
     const active = (await server.accounts.signingKeys()).find((k) => k.active)!;
     const key = await importJWK(JSON.parse(active.privateJwk) as object, 'ES256');
     const aliceId = (await server.accounts.getUser({ name: 'alice' }))!.id;
-    const base = () => new SignJWT({ sub: 'alice', pk: 'user', pid: aliceId, access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] }).setProtectedHeader({ alg: 'ES256', kid: active.kid }).setIssuer('custody').setAudience('custody').setIssuedAt();
+    const base = () =>
+      new SignJWT({ sub: 'alice', pk: 'user', pid: aliceId, access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] })
+        .setProtectedHeader({ alg: 'ES256', kid: active.kid })
+        .setIssuer('custody')
+        .setAudience('custody')
+        .setIssuedAt();
     const good = await base().setExpirationTime('60s').sign(key);
     const noExp = await base().sign(key);
     const tooLong = await base().setExpirationTime('2h').sign(key);
     expect((await request(server.url, '/v2/team/app/tags/list', bearer(good))).status).toBe(404);
-    for (const [what, token, reason] of [['no exp', noExp, /"exp" claim/], ['2 h', tooLong, /further out than a token may live/]] as const) {
+    for (const [what, token, reason] of [
+      ['no exp', noExp, /"exp" claim/],
+      ['2 h', tooLong, /further out than a token may live/],
+    ] as const) {
       const r = await request(server.url, '/v2/team/app/tags/list', bearer(token));
       expect(r.status, what).toBe(401);
       expect(errorOf(r).errors?.[0]?.message, what).toMatch(reason);
     }
     // A ring asked for a longer lifetime than its own still signs within it.
     const ring = new KeyRing(server.accounts, { tokenTtlSeconds: ttl });
-    const capped = JSON.parse(Buffer.from((await ring.sign({}, 86_400, 'custody')).split('.')[1] as string, 'base64url').toString()) as { exp: number; iat: number };
+    const capped = JSON.parse(Buffer.from((await ring.sign({}, 86_400, 'custody')).split('.')[1] as string, 'base64url').toString()) as {
+      exp: number;
+      iat: number;
+    };
     expect(capped.exp - capped.iat).toBe(ttl);
   });
 });

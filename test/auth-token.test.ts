@@ -28,12 +28,20 @@ beforeAll(async () => {
 afterAll(() => server?.stop());
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` }, auth: false as const });
-const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as { sub: string; access: { type: string; name: string; actions: string[] }[]; exp: number };
+const claimsOf = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as {
+    sub: string;
+    access: { type: string; name: string; actions: string[] }[];
+    exp: number;
+  };
 const pull = (token: string, path = `/v2/team/app/blobs/${layer}`) => request(server.url, path, bearer(token));
 
 describe('GET and POST /token', () => {
   it('grants the intersection of what was asked and what is allowed', async () => {
-    const r = await request(server.url, '/token?service=custody&scope=repository:team/app:pull,push,delete&scope=repository:other/x:pull', { headers: { authorization: basic(reader.username, reader.password) }, auth: false });
+    const r = await request(server.url, '/token?service=custody&scope=repository:team/app:pull,push,delete&scope=repository:other/x:pull', {
+      headers: { authorization: basic(reader.username, reader.password) },
+      auth: false,
+    });
     expect(r.status).toBe(200);
     const body = r.json<{ token: string; access_token: string; expires_in: number; issued_at: string }>();
     expect(body.access_token).toBe(body.token);
@@ -51,25 +59,55 @@ describe('GET and POST /token', () => {
     expect(base.status).toBe(401);
     const realm = /realm="([^"]+)"/.exec(String(base.headers['www-authenticate']))?.[1];
     expect(realm).toBe(`${server.url}/token`);
-    const r = await request(server.url, '/token?account=writer&client_id=docker&offline_token=true&service=custody', { headers: { authorization: basic(writer.username, writer.password) }, auth: false });
+    const r = await request(server.url, '/token?account=writer&client_id=docker&offline_token=true&service=custody', {
+      headers: { authorization: basic(writer.username, writer.password) },
+      auth: false,
+    });
     expect(r.status).toBe(200);
     const token = r.json<{ token: string }>().token;
     expect((await request(server.url, '/v2/', bearer(token))).status).toBe(200);
   });
 
   it('takes the OAuth2 password grant as a form, and refuses other grants', async () => {
-    const form = new URLSearchParams({ grant_type: 'password', username: writer.username, password: writer.password, service: 'custody', scope: 'repository:team/app:pull,push', client_id: 'test' });
-    const r = await request(server.url, '/token', { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' }, auth: false });
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: writer.username,
+      password: writer.password,
+      service: 'custody',
+      scope: 'repository:team/app:pull,push',
+      client_id: 'test',
+    });
+    const r = await request(server.url, '/token', {
+      method: 'POST',
+      body: form.toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      auth: false,
+    });
     expect(r.status).toBe(200);
     expect(claimsOf(r.json<{ access_token: string }>().access_token).access[0]?.actions).toEqual(['pull', 'push']);
-    const refresh = await request(server.url, '/token', { method: 'POST', body: 'grant_type=refresh_token&refresh_token=x', headers: { 'content-type': 'application/x-www-form-urlencoded' }, auth: false });
+    const refresh = await request(server.url, '/token', {
+      method: 'POST',
+      body: 'grant_type=refresh_token&refresh_token=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      auth: false,
+    });
     expect(refresh.status).toBe(400);
     expect(refresh.json<{ error: string }>().error).toBe('unsupported_grant_type');
   });
 
   it('refuses scopes with path tricks or unknown types with 400', async () => {
-    for (const scope of ['repository:../etc/passwd:pull', 'repository:team/../admin:pull', 'repository:Team/App:pull', 'repository:team%2Fapp:pull', 'bogus:thing:pull', 'repository']) {
-      const r = await request(server.url, `/token?service=custody&scope=${encodeURIComponent(scope)}`, { headers: { authorization: basic(reader.username, reader.password) }, auth: false });
+    for (const scope of [
+      'repository:../etc/passwd:pull',
+      'repository:team/../admin:pull',
+      'repository:Team/App:pull',
+      'repository:team%2Fapp:pull',
+      'bogus:thing:pull',
+      'repository',
+    ]) {
+      const r = await request(server.url, `/token?service=custody&scope=${encodeURIComponent(scope)}`, {
+        headers: { authorization: basic(reader.username, reader.password) },
+        auth: false,
+      });
       expect(r.status, scope).toBe(400);
       expect(r.json<{ error: string }>().error).toBe('invalid_scope');
     }
@@ -94,7 +132,8 @@ describe('GET and POST /token', () => {
     const own = await startWithAccounts({ auth: { adminPassword: testAdmin.password, loginFailures: { max: 3, maxPerAddress: 4, windowSeconds: 60 } } });
     try {
       const statuses: number[] = [];
-      for (const name of ['a1', 'a2', 'a3', 'a4', 'a5']) statuses.push((await request(own.url, '/v2/', { headers: { authorization: basic(name, 'guess') }, auth: false })).status);
+      for (const name of ['a1', 'a2', 'a3', 'a4', 'a5'])
+        statuses.push((await request(own.url, '/v2/', { headers: { authorization: basic(name, 'guess') }, auth: false })).status);
       expect(statuses).toEqual([401, 401, 401, 401, 429]);
       expect((await request(own.url, '/v2/')).status).toBe(429);
     } finally {
@@ -118,7 +157,11 @@ describe('JWTs that must not work', () => {
   it('refuses an expired token', async () => {
     // signed by a ring whose clock is an hour behind: the token ran out long ago
     const keys = new KeyRing(server.accounts, { tokenTtlSeconds: 300, now: () => Date.now() - 3_600_000 });
-    const jwt = await keys.sign({ sub: reader.username, pk: 'user', pid: readerId, access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] }, 300, 'custody');
+    const jwt = await keys.sign(
+      { sub: reader.username, pk: 'user', pid: readerId, access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] },
+      300,
+      'custody',
+    );
     const r = await pull(jwt);
     expect(r.status).toBe(401);
     expect(r.headers['www-authenticate']).toContain('error="invalid_token"');
@@ -150,7 +193,12 @@ describe('JWTs that must not work', () => {
 
     const { privateKey } = await generateKeyPair('ES256');
     const { kid } = JSON.parse(Buffer.from(header as string, 'base64url').toString()) as { kid: string };
-    const foreign = await new SignJWT({ ...claims }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer('custody').setAudience('custody').setExpirationTime('5m').sign(privateKey);
+    const foreign = await new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: 'ES256', kid })
+      .setIssuer('custody')
+      .setAudience('custody')
+      .setExpirationTime('5m')
+      .sign(privateKey);
     expect((await pull(foreign)).status).toBe(401);
     const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`;
     expect((await pull(unsigned)).status).toBe(401);
@@ -160,9 +208,13 @@ describe('JWTs that must not work', () => {
     const { token, tokenId } = await createUserToken(server.accounts, readerId);
     const jwt = await bearerToken(server.url, ['repository:team/app:pull'], { username: reader.username, password: token });
     expect((await pull(jwt)).status).toBe(200);
-    expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, token) }, auth: false })).status).toBe(200);
+    expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, token) }, auth: false })).status).toBe(
+      200,
+    );
     await server.accounts.deleteToken(tokenId);
-    expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, token) }, auth: false })).status).toBe(401);
+    expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, token) }, auth: false })).status).toBe(
+      401,
+    );
     later(1100);
     const r = await pull(jwt);
     expect(r.status).toBe(401);
@@ -171,7 +223,9 @@ describe('JWTs that must not work', () => {
 
   it('refuses an expired personal token, and narrows a token to its scopes', async () => {
     const expired = await createUserToken(server.accounts, readerId, { expiresAt: Date.now() - 1000 });
-    expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, expired.token) }, auth: false })).status).toBe(401);
+    expect(
+      (await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic(reader.username, expired.token) }, auth: false })).status,
+    ).toBe(401);
     const writerId = (await server.accounts.getUser({ name: writer.username }))!.id;
     const pullOnly = await createUserToken(server.accounts, writerId, { scopes: ['pull'] });
     const auth = { authorization: basic(writer.username, pullOnly.token) };
@@ -184,7 +238,9 @@ describe('JWTs that must not work', () => {
     const jwt = await bearerToken(server.url, ['repository:team/app:pull'], { username: 'leaver', password: 'leaver-password' });
     expect((await pull(jwt)).status).toBe(200);
     await server.accounts.deleteUser(id);
-    expect((await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic('leaver', 'leaver-password') }, auth: false })).status).toBe(401);
+    expect(
+      (await request(server.url, `/v2/team/app/blobs/${layer}`, { headers: { authorization: basic('leaver', 'leaver-password') }, auth: false })).status,
+    ).toBe(401);
     later(1100);
     expect((await pull(jwt)).status).toBe(401);
   });
@@ -233,7 +289,15 @@ describe('rate limits and audit', () => {
 
   it('records pushes and deletes with the actor and address', async () => {
     const body = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
-    expect((await request(server.url, '/v2/team/audited/manifests/v1', { method: 'PUT', body, headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } })).status).toBe(201);
+    expect(
+      (
+        await request(server.url, '/v2/team/audited/manifests/v1', {
+          method: 'PUT',
+          body,
+          headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+        })
+      ).status,
+    ).toBe(201);
     expect((await request(server.url, '/v2/team/audited/manifests/v1', { method: 'DELETE' })).status).toBe(202);
     const events = await server.accounts.query({ target: 'team/audited@v1', limit: 10 });
     expect(events.map((e) => [e.action, e.actor, e.source, e.outcome])).toEqual([

@@ -16,10 +16,25 @@ it('runs every workload of the quick benchmark against a fresh Custody', { timeo
   const dir = await mkdtemp(path.join(tmpdir(), 'custody-bench-smoke-'));
   try {
     const json = path.join(dir, 'result.json');
-    const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bench/run.ts'), '--quick', '--json', json], { cwd: root, timeout: 110_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bench/run.ts'), '--quick', '--json', json], {
+      cwd: root,
+      timeout: 110_000,
+    });
     expect(stdout).toContain('manifest GET by tag');
-    const result = JSON.parse(await readFile(json, 'utf8')) as { rows: { custody: { workload: string; opsPerSec: number; p99: number; peakRssMiB?: number; serverCpuPercent?: number; clientCpuPercent?: number } }[] };
-    expect(result.rows.map((r) => r.custody.workload)).toEqual(['4 KiB push', '4 KiB pull', '1 MiB push', '1 MiB pull', '64 MiB push', '64 MiB pull', 'manifest GET by tag', 'manifest GET by tag, bearer', 'GET /token (Basic)']);
+    const result = JSON.parse(await readFile(json, 'utf8')) as {
+      rows: { custody: { workload: string; opsPerSec: number; p99: number; peakRssMiB?: number; serverCpuPercent?: number; clientCpuPercent?: number } }[];
+    };
+    expect(result.rows.map((r) => r.custody.workload)).toEqual([
+      '4 KiB push',
+      '4 KiB pull',
+      '1 MiB push',
+      '1 MiB pull',
+      '64 MiB push',
+      '64 MiB pull',
+      'manifest GET by tag',
+      'manifest GET by tag, bearer',
+      'GET /token (Basic)',
+    ]);
     for (const { custody } of result.rows) {
       expect(custody.opsPerSec).toBeGreaterThan(0);
       expect(custody.p99).toBeGreaterThan(0);
@@ -33,7 +48,10 @@ it('runs every workload of the quick benchmark against a fresh Custody', { timeo
 });
 
 it('runs the trust benchmark: signed pushes with verification on and off, every signature verified', { timeout: 120_000 }, async () => {
-  const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bench/trust.ts'), '--count', '20', '--rounds', '1'], { cwd: root, timeout: 110_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, 'bench/trust.ts'), '--count', '20', '--rounds', '1'], {
+    cwd: root,
+    timeout: 110_000,
+  });
   expect(stdout).toMatch(/verification on +\d+\.\d/);
   expect(stdout).toMatch(/verification off +\d+\.\d/);
   expect(stdout).toMatch(/signed pushes\/s with verification on: \d+% of off/);

@@ -85,7 +85,11 @@ describe.runIf(openssl)('custody sign', () => {
     await run('skopeo', ['--insecure-policy', 'copy', ...auth, `oci:${layout}:latest`, `docker://${server.host}/team/app:1.0`]);
 
     const out = await ok(['sign', 'team/app:1.0', '--key', file('key.pem')]);
-    expect(out).toMatch(new RegExp(`^signed team/app@${image.digest} \\(1\\.0\\): signature sha256:[0-9a-f]{64}\\nits verdict: custody artifact show team/app ${image.digest}\\n$`));
+    expect(out).toMatch(
+      new RegExp(
+        `^signed team/app@${image.digest} \\(1\\.0\\): signature sha256:[0-9a-f]{64}\\nits verdict: custody artifact show team/app ${image.digest}\\n$`,
+      ),
+    );
     const view = await shown('team/app', image.digest);
     expect(view).toContain(`team/app@${image.digest} (1.0)`);
     expect(view).toContain('1 of 1 signatures verified');
@@ -95,10 +99,16 @@ describe.runIf(openssl)('custody sign', () => {
   it('signs by digest, and pushes a cosign signature referrer: the simple-signing payload, its signature annotation, the subject', async () => {
     const { body, digest } = await imageManifest(server.url, 'team/svc', ['svc layer']);
     expect((await putManifest(server.url, 'team/svc', 'v2', body)).status).toBe(201);
-    const signed = JSON.parse(await ok(['sign', `team/svc@${digest}`, '--key', file('key.pem'), '--json'])) as { signature: string; dockerReference: string; digest: string };
+    const signed = JSON.parse(await ok(['sign', `team/svc@${digest}`, '--key', file('key.pem'), '--json'])) as {
+      signature: string;
+      dockerReference: string;
+      digest: string;
+    };
     expect(signed).toMatchObject({ digest, dockerReference: `${server.host}/team/svc` });
 
-    const manifest = JSON.parse((await request(server.url, `/v2/team/svc/manifests/${signed.signature}`, { headers: { accept: types.manifest } })).body.toString()) as {
+    const manifest = JSON.parse(
+      (await request(server.url, `/v2/team/svc/manifests/${signed.signature}`, { headers: { accept: types.manifest } })).body.toString(),
+    ) as {
       artifactType: string;
       subject: unknown;
       config: { mediaType: string };
@@ -110,7 +120,16 @@ describe.runIf(openssl)('custody sign', () => {
     expect(manifest.layers).toHaveLength(1);
     expect(manifest.layers[0]?.mediaType).toBe(cosignTypes.simpleSigning);
     const payload = (await request(server.url, `/v2/team/svc/blobs/${manifest.layers[0]?.digest}`)).body.toString();
-    expect(payload).toBe(JSON.stringify({ critical: { identity: { 'docker-reference': `${server.host}/team/svc` }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
+    expect(payload).toBe(
+      JSON.stringify({
+        critical: {
+          identity: { 'docker-reference': `${server.host}/team/svc` },
+          image: { 'docker-manifest-digest': digest },
+          type: 'cosign container image signature',
+        },
+        optional: null,
+      }),
+    );
     expect(manifest.layers[0]?.annotations[cosignTypes.signatureAnnotation]).toMatch(/^[A-Za-z0-9+/]+=*$/);
     // the referrers API lists it
     const referrers = (await request(server.url, `/v2/team/svc/referrers/${digest}`)).json<{ manifests: { digest: string }[] }>();
@@ -151,12 +170,18 @@ describe.runIf(openssl)('custody sign', () => {
     expect((await putManifest(server.url, 'team/errors', 'v1', body)).status).toBe(201);
     expect(await fails(['sign', 'team/errors', '--key', file('key.pem')])).toBe('custody: give a tag or a digest: team/errors:TAG or team/errors@sha256:…');
     expect(await fails(['sign', 'team/errors:nope', '--key', file('key.pem')])).toMatch(/^custody: .*(unknown|not found|no manifest)/i);
-    expect(await fails(['sign', 'team/errors:v1', '--key', file('key.pub')])).toBe(`custody: ${file('key.pub')} is not a PEM private key (it is a public key: give the private one)`);
+    expect(await fails(['sign', 'team/errors:v1', '--key', file('key.pub')])).toBe(
+      `custody: ${file('key.pub')} is not a PEM private key (it is a public key: give the private one)`,
+    );
     expect(await fails(['sign', 'team/errors:v1', '--key', file('missing.pem')])).toMatch(/^custody: cannot read .*missing\.pem/);
     expect(await fails(['sign', 'Team/Errors:v1', '--key', file('key.pem')])).toBe('custody: invalid repository name Team/Errors');
-    expect(await fails(['sign', `team/errors@sha256:${'0'.repeat(12)}`, '--key', file('key.pem')])).toBe(`custody: invalid digest sha256:${'0'.repeat(12)}: use sha256:<64 hex digits>`);
+    expect(await fails(['sign', `team/errors@sha256:${'0'.repeat(12)}`, '--key', file('key.pem')])).toBe(
+      `custody: invalid digest sha256:${'0'.repeat(12)}: use sha256:<64 hex digits>`,
+    );
     await run('openssl', ['pkcs8', '-topk8', '-in', file('key.pem'), '-out', file('encrypted.pem'), '-passout', 'pass:secret-pass']);
-    expect(await fails(['sign', 'team/errors:v1', '--key', file('encrypted.pem')])).toBe(`custody: ${file('encrypted.pem')} is encrypted: run custody sign on a terminal to type its passphrase`);
+    expect(await fails(['sign', 'team/errors:v1', '--key', file('encrypted.pem')])).toBe(
+      `custody: ${file('encrypted.pem')} is encrypted: run custody sign on a terminal to type its passphrase`,
+    );
     expect(await readFile(file('key.pem'), 'utf8')).toMatch(/BEGIN EC PRIVATE KEY/);
   });
 
@@ -164,10 +189,18 @@ describe.runIf(openssl)('custody sign', () => {
     const { body, digest } = await imageManifest(server.url, 'team/locked', ['locked layer']);
     expect((await putManifest(server.url, 'team/locked', 'v1', body)).status).toBe(201);
     await run('openssl', ['pkcs8', '-topk8', '-in', file('key.pem'), '-out', file('locked.pem'), '-passout', 'pass:locked-pass']);
-    const wrong = await runOnTerminal(home, ['sign', 'team/locked:v1', '--key', file('locked.pem')], [{ prompt: `Passphrase for ${file('locked.pem')}: `, type: 'not-it' }]);
+    const wrong = await runOnTerminal(
+      home,
+      ['sign', 'team/locked:v1', '--key', file('locked.pem')],
+      [{ prompt: `Passphrase for ${file('locked.pem')}: `, type: 'not-it' }],
+    );
     expect(wrong.code).toBe(1);
     expect(wrong.output).toContain(`custody: wrong passphrase for ${file('locked.pem')}`);
-    const right = await runOnTerminal(home, ['sign', 'team/locked:v1', '--key', file('locked.pem')], [{ prompt: `Passphrase for ${file('locked.pem')}: `, type: 'locked-pass' }]);
+    const right = await runOnTerminal(
+      home,
+      ['sign', 'team/locked:v1', '--key', file('locked.pem')],
+      [{ prompt: `Passphrase for ${file('locked.pem')}: `, type: 'locked-pass' }],
+    );
     expect(right.code, right.output).toBe(0);
     expect(right.output).not.toContain('locked-pass');
     expect(await shown('team/locked', digest)).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:release/);

@@ -15,7 +15,8 @@ let server: InProcessServer;
 let home: string;
 
 /** Whether a password logs the user in (Basic on GET /api/v1/me). */
-const accepted = async (user: string, password: string) => (await request(server.url, '/api/v1/me', { headers: { authorization: basic(user, password) } })).status === 200;
+const accepted = async (user: string, password: string) =>
+  (await request(server.url, '/api/v1/me', { headers: { authorization: basic(user, password) } })).status === 200;
 
 beforeAll(async () => {
   assertBuilt('prompt');
@@ -40,10 +41,14 @@ describe('custody on a terminal', () => {
 
   it('login asks for the user name too, shown as typed, and takes editing keys in the password', async () => {
     // a typo, rubbed out with backspace (DEL, as terminals send it)
-    const r = await runOnTerminal(home, ['login', server.url], [
-      { prompt: 'Username: ', type: 'admin' },
-      { prompt: 'Password: ', type: `x\u007f${testAdmin.password}` },
-    ]);
+    const r = await runOnTerminal(
+      home,
+      ['login', server.url],
+      [
+        { prompt: 'Username: ', type: 'admin' },
+        { prompt: 'Password: ', type: `x\u007f${testAdmin.password}` },
+      ],
+    );
     expect(r.output).toMatch(/Username: admin\n/);
     expect(r.output).not.toContain(testAdmin.password);
     expect(r.code, r.output).toBe(0);
@@ -71,18 +76,26 @@ describe('custody on a terminal', () => {
 
   it('user passwd asks twice, and changes nothing when the two differ', async () => {
     expect((await runCli(home, ['user', 'create', 'bob', '--password-stdin'], 'bob-first-password')).code).toBe(0);
-    const differ = await runOnTerminal(home, ['user', 'passwd', 'bob'], [
-      { prompt: 'New password for bob: ', type: 'bob-second-password' },
-      { prompt: 'Retype it: ', type: 'bob-other-password' },
-    ]);
+    const differ = await runOnTerminal(
+      home,
+      ['user', 'passwd', 'bob'],
+      [
+        { prompt: 'New password for bob: ', type: 'bob-second-password' },
+        { prompt: 'Retype it: ', type: 'bob-other-password' },
+      ],
+    );
     expect(differ.code).toBe(1);
     expect(differ.output).toContain('custody: the two passwords differ: nothing changed');
     expect(await accepted('bob', 'bob-first-password')).toBe(true);
 
-    const same = await runOnTerminal(home, ['user', 'passwd', 'bob'], [
-      { prompt: 'New password for bob: ', type: 'bob-second-password' },
-      { prompt: 'Retype it: ', type: 'bob-second-password' },
-    ]);
+    const same = await runOnTerminal(
+      home,
+      ['user', 'passwd', 'bob'],
+      [
+        { prompt: 'New password for bob: ', type: 'bob-second-password' },
+        { prompt: 'Retype it: ', type: 'bob-second-password' },
+      ],
+    );
     expect(same.code, same.output).toBe(0);
     expect(same.output).toContain('changed the password of bob');
     expect(same.output).not.toContain('bob-second-password');
@@ -91,10 +104,14 @@ describe('custody on a terminal', () => {
   });
 
   it('user create asks for a password; Enter for none says the user cannot log in yet', async () => {
-    const withOne = await runOnTerminal(home, ['user', 'create', 'carol'], [
-      { prompt: 'Password for carol (Enter for none): ', type: 'carol-password' },
-      { prompt: 'Retype it: ', type: 'carol-password' },
-    ]);
+    const withOne = await runOnTerminal(
+      home,
+      ['user', 'create', 'carol'],
+      [
+        { prompt: 'Password for carol (Enter for none): ', type: 'carol-password' },
+        { prompt: 'Retype it: ', type: 'carol-password' },
+      ],
+    );
     expect(withOne.code, withOne.output).toBe(0);
     expect(withOne.output).toMatch(/created user carol\n/);
     expect(await accepted('carol', 'carol-password')).toBe(true);

@@ -56,7 +56,9 @@ describe('custody CLI', () => {
   });
 
   it('logs in with a personal token stored 0600', async () => {
-    expect(await ok(['login', `${server.url}/`, '-u', 'admin', '--password-stdin'], `${testAdmin.password}\n`)).toBe(`logged in to ${server.url} as admin (registry administrator)\n`);
+    expect(await ok(['login', `${server.url}/`, '-u', 'admin', '--password-stdin'], `${testAdmin.password}\n`)).toBe(
+      `logged in to ${server.url} as admin (registry administrator)\n`,
+    );
     expect((await stat(credentialsFile())).mode & 0o777).toBe(0o600);
     expect((await stat(path.dirname(credentialsFile()))).mode & 0o777).toBe(0o700);
     const stored = JSON.parse(await readFile(credentialsFile(), 'utf8')) as { url: string; username: string; token: string };
@@ -79,7 +81,9 @@ describe('custody CLI', () => {
     expect((await request(server.url, '/api/v1/me', { headers: { authorization: basic('alice', 'alice-new-password') } })).status).toBe(200);
     // off a terminal (stdin is a pipe here) nothing can be asked; on one it is (cli-terminal.test.ts)
     expect(await fails(['user', 'passwd', 'alice'])).toBe('custody: no password: type it when asked on a terminal, or pipe it in with --password-stdin');
-    expect(await ok(['user', 'create', 'nopass'])).toBe('created user nopass; it has no password, so it cannot log in until one is set: custody user passwd nopass\n');
+    expect(await ok(['user', 'create', 'nopass'])).toBe(
+      'created user nopass; it has no password, so it cannot log in until one is set: custody user passwd nopass\n',
+    );
     const json = await custody(['user', 'create', 'nopass2', '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ name: 'nopass2' });
     expect(json.stderr).toBe('it has no password, so it cannot log in until one is set: custody user passwd nopass2\n');
@@ -195,7 +199,9 @@ describe('custody trust and artifact', () => {
     const doc = path.join(home, 'trust.json');
     await writeFile(doc, JSON.stringify({ sigstore: { publicKeys: [{ name: 'release', pem: key.pem }] } }));
     expect(await ok(['trust', 'set', 'cli', '--file', doc])).toMatch(/^namespace cli: trust from api\ncosign keys: +release\n/);
-    expect(await fails(['trust', 'set', 'cli', '--file', '-'], '{"sigstore":{"publicKeys":[{"name":"k","pem":"nope"}]}}')).toMatch(/^custody: invalid trust document \(sigstore\.publicKeys\.0\.pem\): not a PEM public key/);
+    expect(await fails(['trust', 'set', 'cli', '--file', '-'], '{"sigstore":{"publicKeys":[{"name":"k","pem":"nope"}]}}')).toMatch(
+      /^custody: invalid trust document \(sigstore\.publicKeys\.0\.pem\): not a PEM public key/,
+    );
     expect(JSON.parse(await ok(['trust', 'show', 'cli', '--json']))).toMatchObject({ namespace: 'cli', source: 'api' });
 
     const { body } = await imageManifest(server.url, 'cli/app', ['cli layer']);
@@ -209,8 +215,12 @@ describe('custody trust and artifact', () => {
     expect(shown).toContain(`cli/app@${image.digest} (v1)`);
     expect(shown).toContain('1 of 1 signatures verified, 0 attestations, 1 SBOMs');
     expect(shown).toMatch(/\nsignature\s+cosign\s+yes\s+verified\s+key:release\s+signed with the configured key release/);
-    expect(await ok(['artifact', 'components', 'cli/app', image.digest])).toMatch(/^NAME\s+VERSION\s+LICENSES\s+PURL\s+SBOM\nlodash\s+4\.17\.21\s+MIT\s+pkg:npm\/lodash@4\.17\.21\s+cyclonedx 1\.6\n$/);
-    expect(await fails(['artifact', 'show', 'cli/app', `sha256:${'0'.repeat(64)}`])).toBe(`custody: no manifest sha256:${'0'.repeat(64)} in repository cli/app`);
+    expect(await ok(['artifact', 'components', 'cli/app', image.digest])).toMatch(
+      /^NAME\s+VERSION\s+LICENSES\s+PURL\s+SBOM\nlodash\s+4\.17\.21\s+MIT\s+pkg:npm\/lodash@4\.17\.21\s+cyclonedx 1\.6\n$/,
+    );
+    expect(await fails(['artifact', 'show', 'cli/app', `sha256:${'0'.repeat(64)}`])).toBe(
+      `custody: no manifest sha256:${'0'.repeat(64)} in repository cli/app`,
+    );
 
     expect(await ok(['trust', 'reset', 'cli'])).toMatch(/^namespace cli: trust from none \(judging 2 artifacts again\)/);
     await ok(['logout']);
@@ -221,16 +231,22 @@ describe('custody trust and artifact', () => {
     const key = newKey();
     await writeFile(path.join(home, 'release.pub'), key.pem);
     await writeFile(path.join(home, 'private.pem'), key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
-    expect(await ok(['trust', 'set', 'keys', '--cosign-key', `release=${path.join(home, 'release.pub')}`])).toMatch(/^namespace keys: trust from api\ncosign keys: +release\n/);
+    expect(await ok(['trust', 'set', 'keys', '--cosign-key', `release=${path.join(home, 'release.pub')}`])).toMatch(
+      /^namespace keys: trust from api\ncosign keys: +release\n/,
+    );
     const shown = JSON.parse(await ok(['trust', 'show', 'keys', '--json'])) as { sigstore: { publicKeys: { name: string; pem: string }[] } };
     expect(shown.sigstore.publicKeys).toEqual([{ name: 'release', pem: key.pem }]);
-    expect(await fails(['trust', 'set', 'keys', '--cosign-key', `release=${path.join(home, 'private.pem')}`])).toBe(`custody: ${path.join(home, 'private.pem')} is a private key: give its public key (openssl ec -in key.pem -pubout -out key.pub)`);
+    expect(await fails(['trust', 'set', 'keys', '--cosign-key', `release=${path.join(home, 'private.pem')}`])).toBe(
+      `custody: ${path.join(home, 'private.pem')} is a private key: give its public key (openssl ec -in key.pem -pubout -out key.pub)`,
+    );
     expect(await fails(['trust', 'set', 'keys', '--cosign-key', 'release'])).toBe('custody: give --cosign-key as NAME=FILE, not release');
     expect(await fails(['trust', 'set', 'keys'])).toBe('custody: give the trust with --file FILE, or cosign keys with --cosign-key NAME=FILE');
     // with --file, the keys are added to the document's
     const doc = path.join(home, 'keys.json');
     await writeFile(doc, JSON.stringify({ sigstore: { publicKeys: [{ name: 'old', pem: newKey().pem }] } }));
-    expect(await ok(['trust', 'set', 'keys', '--file', doc, '--cosign-key', `release=${path.join(home, 'release.pub')}`])).toMatch(/cosign keys: +old, release\n/);
+    expect(await ok(['trust', 'set', 'keys', '--file', doc, '--cosign-key', `release=${path.join(home, 'release.pub')}`])).toMatch(
+      /cosign keys: +old, release\n/,
+    );
     await ok(['trust', 'reset', 'keys']);
     await ok(['logout']);
   });
@@ -242,7 +258,9 @@ describe('custody namespace list', () => {
     // cli/app was pushed above without `namespace set cli`; proj was created and holds nothing
     const { body } = await imageManifest(server.url, 'pushed.only/deep/app', ['pushed layer']);
     expect((await putManifest(server.url, 'pushed.only/deep/app', 'v1', body)).status).toBe(201);
-    const data = JSON.parse(await ok(['namespace', 'list', '--json'])) as { namespaces: { name: string; created: boolean; createdAt: string | null; anonymousRead: boolean }[] };
+    const data = JSON.parse(await ok(['namespace', 'list', '--json'])) as {
+      namespaces: { name: string; created: boolean; createdAt: string | null; anonymousRead: boolean }[];
+    };
     expect(data.namespaces.map((n) => n.name)).toEqual(['cli', 'proj', 'pushed.only']);
     expect(data.namespaces[0]).toEqual({ name: 'cli', anonymousRead: false, createdAt: null, created: false });
     expect(data.namespaces[1]).toMatchObject({ name: 'proj', created: true, createdAt: expect.stringMatching(/^\d{4}-/) });
@@ -260,13 +278,19 @@ describe('custody namespace list', () => {
 describe('custody config check', () => {
   it('reads the files the trust configuration names, and names the one it cannot read', async () => {
     const file = path.join(home, 'custody.yaml');
-    await writeFile(file, 'trust:\n  namespaces:\n    team:\n      sigstore:\n        publicKeys:\n          - name: release\n            pem: /nonexistent/release.pem\n');
+    await writeFile(
+      file,
+      'trust:\n  namespaces:\n    team:\n      sigstore:\n        publicKeys:\n          - name: release\n            pem: /nonexistent/release.pem\n',
+    );
     const r = await custody(['config', 'check', '--config', file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('trust.namespaces.team.sigstore.publicKeys.release: cannot read /nonexistent/release.pem');
     const key = newKey();
     await writeFile(path.join(home, 'release.pem'), key.pem);
-    await writeFile(file, `trust:\n  namespaces:\n    team:\n      sigstore:\n        publicKeys:\n          - name: release\n            pem: ${path.join(home, 'release.pem')}\n`);
+    await writeFile(
+      file,
+      `trust:\n  namespaces:\n    team:\n      sigstore:\n        publicKeys:\n          - name: release\n            pem: ${path.join(home, 'release.pem')}\n`,
+    );
     const good = await custody(['config', 'check', '--config', file]);
     expect(good.code, good.stderr).toBe(0);
     expect(good.stderr).toContain('configuration is valid');

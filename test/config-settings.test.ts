@@ -33,7 +33,11 @@ describe('TLS and proxy settings', () => {
   it('knows where each setting came from: flag, variable, file key or default', async () => {
     const file = path.join(await tempDir(), 'c.yaml');
     await writeFile(file, 'listen: 127.0.0.1:7000\ndatabase:\n  url: postgres://u:p@db/x\nstorage:\n  fsync: false\n');
-    const config = await loadConfig({ file, env: { CUSTODY_STORAGE_URL: '/srv/blobs', CUSTODY_LISTEN: '127.0.0.1:7001' }, overrides: { dataDir: '/srv/custody' } });
+    const config = await loadConfig({
+      file,
+      env: { CUSTODY_STORAGE_URL: '/srv/blobs', CUSTODY_LISTEN: '127.0.0.1:7001' },
+      overrides: { dataDir: '/srv/custody' },
+    });
     expect(originOf(config, 'listen')).toBe('CUSTODY_LISTEN');
     expect(originOf(config, 'database.url')).toBe(`database.url in ${file}`);
     expect(originOf(config, 'storage.url')).toBe('CUSTODY_STORAGE_URL');

@@ -70,7 +70,10 @@ async function pushManifest(base: string, repo: string, ledger: Ledger): Promise
     annotations: { n: randomBytes(4).toString('hex') },
   });
   const tag = `t${randomBytes(3).toString('hex')}`;
-  await ok(request(base, `/v2/${repo}/manifests/${tag}`, { method: 'PUT', body, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } }), 201);
+  await ok(
+    request(base, `/v2/${repo}/manifests/${tag}`, { method: 'PUT', body, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } }),
+    201,
+  );
   ledger.manifests.push({ repo, tag, digest: sha256(body), body, refs: [config, layer] });
 }
 
@@ -140,7 +143,11 @@ describe('SIGKILL during pushes', () => {
     const db = new DatabaseSync(path.join(dataDir, 'custody.db'), { readOnly: true });
     expect(db.prepare('PRAGMA integrity_check').all()).toEqual([{ integrity_check: 'ok' }]);
     // No manifest references a blob its repository cannot serve.
-    const dangling = db.prepare(`select r.repo, r.ref from manifest_refs r left join repo_blobs b on b.repo = r.repo and b.digest = r.ref where r.kind = 'blob' and b.digest is null`).all();
+    const dangling = db
+      .prepare(
+        `select r.repo, r.ref from manifest_refs r left join repo_blobs b on b.repo = r.repo and b.digest = r.ref where r.kind = 'blob' and b.digest is null`,
+      )
+      .all();
     expect(dangling).toEqual([]);
     db.close();
   });
@@ -155,10 +162,19 @@ describe('SIGTERM', () => {
     const url = new URL(server.url);
     const chunk = 1024 * 1024;
     const reply = new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, method: 'PATCH', path: start.headers.location, headers: { 'content-length': data.length, authorization: basic(testAdmin.username, testAdmin.password) } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          method: 'PATCH',
+          path: start.headers.location,
+          headers: { 'content-length': data.length, authorization: basic(testAdmin.username, testAdmin.password) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', reject);
       let at = 0;
       const timer = setInterval(() => {

@@ -31,7 +31,9 @@ describe.runIf(havePostgres)('postgres', () => {
       await admin.connect();
       try {
         // What a server restart or an administrator does to every connection of the database.
-        await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [new URL(url).pathname.slice(1)]);
+        await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [
+          new URL(url).pathname.slice(1),
+        ]);
       } finally {
         await admin.end();
       }

@@ -34,7 +34,13 @@ describe('npm start', () => {
 
     const auth = basic(testAdmin.username, testAdmin.password);
     const started = await new Promise<http.IncomingMessage>((resolve, reject) =>
-      http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v2/team/app/blobs/uploads/', headers: { authorization: auth, 'content-length': 0 } }, resolve).on('error', reject).end(),
+      http
+        .request(
+          { host: '127.0.0.1', port, method: 'POST', path: '/v2/team/app/blobs/uploads/', headers: { authorization: auth, 'content-length': 0 } },
+          resolve,
+        )
+        .on('error', reject)
+        .end(),
     );
     started.resume();
     expect(started.statusCode).toBe(202);
@@ -62,10 +68,7 @@ describe('npm start', () => {
 
     npm.child.kill('SIGTERM');
     // While the request is unfinished the server cannot exit, nor npm, which waits for it.
-    const heard = await Promise.race([
-      npm.waitFor(/finishing in-flight requests, then exiting/).then(() => true),
-      npm.exit.then(() => false),
-    ]);
+    const heard = await Promise.race([npm.waitFor(/finishing in-flight requests, then exiting/).then(() => true), npm.exit.then(() => false)]);
     expect(heard, `npm exited and the server (pid ${nodePid}) never heard SIGTERM:\n${npm.output()}`).toBe(true);
 
     patch.end(second);

@@ -54,7 +54,10 @@ describe('pull', () => {
     expect(part.status).toBe(206);
     expect(part.body.equals(data.subarray(1048570, 3145740))).toBe(true);
 
-    const openBlobs = async () => (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((f) => f.includes(digest.slice(7))).length;
+    const openBlobs = async () =>
+      (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((f) =>
+        f.includes(digest.slice(7)),
+      ).length;
     const http = await import('node:http');
     await new Promise<void>((resolve, reject) => {
       const req = http.get(`${base}/v2/pull/big/blobs/${digest}`, { headers: { authorization: adminAuth } }, (res) => {
@@ -135,7 +138,11 @@ describe('push', () => {
   it('accepts chunks with Content-Range, reports progress, and joins them', async () => {
     const loc = await startUpload('push/chunks');
     const data = Buffer.from('abcdefghijklmnopqrstuvwxyz');
-    let r = await request(base, loc, { method: 'PATCH', body: data.subarray(0, 10), headers: { 'content-range': '0-9', 'content-type': 'application/octet-stream' } });
+    let r = await request(base, loc, {
+      method: 'PATCH',
+      body: data.subarray(0, 10),
+      headers: { 'content-range': '0-9', 'content-type': 'application/octet-stream' },
+    });
     expect(r.status).toBe(202);
     expect(r.headers.range).toBe('0-9');
     const status = await request(base, loc);
@@ -273,7 +280,13 @@ describe('bad uploads leave nothing behind', () => {
     const url = new URL(base);
     const digest = sha256('never finished');
     await new Promise<void>((resolve) => {
-      const req = http.request({ host: url.hostname, port: url.port, method: 'POST', path: `/v2/bad/cut/blobs/uploads/?digest=${digest}`, headers: { 'content-length': 1_000_000, authorization: adminAuth } });
+      const req = http.request({
+        host: url.hostname,
+        port: url.port,
+        method: 'POST',
+        path: `/v2/bad/cut/blobs/uploads/?digest=${digest}`,
+        headers: { 'content-length': 1_000_000, authorization: adminAuth },
+      });
       req.on('response', (res) => expect(res.statusCode).not.toBe(401));
       req.on('error', () => resolve());
       req.write(Buffer.alloc(100_000));

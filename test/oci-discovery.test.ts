@@ -79,7 +79,10 @@ describe('referrers', () => {
   const sigType = 'application/vnd.dev.cosign.artifact.sig.v1+json';
   const sbomType = 'application/vnd.cyclonedx+json';
 
-  async function pushReferrer(artifactType: string, annotations?: Record<string, string>): Promise<{ body: string; digest: string; put: Awaited<ReturnType<typeof request>> }> {
+  async function pushReferrer(
+    artifactType: string,
+    annotations?: Record<string, string>,
+  ): Promise<{ body: string; digest: string; put: Awaited<ReturnType<typeof request>> }> {
     const empty = await pushBlob(base, 'd/refs', '{}');
     const layer = await pushBlob(base, 'd/refs', `payload for ${artifactType} ${Math.random()}`);
     const body = JSON.stringify({
@@ -116,7 +119,13 @@ describe('referrers', () => {
     const manifests = r.json<{ manifests: Record<string, unknown>[] }>().manifests;
     expect(manifests).toEqual(
       expect.arrayContaining([
-        { mediaType: types.manifest, digest: sig.digest, size: Buffer.byteLength(sig.body), artifactType: sigType, annotations: { 'org.opencontainers.image.created': '2026-11-24T00:00:00Z' } },
+        {
+          mediaType: types.manifest,
+          digest: sig.digest,
+          size: Buffer.byteLength(sig.body),
+          artifactType: sigType,
+          annotations: { 'org.opencontainers.image.created': '2026-11-24T00:00:00Z' },
+        },
         { mediaType: types.manifest, digest: sbom.digest, size: Buffer.byteLength(sbom.body), artifactType: sbomType },
       ]),
     );
@@ -149,7 +158,11 @@ describe('referrers', () => {
   it('merges the fallback tag index of clients without referrers support', async () => {
     const legacy = await imageManifest(base, 'd/refs', ['legacy signature']);
     await putManifest(base, 'd/refs', legacy.digest, legacy.body);
-    const fallback = JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests: [descriptorOf(legacy.body, types.manifest, { artifactType: 'application/x-legacy' })] });
+    const fallback = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: types.index,
+      manifests: [descriptorOf(legacy.body, types.manifest, { artifactType: 'application/x-legacy' })],
+    });
     const tag = subject.digest.replace(':', '-');
     expect((await putManifest(base, 'd/refs', tag, fallback, types.index)).status).toBe(201);
     const r = await request(base, `/v2/d/refs/referrers/${subject.digest}`);

@@ -24,7 +24,25 @@ function expectOciError(r: { status: number; json(): unknown }, status: number, 
 }
 
 describe('repository names', () => {
-  const bad = ['safe/../image', '../safe/image', 'safe/./image', 'safe%2F..%2Fimage', '..%2fsafe', 'safe%2F%2Fimage', 'safe%2Fimage%2F', 'Safe%2FImage', 'Safe/Image', 'safe//image', 'safe/image/', '-safe/image', 'safe/image-', `${'a'.repeat(256)}`, 'safe/im age', 'safe/%2e%2e/image', 'safe/image%00'];
+  const bad = [
+    'safe/../image',
+    '../safe/image',
+    'safe/./image',
+    'safe%2F..%2Fimage',
+    '..%2fsafe',
+    'safe%2F%2Fimage',
+    'safe%2Fimage%2F',
+    'Safe%2FImage',
+    'Safe/Image',
+    'safe//image',
+    'safe/image/',
+    '-safe/image',
+    'safe/image-',
+    `${'a'.repeat(256)}`,
+    'safe/im age',
+    'safe/%2e%2e/image',
+    'safe/image%00',
+  ];
   for (const name of bad) {
     it(`refuses ${JSON.stringify(name.slice(0, 40))} with NAME_INVALID`, async () => {
       for (const path of [`/v2/${name}/tags/list`, `/v2/${name}/manifests/v1`, `/v2/${name}/blobs/${stored.digest}`]) {
@@ -90,7 +108,14 @@ describe('references and uploads', () => {
 
 describe('random input', () => {
   it('never answers 5xx and keeps what is stored', async () => {
-    const paths = ['/v2/safe/image/manifests/v1', '/v2/safe/image/blobs/uploads/', `/v2/safe/image/blobs/${stored.digest}`, '/v2/safe/image/tags/list', '/v2/_catalog', `/v2/safe/image/referrers/${stored.digest}`];
+    const paths = [
+      '/v2/safe/image/manifests/v1',
+      '/v2/safe/image/blobs/uploads/',
+      `/v2/safe/image/blobs/${stored.digest}`,
+      '/v2/safe/image/tags/list',
+      '/v2/_catalog',
+      `/v2/safe/image/referrers/${stored.digest}`,
+    ];
     const methods = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
     const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
     const noise = () => randomBytes(8).toString('base64url');
@@ -104,7 +129,10 @@ describe('random input', () => {
       const r = await request(base, path, {
         method,
         body: ['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(method) ? undefined : randomBytes(Math.floor(Math.random() * 4096)),
-        headers: { 'content-type': pick(['application/vnd.oci.image.manifest.v1+json', 'application/json', 'application/octet-stream', 'text/plain']), ...(Math.random() < 0.3 ? { 'content-range': pick(['0-10', '5-1', 'x']) } : {}) },
+        headers: {
+          'content-type': pick(['application/vnd.oci.image.manifest.v1+json', 'application/json', 'application/octet-stream', 'text/plain']),
+          ...(Math.random() < 0.3 ? { 'content-range': pick(['0-10', '5-1', 'x']) } : {}),
+        },
       });
       expect(r.status, `${method} ${path}`).toBeLessThan(500);
       if (r.status >= 400 && method !== 'HEAD') expect(() => r.json(), `${method} ${path}`).not.toThrow();

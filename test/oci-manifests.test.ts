@@ -65,7 +65,11 @@ describe('push and pull', () => {
       layers: [{ mediaType: docker.layer, digest: layerDigest, size: 12 }],
     });
     expect((await putManifest(base, 'm/docker', 'arm64', manifest, docker.manifest)).status).toBe(201);
-    const list = JSON.stringify({ schemaVersion: 2, mediaType: docker.list, manifests: [descriptorOf(manifest, docker.manifest, { platform: { architecture: 'arm64', os: 'linux' } })] });
+    const list = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: docker.list,
+      manifests: [descriptorOf(manifest, docker.manifest, { platform: { architecture: 'arm64', os: 'linux' } })],
+    });
     expect((await putManifest(base, 'm/docker', 'multi', list, docker.list)).status).toBe(201);
     const get = await request(base, '/v2/m/docker/manifests/multi', { headers: { accept: docker.list } });
     expect(get.headers['content-type']).toBe(docker.list);
@@ -77,7 +81,11 @@ describe('push and pull', () => {
     const b = await imageManifest(base, 'm/index', ['arm64 layer']);
     await putManifest(base, 'm/index', a.digest, a.body);
     await putManifest(base, 'm/index', b.digest, b.body);
-    const index = JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests: [descriptorOf(a.body, types.manifest), descriptorOf(b.body, types.manifest)] });
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: types.index,
+      manifests: [descriptorOf(a.body, types.manifest), descriptorOf(b.body, types.manifest)],
+    });
     expect((await putManifest(base, 'm/index', 'multi', index, types.index)).status).toBe(201);
   });
 
@@ -134,11 +142,26 @@ describe('validation', () => {
     ['a JSON array', '[]'],
     ['schema version 1', '{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}'],
     ['no config', JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, layers: [] })],
-    ['a bad layer digest', JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config: { mediaType: types.config, digest: sha256('c'), size: 1 }, layers: [{ mediaType: types.layer, digest: 'sha256:zzz', size: 1 }] })],
-    ['a negative size', JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config: { mediaType: types.config, digest: sha256('c'), size: -1 }, layers: [] })],
+    [
+      'a bad layer digest',
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: types.manifest,
+        config: { mediaType: types.config, digest: sha256('c'), size: 1 },
+        layers: [{ mediaType: types.layer, digest: 'sha256:zzz', size: 1 }],
+      }),
+    ],
+    [
+      'a negative size',
+      JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config: { mediaType: types.config, digest: sha256('c'), size: -1 }, layers: [] }),
+    ],
     ['a mediaType that differs from Content-Type', JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests: [] }), types.manifest],
     ['an unknown media type', JSON.stringify({ schemaVersion: 2, mediaType: 'application/x-unknown', layers: [] })],
-    ['a Docker manifest without mediaType', JSON.stringify({ schemaVersion: 2, config: { mediaType: docker.config, digest: sha256('c'), size: 1 }, layers: [] }), docker.manifest],
+    [
+      'a Docker manifest without mediaType',
+      JSON.stringify({ schemaVersion: 2, config: { mediaType: docker.config, digest: sha256('c'), size: 1 }, layers: [] }),
+      docker.manifest,
+    ],
     ['random bytes', '\u0000\u00ff\u00fe garbage'],
   ];
   for (const [what, body, contentType] of invalid) {
@@ -161,7 +184,11 @@ describe('validation', () => {
     const r = await putManifest(base, 'm/big', 'v1', big);
     expect(r.status).toBe(413);
     expect(r.json()).toMatchObject({ errors: [{ code: 'MANIFEST_INVALID' }] });
-    const streamed = await request(base, '/v2/m/big/manifests/v2', { method: 'PUT', body: big, headers: { 'content-type': types.manifest, 'transfer-encoding': 'chunked' } });
+    const streamed = await request(base, '/v2/m/big/manifests/v2', {
+      method: 'PUT',
+      body: big,
+      headers: { 'content-type': types.manifest, 'transfer-encoding': 'chunked' },
+    });
     expect(streamed.status).toBe(413);
     expect((await request(base, '/v2/m/big/manifests/v1')).status).toBe(404);
   });
@@ -213,4 +240,3 @@ describe('references that are no tag', () => {
     }
   });
 });
-

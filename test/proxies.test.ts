@@ -29,7 +29,8 @@ describe('trustedProxies', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const from = (address: string, headers: Record<string, string>, options: RequestOptions = {}) => request(server.url, '/v2/', { from: address, ...options, headers: { ...headers, ...options.headers } });
+  const from = (address: string, headers: Record<string, string>, options: RequestOptions = {}) =>
+    request(server.url, '/v2/', { from: address, ...options, headers: { ...headers, ...options.headers } });
 
   type Logged = { msg?: string; remote?: string; clientRequestId?: string; status?: number };
   async function logged(clientRequestId: string): Promise<Logged> {

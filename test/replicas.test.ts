@@ -79,7 +79,13 @@ describe.runIf(havePostgres)('a replica starting beside another on the same blob
     expect(start.status).toBe(202);
     const location = start.headers.location as string;
     const { hostname, port } = new URL(a.url);
-    const patch = http.request({ host: hostname, port, method: 'PATCH', path: location, headers: { 'content-length': data.length, 'content-type': 'application/octet-stream', authorization: basic(testAdmin.username, testAdmin.password) } });
+    const patch = http.request({
+      host: hostname,
+      port,
+      method: 'PATCH',
+      path: location,
+      headers: { 'content-length': data.length, 'content-type': 'application/octet-stream', authorization: basic(testAdmin.username, testAdmin.password) },
+    });
     const patched = new Promise<number>((resolve, reject) => {
       patch.on('response', (res) => {
         res.resume();

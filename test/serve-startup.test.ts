@@ -37,7 +37,12 @@ async function fresh(name: string): Promise<string> {
 }
 
 /** Runs `custody …` to its end. */
-async function finished(args: string[], env: Record<string, string | undefined> = {}, input?: string, cwd?: string): Promise<Spawned & { code: number | null }> {
+async function finished(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  input?: string,
+  cwd?: string,
+): Promise<Spawned & { code: number | null }> {
   const p = spawnCustody(args, { env, ...(input !== undefined ? { input } : {}), ...(cwd !== undefined ? { cwd } : {}) });
   const { code } = await p.exited;
   return { ...p, code };
@@ -100,7 +105,9 @@ describe('CUSTODY_ADMIN_PASSWORD after the first start', () => {
     const dataDir = await fresh('changed');
     const original = await startProcess({ dataDir, env: { CUSTODY_ADMIN_PASSWORD: 'first-password' } });
     servers.push(original);
-    await vi.waitFor(() => expect(original.output()).toContain('created the admin account \\"admin\\" with the password from CUSTODY_ADMIN_PASSWORD'), { timeout: 10_000 });
+    await vi.waitFor(() => expect(original.output()).toContain('created the admin account \\"admin\\" with the password from CUSTODY_ADMIN_PASSWORD'), {
+      timeout: 10_000,
+    });
     await original.stop();
 
     const same = await startProcess({ dataDir, env: { CUSTODY_ADMIN_PASSWORD: 'first-password' } });
@@ -112,9 +119,16 @@ describe('CUSTODY_ADMIN_PASSWORD after the first start', () => {
     const changed = await startProcess({ dataDir, env: { CUSTODY_ADMIN_PASSWORD: 'second-password' } });
     servers.push(changed);
     await vi.waitFor(() => expect(changed.output()).toContain('custody is serving'), { timeout: 10_000 });
-    const warnings = changed.output().split('\n').filter((l) => l.includes('is set but the database already has its users'));
+    const warnings = changed
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('is set but the database already has its users'));
     expect(warnings).toHaveLength(1);
-    expect(JSON.parse(warnings[0] ?? '{}')).toMatchObject({ level: 40, setting: 'CUSTODY_ADMIN_PASSWORD', msg: expect.stringContaining('custody admin reset-password') });
+    expect(JSON.parse(warnings[0] ?? '{}')).toMatchObject({
+      level: 40,
+      setting: 'CUSTODY_ADMIN_PASSWORD',
+      msg: expect.stringContaining('custody admin reset-password'),
+    });
     expect(warnings[0]).not.toContain('second-password');
     expect((await request(changed.url, '/v2/', { headers: { authorization: basic('admin', 'second-password') } })).status).toBe(401);
     expect((await request(changed.url, '/v2/', { headers: { authorization: basic('admin', 'first-password') } })).status).toBe(200);
@@ -150,12 +164,22 @@ describe('custody admin reset-password', () => {
     expect((await request(server.url, '/v2/', { headers: admin })).status).toBe(200);
     const audit = await request(server.url, '/api/v1/audit?action=user.password', { headers: admin });
     expect(audit.json<{ events: unknown[] }>().events).toEqual([
-      expect.objectContaining({ action: 'user.password', target: 'admin', outcome: 'success', actor: expect.stringMatching(/^local:/), detail: expect.objectContaining({ by: 'reset-password' }) }),
+      expect.objectContaining({
+        action: 'user.password',
+        target: 'admin',
+        outcome: 'success',
+        actor: expect.stringMatching(/^local:/),
+        detail: expect.objectContaining({ by: 'reset-password' }),
+      }),
     ]);
   });
 
   it('takes a password from stdin and a --database-url; the old one stops working', async () => {
-    const r = await finished(['admin', 'reset-password', '--database-url', path.join(server.dataDir, 'custody.db'), '--password-stdin'], {}, 'chosen-password\n');
+    const r = await finished(
+      ['admin', 'reset-password', '--database-url', path.join(server.dataDir, 'custody.db'), '--password-stdin'],
+      {},
+      'chosen-password\n',
+    );
     expect(r.code, r.output()).toBe(0);
     expect(r.output()).toBe('changed the password of admin\n');
     expect((await request(server.url, '/v2/', { headers: { authorization: basic('admin', 'chosen-password') } })).status).toBe(200);
@@ -168,7 +192,10 @@ describe('custody admin reset-password', () => {
     expect([short.code, short.output().trim()]).toEqual([1, 'custody: the password needs at least 8 characters']);
     const empty = path.join(work, 'never-started');
     const missing = await finished(['admin', 'reset-password', '--data-dir', empty]);
-    expect([missing.code, missing.output().trim()]).toEqual([1, `custody: no database at ${path.join(empty, 'custody.db')}: give the server's --data-dir or --database-url`]);
+    expect([missing.code, missing.output().trim()]).toEqual([
+      1,
+      `custody: no database at ${path.join(empty, 'custody.db')}: give the server's --data-dir or --database-url`,
+    ]);
     expect(existsSync(empty)).toBe(false);
   });
 });
@@ -178,11 +205,15 @@ describe('start-up errors', () => {
     const dataDir = await fresh('unreachable');
     const url = 'postgres://u:secret@127.0.0.1:1/x';
     const line = await failsToStart(['--data-dir', dataDir], { CUSTODY_DATABASE_URL: url });
-    expect(line).toBe('custody: cannot open the PostgreSQL database postgres://u:***@127.0.0.1:1/x (from CUSTODY_DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1');
+    expect(line).toBe(
+      'custody: cannot open the PostgreSQL database postgres://u:***@127.0.0.1:1/x (from CUSTODY_DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1',
+    );
     const file = path.join(work, 'database.yaml');
     await writeFile(file, `database:\n  url: ${url}\n`);
     const fromFile = await failsToStart(['--data-dir', dataDir, '--config', file]);
-    expect(fromFile).toBe(`custody: cannot open the PostgreSQL database postgres://u:***@127.0.0.1:1/x (from database.url in ${file}): connect ECONNREFUSED 127.0.0.1:1`);
+    expect(fromFile).toBe(
+      `custody: cannot open the PostgreSQL database postgres://u:***@127.0.0.1:1/x (from database.url in ${file}): connect ECONNREFUSED 127.0.0.1:1`,
+    );
     expect(fromFile).not.toContain('secret');
   });
 
@@ -190,8 +221,12 @@ describe('start-up errors', () => {
     const file = path.join(work, 'a-file');
     await writeFile(file, 'not a directory');
     const dataDir = path.join(file, 'data');
-    expect(await failsToStart(['--data-dir', dataDir])).toBe(`custody: cannot use the data directory ${dataDir} (from --data-dir): part of the path is a file, not a directory`);
-    expect(await failsToStart([], { CUSTODY_DATA_DIR: dataDir })).toBe(`custody: cannot use the data directory ${dataDir} (from CUSTODY_DATA_DIR): part of the path is a file, not a directory`);
+    expect(await failsToStart(['--data-dir', dataDir])).toBe(
+      `custody: cannot use the data directory ${dataDir} (from --data-dir): part of the path is a file, not a directory`,
+    );
+    expect(await failsToStart([], { CUSTODY_DATA_DIR: dataDir })).toBe(
+      `custody: cannot use the data directory ${dataDir} (from CUSTODY_DATA_DIR): part of the path is a file, not a directory`,
+    );
     expect(await failsToStart(['--data-dir', file])).toBe(`custody: cannot use the data directory ${file} (from --data-dir): it is a file, not a directory`);
   });
 
@@ -224,7 +259,11 @@ describe('the start-up log', () => {
     const server = await startProcess({ dataDir: await fresh('log-sqlite') });
     servers.push(server);
     await vi.waitFor(() => expect(server.output()).toContain('custody is serving'), { timeout: 10_000 });
-    const line = server.output().split('\n').find((l) => l.includes('custody is serving')) ?? '';
+    const line =
+      server
+        .output()
+        .split('\n')
+        .find((l) => l.includes('custody is serving')) ?? '';
     expect(JSON.parse(line)).toMatchObject({
       database: { engine: 'sqlite', url: path.join(server.dataDir, 'custody.db') },
       storage: { driver: 'filesystem', url: path.join(server.dataDir, 'blobs') },
@@ -240,7 +279,11 @@ describe('the start-up log', () => {
       const server = await startProcess({ dataDir: await fresh('log-pg'), env: { CUSTODY_DATABASE_URL: url.toString() } });
       servers.push(server);
       await vi.waitFor(() => expect(server.output()).toContain('custody is serving'), { timeout: 10_000 });
-      const line = server.output().split('\n').find((l) => l.includes('custody is serving')) ?? '';
+      const line =
+        server
+          .output()
+          .split('\n')
+          .find((l) => l.includes('custody is serving')) ?? '';
       expect(JSON.parse(line)).toMatchObject({ database: { engine: 'postgres', url: `postgres://postgres:***@${url.host}${url.pathname}` } });
       expect(server.output()).not.toContain('hunter2-secret');
       await server.stop();

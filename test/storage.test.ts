@@ -68,7 +68,14 @@ describe('fs BlobStore durability', () => {
 
   /** The index of an fsync of `dir` that started once `entry` was in it and ended before `before`. */
   function syncedWith(log: Awaited<ReturnType<typeof recorded>>['log'], dir: string, entry: string, before: number): number {
-    return log.findIndex((e, i) => i < before && e.event === 'sync' && e.dir === dir && e.entries?.includes(entry) && log.slice(i + 1, before).some((f) => f.event === 'synced' && f.dir === dir));
+    return log.findIndex(
+      (e, i) =>
+        i < before &&
+        e.event === 'sync' &&
+        e.dir === dir &&
+        e.entries?.includes(entry) &&
+        log.slice(i + 1, before).some((f) => f.event === 'synced' && f.dir === dir),
+    );
   }
 
   it('resolves a write only after an fsync of its directory that started after the rename, and of the parent of each directory it made', async () => {

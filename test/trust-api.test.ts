@@ -37,12 +37,24 @@ describe('trust over the API', () => {
     let view = await settledArtifact(server.url, 'team/app', image.digest);
     expect(view.tags).toEqual(['1.0']);
     expect(view.referrers).toHaveLength(1);
-    expect(view.referrers[0]).toMatchObject({ digest: sig.digest, kind: 'signature', format: 'cosign', via: 'referrer', status: 'done', verified: false, code: 'no_trust_configured' });
+    expect(view.referrers[0]).toMatchObject({
+      digest: sig.digest,
+      kind: 'signature',
+      format: 'cosign',
+      via: 'referrer',
+      status: 'done',
+      verified: false,
+      code: 'no_trust_configured',
+    });
     expect(view.referrers[0]?.reason).toMatch(/key|trust/i);
 
     const put = await putTrust(server.url, 'team', { sigstore: { publicKeys: [{ name: 'release', pem: release.pem }] } });
     expect(put.status).toBe(200);
-    expect(put.json<{ source: string; reevaluating: number; updatedAt: string }>()).toMatchObject({ source: 'api', reevaluating: 1, updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+    expect(put.json<{ source: string; reevaluating: number; updatedAt: string }>()).toMatchObject({
+      source: 'api',
+      reevaluating: 1,
+      updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
     view = await settledArtifact(server.url, 'team/app', image.digest);
     expect(view.referrers[0]).toMatchObject({ verified: true, signer: 'key:release', code: 'verified', reason: 'signed with the configured key release' });
     expect(view.summary).toMatchObject({ signatures: 1, verifiedSignatures: 1 });
@@ -67,7 +79,15 @@ describe('trust over the API', () => {
     const image = await pushImage(server.url, 'legacy/app', 'v1');
     const sig = await pushCosignSignature(server.url, 'legacy/app', image, release, { legacy: true });
     const view = await settledArtifact(server.url, 'legacy/app', image.digest);
-    expect(view.referrers).toEqual([expect.objectContaining({ digest: sig.digest, kind: 'signature', via: `tag:${image.digest.replace(':', '-')}.sig`, verified: true, signer: 'key:release' })]);
+    expect(view.referrers).toEqual([
+      expect.objectContaining({
+        digest: sig.digest,
+        kind: 'signature',
+        via: `tag:${image.digest.replace(':', '-')}.sig`,
+        verified: true,
+        signer: 'key:release',
+      }),
+    ]);
     const gone = await request(server.url, `/v2/legacy/app/manifests/${image.digest.replace(':', '-')}.sig`, { method: 'DELETE' });
     expect(gone.status).toBe(202);
     expect((await settledArtifact(server.url, 'legacy/app', image.digest)).referrers).toEqual([]);
@@ -76,11 +96,29 @@ describe('trust over the API', () => {
   it("links cosign's legacy .att and .sbom tags as attestation and SBOM", async () => {
     expect((await putTrust(server.url, 'legacy2', { sigstore: { publicKeys: [{ name: 'ci', pem: release.pem }] } })).status).toBe(200);
     const image = await pushImage(server.url, 'legacy2/app', 'v1');
-    const att = await pushAttestation(server.url, 'legacy2/app', image, release, 'https://slsa.dev/provenance/v0.2', { builder: { id: 'https://ci.example/builder' }, buildType: 'https://ci.example/type' }, { legacy: true });
-    const sbom = await pushSbom(server.url, 'legacy2/app', image, [{ name: 'openssl', version: '3.0.15', purl: 'pkg:deb/debian/openssl@3.0.15' }], { legacy: true });
+    const att = await pushAttestation(
+      server.url,
+      'legacy2/app',
+      image,
+      release,
+      'https://slsa.dev/provenance/v0.2',
+      { builder: { id: 'https://ci.example/builder' }, buildType: 'https://ci.example/type' },
+      { legacy: true },
+    );
+    const sbom = await pushSbom(server.url, 'legacy2/app', image, [{ name: 'openssl', version: '3.0.15', purl: 'pkg:deb/debian/openssl@3.0.15' }], {
+      legacy: true,
+    });
     const view = await settledArtifact(server.url, 'legacy2/app', image.digest);
     const hex = image.digest.replace(':', '-');
-    expect(byKind(view.referrers, 'attestation')).toEqual([expect.objectContaining({ digest: att, via: `tag:${hex}.att`, verified: true, signer: 'key:ci', details: expect.objectContaining({ provenance: expect.objectContaining({ builderId: 'https://ci.example/builder' }) }) })]);
+    expect(byKind(view.referrers, 'attestation')).toEqual([
+      expect.objectContaining({
+        digest: att,
+        via: `tag:${hex}.att`,
+        verified: true,
+        signer: 'key:ci',
+        details: expect.objectContaining({ provenance: expect.objectContaining({ builderId: 'https://ci.example/builder' }) }),
+      }),
+    ]);
     expect(byKind(view.referrers, 'sbom')).toEqual([expect.objectContaining({ digest: sbom, via: `tag:${hex}.sbom`, format: 'cyclonedx' })]);
     const components = await request(server.url, `/api/v1/repositories/legacy2/app/artifacts/${image.digest}/components`);
     expect(components.json<{ sboms: { components: { name: string }[] }[] }>().sboms[0]?.components.map((c) => c.name)).toEqual(['openssl']);
@@ -91,7 +129,12 @@ describe('trust over the API', () => {
     const a = await pushImage(server.url, 'swap/app', 'a');
     const b = await pushImage(server.url, 'swap/app', 'b');
     // a valid signature of b's digest, attached to a
-    await pushCosignSignature(server.url, 'swap/app', a, release, { payload: JSON.stringify({ critical: { identity: { 'docker-reference': 'x' }, image: { 'docker-manifest-digest': b.digest }, type: 'cosign container image signature' }, optional: null }) });
+    await pushCosignSignature(server.url, 'swap/app', a, release, {
+      payload: JSON.stringify({
+        critical: { identity: { 'docker-reference': 'x' }, image: { 'docker-manifest-digest': b.digest }, type: 'cosign container image signature' },
+        optional: null,
+      }),
+    });
     const view = await settledArtifact(server.url, 'swap/app', a.digest);
     expect(view.referrers[0]).toMatchObject({ verified: false, code: 'subject_mismatch' });
     expect(view.referrers[0]?.reason).toContain(b.digest);
@@ -105,26 +148,45 @@ describe('trust over the API', () => {
       { name: 'zlib', version: '1.3.1', purl: 'pkg:deb/debian/zlib@1.3.1' },
     ]);
     const provenance = {
-      buildDefinition: { buildType: 'https://actions.github.io/buildtypes/workflow/v1', externalParameters: { workflow: { repository: 'https://github.com/acme/svc', ref: 'refs/heads/main', path: '.github/workflows/build.yml' } } },
+      buildDefinition: {
+        buildType: 'https://actions.github.io/buildtypes/workflow/v1',
+        externalParameters: { workflow: { repository: 'https://github.com/acme/svc', ref: 'refs/heads/main', path: '.github/workflows/build.yml' } },
+      },
       runDetails: { builder: { id: 'https://github.com/actions/runner/github-hosted' } },
     };
     const att = await pushAttestation(server.url, 'built/svc', image, release, 'https://slsa.dev/provenance/v1', provenance);
 
     const view = await settledArtifact(server.url, 'built/svc', image.digest);
-    expect(byKind(view.referrers, 'sbom')).toEqual([expect.objectContaining({ digest: sbom, format: 'cyclonedx', verified: null, code: 'sbom_read', reason: 'cyclonedx 1.6 SBOM with 2 components' })]);
+    expect(byKind(view.referrers, 'sbom')).toEqual([
+      expect.objectContaining({ digest: sbom, format: 'cyclonedx', verified: null, code: 'sbom_read', reason: 'cyclonedx 1.6 SBOM with 2 components' }),
+    ]);
     const attestation = byKind(view.referrers, 'attestation')[0];
     expect(attestation).toMatchObject({ digest: att, format: 'dsse', verified: true, signer: 'key:ci', code: 'verified' });
-    expect(attestation?.details).toMatchObject({ predicateType: 'https://slsa.dev/provenance/v1', provenance: { builderId: 'https://github.com/actions/runner/github-hosted', sourceRepository: expect.stringContaining('github.com/acme/svc') } });
+    expect(attestation?.details).toMatchObject({
+      predicateType: 'https://slsa.dev/provenance/v1',
+      provenance: { builderId: 'https://github.com/actions/runner/github-hosted', sourceRepository: expect.stringContaining('github.com/acme/svc') },
+    });
 
     // an SBOM can also arrive as a signed in-toto attestation
-    const bom = { bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [{ type: 'library', name: 'express', version: '4.21.2', purl: 'pkg:npm/express@4.21.2', licenses: [{ expression: 'MIT' }] }] };
+    const bom = {
+      bomFormat: 'CycloneDX',
+      specVersion: '1.5',
+      version: 1,
+      components: [{ type: 'library', name: 'express', version: '4.21.2', purl: 'pkg:npm/express@4.21.2', licenses: [{ expression: 'MIT' }] }],
+    };
     const sbomAttestation = await pushAttestation(server.url, 'built/svc', image, release, 'https://cyclonedx.org/bom', bom);
     const withAttestation = await settledArtifact(server.url, 'built/svc', image.digest);
-    expect(withAttestation.referrers.find((r) => r.digest === sbomAttestation)).toMatchObject({ kind: 'attestation', verified: true, details: expect.objectContaining({ attestation: 'sbom', sbom: { format: 'cyclonedx', specVersion: '1.5', components: 1 } }) });
+    expect(withAttestation.referrers.find((r) => r.digest === sbomAttestation)).toMatchObject({
+      kind: 'attestation',
+      verified: true,
+      details: expect.objectContaining({ attestation: 'sbom', sbom: { format: 'cyclonedx', specVersion: '1.5', components: 1 } }),
+    });
 
     const components = await request(server.url, `/api/v1/repositories/built/svc/artifacts/${image.digest}/components`);
     expect(components.status).toBe(200);
-    const all = components.json<{ sboms: { digest: string; format: string; components: { name: string; version?: string; purl?: string; licenses: string[] }[] }[] }>().sboms;
+    const all = components.json<{
+      sboms: { digest: string; format: string; components: { name: string; version?: string; purl?: string; licenses: string[] }[] }[];
+    }>().sboms;
     expect(all.find((s) => s.digest === sbomAttestation)?.components).toEqual([expect.objectContaining({ name: 'express', licenses: ['MIT'] })]);
     const sboms = all.filter((s) => s.digest === sbom);
     expect(sboms).toHaveLength(1);
@@ -149,14 +211,24 @@ describe('trust over the API', () => {
       expect(r.status, JSON.stringify(doc)).toBe(400);
       expect(r.json<{ error: { message: string } }>().error.message).toMatch(message);
     }
-    const notJson = await request(server.url, '/api/v1/namespaces/team/trust', { method: 'PUT', body: '{"sigstore":', headers: { 'content-type': 'application/json' } });
+    const notJson = await request(server.url, '/api/v1/namespaces/team/trust', {
+      method: 'PUT',
+      body: '{"sigstore":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(notJson.status).toBe(400);
     await createUser(server.accounts, 'dev', 'dev-password', { team: 'writer' });
     const refused = await putTrust(server.url, 'team', {}, basic('dev', 'dev-password'));
     expect(refused.status).toBe(403);
     expect((await request(server.url, '/api/v1/namespaces/team/trust', { headers: { authorization: basic('dev', 'dev-password') } })).status).toBe(403);
     // but a writer may read artifacts
-    expect((await request(server.url, `/api/v1/repositories/team/app/artifacts/sha256:${'0'.repeat(64)}`, { headers: { authorization: basic('dev', 'dev-password') } })).status).toBe(404);
+    expect(
+      (
+        await request(server.url, `/api/v1/repositories/team/app/artifacts/sha256:${'0'.repeat(64)}`, {
+          headers: { authorization: basic('dev', 'dev-password') },
+        })
+      ).status,
+    ).toBe(404);
     expect((await request(server.url, `/api/v1/repositories/team/app/artifacts/sha256:${'0'.repeat(64)}`, { auth: false })).status).toBe(401);
   });
 
@@ -173,7 +245,9 @@ describe('trust from the config file', () => {
     const dir = await tempDir();
     const key = newKey();
     await writeFile(path.join(dir, 'release.pem'), key.pem);
-    const server = await startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'release', pem: path.join(dir, 'release.pem') }] } } } } } });
+    const server = await startInProcess({
+      config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'release', pem: path.join(dir, 'release.pem') }] } } } } },
+    });
     try {
       const image = await pushImage(server.url, 'shop/web', '1');
       await pushCosignSignature(server.url, 'shop/web', image, key);
@@ -197,11 +271,17 @@ describe('trust from the config file', () => {
   });
 
   it('refuses to start with a trust file it cannot read', async () => {
-    await expect(startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: '/nonexistent/key.pem' }] } } } } } })).rejects.toThrow(/trust\.namespaces\.shop.*cannot read \/nonexistent\/key\.pem/);
+    await expect(
+      startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: '/nonexistent/key.pem' }] } } } } } }),
+    ).rejects.toThrow(/trust\.namespaces\.shop.*cannot read \/nonexistent\/key\.pem/);
     const dir = await tempDir();
     await writeFile(path.join(dir, 'trusted_root.json'), '{"mediaType": ');
-    await expect(startInProcess({ config: { trust: { sigstoreTrustedRoot: path.join(dir, 'trusted_root.json') } } })).rejects.toThrow(/trust\.sigstoreTrustedRoot: .*trusted_root\.json is not JSON/);
+    await expect(startInProcess({ config: { trust: { sigstoreTrustedRoot: path.join(dir, 'trusted_root.json') } } })).rejects.toThrow(
+      /trust\.sigstoreTrustedRoot: .*trusted_root\.json is not JSON/,
+    );
     await writeFile(path.join(dir, 'bad.pem'), 'not a key');
-    await expect(startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: path.join(dir, 'bad.pem') }] } } } } } })).rejects.toThrow(/trust\.namespaces\.shop is not valid: sigstore\.publicKeys\.0\.pem: not a PEM public key/);
+    await expect(
+      startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: path.join(dir, 'bad.pem') }] } } } } } }),
+    ).rejects.toThrow(/trust\.namespaces\.shop is not valid: sigstore\.publicKeys\.0\.pem: not a PEM public key/);
   });
 });

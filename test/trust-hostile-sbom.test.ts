@@ -20,7 +20,14 @@ const validSbom = (n: number) =>
     JSON.stringify({
       bomFormat: 'CycloneDX',
       specVersion: '1.6',
-      components: Array.from({ length: n }, (_, i) => ({ type: 'library', name: `package-${i}`, version: `1.${i}.0`, purl: `pkg:npm/package-${i}@1.${i}.0`, licenses: [{ license: { id: 'MIT' } }], description: 'x'.repeat(80) })),
+      components: Array.from({ length: n }, (_, i) => ({
+        type: 'library',
+        name: `package-${i}`,
+        version: `1.${i}.0`,
+        purl: `pkg:npm/package-${i}@1.${i}.0`,
+        licenses: [{ license: { id: 'MIT' } }],
+        description: 'x'.repeat(80),
+      })),
     }),
   );
 
@@ -46,11 +53,14 @@ function childCpuTicks(pid: number): number {
 }
 
 describe.each([
-  ['in this process, from src', async () => ({ server: (await startInProcess()), pid: process.pid })],
-  ['as custody serve, from dist', async () => {
-    const server = await startProcess();
-    return { server: server, pid: server.child.pid ?? 0 };
-  }],
+  ['in this process, from src', async () => ({ server: await startInProcess(), pid: process.pid })],
+  [
+    'as custody serve, from dist',
+    async () => {
+      const server = await startProcess();
+      return { server: server, pid: server.child.pid ?? 0 };
+    },
+  ],
 ] as const)('a 16 MiB SBOM nested too deeply, %s', (label, start) => {
   let server: RunningServer;
   let pid: number;
@@ -87,10 +97,17 @@ describe.each([
     }
     const view: ArtifactView = await settled;
     // Reported, not asserted (no test here asserts a time): what a client saw of the event loop.
-    console.log(`${label}: ${statuses.length} /healthz answers while the SBOMs were judged, at ${workSeen.size} points of the reader's work; the longest wait between two answers was ${maxGapMs.toFixed(0)} ms`);
+    console.log(
+      `${label}: ${statuses.length} /healthz answers while the SBOMs were judged, at ${workSeen.size} points of the reader's work; the longest wait between two answers was ${maxGapMs.toFixed(0)} ms`,
+    );
 
     const byDigest = new Map(view.referrers.map((r) => [r.digest, r]));
-    expect(byDigest.get(hostile)).toMatchObject({ kind: 'sbom', status: 'done', verified: null, reason: 'the SBOM cannot be read: the document nests too deeply (more than 128 levels)' });
+    expect(byDigest.get(hostile)).toMatchObject({
+      kind: 'sbom',
+      status: 'done',
+      verified: null,
+      reason: 'the SBOM cannot be read: the document nests too deeply (more than 128 levels)',
+    });
     expect(byDigest.get(real)).toMatchObject({ kind: 'sbom', status: 'done', reason: 'cyclonedx 1.6 SBOM with 60000 components' });
     expect(statuses.every((s) => s === 200)).toBe(true);
     // Parsing the 12 MiB SBOM is ~100 ticks of work. Had it held the event loop, /healthz would

@@ -14,7 +14,8 @@ const CI = 'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const bundleType = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
-const pushBundle = (base: string, repo: string, subject: Descriptor, bundle: Uint8Array) => pushReferrer(base, repo, subject, { mediaType: bundleType, bytes: Buffer.from(bundle) }, bundleType);
+const pushBundle = (base: string, repo: string, subject: Descriptor, bundle: Uint8Array) =>
+  pushReferrer(base, repo, subject, { mediaType: bundleType, bytes: Buffer.from(bundle) }, bundleType);
 
 describe('keyless Sigstore signatures over the API', () => {
   let server: InProcessServer;
@@ -22,10 +23,18 @@ describe('keyless Sigstore signatures over the API', () => {
   beforeAll(async () => {
     server = await startInProcess();
     sigstore = await mockSigstore();
-    const trust = { sigstore: { identities: [{ identityPattern: 'https://github\\.com/acme/.+/\\.github/workflows/release\\.yml@refs/tags/v.*', issuer: ISSUER }], trustedRoot: sigstore.root } };
+    const trust = {
+      sigstore: {
+        identities: [{ identityPattern: 'https://github\\.com/acme/.+/\\.github/workflows/release\\.yml@refs/tags/v.*', issuer: ISSUER }],
+        trustedRoot: sigstore.root,
+      },
+    };
     const put = await putTrust(server.url, 'keyless', trust);
     expect(put.status, put.body.toString()).toBe(200);
-    expect(put.json<{ sigstore: { trustedRoot: { certificateAuthorities: number; tlogs: number } } }>().sigstore.trustedRoot).toMatchObject({ certificateAuthorities: 1, tlogs: 1 });
+    expect(put.json<{ sigstore: { trustedRoot: { certificateAuthorities: number; tlogs: number } } }>().sigstore.trustedRoot).toMatchObject({
+      certificateAuthorities: 1,
+      tlogs: 1,
+    });
   });
   afterAll(async () => server.stop());
 
@@ -65,7 +74,12 @@ describe('keyless Sigstore signatures over the API', () => {
     expect((await putManifest(server.url, 'redos/app', 'v1', body)).status).toBe(201);
     const image = descriptorOf(body, types.manifest);
     const crafted = await fulcioIdentity(sigstore.ca, 'a'.repeat(10_000), 'a'.repeat(10_000));
-    const signature = await pushBundle(server.url, 'redos/app', image, bundleBytes(await dsseBundle(crafted.signer, [rekorWitness(sigstore.tlog)], statementFor(image.digest, 'https://sigstore.dev/cosign/sign/v1'))));
+    const signature = await pushBundle(
+      server.url,
+      'redos/app',
+      image,
+      bundleBytes(await dsseBundle(crafted.signer, [rekorWitness(sigstore.tlog)], statementFor(image.digest, 'https://sigstore.dev/cosign/sign/v1'))),
+    );
 
     // a health check before every look at the artifact, until the worker has judged it
     let view;

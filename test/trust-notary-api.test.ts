@@ -6,7 +6,9 @@ import { pushReferrer, putTrust, settledArtifact } from './helpers/signing.ts';
 import { coseEnvelope, jwsEnvelope, makeLeaf, makeRoot, policy, policyDocument, type Issued } from './trust/notary-fixtures.ts';
 
 const pushNotary = (base: string, repo: string, subject: Descriptor, envelope: Uint8Array, mediaType: 'application/jose+json' | 'application/cose') =>
-  pushReferrer(base, repo, subject, { mediaType, bytes: Buffer.from(envelope) }, 'application/vnd.cncf.notary.signature', { annotations: { 'io.cncf.notary.x509chain.thumbprint#S256': '[]' } });
+  pushReferrer(base, repo, subject, { mediaType, bytes: Buffer.from(envelope) }, 'application/vnd.cncf.notary.signature', {
+    annotations: { 'io.cncf.notary.x509chain.thumbprint#S256': '[]' },
+  });
 
 describe('Notary signatures over the API', () => {
   let server: InProcessServer;
@@ -19,7 +21,12 @@ describe('Notary signatures over the API', () => {
     root = await makeRoot();
     alice = await makeLeaf(root);
     mallory = await makeLeaf(root, { name: 'CN=mallory, O=Example' });
-    const trust = { notary: { trustStores: [{ type: 'ca', name: 'acme', certificates: [root.pem] }], trustPolicy: policyDocument(policy({ scopes: ['registry.example.com/acme/app'] })) } };
+    const trust = {
+      notary: {
+        trustStores: [{ type: 'ca', name: 'acme', certificates: [root.pem] }],
+        trustPolicy: policyDocument(policy({ scopes: ['registry.example.com/acme/app'] })),
+      },
+    };
     const put = await putTrust(server.url, 'acme', trust);
     expect(put.status).toBe(200);
   });
@@ -32,8 +39,20 @@ describe('Notary signatures over the API', () => {
     const payload = { targetArtifact: subject };
     const jws = await pushNotary(server.url, 'acme/app', subject, jwsEnvelope({ leaf: alice, chain: [alice.der, root.der], payload }), 'application/jose+json');
     const cose = await pushNotary(server.url, 'acme/app', subject, coseEnvelope({ leaf: alice, chain: [alice.der, root.der], payload }), 'application/cose');
-    const untrusted = await pushNotary(server.url, 'acme/app', subject, jwsEnvelope({ leaf: mallory, chain: [mallory.der, root.der], payload }), 'application/jose+json');
-    const tampered = await pushNotary(server.url, 'acme/app', subject, coseEnvelope({ leaf: alice, chain: [alice.der, root.der], payload, swappedPayload: { targetArtifact: { ...subject, size: subject.size + 1 } } }), 'application/cose');
+    const untrusted = await pushNotary(
+      server.url,
+      'acme/app',
+      subject,
+      jwsEnvelope({ leaf: mallory, chain: [mallory.der, root.der], payload }),
+      'application/jose+json',
+    );
+    const tampered = await pushNotary(
+      server.url,
+      'acme/app',
+      subject,
+      coseEnvelope({ leaf: alice, chain: [alice.der, root.der], payload, swappedPayload: { targetArtifact: { ...subject, size: subject.size + 1 } } }),
+      'application/cose',
+    );
 
     const view = await settledArtifact(server.url, 'acme/app', subject.digest);
     const find = (digest: string) => view.referrers.find((r) => r.digest === digest);
@@ -46,14 +65,25 @@ describe('Notary signatures over the API', () => {
 
     // the /v2 referrers API lists the same signatures
     const referrers = await request(server.url, `/v2/acme/app/referrers/${subject.digest}?artifactType=application/vnd.cncf.notary.signature`);
-    expect(referrers.json<{ manifests: { digest: string }[] }>().manifests.map((m) => m.digest).sort()).toEqual([jws, cose, untrusted, tampered].sort());
+    expect(
+      referrers
+        .json<{ manifests: { digest: string }[] }>()
+        .manifests.map((m) => m.digest)
+        .sort(),
+    ).toEqual([jws, cose, untrusted, tampered].sort());
   });
 
   it('a repository no trust policy covers gets no trust', async () => {
     const { body } = await imageManifest(server.url, 'acme/other', ['other layer']);
     expect((await putManifest(server.url, 'acme/other', 'v1', body)).status).toBe(201);
     const subject = descriptorOf(body, types.manifest);
-    await pushNotary(server.url, 'acme/other', subject, jwsEnvelope({ leaf: alice, chain: [alice.der, root.der], payload: { targetArtifact: subject } }), 'application/jose+json');
+    await pushNotary(
+      server.url,
+      'acme/other',
+      subject,
+      jwsEnvelope({ leaf: alice, chain: [alice.der, root.der], payload: { targetArtifact: subject } }),
+      'application/jose+json',
+    );
     const view = await settledArtifact(server.url, 'acme/other', subject.digest);
     expect(view.referrers[0]).toMatchObject({ verified: false, code: 'no_trust_configured' });
     expect(view.referrers[0]?.reason).toMatch(/no trust policy covers repository acme\/other/);

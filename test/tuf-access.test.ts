@@ -59,7 +59,11 @@ describe('access to /tuf', () => {
   });
 
   it('lets anyone read a namespace with anonymous read', async () => {
-    const set = await request(server.url, '/api/v1/namespaces/team', { method: 'PUT', body: JSON.stringify({ anonymousRead: true }), headers: { 'content-type': 'application/json' } });
+    const set = await request(server.url, '/api/v1/namespaces/team', {
+      method: 'PUT',
+      body: JSON.stringify({ anonymousRead: true }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(set.status, set.body.toString()).toBe(200);
     const c = await tufClient(server, 'team', { authorization: false });
     const updater = c.updater();
@@ -68,6 +72,15 @@ describe('access to /tuf', () => {
     await updater.downloadTarget(info!);
     expect((await request(server.url, target, { auth: false })).status).toBe(200);
     // Reading is all anonymous may do.
-    expect((await request(server.url, '/api/v1/namespaces/team/tuf/rotate', { method: 'POST', auth: false, body: '{"role":"root"}', headers: { 'content-type': 'application/json' } })).status).toBe(401);
+    expect(
+      (
+        await request(server.url, '/api/v1/namespaces/team/tuf/rotate', {
+          method: 'POST',
+          auth: false,
+          body: '{"role":"root"}',
+          headers: { 'content-type': 'application/json' },
+        })
+      ).status,
+    ).toBe(401);
   });
 });

@@ -101,7 +101,10 @@ describe('rotation', () => {
     expect(trusted.signed.version).toBe(2);
 
     const audit = await api('GET', '/audit?action=tuf.rotate');
-    expect(audit.json<{ events: { target: string; detail: { role: string; keyId: string } }[] }>().events[0]).toMatchObject({ target: 'team', detail: { role: 'root', keyId: newKey } });
+    expect(audit.json<{ events: { target: string; detail: { role: string; keyId: string } }[] }>().events[0]).toMatchObject({
+      target: 'team',
+      detail: { role: 'root', keyId: newKey },
+    });
   });
 
   it('rotates targets, snapshot and timestamp keys: what each signs is signed again, and clients keep verifying', async () => {

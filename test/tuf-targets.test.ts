@@ -5,13 +5,23 @@ import { parseTargetFile, targetFiles } from '../src/trust/tuf/targets.ts';
 
 const sha256 = `sha256:${'a'.repeat(64)}`;
 const sha512 = `sha512:${'b'.repeat(128)}`;
-const tag = (repository: string, name: string, digest = sha256, size = 42): SignedTag => ({ repository, tag: name, digest, size, mediaType: 'application/vnd.oci.image.index.v1+json' });
+const tag = (repository: string, name: string, digest = sha256, size = 42): SignedTag => ({
+  repository,
+  tag: name,
+  digest,
+  size,
+  mediaType: 'application/vnd.oci.image.index.v1+json',
+});
 
 describe('targetFiles', () => {
   it('names each tag <repository>:<tag> with the manifest digest as its hash', () => {
     const files = targetFiles('team', [tag('team/app', '1.0'), tag('team', 'base', sha512, 7)]);
     expect(Object.keys(files).sort()).toEqual(['team/app:1.0', 'team:base']);
-    expect(files['team/app:1.0']!.toJSON()).toEqual({ length: 42, hashes: { sha256: 'a'.repeat(64) }, custom: { mediaType: 'application/vnd.oci.image.index.v1+json', repository: 'team/app', tag: '1.0' } });
+    expect(files['team/app:1.0']!.toJSON()).toEqual({
+      length: 42,
+      hashes: { sha256: 'a'.repeat(64) },
+      custom: { mediaType: 'application/vnd.oci.image.index.v1+json', repository: 'team/app', tag: '1.0' },
+    });
     expect(files['team:base']!.hashes).toEqual({ sha512: 'b'.repeat(128) });
   });
 
@@ -19,7 +29,15 @@ describe('targetFiles', () => {
     const skipped: string[] = [];
     const files = targetFiles(
       'team',
-      [tag('teamx/app', '1'), tag('other/app', '1'), tag('team/App', '1'), tag('team/app', '.bad'), tag('team/app', 'x', 'md5:abc'), tag('team/app', 'y', sha256, -1), tag('team/ok', '1')],
+      [
+        tag('teamx/app', '1'),
+        tag('other/app', '1'),
+        tag('team/App', '1'),
+        tag('team/app', '.bad'),
+        tag('team/app', 'x', 'md5:abc'),
+        tag('team/app', 'y', sha256, -1),
+        tag('team/ok', '1'),
+      ],
       (t, why) => skipped.push(`${t.repository}:${t.tag} ${why}`),
     );
     expect(Object.keys(files)).toEqual(['team/ok:1']);

@@ -91,7 +91,16 @@ describe('the repository', () => {
     const root = await request(server.url, '/tuf/team/1.root.json');
     expect(root.json<{ signed: { consistent_snapshot: boolean } }>().signed.consistent_snapshot).toBe(true);
 
-    for (const path of ['/tuf/team/2.root.json', '/tuf/team/999.targets.json', '/tuf/team/snapshot.json', '/tuf/team/targets.json', '/tuf/team/x.json', '/tuf/team/0.root.json', '/tuf/nope/root.json', '/tuf/nope/timestamp.json']) {
+    for (const path of [
+      '/tuf/team/2.root.json',
+      '/tuf/team/999.targets.json',
+      '/tuf/team/snapshot.json',
+      '/tuf/team/targets.json',
+      '/tuf/team/x.json',
+      '/tuf/team/0.root.json',
+      '/tuf/nope/root.json',
+      '/tuf/nope/timestamp.json',
+    ]) {
       const r = await request(server.url, path);
       expect(r.status, path).toBe(404);
       expect(errorOf(r).code, path).toBe('NOT_FOUND');
@@ -206,7 +215,9 @@ describe('expiry', () => {
       idle.signed.sign('team/app', '1.0');
       await waitFor(async () => ((await idle.meta.tuf.latestVersions('team')).targets ?? 0) > targetsBefore);
       const version = (await idle.meta.tuf.latestVersions('team')).targets ?? 0;
-      const targets = JSON.parse((await idle.meta.tuf.getVersion('team', 'targets', version))?.json ?? '{}') as { signed: { targets: Record<string, { hashes: { sha256: string } }> } };
+      const targets = JSON.parse((await idle.meta.tuf.getVersion('team', 'targets', version))?.json ?? '{}') as {
+        signed: { targets: Record<string, { hashes: { sha256: string } }> };
+      };
       expect(targets.signed.targets['team/app:1.0']?.hashes.sha256).toBe(digest.slice('sha256:'.length));
     } finally {
       await idle.stop();

@@ -103,7 +103,8 @@ async function components(ctx: ApiContext, record: ManifestRecord) {
   const sboms = [];
   for (const a of candidates) {
     const sbom = await ctx.meta.trust.getSbom(repo, a.digest);
-    if (sbom) sboms.push({ digest: a.digest, kind: a.kind, format: sbom.format, specVersion: sbom.specVersion, name: sbom.name ?? null, components: sbom.components });
+    if (sbom)
+      sboms.push({ digest: a.digest, kind: a.kind, format: sbom.format, specVersion: sbom.specVersion, name: sbom.name ?? null, components: sbom.components });
   }
   return { repository: repo, digest, pending: candidates.filter((a) => a.status === 'pending' && a.kind !== 'signature').length, sboms };
 }

@@ -36,7 +36,16 @@ export function registerAudit(api: FastifyInstance, ctx: ApiContext): void {
     const events = await ctx.accounts.query(q);
     const last = events.at(-1);
     return {
-      events: events.map((e) => ({ id: e.id, time: iso(e.time), actor: e.actor, source: e.source, action: e.action, target: e.target, outcome: e.outcome, detail: e.detail })),
+      events: events.map((e) => ({
+        id: e.id,
+        time: iso(e.time),
+        actor: e.actor,
+        source: e.source,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        detail: e.detail,
+      })),
       next: last !== undefined && events.length === q.limit ? last.id : null,
     };
   });

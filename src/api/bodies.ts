@@ -31,7 +31,8 @@ export function authenticateBeforeBody(ctx: ApiContext): (req: FastifyRequest, r
     let refusal: Extract<Decision, { granted: false }> | undefined;
     try {
       // an anonymous JWT from /token is no login either
-      if ((await controller.principal(req)).principal.kind === 'anonymous') refusal = { granted: false, status: 401, message: 'authentication required', challenge: controller.challenge(req, []) };
+      if ((await controller.principal(req)).principal.kind === 'anonymous')
+        refusal = { granted: false, status: 401, message: 'authentication required', challenge: controller.challenge(req, []) };
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
       refusal = {

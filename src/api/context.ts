@@ -36,7 +36,12 @@ export const access: { login: Access; admin: Access; manage: (namespace: string)
  * Asks the access controller; a refusal becomes the API error, with the controller's challenge
  * and Retry-After. The one place the API (and /tuf) turns a refusal into an answer.
  */
-export async function ask(controller: AccessController, req: FastifyRequest, reply: FastifyReply, accesses: Access[]): Promise<{ principal: Principal; refused: Access[] }> {
+export async function ask(
+  controller: AccessController,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  accesses: Access[],
+): Promise<{ principal: Principal; refused: Access[] }> {
   const decision = await controller.authorize(req, accesses);
   if (!decision.granted) {
     reply.headers(refusalHeaders(decision));

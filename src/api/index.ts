@@ -41,7 +41,19 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       installApiErrors(api);
       // who is asking, before any body is read (bodies.ts); the routes decide what they may do
       api.addHook('onRequest', authenticateBeforeBody(ctx));
-      for (const register of [registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerKeys, registerAudit, ...(deps.tuf ? [tufApi(deps.tuf)] : []), registerTrust, registerArtifacts]) register(api, ctx);
+      for (const register of [
+        registerUsers,
+        registerTeams,
+        registerNamespaces,
+        registerRobots,
+        registerTokens,
+        registerKeys,
+        registerAudit,
+        ...(deps.tuf ? [tufApi(deps.tuf)] : []),
+        registerTrust,
+        registerArtifacts,
+      ])
+        register(api, ctx);
     },
     { prefix: '/api/v1' },
   );

@@ -34,9 +34,13 @@ export function registerNamespaces(api: FastifyInstance, ctx: ApiContext): void 
   // no settings yet (`created: false`, anonymous read off) until an administrator creates it.
   api.get('/namespaces', async (req, reply) => {
     const listed = new Map((await ctx.accounts.listNamespaces()).map((n) => [n.name, { ...view(n), created: true }]));
-    for (const name of await pushedNamespaces(ctx.meta)) if (!listed.has(name)) listed.set(name, { name, anonymousRead: false, createdAt: null, created: false });
+    for (const name of await pushedNamespaces(ctx.meta))
+      if (!listed.has(name)) listed.set(name, { name, anonymousRead: false, createdAt: null, created: false });
     const all = [...listed.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const decision = await decide(ctx, req, reply, [access.login, ...all.map((n): Access => ({ type: 'repository', name: n.name, actions: ['pull'], optional: true }))]);
+    const decision = await decide(ctx, req, reply, [
+      access.login,
+      ...all.map((n): Access => ({ type: 'repository', name: n.name, actions: ['pull'], optional: true })),
+    ]);
     const refused = new Set(decision.refused.map((a) => a.name));
     return { namespaces: all.filter((n) => !refused.has(n.name)) };
   });
@@ -59,7 +63,12 @@ export function registerNamespaces(api: FastifyInstance, ctx: ApiContext): void 
     const teams = grants.some((g) => g.kind === 'team') ? new Map((await ctx.accounts.listTeams()).map((t) => [t.id, t.name])) : new Map<string, string>();
     const named = await Promise.all(
       grants.map(async (g) => {
-        const name = g.kind === 'team' ? teams.get(g.principal) : g.kind === 'user' ? (await ctx.accounts.getUser({ id: g.principal }))?.name : (await ctx.accounts.getRobot({ id: g.principal }))?.name;
+        const name =
+          g.kind === 'team'
+            ? teams.get(g.principal)
+            : g.kind === 'user'
+              ? (await ctx.accounts.getUser({ id: g.principal }))?.name
+              : (await ctx.accounts.getRobot({ id: g.principal }))?.name;
         return name === undefined ? undefined : { kind: g.kind, name, role: g.role };
       }),
     );
@@ -113,7 +122,8 @@ export async function pushedNamespaces(meta: MetaStore, pageSize = 1000): Promis
 async function grantee(ctx: ApiContext, ns: string, kind: PrincipalKind, rawName: string): Promise<{ id: string; name: string }> {
   if (kind === 'robot') {
     const plus = rawName.indexOf('+');
-    if (plus !== -1 && rawName.slice(0, plus) !== ns) throw invalid(`robot ${rawName.slice(0, 200)} belongs to another namespace; a robot may only have a role in its own namespace`);
+    if (plus !== -1 && rawName.slice(0, plus) !== ns)
+      throw invalid(`robot ${rawName.slice(0, 200)} belongs to another namespace; a robot may only have a role in its own namespace`);
     const short = parse(accountName, plus === -1 ? rawName : rawName.slice(plus + 1), 'robot name');
     const robot = await ctx.accounts.getRobot({ name: `${ns}+${short}` });
     if (!robot) throw notFound(`no robot ${ns}+${short}`);

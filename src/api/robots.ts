@@ -77,7 +77,8 @@ export function registerRobots(api: FastifyInstance, ctx: ApiContext): void {
     const robot = await robotOf(ctx, ns, req.params.name);
     const id = parse(tokenId, req.params.id, 'token id');
     const token = await ctx.accounts.getToken(id);
-    if (!token || token.ownerKind !== 'robot' || token.ownerId !== robot.id || !(await ctx.accounts.deleteToken(id))) throw notFound(`no token ${id} of ${robot.name}`);
+    if (!token || token.ownerKind !== 'robot' || token.ownerId !== robot.id || !(await ctx.accounts.deleteToken(id)))
+      throw notFound(`no token ${id} of ${robot.name}`);
     await recorded(ctx, req, 'token.revoke', id, { name: token.name, owner: robot.name, ownerKind: 'robot' });
     return reply.code(204).send();
   });

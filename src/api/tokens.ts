@@ -24,20 +24,40 @@ export const tokenBody = z.strictObject({
 
 export const tokenId = z.string().regex(/^[0-9a-f]{16}$/, 'a token id is 16 hexadecimal digits');
 
-export const tokenView = (t: TokenRecord) => ({ id: t.id, name: t.name, scopes: t.scopes, expiresAt: iso(t.expiresAt), lastUsedAt: iso(t.lastUsedAt), createdAt: iso(t.createdAt) });
+export const tokenView = (t: TokenRecord) => ({
+  id: t.id,
+  name: t.name,
+  scopes: t.scopes,
+  expiresAt: iso(t.expiresAt),
+  lastUsedAt: iso(t.lastUsedAt),
+  createdAt: iso(t.createdAt),
+});
 
 /**
  * Makes a token for a user or robot; the answer carries the secret, this once. A token made by a
  * request that itself used a token expires no later than that token: it cannot outlive its maker.
  */
-export async function createToken(ctx: ApiContext, req: FastifyRequest, owner: { kind: 'user' | 'robot'; id: string; name: string }, body: z.infer<typeof tokenBody>) {
+export async function createToken(
+  ctx: ApiContext,
+  req: FastifyRequest,
+  owner: { kind: 'user' | 'robot'; id: string; name: string },
+  body: z.infer<typeof tokenBody>,
+) {
   // A Bearer JWT from /token was issued for some repositories, for minutes: not for this.
   if (!viaBasic(req)) throw denied('create tokens with a password or token sent as Basic credentials');
   const secret = newTokenSecret();
   const scopes: Action[] = body.scopes ?? [...allActions];
   const asked = body.expiresInDays === undefined ? null : Date.now() + body.expiresInDays * 86_400_000;
   const expiresAt = await expiryWithin(ctx, req.principal, asked);
-  const record = await ctx.accounts.createToken({ id: secret.id, ownerKind: owner.kind, ownerId: owner.id, name: body.name, secretHash: secret.hash, scopes, expiresAt });
+  const record = await ctx.accounts.createToken({
+    id: secret.id,
+    ownerKind: owner.kind,
+    ownerId: owner.id,
+    name: body.name,
+    secretHash: secret.hash,
+    scopes,
+    expiresAt,
+  });
   await recorded(ctx, req, 'token.create', record.id, { name: record.name, owner: owner.name, ownerKind: owner.kind, scopes, expiresAt: iso(expiresAt) });
   return { id: record.id, name: record.name, scopes, expiresAt: iso(expiresAt), token: secret.token };
 }

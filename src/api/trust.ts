@@ -27,7 +27,11 @@ export function registerTrust(api: FastifyInstance, ctx: ApiContext): void {
     if (req.body === undefined || req.body === null) throw invalid('send the trust document as JSON (see docs/trust.md)');
     const document = parse(trustDocumentSchema, req.body, 'trust document');
     await ctx.meta.trust.putNamespaceTrust(ns, document);
-    await recorded(ctx, req, 'trust.update', ns, { publicKeys: document.sigstore.publicKeys.map((k) => k.name), identities: document.sigstore.identities.length, trustStores: document.notary.trustStores.map((s) => `${s.type}:${s.name}`) });
+    await recorded(ctx, req, 'trust.update', ns, {
+      publicKeys: document.sigstore.publicKeys.map((k) => k.name),
+      identities: document.sigstore.identities.length,
+      trustStores: document.notary.trustStores.map((s) => `${s.type}:${s.name}`),
+    });
     const reevaluating = (await ctx.trust?.trustChanged(ns)) ?? 0;
     return { ...(await view(ctx, ns)), reevaluating };
   });
@@ -42,7 +46,11 @@ export function registerTrust(api: FastifyInstance, ctx: ApiContext): void {
   });
 }
 
-const trustedRootSummary = z.looseObject({ certificateAuthorities: z.array(z.unknown()).optional(), tlogs: z.array(z.unknown()).optional(), timestampAuthorities: z.array(z.unknown()).optional() });
+const trustedRootSummary = z.looseObject({
+  certificateAuthorities: z.array(z.unknown()).optional(),
+  tlogs: z.array(z.unknown()).optional(),
+  timestampAuthorities: z.array(z.unknown()).optional(),
+});
 
 async function view(ctx: ApiContext, ns: string) {
   if (!ctx.trust) return { namespace: ns, verification: 'disabled (trust.enabled is false)', source: 'none' };
@@ -59,7 +67,11 @@ async function view(ctx: ApiContext, ns: string) {
       trustedRoot:
         trust.sigstore.trustedRoot === undefined
           ? null
-          : { certificateAuthorities: root.data?.certificateAuthorities?.length ?? 0, tlogs: root.data?.tlogs?.length ?? 0, timestampAuthorities: root.data?.timestampAuthorities?.length ?? 0 },
+          : {
+              certificateAuthorities: root.data?.certificateAuthorities?.length ?? 0,
+              tlogs: root.data?.tlogs?.length ?? 0,
+              timestampAuthorities: root.data?.timestampAuthorities?.length ?? 0,
+            },
     },
     notary: trust.notary,
   };

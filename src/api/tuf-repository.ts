@@ -46,7 +46,8 @@ function split(url: string): { namespace: string; segments: string[] } {
   }
   if (segments.some((s) => s.includes('/') || s === '' || s === '.' || s === '..')) throw invalid('empty, relative or escaped path segments are not allowed');
   const [namespace = '', ...rest] = segments;
-  if (!namespaceName.safeParse(namespace).success) throw invalid(`invalid namespace ${JSON.stringify(namespace.slice(0, 100))}: one lowercase repository path component`);
+  if (!namespaceName.safeParse(namespace).success)
+    throw invalid(`invalid namespace ${JSON.stringify(namespace.slice(0, 100))}: one lowercase repository path component`);
   return { namespace, segments: rest };
 }
 

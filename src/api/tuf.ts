@@ -18,7 +18,16 @@ export function view(namespace: string, state: TufState) {
   const roles = Object.fromEntries(
     tufRoles.map((role) => {
       const { record, metadata } = state[role];
-      return [role, { version: record.version, expires: iso(record.expiresAt), signedAt: iso(record.createdAt), keyIds: root.roles[role]?.keyIDs ?? [], signatures: Object.keys(metadata.signatures) }];
+      return [
+        role,
+        {
+          version: record.version,
+          expires: iso(record.expiresAt),
+          signedAt: iso(record.createdAt),
+          keyIds: root.roles[role]?.keyIDs ?? [],
+          signatures: Object.keys(metadata.signatures),
+        },
+      ];
     }),
   );
   return {

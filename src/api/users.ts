@@ -53,7 +53,8 @@ export function registerUsers(api: FastifyInstance, ctx: ApiContext): void {
     const name = parse(accountName, req.params.name, 'user name');
     const user = await ctx.accounts.getUser({ name });
     if (!user) throw notFound(`no user ${name}`);
-    if (user.admin && (await ctx.accounts.listUsers()).filter((u) => u.admin).length <= 1) throw conflict(`${name} is the last registry administrator; make another one first`);
+    if (user.admin && (await ctx.accounts.listUsers()).filter((u) => u.admin).length <= 1)
+      throw conflict(`${name} is the last registry administrator; make another one first`);
     await ctx.accounts.deleteUser(user.id);
     await recorded(ctx, req, 'user.delete', name);
     return reply.code(204).send();

@@ -201,13 +201,25 @@ export class Authenticator {
       } catch (err) {
         throw new AuthError(401, `invalid token: ${(err as Error).message}`, { bearerError: 'invalid_token' });
       }
-      const p = payload as { sub?: string; pk?: string; pid?: string; adm?: boolean; ns?: string; tid?: string; scp?: Action[]; access?: TokenAccess[]; exp?: number };
+      const p = payload as {
+        sub?: string;
+        pk?: string;
+        pid?: string;
+        adm?: boolean;
+        ns?: string;
+        tid?: string;
+        scp?: Action[];
+        access?: TokenAccess[];
+        exp?: number;
+      };
       const kind = p.pk === 'user' || p.pk === 'robot' ? p.pk : 'anonymous';
-      const principal: Principal = kind === 'anonymous' ? anonymous : { kind, id: p.pid ?? '', name: p.sub ?? '', admin: p.adm === true, namespace: p.ns, tokenId: p.tid, scopes: p.scp };
+      const principal: Principal =
+        kind === 'anonymous' ? anonymous : { kind, id: p.pid ?? '', name: p.sub ?? '', admin: p.adm === true, namespace: p.ns, tokenId: p.tid, scopes: p.scp };
       entry = { claims: { principal, access: Array.isArray(p.access) ? p.access : [] }, until: (p.exp ?? 0) * 1000 };
       this.jwts.set(jwt, entry);
     }
-    if (!(await this.stillExists(entry.claims.principal))) throw new AuthError(401, 'the account or token behind this token no longer exists', { bearerError: 'invalid_token' });
+    if (!(await this.stillExists(entry.claims.principal)))
+      throw new AuthError(401, 'the account or token behind this token no longer exists', { bearerError: 'invalid_token' });
     return entry.claims;
   }
 

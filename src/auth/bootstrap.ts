@@ -19,7 +19,12 @@ export const adminName = 'admin';
 export const generatePassword = (): string => randomBytes(18).toString('base64url');
 
 /** `setting`: what the log calls the configured password's source (the variable or the config key). */
-export async function bootstrapAdmin(accounts: AccountStore, log: FastifyBaseLogger, configured: string | undefined, setting = 'CUSTODY_ADMIN_PASSWORD'): Promise<void> {
+export async function bootstrapAdmin(
+  accounts: AccountStore,
+  log: FastifyBaseLogger,
+  configured: string | undefined,
+  setting = 'CUSTODY_ADMIN_PASSWORD',
+): Promise<void> {
   if ((await accounts.countUsers()) > 0) {
     if (configured !== undefined) await warnIfIgnored(accounts, log, configured, setting);
     return;
@@ -33,7 +38,11 @@ export async function bootstrapAdmin(accounts: AccountStore, log: FastifyBaseLog
     return;
   }
   if (configured) log.warn(`created the admin account "admin" with the password from ${setting}`);
-  else log.warn({ username: adminName, password }, 'created the admin account "admin"; its password is shown this once, change it with `custody user passwd admin`');
+  else
+    log.warn(
+      { username: adminName, password },
+      'created the admin account "admin"; its password is shown this once, change it with `custody user passwd admin`',
+    );
 }
 
 /** One scrypt per start, and only when the variable is set: whether it still is the admin's password. */
@@ -42,6 +51,8 @@ async function warnIfIgnored(accounts: AccountStore, log: FastifyBaseLogger, con
   if (admin?.passwordHash && (await verifyPassword(configured, admin.passwordHash))) return;
   log.warn(
     { setting },
-    `${setting} is set but the database already has its users, and it is not the password of "admin": it only sets the first admin's password and is ignored now. To set a new password without logging in, run \`custody admin reset-password\` where the database is reachable (docs/deploy.md)`,
+    `${setting} is set but the database already has its users, and it is not the password of "admin": ` +
+      "it only sets the first admin's password and is ignored now. To set a new password without logging in, " +
+      'run `custody admin reset-password` where the database is reachable (docs/deploy.md)',
   );
 }

@@ -101,10 +101,17 @@ export class TokenAccessController implements AccessController {
       else missing ??= { ...access, actions: notAllowed };
     }
     if (missing) {
-      const message = who.access ? tokenLacks(who.access, missing) : `${who.principal.name} may not ${missing.type === 'registry' ? `use the registry ${missing.name}` : `${missing.actions.join(', ')} ${missing.name}`}`;
+      const message = who.access
+        ? tokenLacks(who.access, missing)
+        : `${who.principal.name} may not ${missing.type === 'registry' ? `use the registry ${missing.name}` : `${missing.actions.join(', ')} ${missing.name}`}`;
       if (who.via === 'basic') return { granted: false, status: 403, message };
       const anonymous = who.principal.kind === 'anonymous';
-      return { granted: false, status: 401, message: anonymous ? 'authentication required' : message, challenge: this.challenge(req, accesses, who.via === 'bearer' ? 'insufficient_scope' : undefined) };
+      return {
+        granted: false,
+        status: 401,
+        message: anonymous ? 'authentication required' : message,
+        challenge: this.challenge(req, accesses, who.via === 'bearer' ? 'insufficient_scope' : undefined),
+      };
     }
     if (!this.limiter.take(who.principal.kind === 'anonymous' ? `source:${req.ip}` : `${who.principal.kind}:${who.principal.id}`)) {
       return { granted: false, status: 429, message: 'too many requests; slow down', retryAfter: 1 };
@@ -113,12 +120,20 @@ export class TokenAccessController implements AccessController {
   }
 
   /** The actions of an access the caller may not take (none: allowed). */
-  private async missingActions(principal: Principal, via: Credentials['kind'], tokenAccess: TokenAccess[] | undefined, access: Access): Promise<Access['actions']> {
+  private async missingActions(
+    principal: Principal,
+    via: Credentials['kind'],
+    tokenAccess: TokenAccess[] | undefined,
+    access: Access,
+  ): Promise<Access['actions']> {
     const everything: Access['actions'] = access.actions.length > 0 ? access.actions : ['*'];
     // Logged in means a user or robot: an anonymous JWT from /token is no login, only credentials.
     if (access.type === 'registry' && access.name === 'login') return principal.kind === 'anonymous' ? everything : [];
     if (access.type === 'registry' && access.name === 'credentials') return via === 'none' ? everything : [];
-    if (tokenAccess) return access.actions.filter((a) => !tokenAccess.some((t) => t.type === access.type && t.name === access.name && (t.actions.includes(a) || t.actions.includes('*'))));
+    if (tokenAccess)
+      return access.actions.filter(
+        (a) => !tokenAccess.some((t) => t.type === access.type && t.name === access.name && (t.actions.includes(a) || t.actions.includes('*'))),
+      );
     if (access.type === 'registry') return principal.admin && (principal.scopes?.includes('manage') ?? true) ? [] : everything;
     const allowed = await this.rbac.actions(principal, namespaceOf(access.name));
     return access.actions.filter((a) => a === '*' || !allowed.has(a));

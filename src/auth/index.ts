@@ -33,11 +33,25 @@ export async function createAuth(config: Config, accounts: AccountStore, log: Fa
   const keys = new KeyRing(accounts, { tokenTtlSeconds: config.auth.tokenTtlSeconds, now });
   await keys.init();
   const audit = new Auditor(accounts, log, config.audit.retentionDays);
-  const authenticator = new Authenticator(accounts, keys, { service: config.auth.service, loginFailures: config.auth.loginFailures, now }, (e) =>
-    void audit.record({ actor: e.principal, source: e.source, action: 'login', target: e.principal, outcome: e.outcome, detail: e.reason ? { reason: e.reason } : {} }),
+  const authenticator = new Authenticator(
+    accounts,
+    keys,
+    { service: config.auth.service, loginFailures: config.auth.loginFailures, now },
+    (e) =>
+      void audit.record({
+        actor: e.principal,
+        source: e.source,
+        action: 'login',
+        target: e.principal,
+        outcome: e.outcome,
+        detail: e.reason ? { reason: e.reason } : {},
+      }),
   );
   const rbac = new Rbac(accounts, now);
-  const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond), { service: config.auth.service, realm: config.auth.realm });
+  const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond), {
+    service: config.auth.service,
+    realm: config.auth.realm,
+  });
   return {
     controller,
     authenticator,

@@ -53,7 +53,13 @@ export class KeyRing {
   async rotate(): Promise<string> {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     const kid = randomUUID();
-    await this.store.addSigningKey({ kid, privateJwk: JSON.stringify(await exportJWK(privateKey)), publicJwk: JSON.stringify(await exportJWK(publicKey)), active: true, createdAt: this.now() });
+    await this.store.addSigningKey({
+      kid,
+      privateJwk: JSON.stringify(await exportJWK(privateKey)),
+      publicJwk: JSON.stringify(await exportJWK(publicKey)),
+      active: true,
+      createdAt: this.now(),
+    });
     await this.load();
     return kid;
   }
@@ -80,14 +86,19 @@ export class KeyRing {
    * key is retired, or when the token has no `exp` or one further out than a token may live.
    */
   async verify(token: string, audience: string): Promise<JWTPayload> {
-    const { payload } = await jwtVerify(token, async (header) => (await this.publicKey(header.kid)) ?? Promise.reject(new Error('unknown or retired signing key')), {
-      issuer: 'custody',
-      audience,
-      algorithms: ['ES256'],
-      requiredClaims: ['exp'],
-      currentDate: new Date(this.now()),
-    });
-    if ((payload.exp as number) > this.now() / 1000 + this.ttlSeconds + clockToleranceSeconds) throw new Error(`"exp" is further out than a token may live (${this.ttlSeconds} s)`);
+    const { payload } = await jwtVerify(
+      token,
+      async (header) => (await this.publicKey(header.kid)) ?? Promise.reject(new Error('unknown or retired signing key')),
+      {
+        issuer: 'custody',
+        audience,
+        algorithms: ['ES256'],
+        requiredClaims: ['exp'],
+        currentDate: new Date(this.now()),
+      },
+    );
+    if ((payload.exp as number) > this.now() / 1000 + this.ttlSeconds + clockToleranceSeconds)
+      throw new Error(`"exp" is further out than a token may live (${this.ttlSeconds} s)`);
     return payload;
   }
 

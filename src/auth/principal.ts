@@ -20,4 +20,3 @@ export interface Principal {
 export const anonymous: Principal = { kind: 'anonymous', id: '', name: 'anonymous', admin: false };
 
 export const allActions: readonly Action[] = ['pull', 'push', 'delete', 'manage'];
-

@@ -35,7 +35,10 @@ export function parseScope(scope: string): TokenAccess {
   if (first <= 0 || last === first) throw new ScopeError(`invalid scope ${JSON.stringify(scope.slice(0, 200))}`);
   const type = scope.slice(0, first);
   const name = scope.slice(first + 1, last);
-  const actions = scope.slice(last + 1).split(',').filter(Boolean);
+  const actions = scope
+    .slice(last + 1)
+    .split(',')
+    .filter(Boolean);
   if (type === 'repository') {
     if (!isRepositoryName(name)) throw new ScopeError(`invalid repository name in scope ${JSON.stringify(scope.slice(0, 200))}`);
   } else if (!(type === 'registry' && registryScopes.includes(name))) throw new ScopeError(`unknown scope type in ${JSON.stringify(scope.slice(0, 200))}`);
@@ -44,7 +47,9 @@ export function parseScope(scope: string): TokenAccess {
 
 export function registerTokenRoute(app: FastifyInstance, deps: TokenRouteDeps): void {
   app.register(async (scope) => {
-    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => done(null, new URLSearchParams(body as string)));
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) =>
+      done(null, new URLSearchParams(body as string)),
+    );
     scope.get('/token', (req, reply) => handle(deps, req, reply, req.query as Record<string, string | string[]>, 'get'));
     scope.post('/token', (req, reply) => {
       const form = req.body instanceof URLSearchParams ? req.body : new URLSearchParams();
@@ -55,9 +60,16 @@ export function registerTokenRoute(app: FastifyInstance, deps: TokenRouteDeps): 
 
 const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-async function handle(deps: TokenRouteDeps, req: FastifyRequest, reply: FastifyReply, params: Record<string, string | string[]>, via: 'get' | 'post'): Promise<void> {
+async function handle(
+  deps: TokenRouteDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  params: Record<string, string | string[]>,
+  via: 'get' | 'post',
+): Promise<void> {
   const service = list(params.service)[0];
-  if (service !== undefined && service !== deps.service) return fail(reply, 400, 'invalid_request', `this registry's service is ${deps.service}, not ${service.slice(0, 100)}`);
+  if (service !== undefined && service !== deps.service)
+    return fail(reply, 400, 'invalid_request', `this registry's service is ${deps.service}, not ${service.slice(0, 100)}`);
   let principal: Principal;
   let requested: TokenAccess[];
   try {
@@ -65,14 +77,25 @@ async function handle(deps: TokenRouteDeps, req: FastifyRequest, reply: FastifyR
       const grant = list(params.grant_type)[0];
       if (grant !== 'password') return fail(reply, 400, 'unsupported_grant_type', `grant_type ${String(grant).slice(0, 50)} is not supported; use password`);
       principal = await deps.authenticate(list(params.username)[0] ?? '', list(params.password)[0] ?? '', req.ip);
-      requested = list(params.scope).flatMap((s) => s.split(' ')).filter(Boolean).map(parseScope);
+      requested = list(params.scope)
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean)
+        .map(parseScope);
     } else {
       if (parseAuthorization(req.headers.authorization).kind === 'bearer') {
         reply.header('www-authenticate', `Basic realm="${deps.service}"`);
-        return fail(reply, 401, 'invalid_client', '/token takes a password or a personal or robot token as Basic credentials, or none; a Bearer token cannot be exchanged for another');
+        return fail(
+          reply,
+          401,
+          'invalid_client',
+          '/token takes a password or a personal or robot token as Basic credentials, or none; a Bearer token cannot be exchanged for another',
+        );
       }
       principal = (await deps.controller.principal(req)).principal;
-      requested = list(params.scope).flatMap((s) => s.split(' ')).filter(Boolean).map(parseScope);
+      requested = list(params.scope)
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean)
+        .map(parseScope);
     }
   } catch (err) {
     if (err instanceof ScopeError) return fail(reply, 400, 'invalid_scope', err.message);
@@ -88,17 +111,23 @@ async function handle(deps: TokenRouteDeps, req: FastifyRequest, reply: FastifyR
     if (r.type === 'registry') {
       const mayManage = principal.admin && (principal.scopes?.includes('manage') ?? true);
       granted.push({ ...r, actions: mayManage ? r.actions.filter((a) => a === '*' || a === 'manage') : [] });
-    }
-    else {
+    } else {
       const allowed = await deps.rbac.actions(principal, namespaceOf(r.name));
       granted.push({ ...r, actions: r.actions.filter((a) => (allowed as Set<string>).has(a)) });
     }
   }
   const claims: Record<string, unknown> = { sub: principal.name, pk: principal.kind, access: granted };
-  if (principal.kind !== 'anonymous') Object.assign(claims, { pid: principal.id, adm: principal.admin || undefined, ns: principal.namespace, tid: principal.tokenId, scp: principal.scopes });
+  if (principal.kind !== 'anonymous')
+    Object.assign(claims, { pid: principal.id, adm: principal.admin || undefined, ns: principal.namespace, tid: principal.tokenId, scp: principal.scopes });
   const token = await deps.keys.sign(claims, deps.ttlSeconds, deps.service);
   const issuedAt = new Date().toISOString();
-  await reply.header('cache-control', 'no-store').send({ token, access_token: token, expires_in: deps.ttlSeconds, issued_at: issuedAt, ...(via === 'post' ? { scope: granted.map((g) => `${g.type}:${g.name}:${g.actions.join(',')}`).join(' ') } : {}) });
+  await reply.header('cache-control', 'no-store').send({
+    token,
+    access_token: token,
+    expires_in: deps.ttlSeconds,
+    issued_at: issuedAt,
+    ...(via === 'post' ? { scope: granted.map((g) => `${g.type}:${g.name}:${g.actions.join(',')}`).join(' ') } : {}),
+  });
 }
 
 async function fail(reply: FastifyReply, status: number, code: string, message: string): Promise<void> {

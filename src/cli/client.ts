@@ -94,9 +94,14 @@ export class Client {
   async send(pathname: string, init: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> } = {}): Promise<Response> {
     const absolute = /^https?:\/\//.test(pathname);
     // the credentials go to this registry only, never to another host a Location names
-    if (absolute && new URL(pathname).origin !== new URL(this.url).origin) throw new CliError(`${this.url} sent the CLI to another host (${new URL(pathname).origin}): not following`);
+    if (absolute && new URL(pathname).origin !== new URL(this.url).origin)
+      throw new CliError(`${this.url} sent the CLI to another host (${new URL(pathname).origin}): not following`);
     try {
-      return await fetch(absolute ? pathname : `${this.url}${pathname}`, { method: init.method ?? 'GET', headers: { authorization: this.authorization, ...init.headers }, body: init.body });
+      return await fetch(absolute ? pathname : `${this.url}${pathname}`, {
+        method: init.method ?? 'GET',
+        headers: { authorization: this.authorization, ...init.headers },
+        body: init.body,
+      });
     } catch (err) {
       const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
       throw new CliError(`cannot reach ${this.url}: ${cause}`);

@@ -27,7 +27,9 @@ export function emit(options: JsonOption, data: unknown, human: () => string): v
 export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** Wraps a command's action: an error becomes one line on stderr and exit code 1. */

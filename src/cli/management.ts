@@ -11,5 +11,16 @@ import { registerTrust } from './trust.ts';
 import { registerUsers } from './users.ts';
 
 export function registerManagementCommands(program: Command): void {
-  for (const register of [registerLogin, registerUsers, registerTeams, registerNamespaces, registerRobots, registerTokens, registerAudit, registerKeys, registerTrust]) register(program);
+  for (const register of [
+    registerLogin,
+    registerUsers,
+    registerTeams,
+    registerNamespaces,
+    registerRobots,
+    registerTokens,
+    registerAudit,
+    registerKeys,
+    registerTrust,
+  ])
+    register(program);
 }

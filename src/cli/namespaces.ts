@@ -39,7 +39,12 @@ export function registerNamespaces(program: Command): void {
           `anonymous read: ${n.anonymousRead ? 'yes' : 'no'}`,
           `created:        ${n.createdAt}`,
           '',
-          n.grants.length === 0 ? 'no roles granted' : table(['kind', 'name', 'role'], n.grants.map((g) => [g.kind, g.name, g.role])),
+          n.grants.length === 0
+            ? 'no roles granted'
+            : table(
+                ['kind', 'name', 'role'],
+                n.grants.map((g) => [g.kind, g.name, g.role]),
+              ),
         ].join('\n'),
       );
     }),

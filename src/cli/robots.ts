@@ -18,7 +18,12 @@ export function registerRobots(program: Command): void {
   withJson(robot.command('list').description("list a namespace's robots").argument('<ns>')).action(
     action(async (ns: string, opts: JsonOption) => {
       const data = await (await loggedIn()).call<{ robots: Robot[] }>('GET', `/namespaces/${seg(ns)}/robots`);
-      emit(opts, data, () => table(['name', 'created'], data.robots.map((r) => [r.name, r.createdAt])));
+      emit(opts, data, () =>
+        table(
+          ['name', 'created'],
+          data.robots.map((r) => [r.name, r.createdAt]),
+        ),
+      );
     }),
   );
 
@@ -42,7 +47,12 @@ export function registerRobots(program: Command): void {
     );
 
   withTokenOptions(
-    robot.command('token').description("create a robot's token; its secret is printed this once").argument('<ns>').argument('<name>').requiredOption('--name <token-name>', 'a name for the token'),
+    robot
+      .command('token')
+      .description("create a robot's token; its secret is printed this once")
+      .argument('<ns>')
+      .argument('<name>')
+      .requiredOption('--name <token-name>', 'a name for the token'),
   ).action(
     action(async (ns: string, name: string, opts: TokenOptions & { name: string }) => {
       const t = await (await loggedIn()).call<NewToken>('POST', `${robotPath(ns, name)}/tokens`, tokenRequest(opts.name, opts));

@@ -23,7 +23,12 @@ const oci = {
   empty: 'application/vnd.oci.empty.v1+json',
 };
 /** What a manifest may be: OCI and Docker, images and indexes. */
-const manifestTypes = [oci.manifest, oci.index, 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+const manifestTypes = [
+  oci.manifest,
+  oci.index,
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+];
 
 interface Descriptor {
   mediaType: string;
@@ -73,7 +78,10 @@ export function parseReference(raw: string, registryHost: string): Reference {
 
 /** cosign's simple-signing payload for a manifest digest, byte for byte as cosign writes it. */
 export function simpleSigningPayload(dockerReference: string, digest: string): string {
-  return JSON.stringify({ critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null });
+  return JSON.stringify({
+    critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' },
+    optional: null,
+  });
 }
 
 const digestOf = (algorithm: string, bytes: Uint8Array) => `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
@@ -82,7 +90,9 @@ const digestOf = (algorithm: string, bytes: Uint8Array) => `${algorithm}:${creat
 export async function readSigningKey(file: string): Promise<{ key: KeyObject; hash: string | null }> {
   const pem = await readFile(file, 'utf8').catch((err: Error) => Promise.reject(new CliError(`cannot read ${file}: ${err.message}`)));
   if (/-----BEGIN ENCRYPTED (SIGSTORE|COSIGN) PRIVATE KEY-----/.test(pem)) {
-    throw new CliError(`${file} is in cosign's own encrypted format, which custody sign does not read: sign with cosign, or make a PEM key with openssl (docs/trust.md)`);
+    throw new CliError(
+      `${file} is in cosign's own encrypted format, which custody sign does not read: sign with cosign, or make a PEM key with openssl (docs/trust.md)`,
+    );
   }
   let key: KeyObject;
   // PKCS #8 (openssl pkcs8 -topk8) or the older PEM encryption (openssl ec -aes256)
@@ -115,7 +125,8 @@ async function resolve(client: Client, ref: Reference): Promise<Descriptor> {
   if (!res.ok) throw client.failure(res, Buffer.from(bytes).toString('utf8'));
   const algorithm = ref.digest?.split(':')[0] ?? 'sha256';
   const digest = digestOf(algorithm, bytes);
-  if (ref.digest !== undefined && digest !== ref.digest) throw new CliError(`${client.url} answered ${ref.repository}@${ref.digest} with a manifest whose digest is ${digest}`);
+  if (ref.digest !== undefined && digest !== ref.digest)
+    throw new CliError(`${client.url} answered ${ref.repository}@${ref.digest} with a manifest whose digest is ${digest}`);
   let mediaType = res.headers.get('content-type')?.split(';')[0]?.trim() ?? '';
   if (!manifestTypes.includes(mediaType)) {
     try {
@@ -125,7 +136,8 @@ async function resolve(client: Client, ref: Reference): Promise<Descriptor> {
       mediaType = '';
     }
   }
-  if (!manifestTypes.includes(mediaType)) throw new CliError(`${ref.repository}:${ref.tag ?? ref.digest} is not an image manifest or index (${mediaType || 'no media type'})`);
+  if (!manifestTypes.includes(mediaType))
+    throw new CliError(`${ref.repository}:${ref.tag ?? ref.digest} is not an image manifest or index (${mediaType || 'no media type'})`);
   return { mediaType, digest, size: bytes.length };
 }
 
@@ -177,14 +189,19 @@ export function registerSign(program: Command): void {
       const signature = sign(hash, payload, key).toString('base64');
       const layer = { ...(await pushBlob(client, ref.repository, cosign.simpleSigning, payload)), annotations: { [cosign.signatureAnnotation]: signature } };
       const config = await pushBlob(client, ref.repository, oci.empty, Buffer.from('{}'));
-      const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: oci.manifest, artifactType: cosign.artifactType, config, layers: [layer], subject }));
+      const manifest = Buffer.from(
+        JSON.stringify({ schemaVersion: 2, mediaType: oci.manifest, artifactType: cosign.artifactType, config, layers: [layer], subject }),
+      );
       const digest = digestOf('sha256', manifest);
       const res = await client.send(`/v2/${ref.repository}/manifests/${digest}`, { method: 'PUT', headers: { 'content-type': oci.manifest }, body: manifest });
       const text = await res.text();
       if (res.status !== 201) throw client.failure(res, text);
       const done: Signed = { repository: ref.repository, digest: subject.digest, ...(ref.tag ? { tag: ref.tag } : {}), dockerReference, signature: digest };
       emit(opts, done, () =>
-        [`signed ${ref.repository}@${subject.digest}${ref.tag ? ` (${ref.tag})` : ''}: signature ${digest}`, `its verdict: custody artifact show ${ref.repository} ${subject.digest}`].join('\n'),
+        [
+          `signed ${ref.repository}@${subject.digest}${ref.tag ? ` (${ref.tag})` : ''}: signature ${digest}`,
+          `its verdict: custody artifact show ${ref.repository} ${subject.digest}`,
+        ].join('\n'),
       );
     }),
   );

@@ -14,7 +14,12 @@ export function registerTeams(program: Command): void {
   withJson(team.command('list').description('list teams and their members')).action(
     action(async (opts: JsonOption) => {
       const data = await (await loggedIn()).call<{ teams: Team[] }>('GET', '/teams');
-      emit(opts, data, () => table(['name', 'members'], data.teams.map((t) => [t.name, t.members.join(', ')])));
+      emit(opts, data, () =>
+        table(
+          ['name', 'members'],
+          data.teams.map((t) => [t.name, t.members.join(', ')]),
+        ),
+      );
     }),
   );
 

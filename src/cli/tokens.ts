@@ -27,7 +27,11 @@ export interface TokenOptions extends JsonOption {
 
 /** Adds --scope and --expires-in-days. */
 export const withTokenOptions = (command: Command): Command =>
-  withJson(command.option('--scope <scopes>', 'comma-separated: pull, push, delete, manage (default: all four)').option('--expires-in-days <n>', 'days until it expires (default: never)'));
+  withJson(
+    command
+      .option('--scope <scopes>', 'comma-separated: pull, push, delete, manage (default: all four)')
+      .option('--expires-in-days <n>', 'days until it expires (default: never)'),
+  );
 
 export const tokenRequest = (name: string, opts: TokenOptions) => ({
   name,

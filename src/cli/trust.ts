@@ -43,19 +43,24 @@ interface ComponentsView {
 /** A repository name keeps its slashes; each component is encoded. */
 const repoPath = (repo: string) => repo.split('/').map(seg).join('/');
 
+const describeIdentity = (i: { identity?: string; identityPattern?: string; issuer?: string; issuerPattern?: string }) =>
+  `${i.identity ?? i.identityPattern} (issuer ${i.issuer ?? i.issuerPattern})`;
+
 function describeTrust(t: TrustView): string {
   const lines = [`namespace ${t.namespace}: trust from ${t.source}${t.reevaluating ? ` (judging ${t.reevaluating} artifacts again)` : ''}`];
   if (!t.sigstore || !t.notary) return lines.join('\n');
+  const root = t.sigstore.trustedRoot;
   lines.push(`cosign keys:        ${t.sigstore.publicKeys.map((k) => k.name).join(', ') || 'none'}`);
-  lines.push(`keyless identities: ${t.sigstore.identities.map((i) => `${i.identity ?? i.identityPattern} (issuer ${i.issuer ?? i.issuerPattern})`).join(', ') || 'none'}`);
-  lines.push(`Sigstore root:      ${t.sigstore.trustedRoot ? `${t.sigstore.trustedRoot.certificateAuthorities} CAs, ${t.sigstore.trustedRoot.tlogs} logs, ${t.sigstore.trustedRoot.timestampAuthorities} TSAs` : 'none'}`);
+  lines.push(`keyless identities: ${t.sigstore.identities.map(describeIdentity).join(', ') || 'none'}`);
+  lines.push(`Sigstore root:      ${root ? `${root.certificateAuthorities} CAs, ${root.tlogs} logs, ${root.timestampAuthorities} TSAs` : 'none'}`);
   lines.push(`Notary stores:      ${t.notary.trustStores.map((s) => `${s.type}:${s.name} (${s.certificates.length})`).join(', ') || 'none'}`);
   lines.push(`Notary policies:    ${t.notary.trustPolicy?.trustPolicies?.map((p) => p.name).join(', ') ?? 'none'}`);
   return lines.join('\n');
 }
 
 async function readDocument(file: string): Promise<unknown> {
-  const text = file === '-' ? await readStdin() : await readFile(file, 'utf8').catch((err: Error) => Promise.reject(new CliError(`cannot read ${file}: ${err.message}`)));
+  const text =
+    file === '-' ? await readStdin() : await readFile(file, 'utf8').catch((err: Error) => Promise.reject(new CliError(`cannot read ${file}: ${err.message}`)));
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
@@ -70,9 +75,9 @@ async function addCosignKeys(document: unknown, keys: string[]): Promise<void> {
   if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new CliError('the trust document is not a JSON object');
   const doc = document as { sigstore?: { publicKeys?: unknown[] } };
   doc.sigstore ??= {};
-  if (typeof doc.sigstore !== 'object' || doc.sigstore === null) throw new CliError('the trust document\'s sigstore is not an object');
+  if (typeof doc.sigstore !== 'object' || doc.sigstore === null) throw new CliError("the trust document's sigstore is not an object");
   const publicKeys = (doc.sigstore.publicKeys ??= []);
-  if (!Array.isArray(publicKeys)) throw new CliError('the trust document\'s sigstore.publicKeys is not a list');
+  if (!Array.isArray(publicKeys)) throw new CliError("the trust document's sigstore.publicKeys is not a list");
   for (const spec of keys) {
     const eq = spec.indexOf('=');
     if (eq <= 0) throw new CliError(`give --cosign-key as NAME=FILE, not ${spec}`);
@@ -100,10 +105,11 @@ export function registerTrust(program: Command): void {
       .description("replace a namespace's trust with a JSON document (see docs/trust.md), or with cosign public keys")
       .argument('<ns>')
       .option('--file <path>', 'the trust document; - for stdin')
-      .option('--cosign-key <name=file>', 'trust this cosign public key (PEM) under this name; repeatable, added to --file\'s keys', collect, []),
+      .option('--cosign-key <name=file>', "trust this cosign public key (PEM) under this name; repeatable, added to --file's keys", collect, []),
   ).action(
     action(async (ns: string, opts: JsonOption & { file?: string; cosignKey: string[] }) => {
-      if (opts.file === undefined && opts.cosignKey.length === 0) throw new CliError('give the trust with --file FILE, or cosign keys with --cosign-key NAME=FILE');
+      if (opts.file === undefined && opts.cosignKey.length === 0)
+        throw new CliError('give the trust with --file FILE, or cosign keys with --cosign-key NAME=FILE');
       const document = opts.file === undefined ? {} : await readDocument(opts.file);
       if (opts.cosignKey.length > 0) await addCosignKeys(document, opts.cosignKey);
       const t = await (await loggedIn()).call<TrustView>('PUT', `/namespaces/${seg(ns)}/trust`, document);
@@ -111,7 +117,7 @@ export function registerTrust(program: Command): void {
     }),
   );
 
-  withJson(trust.command('reset').description('drop the trust set through the API: the config file\'s applies again').argument('<ns>')).action(
+  withJson(trust.command('reset').description("drop the trust set through the API: the config file's applies again").argument('<ns>')).action(
     action(async (ns: string, opts: JsonOption) => {
       const t = await (await loggedIn()).call<TrustView>('DELETE', `/namespaces/${seg(ns)}/trust`);
       emit(opts, t, () => describeTrust(t));
@@ -126,7 +132,8 @@ export function registerTrust(program: Command): void {
       emit(opts, a, () =>
         [
           `${a.repository}@${a.digest}${a.tags.length ? ` (${a.tags.join(', ')})` : ''}`,
-          `${a.summary.verifiedSignatures} of ${a.summary.signatures} signatures verified, ${a.summary.attestations} attestations, ${a.summary.sboms} SBOMs${a.summary.pending ? `, ${a.summary.pending} pending` : ''}`,
+          `${a.summary.verifiedSignatures} of ${a.summary.signatures} signatures verified, ${a.summary.attestations} attestations, ` +
+            `${a.summary.sboms} SBOMs${a.summary.pending ? `, ${a.summary.pending} pending` : ''}`,
           '',
           a.referrers.length === 0
             ? 'nothing attached'
@@ -147,10 +154,14 @@ export function registerTrust(program: Command): void {
     }),
   );
 
-  withJson(artifact.command('components').description('the components of the SBOMs attached to an artifact').argument('<repository>').argument('<digest>')).action(
+  withJson(
+    artifact.command('components').description('the components of the SBOMs attached to an artifact').argument('<repository>').argument('<digest>'),
+  ).action(
     action(async (repo: string, digest: string, opts: JsonOption) => {
       const c = await (await loggedIn()).call<ComponentsView>('GET', `/repositories/${repoPath(repo)}/artifacts/${seg(digest)}/components`);
-      const rows = c.sboms.flatMap((s) => s.components.map((x) => [x.name, x.version ?? '', x.licenses.join(' '), x.purl ?? '', `${s.format} ${s.specVersion}`]));
+      const rows = c.sboms.flatMap((s) =>
+        s.components.map((x) => [x.name, x.version ?? '', x.licenses.join(' '), x.purl ?? '', `${s.format} ${s.specVersion}`]),
+      );
       emit(opts, c, () => (rows.length === 0 ? 'no SBOM attached' : table(['name', 'version', 'licenses', 'purl', 'sbom'], rows)));
     }),
   );

@@ -36,7 +36,11 @@ export function registerUsers(program: Command): void {
   ).action(
     action(async (name: string, opts: JsonOption & { admin?: boolean; passwordStdin?: boolean }) => {
       const client = await loggedIn();
-      const password = opts.passwordStdin ? await readStdin() : interactive() ? await askNewPassword(`Password for ${name} (Enter for none): `, { optional: true }) : undefined;
+      const password = opts.passwordStdin
+        ? await readStdin()
+        : interactive()
+          ? await askNewPassword(`Password for ${name} (Enter for none): `, { optional: true })
+          : undefined;
       const created = await client.call<User>('POST', '/users', { name, password, admin: opts.admin === true });
       const what = `created user ${created.name}${created.admin ? ' (registry administrator)' : ''}`;
       // A user without a password cannot log in, so cannot make itself a token either.
@@ -75,12 +79,7 @@ export function registerUsers(program: Command): void {
       }),
     );
 
-  withJson(
-    user
-      .command('unlock')
-      .description('clear the failed logins that hold back a user or robot, from every address')
-      .argument('<name>'),
-  ).action(
+  withJson(user.command('unlock').description('clear the failed logins that hold back a user or robot, from every address').argument('<name>')).action(
     action(async (name: string, opts: JsonOption) => {
       const done = await (await loggedIn()).call<{ name: string; cleared: number }>('POST', `/users/${seg(name)}/unlock`);
       emit(opts, done, () => `cleared ${done.cleared} failed login${done.cleared === 1 ? '' : 's'} of ${done.name}`);

@@ -53,7 +53,8 @@ export function settingSource(config: Config, key: string, options: { flag?: str
   if (origin !== undefined) return `from ${origin}`;
   const variable = Object.entries(environment).find(([, v]) => v.key.join('.') === key)?.[0];
   const ways = [options.flag, variable, `${key} in the config file`].filter((w): w is string => w !== undefined);
-  return `the default${options.defaultIs === undefined ? '' : ` ${options.defaultIs}`}; set ${ways.slice(0, -1).join(', ')}${ways.length > 1 ? ' or ' : ''}${ways[ways.length - 1]}`;
+  const which = `${ways.slice(0, -1).join(', ')}${ways.length > 1 ? ' or ' : ''}${ways[ways.length - 1]}`;
+  return `the default${options.defaultIs === undefined ? '' : ` ${options.defaultIs}`}; set ${which}`;
 }
 
 /** The leaves of a parsed file as dotted keys (arrays are leaves). */

@@ -24,7 +24,9 @@ const namespaceTrustFile = z.strictObject({
   notary: z
     .strictObject({
       /** `certificates`: PEM texts or paths to PEM files */
-      trustStores: z.array(z.strictObject({ type: z.enum(['ca', 'signingAuthority', 'tsa']), name: z.string().min(1), certificates: z.array(z.string().min(1)).min(1) })).default([]),
+      trustStores: z
+        .array(z.strictObject({ type: z.enum(['ca', 'signingAuthority', 'tsa']), name: z.string().min(1), certificates: z.array(z.string().min(1)).min(1) }))
+        .default([]),
       /** path to a notation trustpolicy.json */
       trustPolicy: z.string().min(1).optional(),
     })
@@ -48,7 +50,10 @@ export function isAddressOrRange(value: string): boolean {
 
 export const configSchema = z.strictObject({
   /** HOST:PORT to listen on; [::1]:5000 for IPv6 */
-  listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'listen must be HOST:PORT').default('0.0.0.0:5000'),
+  listen: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'listen must be HOST:PORT')
+    .default('0.0.0.0:5000'),
   /** where the SQLite database and the filesystem blob store live unless URLs say otherwise */
   dataDir: z.string().min(1).default('./custody-data'),
   database: z
@@ -86,13 +91,21 @@ export const configSchema = z.strictObject({
   limits: z
     .strictObject({
       /** largest manifest accepted, in bytes (the spec's recommended 4 MiB) */
-      manifestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+      manifestBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(4 * 1024 * 1024),
     })
     .default({ manifestBytes: 4 * 1024 * 1024 }),
   uploads: z
     .strictObject({
       /** an upload untouched for this long is removed, with its parts */
-      expireAfterSeconds: z.number().int().positive().default(24 * 3600),
+      expireAfterSeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(24 * 3600),
     })
     .default({ expireAfterSeconds: 24 * 3600 }),
   auth: z
@@ -138,9 +151,21 @@ export const configSchema = z.strictObject({
   tuf: z
     .strictObject({
       /** how long each role's metadata stays valid; timestamp and snapshot are re-signed before they expire */
-      rootExpirySeconds: z.number().int().positive().default(365 * 86_400),
-      targetsExpirySeconds: z.number().int().positive().default(90 * 86_400),
-      snapshotExpirySeconds: z.number().int().positive().default(7 * 86_400),
+      rootExpirySeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(365 * 86_400),
+      targetsExpirySeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(90 * 86_400),
+      snapshotExpirySeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(7 * 86_400),
       timestampExpirySeconds: z.number().int().positive().default(86_400),
     })
     .default({ rootExpirySeconds: 365 * 86_400, targetsExpirySeconds: 90 * 86_400, snapshotExpirySeconds: 7 * 86_400, timestampExpirySeconds: 86_400 }),

@@ -31,7 +31,8 @@ export async function openMetaStore(url: string, onIdleError: (err: Error) => vo
 async function ownerOnly(file: string): Promise<void> {
   if (file === ':memory:' || file === '') return;
   await (await open(file, 'a', 0o600)).close();
-  for (const f of [file, `${file}-wal`, `${file}-shm`]) await chmod(f, 0o600).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+  for (const f of [file, `${file}-wal`, `${file}-shm`])
+    await chmod(f, 0o600).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
 }
 
 const INT8 = 20;

@@ -15,7 +15,14 @@ export const deleteBlob: Handler = async (ctx, _req, reply, m) => {
   await reply.code(202).header('content-length', 0).send();
 };
 
-async function sendBlob(ctx: RegistryContext, head: boolean, rangeHeader: string | undefined, reply: Parameters<Handler>[2], name: string, digest: Digest): Promise<void> {
+async function sendBlob(
+  ctx: RegistryContext,
+  head: boolean,
+  rangeHeader: string | undefined,
+  reply: Parameters<Handler>[2],
+  name: string,
+  digest: Digest,
+): Promise<void> {
   const size = await ctx.meta.blobInRepo(name, digest.value);
   if (size === undefined) throw new OciError('BLOB_UNKNOWN', `blob ${digest.value} is not in repository ${name}`);
   reply.header('docker-content-digest', digest.value).header('etag', `"${digest.value}"`).header('accept-ranges', 'bytes');

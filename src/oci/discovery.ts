@@ -13,12 +13,24 @@ export const apiBase: Handler = async (_ctx, _req, reply) => {
 export const listTags: Handler = async (ctx, _req, reply, m) => {
   const page = parsePage(m.query);
   if (!(await ctx.meta.repositoryExists(m.name))) throw new OciError('NAME_UNKNOWN', `repository ${m.name} is not known to the registry`);
-  await sendPage(reply, `/v2/${m.name}/tags/list`, page, (p) => ctx.meta.listTags(m.name, p), (tags) => ({ name: m.name, tags }));
+  await sendPage(
+    reply,
+    `/v2/${m.name}/tags/list`,
+    page,
+    (p) => ctx.meta.listTags(m.name, p),
+    (tags) => ({ name: m.name, tags }),
+  );
 };
 
 export const catalog: Handler = async (ctx, _req, reply, m) => {
   const page = parsePage(m.query);
-  await sendPage(reply, '/v2/_catalog', page, (p) => ctx.meta.listRepositories(p), (repositories) => ({ repositories }));
+  await sendPage(
+    reply,
+    '/v2/_catalog',
+    page,
+    (p) => ctx.meta.listRepositories(p),
+    (repositories) => ({ repositories }),
+  );
 };
 
 interface ReferrerDescriptor {

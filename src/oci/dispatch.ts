@@ -36,7 +36,9 @@ async function dispatch(ctx: RegistryContext, access: AccessController, req: Fas
   const decision = await access.authorize(req, operation.access(match));
   if (!decision.granted) {
     reply.headers(refusalHeaders(decision));
-    throw new OciError(decision.status === 401 ? 'UNAUTHORIZED' : decision.status === 429 ? 'TOOMANYREQUESTS' : 'DENIED', decision.message, { status: decision.status });
+    throw new OciError(decision.status === 401 ? 'UNAUTHORIZED' : decision.status === 429 ? 'TOOMANYREQUESTS' : 'DENIED', decision.message, {
+      status: decision.status,
+    });
   }
   req.principal = decision.principal;
   if (decision.refused.length > 0) operation.refused?.(match);

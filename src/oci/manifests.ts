@@ -32,7 +32,9 @@ export const putManifest: Handler = async (ctx, req, reply, m) => {
   const parsed = parseManifest(content, req.headers['content-type']);
   const result = await ctx.meta.putManifest({ repo: m.name, digest, content, tag, ...parsed });
   if (!result.ok) {
-    throw new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${result.missing}, which is not in repository ${m.name}`, { detail: { digest: result.missing } });
+    throw new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${result.missing}, which is not in repository ${m.name}`, {
+      detail: { digest: result.missing },
+    });
   }
   await ctx.events?.manifestPushed({ repo: m.name, digest, mediaType: parsed.mediaType, content, ...(tag ? { tag } : {}) });
   if (parsed.subject) reply.header('oci-subject', parsed.subject);
@@ -54,7 +56,11 @@ export const deleteManifest: Handler = async (ctx, _req, reply, m) => {
  * PUT answers TAG_INVALID, since there the client meant to create the tag.
  */
 export async function findManifest(ctx: RegistryContext, name: string, ref: string): Promise<ManifestRecord> {
-  const record = isDigest(ref) ? await ctx.meta.getManifest(name, parseDigest(ref).value) : isTag(ref) ? await ctx.meta.getTaggedManifest(name, ref) : undefined;
+  const record = isDigest(ref)
+    ? await ctx.meta.getManifest(name, parseDigest(ref).value)
+    : isTag(ref)
+      ? await ctx.meta.getTaggedManifest(name, ref)
+      : undefined;
   if (!record) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${ref.slice(0, 200)} in repository ${name}`);
   return record;
 }

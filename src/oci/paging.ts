@@ -20,12 +20,21 @@ export function parsePage(query: URLSearchParams): Page {
  * Sends one page. `fetch` is asked for one entry more than the page holds, to know whether a
  * next page exists without an extra query.
  */
-export async function sendPage(reply: FastifyReply, path: string, page: Page, fetch: (page: Page) => Promise<string[]>, body: (items: string[]) => object): Promise<void> {
+export async function sendPage(
+  reply: FastifyReply,
+  path: string,
+  page: Page,
+  fetch: (page: Page) => Promise<string[]>,
+  body: (items: string[]) => object,
+): Promise<void> {
   const items = page.n === 0 ? [] : await fetch({ n: page.n + 1, last: page.last });
   if (items.length > page.n) {
     items.length = page.n;
     const lastItem = items[items.length - 1] ?? '';
     reply.header('link', `<${path}?n=${page.n}&last=${encodeURIComponent(lastItem)}>; rel="next"`);
   }
-  await reply.code(200).header('content-type', 'application/json').send(JSON.stringify(body(items)));
+  await reply
+    .code(200)
+    .header('content-type', 'application/json')
+    .send(JSON.stringify(body(items)));
 }

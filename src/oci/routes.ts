@@ -30,7 +30,9 @@ export interface Route {
   methods: Partial<Record<Method, Operation>>;
 }
 
-const repo = (...actions: Access['actions']) => (m: Match): Access[] => [{ type: 'repository', name: m.name, actions }];
+const repo =
+  (...actions: Access['actions']) =>
+  (m: Match): Access[] => [{ type: 'repository', name: m.name, actions }];
 /** Anyone who presented valid credentials (or an anonymous token, as distribution answers): how clients find out how to log in. */
 const loggedIn = (): Access[] => [{ type: 'registry', name: 'credentials', actions: [] }];
 
@@ -49,8 +51,18 @@ const dropMount = (m: Match) => {
 // Order matters: `…/blobs/uploads/…` must be tried before `…/blobs/<digest>`.
 export const routes: Route[] = [
   { id: 'base', pattern: /^\/v2\/?$/, named: false, methods: { GET: { handle: apiBase, access: loggedIn }, HEAD: { handle: apiBase, access: loggedIn } } },
-  { id: 'catalog', pattern: /^\/v2\/_catalog$/, named: false, methods: { GET: { handle: catalog, access: () => [{ type: 'registry', name: 'catalog', actions: ['*'] }] } } },
-  { id: 'upload-start', pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, named: true, methods: { POST: { handle: startUpload, access: pushOrMount, refused: dropMount } } },
+  {
+    id: 'catalog',
+    pattern: /^\/v2\/_catalog$/,
+    named: false,
+    methods: { GET: { handle: catalog, access: () => [{ type: 'registry', name: 'catalog', actions: ['*'] }] } },
+  },
+  {
+    id: 'upload-start',
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/,
+    named: true,
+    methods: { POST: { handle: startUpload, access: pushOrMount, refused: dropMount } },
+  },
   {
     id: 'upload',
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
@@ -66,7 +78,11 @@ export const routes: Route[] = [
     id: 'blob',
     pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
     named: true,
-    methods: { GET: { handle: getBlob, access: repo('pull') }, HEAD: { handle: getBlob, access: repo('pull') }, DELETE: { handle: deleteBlob, access: repo('delete'), audit: 'delete' } },
+    methods: {
+      GET: { handle: getBlob, access: repo('pull') },
+      HEAD: { handle: getBlob, access: repo('pull') },
+      DELETE: { handle: deleteBlob, access: repo('delete'), audit: 'delete' },
+    },
   },
   {
     id: 'manifest',

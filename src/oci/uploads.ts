@@ -175,9 +175,19 @@ function rangeHeader(offset: number): string {
 }
 
 async function uploadAccepted(reply: FastifyReply, name: string, id: string, offset: number): Promise<void> {
-  await reply.header('location', uploadLocation(name, id)).header('range', rangeHeader(offset)).header('docker-upload-uuid', id).header('content-length', 0).send();
+  await reply
+    .header('location', uploadLocation(name, id))
+    .header('range', rangeHeader(offset))
+    .header('docker-upload-uuid', id)
+    .header('content-length', 0)
+    .send();
 }
 
 async function blobCreated(reply: FastifyReply, name: string, digest: Digest): Promise<void> {
-  await reply.code(201).header('location', `/v2/${name}/blobs/${digest.value}`).header('docker-content-digest', digest.value).header('content-length', 0).send();
+  await reply
+    .code(201)
+    .header('location', `/v2/${name}/blobs/${digest.value}`)
+    .header('docker-content-digest', digest.value)
+    .header('content-length', 0)
+    .send();
 }

@@ -47,7 +47,11 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // The logger exists only once the app does; a connection failing before that has no one to tell.
   const logger: { log?: FastifyBaseLogger } = {};
-  const meta = parts.meta ?? (await openMetaStore(databaseUrl(config), (err) => logger.log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed')));
+  const meta =
+    parts.meta ??
+    (await openMetaStore(databaseUrl(config), (err) =>
+      logger.log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed'),
+    ));
   const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), blobStoreOptions(config)));
   const https = parts.tls ?? (await readTls(config));
   const app = Fastify({
@@ -112,7 +116,14 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const tufRefresh = startRefreshing(tuf, meta.tuf, refreshInterval(config.tuf.timestampExpirySeconds), app.log);
   const trust = await startTrust(config, { meta, blobs, log: app.log });
   registerApi(app, { meta, auth, tuf, ...(trust ? { trust } : {}) });
-  const ctx: RegistryContext = { meta, blobs, limits: { manifestBytes: config.limits.manifestBytes }, log: app.log, audit: auth.audit, ...(trust ? { events: trust } : {}) };
+  const ctx: RegistryContext = {
+    meta,
+    blobs,
+    limits: { manifestBytes: config.limits.manifestBytes },
+    log: app.log,
+    audit: auth.audit,
+    ...(trust ? { events: trust } : {}),
+  };
   registerV2(app, ctx, auth.controller);
 
   // Someone who opens the registry's address in a browser, or curls it, learns where to go.
@@ -134,9 +145,12 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   });
 
   const maxAge = config.uploads.expireAfterSeconds * 1000;
-  const expiry = setInterval(() => {
-    expireUploads(ctx, maxAge).catch((err: unknown) => app.log.error({ err }, 'upload expiry failed'));
-  }, Math.min(Math.max(maxAge / 2, 1000), 10 * 60 * 1000));
+  const expiry = setInterval(
+    () => {
+      expireUploads(ctx, maxAge).catch((err: unknown) => app.log.error({ err }, 'upload expiry failed'));
+    },
+    Math.min(Math.max(maxAge / 2, 1000), 10 * 60 * 1000),
+  );
   expiry.unref();
   app.addHook('onClose', async () => {
     clearInterval(expiry);

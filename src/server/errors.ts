@@ -27,7 +27,10 @@ export function installErrorHandlers(app: FastifyInstance): void {
 }
 
 function send(reply: FastifyReply, status: number, code: string, message: string, detail?: unknown): FastifyReply {
-  return reply.code(status).header('content-type', 'application/json').send(ociErrorBody(code, message, detail));
+  return reply
+    .code(status)
+    .header('content-type', 'application/json')
+    .send(ociErrorBody(code, message, detail));
 }
 
 /** Requests fastify refuses before routing (a malformed URL, say) get the same JSON shape. */
@@ -47,7 +50,11 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
     return;
   }
   const [status, message] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'the request head is larger than the server accepts'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'the request head took too long to arrive'] : [400, `the request head cannot be parsed (${err.code ?? 'malformed'})`];
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request head is larger than the server accepts']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request head took too long to arrive']
+        : [400, `the request head cannot be parsed (${err.code ?? 'malformed'})`];
   answerAndClose(socket, status, 'UNSUPPORTED', message);
 }
 
@@ -58,7 +65,9 @@ export function answerConnect(_req: IncomingMessage, socket: Duplex): void {
 
 function answerAndClose(socket: Duplex, status: number, code: string, message: string, extraHeaders = ''): void {
   const body = ociErrorBody(code, message);
-  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}Connection: close\r\n\r\n`;
+  const head =
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}Connection: close\r\n\r\n`;
   // end(), not destroy(): the answer is flushed, then the socket closes; a peer that never reads
   // is cut off after a few seconds.
   socket.end(head + body);

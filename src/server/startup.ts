@@ -91,7 +91,8 @@ export function storesInUse(config: Config): { database: { engine: string; url: 
 export async function openDatabase(config: Config, onIdleError: (err: Error) => void): Promise<MetaStore> {
   const url = databaseUrl(config);
   const shown = storesInUse(config).database;
-  const what = `the ${shown.engine === 'postgres' ? 'PostgreSQL' : 'SQLite'} database ${shown.url} (${settingSource(config, 'database.url', { defaultIs: '<dataDir>/custody.db' })})`;
+  const source = settingSource(config, 'database.url', { defaultIs: '<dataDir>/custody.db' });
+  const what = `the ${shown.engine === 'postgres' ? 'PostgreSQL' : 'SQLite'} database ${shown.url} (${source})`;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([

@@ -36,7 +36,8 @@ export async function readTls(config: Config): Promise<TlsFiles | undefined> {
     new X509Certificate(files.cert);
   } catch (err) {
     throw new StartupError(
-      `the TLS certificate ${certificate} (${settingSource(config, 'tls.certificate')}) and key ${key} (${settingSource(config, 'tls.key')}) are not a usable pair: ${reason(err)}`,
+      `the TLS certificate ${certificate} (${settingSource(config, 'tls.certificate')}) and key ${key} ` +
+        `(${settingSource(config, 'tls.key')}) are not a usable pair: ${reason(err)}`,
     );
   }
   return files;

@@ -42,7 +42,8 @@ export async function loadFileTrust(config: Config['trust'], baseDir = process.c
   const json = async (what: string, file: string) => {
     const text = await read(what, file);
     // V8 parses any depth, but storing and fingerprinting the document (JSON.stringify) recurses
-    if (nestsDeeperThan(text, maxJsonDepth)) throw new TrustConfigError(`${what}: ${file} nests too deeply (more than ${maxJsonDepth} levels of objects and arrays)`);
+    if (nestsDeeperThan(text, maxJsonDepth))
+      throw new TrustConfigError(`${what}: ${file} nests too deeply (more than ${maxJsonDepth} levels of objects and arrays)`);
     try {
       return JSON.parse(text) as unknown;
     } catch (err) {
@@ -55,13 +56,18 @@ export async function loadFileTrust(config: Config['trust'], baseDir = process.c
     const at = `trust.namespaces.${ns}`;
     const document = {
       sigstore: {
-        publicKeys: await Promise.all((t.sigstore?.publicKeys ?? []).map(async (k) => ({ name: k.name, pem: await pemOrFile(`${at}.sigstore.publicKeys.${k.name}`, k.pem) }))),
+        publicKeys: await Promise.all(
+          (t.sigstore?.publicKeys ?? []).map(async (k) => ({ name: k.name, pem: await pemOrFile(`${at}.sigstore.publicKeys.${k.name}`, k.pem) })),
+        ),
         identities: t.sigstore?.identities ?? [],
         ...(t.sigstore?.trustedRoot ? { trustedRoot: await json(`${at}.sigstore.trustedRoot`, t.sigstore.trustedRoot) } : {}),
       },
       notary: {
         trustStores: await Promise.all(
-          (t.notary?.trustStores ?? []).map(async (s) => ({ ...s, certificates: await Promise.all(s.certificates.map((c) => pemOrFile(`${at}.notary.trustStores.${s.name}`, c))) })),
+          (t.notary?.trustStores ?? []).map(async (s) => ({
+            ...s,
+            certificates: await Promise.all(s.certificates.map((c) => pemOrFile(`${at}.notary.trustStores.${s.name}`, c))),
+          })),
         ),
         ...(t.notary?.trustPolicy ? { trustPolicy: await json(`${at}.notary.trustPolicy`, t.notary.trustPolicy) } : {}),
       },
@@ -134,4 +140,3 @@ function firstIssue(err: z.ZodError): string {
   const issue = err.issues[0];
   return issue ? `${issue.path.map(String).join('.')}: ${issue.message}` : 'invalid';
 }
-

@@ -33,7 +33,11 @@ const re2Pattern = z
   .min(1)
   .superRefine((p, ctx) => {
     const compiled = identityPattern(p);
-    if (!compiled.ok) ctx.addIssue({ code: 'custom', message: `not a regular expression in RE2 syntax, which identity patterns must use (no backreferences or lookaround): ${compiled.error}` });
+    if (!compiled.ok)
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a regular expression in RE2 syntax, which identity patterns must use (no backreferences or lookaround): ${compiled.error}`,
+      });
   });
 
 /**
@@ -44,12 +48,23 @@ const storedPattern = z.string().min(1);
 
 const identityOf = (pattern: z.ZodType<string>) =>
   z
-    .strictObject({ identity: z.string().min(1).optional(), identityPattern: pattern.optional(), issuer: z.string().min(1).optional(), issuerPattern: pattern.optional() })
+    .strictObject({
+      identity: z.string().min(1).optional(),
+      identityPattern: pattern.optional(),
+      issuer: z.string().min(1).optional(),
+      issuerPattern: pattern.optional(),
+    })
     .refine((i) => (i.identity === undefined) !== (i.identityPattern === undefined), 'give exactly one of identity and identityPattern')
-    .refine((i) => (i.issuer === undefined) !== (i.issuerPattern === undefined), 'give exactly one of issuer and issuerPattern: an identity means nothing without its OIDC issuer');
+    .refine(
+      (i) => (i.issuer === undefined) !== (i.issuerPattern === undefined),
+      'give exactly one of issuer and issuerPattern: an identity means nothing without its OIDC issuer',
+    );
 
 const notTrustedRoot = 'not a Sigstore trusted_root.json (its mediaType must be application/vnd.dev.sigstore.trustedroot…)';
-const trustedRoot = z.looseObject({ mediaType: z.string({ error: notTrustedRoot }).startsWith('application/vnd.dev.sigstore.trustedroot', notTrustedRoot) }, { error: notTrustedRoot });
+const trustedRoot = z.looseObject(
+  { mediaType: z.string({ error: notTrustedRoot }).startsWith('application/vnd.dev.sigstore.trustedroot', notTrustedRoot) },
+  { error: notTrustedRoot },
+);
 
 const trustPolicy = z.unknown().transform((doc, ctx) => {
   try {
@@ -72,7 +87,11 @@ const documentSchema = (pattern: z.ZodType<string>) =>
       .default({ publicKeys: [], identities: [] }),
     notary: z
       .strictObject({
-        trustStores: z.array(z.strictObject({ type: z.enum(['ca', 'signingAuthority', 'tsa']), name: z.string().min(1).max(128), certificates: z.array(pemCertificate).min(1) })).default([]),
+        trustStores: z
+          .array(
+            z.strictObject({ type: z.enum(['ca', 'signingAuthority', 'tsa']), name: z.string().min(1).max(128), certificates: z.array(pemCertificate).min(1) }),
+          )
+          .default([]),
         trustPolicy: trustPolicy.optional(),
       })
       .default({ trustStores: [] }),

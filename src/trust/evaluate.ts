@@ -48,16 +48,21 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
   const { verifyCosignSignature, verifyDsseEnvelope, verifyNotarySignature, verifySigstoreBundle, ...v } = await loadVerifiers();
   const record = await deps.meta.getManifest(artifact.repo, artifact.digest);
   const manifest = record && readArtifactManifest(record.content);
-  if (!record || !manifest) return { kind: artifact.kind, verified: false, code: 'artifact_missing', reason: `manifest ${artifact.digest} is no longer in ${artifact.repo}` };
+  if (!record || !manifest)
+    return { kind: artifact.kind, verified: false, code: 'artifact_missing', reason: `manifest ${artifact.digest} is no longer in ${artifact.repo}` };
   const stored = await deps.meta.getManifest(artifact.repo, artifact.subject);
   // the subject as the signature should name it: the descriptor in the store when we have it
-  const subject: SubjectRef = stored ? { digest: artifact.subject, mediaType: stored.mediaType, size: stored.content.byteLength } : { digest: artifact.subject };
+  const subject: SubjectRef = stored
+    ? { digest: artifact.subject, mediaType: stored.mediaType, size: stored.content.byteLength }
+    : { digest: artifact.subject };
   const layers = manifest.layers ?? [];
   const read = (layer: Layer, limit: number) => readBlob(deps.blobs, layer, limit);
   switch (artifact.format) {
     case 'cosign':
-      return combine('signature', layers.filter((l) => l.mediaType === trustTypes.cosignSimpleSigning), async (l) =>
-        verifyCosignSignature({ payload: await read(l, maxSignatureBytes), annotations: l.annotations ?? {}, subject }, trust.sigstore),
+      return combine(
+        'signature',
+        layers.filter((l) => l.mediaType === trustTypes.cosignSimpleSigning),
+        async (l) => verifyCosignSignature({ payload: await read(l, maxSignatureBytes), annotations: l.annotations ?? {}, subject }, trust.sigstore),
       );
     case 'sigstore-bundle': {
       const subjectContent = stored?.content;
@@ -77,8 +82,10 @@ export async function evaluate(artifact: TrustArtifact, trust: NamespaceTrust, d
     case 'notary-jws':
     case 'notary-cose': {
       const envelopeType = artifact.format === 'notary-jws' ? trustTypes.jws : trustTypes.cose;
-      return combine('signature', layers.filter((l) => l.mediaType === envelopeType), async (l) =>
-        verifyNotarySignature({ envelope: await read(l, maxSignatureBytes), envelopeType, subject, repository: artifact.repo }, trust.notary),
+      return combine(
+        'signature',
+        layers.filter((l) => l.mediaType === envelopeType),
+        async (l) => verifyNotarySignature({ envelope: await read(l, maxSignatureBytes), envelopeType, subject, repository: artifact.repo }, trust.notary),
       );
     }
     case 'cyclonedx':
@@ -96,8 +103,18 @@ async function combine(kind: ArtifactKind, layers: Layer[], verify: (l: Layer) =
   const verdicts: Verdict[] = [];
   for (const layer of layers) verdicts.push(await guarded(() => verify(layer)));
   const chosen = verdicts.find((v) => v.verified) ?? verdicts[0]!;
-  const details = verdicts.length === 1 ? chosen.details : { ...chosen.details, layers: verdicts.map(({ verified, signer, code, reason }) => ({ verified, signer, code, reason })) };
-  return { kind, verified: chosen.verified, ...(chosen.signer ? { signer: chosen.signer } : {}), code: chosen.code, reason: chosen.reason, ...(details ? { details } : {}) };
+  const details =
+    verdicts.length === 1
+      ? chosen.details
+      : { ...chosen.details, layers: verdicts.map(({ verified, signer, code, reason }) => ({ verified, signer, code, reason })) };
+  return {
+    kind,
+    verified: chosen.verified,
+    ...(chosen.signer ? { signer: chosen.signer } : {}),
+    code: chosen.code,
+    reason: chosen.reason,
+    ...(details ? { details } : {}),
+  };
 }
 
 /**
@@ -153,7 +170,8 @@ async function readSbom(v: Pick<Verifiers, 'SbomError'>, reader: DocumentReader,
       sbom,
     };
   } catch (err) {
-    if (err instanceof v.SbomError || err instanceof TooLarge) return { kind: 'sbom', verified: null, code: 'sbom_unreadable', reason: `the SBOM cannot be read: ${err.message}` };
+    if (err instanceof v.SbomError || err instanceof TooLarge)
+      return { kind: 'sbom', verified: null, code: 'sbom_unreadable', reason: `the SBOM cannot be read: ${err.message}` };
     throw err;
   }
 }

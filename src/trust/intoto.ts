@@ -73,12 +73,17 @@ export function parseStatement(signed: SignedPayload): Statement {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new StatementError('the payload is not a JSON object');
   const type: unknown = '_type' in json ? json._type : undefined;
   if (typeof type !== 'string' || !STATEMENT_TYPES.includes(type)) {
-    throw new StatementError(`not an in-toto statement: _type is ${type === undefined ? 'missing' : JSON.stringify(type)}, expected ${STATEMENT_TYPES.join(' or ')}`);
+    throw new StatementError(
+      `not an in-toto statement: _type is ${type === undefined ? 'missing' : JSON.stringify(type)}, expected ${STATEMENT_TYPES.join(' or ')}`,
+    );
   }
   const parsed = StatementShape.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const path = (issue?.path ?? []).map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '');
+    const path = (issue?.path ?? [])
+      .map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`))
+      .join('')
+      .replace(/^\./, '');
     throw new StatementError(`invalid in-toto statement: ${path}: ${issue?.message ?? 'invalid'}`);
   }
   const { subject, predicateType, predicate } = parsed.data;
@@ -103,9 +108,7 @@ export function statementCovers(statement: Statement, digest: string): boolean {
   const hex = digest.slice(colon + 1).toLowerCase();
   const length = HEX_LENGTH[algorithm];
   if (colon < 0 || length === undefined || hex.length !== length || !/^[0-9a-f]+$/.test(hex)) return false;
-  return statement.subjects.some((s) =>
-    Object.entries(s.digest).some(([alg, value]) => alg.toLowerCase() === algorithm && value.toLowerCase() === hex),
-  );
+  return statement.subjects.some((s) => Object.entries(s.digest).some(([alg, value]) => alg.toLowerCase() === algorithm && value.toLowerCase() === hex));
 }
 
 /**
@@ -149,14 +152,18 @@ const ProvenanceV01V02 = z.object({
 });
 
 const ProvenanceV1 = z.object({
-  buildDefinition: lenient(z.object({
-    buildType: str,
-    externalParameters: lenient(z.object({
-      workflow: lenient(z.object({ repository: str })),
-      source: lenient(z.union([z.string(), z.object({ uri: str, digest: digestSet })])),
-    })),
-    resolvedDependencies: lenient(z.array(resource)),
-  })),
+  buildDefinition: lenient(
+    z.object({
+      buildType: str,
+      externalParameters: lenient(
+        z.object({
+          workflow: lenient(z.object({ repository: str })),
+          source: lenient(z.union([z.string(), z.object({ uri: str, digest: digestSet })])),
+        }),
+      ),
+      resolvedDependencies: lenient(z.array(resource)),
+    }),
+  ),
   runDetails: lenient(z.object({ builder: lenient(z.object({ id: str })) })),
 });
 

@@ -57,11 +57,22 @@ export class TrustService {
       const { trust } = this.deps.meta;
       if (found.via !== 'referrer') {
         // cosign re-pushes a legacy tag with one more signature layer: the manifest it replaced is no longer the signature.
-        for (const old of await trust.artifactsFor(e.repo, found.subject.digest)) if (old.via === found.via && old.digest !== e.digest) await trust.forget(e.repo, old.digest);
+        for (const old of await trust.artifactsFor(e.repo, found.subject.digest))
+          if (old.via === found.via && old.digest !== e.digest) await trust.forget(e.repo, old.digest);
       }
       const artifact = { repo: e.repo, digest: e.digest, subject: found.subject.digest, kind: found.kind, format: found.format, via: found.via };
       await trust.recordArtifact(artifact);
-      this.enqueue({ ...artifact, status: 'pending', verified: null, signer: null, code: null, reason: null, details: null, checkedAt: null, createdAt: Date.now() });
+      this.enqueue({
+        ...artifact,
+        status: 'pending',
+        verified: null,
+        signer: null,
+        code: null,
+        reason: null,
+        details: null,
+        checkedAt: null,
+        createdAt: Date.now(),
+      });
     } catch (err) {
       this.deps.log.error({ err, repo: e.repo, digest: e.digest }, 'could not record a trust artifact; the next poll will not find it either');
     }
@@ -170,7 +181,15 @@ export class TrustService {
     try {
       const { trust, fingerprint } = await this.deps.resolver.resolve(namespaceOf(a.repo), { fresh: true });
       const j = await evaluate(a, trust, { meta: this.deps.meta, blobs: this.deps.blobs, reader: this.reader });
-      if (j.sbom) await this.deps.meta.trust.putSbom({ repo: a.repo, digest: a.digest, format: j.sbom.format, specVersion: j.sbom.specVersion, ...(j.sbom.name ? { name: j.sbom.name } : {}), components: j.sbom.components });
+      if (j.sbom)
+        await this.deps.meta.trust.putSbom({
+          repo: a.repo,
+          digest: a.digest,
+          format: j.sbom.format,
+          specVersion: j.sbom.specVersion,
+          ...(j.sbom.name ? { name: j.sbom.name } : {}),
+          components: j.sbom.components,
+        });
       await this.deps.meta.trust.setVerdict(a.repo, a.digest, {
         kind: j.kind,
         verified: j.verified,
@@ -185,7 +204,21 @@ export class TrustService {
       const now = await this.deps.resolver.resolve(namespaceOf(a.repo), { fresh: true });
       if (now.fingerprint !== fingerprint) await this.deps.meta.trust.markNamespacePending(namespaceOf(a.repo), now.fingerprint);
       this.judgedSincePoll++;
-      this.deps.log.info({ repo: a.repo, digest: a.digest, subject: a.subject, kind: j.kind, format: a.format, verified: j.verified, signer: j.signer, code: j.code, reason: j.reason, ms: Date.now() - started }, 'trust verdict');
+      this.deps.log.info(
+        {
+          repo: a.repo,
+          digest: a.digest,
+          subject: a.subject,
+          kind: j.kind,
+          format: a.format,
+          verified: j.verified,
+          signer: j.signer,
+          code: j.code,
+          reason: j.reason,
+          ms: Date.now() - started,
+        },
+        'trust verdict',
+      );
     } catch (err) {
       // Left pending: the next poll tries again (a store that is down now may be up then).
       this.deps.log.error({ err, repo: a.repo, digest: a.digest }, 'trust: judging failed');

@@ -26,7 +26,25 @@ beforeAll(async () => {
   const dir = await tempDir('custody-azure-tls-');
   const [cert, key, ext] = ['server.crt', 'server.key', 'san.ext'].map((f) => path.join(dir, f)) as [string, string, string];
   await writeFile(ext, 'subjectAltName=IP:127.0.0.1\n');
-  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  await promisify(execFile)('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
   ca = await readFile(cert);
   server = await startInProcess({ config: { tls: { certificate: cert, key } } });
   endpoint = server.url.replace(/^http:/, 'https:');
@@ -37,11 +55,14 @@ afterAll(() => server?.stop());
 function httpsRequest(pathname: string, method = 'GET'): Promise<{ status: number; body: string }> {
   const url = new URL(pathname, endpoint);
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: url.hostname, port: url.port, path: url.pathname, method, ca, headers: { authorization: basic(testAdmin.username, testAdmin.password) } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = https.request(
+      { host: url.hostname, port: url.port, path: url.pathname, method, ca, headers: { authorization: basic(testAdmin.username, testAdmin.password) } },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -111,7 +132,9 @@ describe('@azure/container-registry', () => {
     };
     const attached = await repo.setManifest(artifact);
     const referrers = await httpsRequest(`/v2/team/app/referrers/${set.digest}`);
-    expect((JSON.parse(referrers.body) as { manifests: { digest: string; artifactType: string }[] }).manifests).toEqual([expect.objectContaining({ digest: attached.digest, artifactType: 'application/vnd.example.note' })]);
+    expect((JSON.parse(referrers.body) as { manifests: { digest: string; artifactType: string }[] }).manifests).toEqual([
+      expect.objectContaining({ digest: attached.digest, artifactType: 'application/vnd.example.note' }),
+    ]);
 
     await repo.deleteManifest(attached.digest);
     await repo.deleteManifest(set.digest);

@@ -39,10 +39,26 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
   const authFile = (who: string) => path.join(work, `auth-${who}.json`);
   const skopeo = (who: string, ...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { REGISTRY_AUTH_FILE: authFile(who) });
   const podman = (who: string, ...args: string[]) =>
-    run('podman', ['--root', path.join(work, 'podman', 'root'), '--runroot', path.join(work, 'podman', 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], {
-      XDG_RUNTIME_DIR: path.join(work, 'xdg'),
-      REGISTRY_AUTH_FILE: authFile(who),
-    });
+    run(
+      'podman',
+      [
+        '--root',
+        path.join(work, 'podman', 'root'),
+        '--runroot',
+        path.join(work, 'podman', 'run'),
+        '--storage-driver',
+        'vfs',
+        '--cgroup-manager',
+        'cgroupfs',
+        '--events-backend',
+        'file',
+        ...args,
+      ],
+      {
+        XDG_RUNTIME_DIR: path.join(work, 'xdg'),
+        REGISTRY_AUTH_FILE: authFile(who),
+      },
+    );
   const login = (who: string, username: string, password: string) => skopeo(who, 'login', '--tls-verify=false', '-u', username, '-p', password, server.host);
   const savedAuths = async (who: string) => (JSON.parse(await readFile(authFile(who), 'utf8')) as { auths: Record<string, { auth: string }> }).auths;
 
@@ -52,7 +68,8 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
       async () => {
         const events = await meta.accounts.query({ action: match.action, actor: match.actor, limit: 200 });
         const found = events.find((e) => Object.entries(match).every(([k, v]) => e[k as keyof AuditEvent] === v));
-        if (!found) throw new Error(`no audit event ${JSON.stringify(match)} among ${JSON.stringify(events.map((e) => [e.actor, e.action, e.target, e.outcome]))}`);
+        if (!found)
+          throw new Error(`no audit event ${JSON.stringify(match)} among ${JSON.stringify(events.map((e) => [e.actor, e.action, e.target, e.outcome]))}`);
         return found;
       },
       { timeout: 5000, interval: 50 },
@@ -88,7 +105,15 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
     const bot = await meta.accounts.createRobot('team', 'ci');
     await meta.accounts.setGrant({ namespace: 'team', kind: 'robot', principal: bot.id, role: 'writer' });
     const secret = newTokenSecret();
-    await meta.accounts.createToken({ id: secret.id, ownerKind: 'robot', ownerId: bot.id, name: 'ci', secretHash: secret.hash, scopes: ['pull', 'push'], expiresAt: null });
+    await meta.accounts.createToken({
+      id: secret.id,
+      ownerKind: 'robot',
+      ownerId: bot.id,
+      name: 'ci',
+      secretHash: secret.hash,
+      scopes: ['pull', 'push'],
+      expiresAt: null,
+    });
     robot = { name: bot.name, token: secret.token };
 
     await login('admin', testAdmin.username, testAdmin.password);
@@ -122,13 +147,22 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
 
   it('podman login: the right password is accepted, a wrong one refused', async () => {
     const from = seen.length;
-    expect(await podman('podman-admin', 'login', '--tls-verify=false', '-u', testAdmin.username, '-p', testAdmin.password, server.host)).toMatch(/Login Succeeded/);
+    expect(await podman('podman-admin', 'login', '--tls-verify=false', '-u', testAdmin.username, '-p', testAdmin.password, server.host)).toMatch(
+      /Login Succeeded/,
+    );
     expect(Buffer.from((await savedAuths('podman-admin'))[server.host]?.auth ?? '', 'base64').toString()).toBe(`${testAdmin.username}:${testAdmin.password}`);
     expect(seen.slice(from)).toContainEqual(expect.objectContaining({ method: 'GET', scheme: 'basic', user: 'admin', status: 200 }));
-    expect(seen.slice(from).filter((r) => r.user === 'admin').every((r) => r.url.startsWith('/token?'))).toBe(true);
+    expect(
+      seen
+        .slice(from)
+        .filter((r) => r.user === 'admin')
+        .every((r) => r.url.startsWith('/token?')),
+    ).toBe(true);
     await audited({ action: 'login', actor: 'admin', outcome: 'success' });
 
-    await expect(podman('podman-wrong', 'login', '--tls-verify=false', '-u', testAdmin.username, '-p', 'not-the-password', server.host)).rejects.toThrow(refusedLogin);
+    await expect(podman('podman-wrong', 'login', '--tls-verify=false', '-u', testAdmin.username, '-p', 'not-the-password', server.host)).rejects.toThrow(
+      refusedLogin,
+    );
     await audited({ action: 'login', actor: 'admin', outcome: 'failure' });
   });
 
@@ -139,7 +173,9 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
     expect(inspect.Digest).toBe(readable.digest);
     const back = path.join(work, 'reader-back');
     await skopeo('reader', 'copy', ...tls, `docker://${server.host}/team/readable:v1`, `oci:${back}:v1`);
-    expect((JSON.parse(await readFile(path.join(back, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }).manifests[0]?.digest).toBe(readable.digest);
+    expect((JSON.parse(await readFile(path.join(back, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }).manifests[0]?.digest).toBe(
+      readable.digest,
+    );
 
     const src = path.join(work, 'reader-push');
     await imageLayout(src, 'v1');
@@ -154,7 +190,9 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
     const got = await request(server.url, '/v2/team/written/manifests/v1', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
     expect(got.headers['docker-content-digest']).toBe(pushed.digest);
     // A writer of team is nobody elsewhere.
-    await expect(skopeo('writer', 'copy', ...tls, `oci:${path.join(work, 'writer-push')}:v1`, `docker://${server.host}/other/written:v1`)).rejects.toThrow(refusedAccess);
+    await expect(skopeo('writer', 'copy', ...tls, `oci:${path.join(work, 'writer-push')}:v1`, `docker://${server.host}/other/written:v1`)).rejects.toThrow(
+      refusedAccess,
+    );
 
     await audited({ action: 'push', actor: 'writer', target: 'team/written@v1', outcome: 'success' });
     const readerPushes = await meta.accounts.query({ actor: 'reader', action: 'push', limit: 10 });
@@ -167,7 +205,10 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
     const src = path.join(work, 'robot-push');
     const manifest = await imageLayout(src, 'v1');
     await skopeo('robot', 'copy', ...tls, `oci:${src}:v1`, `docker://${server.host}/team/robotapp:v1`);
-    const got = await request(server.url, '/v2/team/robotapp/manifests/v1', { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const got = await request(server.url, '/v2/team/robotapp/manifests/v1', {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     expect(got.headers['docker-content-digest']).toBe(manifest.digest);
     await audited({ action: 'push', actor: robot.name, target: 'team/robotapp@v1', outcome: 'success' });
 
@@ -181,7 +222,9 @@ describe.runIf(available)('logging in with skopeo and podman', () => {
     const repo = 'team/logout';
     const { digest } = await seed(repo);
     await login('leaver', 'leaver', users.leaver);
-    expect((JSON.parse(await skopeo('leaver', 'inspect', '--tls-verify=false', `docker://${server.host}/${repo}:v1`)) as { Digest: string }).Digest).toBe(digest);
+    expect((JSON.parse(await skopeo('leaver', 'inspect', '--tls-verify=false', `docker://${server.host}/${repo}:v1`)) as { Digest: string }).Digest).toBe(
+      digest,
+    );
 
     expect(await skopeo('leaver', 'logout', server.host)).toMatch(/Removed login credentials/);
     expect((await savedAuths('leaver'))[server.host]).toBeUndefined();

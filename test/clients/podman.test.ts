@@ -20,7 +20,10 @@ describe.runIf(available)('buildah and podman', () => {
   const authFile = () => path.join(work, 'auth.json');
   const buildah = (...args: string[]) => run('buildah', [...storage('buildah'), ...args], { BUILDAH_ISOLATION: 'chroot', REGISTRY_AUTH_FILE: authFile() });
   const podman = (...args: string[]) =>
-    run('podman', [...storage('podman'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], { XDG_RUNTIME_DIR: path.join(work, 'xdg'), REGISTRY_AUTH_FILE: authFile() });
+    run('podman', [...storage('podman'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], {
+      XDG_RUNTIME_DIR: path.join(work, 'xdg'),
+      REGISTRY_AUTH_FILE: authFile(),
+    });
 
   beforeAll(async () => {
     server = await startProcess();
@@ -44,7 +47,10 @@ describe.runIf(available)('buildah and podman', () => {
     const digestFile = path.join(work, 'digest');
     await buildah('push', '--tls-verify=false', '--digestfile', digestFile, 'localhost/custody-test:v1', `docker://${server.host}/interop/built:v1`);
     const pushed = (await readFile(digestFile, 'utf8')).trim();
-    const head = await request(server.url, '/v2/interop/built/manifests/v1', { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' } });
+    const head = await request(server.url, '/v2/interop/built/manifests/v1', {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+    });
     expect(head.headers['docker-content-digest']).toBe(pushed);
 
     await podman('pull', '--tls-verify=false', `${server.host}/interop/built:v1`);
@@ -58,12 +64,23 @@ describe.runIf(available)('buildah and podman', () => {
 
     // Both clients took tokens from /token and pushed with them as admin (the log is asynchronous).
     type Logged = { msg?: string; method: string; url: string; status: number; actor?: string };
-    const log = () => server.output().split('\n').slice(0, -1).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Logged).filter((e) => e.msg === 'request');
+    const log = () =>
+      server
+        .output()
+        .split('\n')
+        .slice(0, -1)
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Logged)
+        .filter((e) => e.msg === 'request');
     await vi.waitFor(
       () => {
         for (const repo of ['built', 'repushed']) {
-          expect(log()).toContainEqual(expect.objectContaining({ method: 'PUT', url: `/v2/interop/${repo}/manifests/${repo === 'built' ? 'v1' : 'v2'}`, status: 201, actor: 'admin' }));
-          expect(log().some((e) => e.url.startsWith('/token?') && e.status === 200 && decodeURIComponent(e.url).includes(`repository:interop/${repo}:`))).toBe(true);
+          expect(log()).toContainEqual(
+            expect.objectContaining({ method: 'PUT', url: `/v2/interop/${repo}/manifests/${repo === 'built' ? 'v1' : 'v2'}`, status: 201, actor: 'admin' }),
+          );
+          expect(log().some((e) => e.url.startsWith('/token?') && e.status === 200 && decodeURIComponent(e.url).includes(`repository:interop/${repo}:`))).toBe(
+            true,
+          );
         }
       },
       { timeout: 5000 },

@@ -31,7 +31,10 @@ describe('@sigstore/oci attaches an attestation', () => {
       _type: 'https://in-toto.io/Statement/v1',
       subject: [{ name: `${server.host}/attested/app`, digest: { sha256: image.digest.split(':')[1] } }],
       predicateType: 'https://slsa.dev/provenance/v1',
-      predicate: { buildDefinition: { buildType: 'https://example.com/build/v1', externalParameters: { source: 'git+https://github.com/acme/app@refs/heads/main' } }, runDetails: { builder: { id: 'https://ci.example.com/builder' } } },
+      predicate: {
+        buildDefinition: { buildType: 'https://example.com/build/v1', externalParameters: { source: 'git+https://github.com/acme/app@refs/heads/main' } },
+        runDetails: { builder: { id: 'https://ci.example.com/builder' } },
+      },
     };
     const bundle = bundleBytes(await dsseBundle(keySigner(keys.privateKey, keys.publicKey), [], statement));
     const attached = await attachArtifactToImage({
@@ -45,7 +48,9 @@ describe('@sigstore/oci attaches an attestation', () => {
     expect(attached.digest).toMatch(/^sha256:/);
 
     const referrers = await request(server.url, `/v2/attested/app/referrers/${image.digest}`);
-    expect(referrers.json<{ manifests: { digest: string; artifactType: string }[] }>().manifests).toEqual([expect.objectContaining({ digest: attached.digest, artifactType: bundleType })]);
+    expect(referrers.json<{ manifests: { digest: string; artifactType: string }[] }>().manifests).toEqual([
+      expect.objectContaining({ digest: attached.digest, artifactType: bundleType }),
+    ]);
 
     const view = await settledArtifact(server.url, 'attested/app', image.digest);
     expect(view.referrers).toEqual([
@@ -55,7 +60,10 @@ describe('@sigstore/oci attaches an attestation', () => {
         format: 'sigstore-bundle',
         verified: true,
         signer: 'key:ci',
-        details: expect.objectContaining({ predicateType: 'https://slsa.dev/provenance/v1', provenance: expect.objectContaining({ builderId: 'https://ci.example.com/builder' }) }),
+        details: expect.objectContaining({
+          predicateType: 'https://slsa.dev/provenance/v1',
+          provenance: expect.objectContaining({ builderId: 'https://ci.example.com/builder' }),
+        }),
       }),
     ]);
     expect(view.summary).toMatchObject({ attestations: 1, signatures: 0 });

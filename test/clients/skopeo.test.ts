@@ -24,7 +24,10 @@ describe.runIf(available)('skopeo', () => {
   /** The server's one-line-per-request log entries (complete lines only). */
   function requestLog(): Logged[] {
     const lines = server.output().split('\n').slice(0, -1);
-    return lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Logged).filter((entry) => entry.msg === 'request');
+    return lines
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Logged)
+      .filter((entry) => entry.msg === 'request');
   }
 
   beforeAll(async () => {
@@ -66,7 +69,13 @@ describe.runIf(available)('skopeo', () => {
     const before = requestLog().length;
     await skopeo('copy', ...tls, `oci:${src}:v1`, `docker://${server.host}/interop/flow:v1`);
     // The server writes its log asynchronously: wait for the manifest PUT to show.
-    await vi.waitFor(() => expect(requestLog().slice(before)).toContainEqual(expect.objectContaining({ method: 'PUT', url: '/v2/interop/flow/manifests/v1', status: 201, actor: 'admin' })), { timeout: 5000 });
+    await vi.waitFor(
+      () =>
+        expect(requestLog().slice(before)).toContainEqual(
+          expect.objectContaining({ method: 'PUT', url: '/v2/interop/flow/manifests/v1', status: 201, actor: 'admin' }),
+        ),
+      { timeout: 5000 },
+    );
     const log = requestLog().slice(before);
     // Challenged, then a token for the repository, then the push as admin with it (above).
     expect(log.some((e) => e.url === '/v2/' && e.status === 401)).toBe(true);
@@ -107,7 +116,10 @@ describe.runIf(available)('skopeo', () => {
     const manifest = await imageLayout(src, 'v1');
     for (const tag of ['v1', 'v2', 'latest']) await skopeo('copy', ...tls, `oci:${src}:v1`, `docker://${server.host}/interop/tags:${tag}`);
 
-    const inspect = JSON.parse(await skopeo('inspect', '--tls-verify=false', `docker://${server.host}/interop/tags:v2`)) as { Digest: string; Architecture: string };
+    const inspect = JSON.parse(await skopeo('inspect', '--tls-verify=false', `docker://${server.host}/interop/tags:v2`)) as {
+      Digest: string;
+      Architecture: string;
+    };
     expect(inspect.Digest).toBe(manifest.digest);
     expect(inspect.Architecture).toBe('amd64');
     const raw = await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${server.host}/interop/tags:v2`);

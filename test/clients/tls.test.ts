@@ -44,15 +44,65 @@ class TestCa {
   }
   async create(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(this.dir, 'ca.key'), '-out', this.cert, '-days', '2', '-subj', '/CN=Custody test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    await openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      path.join(this.dir, 'ca.key'),
+      '-out',
+      this.cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Custody test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    );
   }
   /** Writes a new key and certificate (serial in hex) over `cert` and `key`, each replaced whole by a rename. */
   async issue(serial: string, cert: string, key: string): Promise<void> {
     const base = path.join(this.dir, `server-${serial}`);
     await writeFile(`${base}.ext`, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n');
-    await openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', '/CN=127.0.0.1');
-    await openssl('x509', '-req', '-in', `${base}.csr`, '-CA', this.cert, '-CAkey', path.join(this.dir, 'ca.key'), '-set_serial', `0x${serial}`, '-days', '1', '-out', `${base}.crt`, '-extfile', `${base}.ext`);
+    await openssl(
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${base}.key`,
+      '-out',
+      `${base}.csr`,
+      '-subj',
+      '/CN=127.0.0.1',
+    );
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      this.cert,
+      '-CAkey',
+      path.join(this.dir, 'ca.key'),
+      '-set_serial',
+      `0x${serial}`,
+      '-days',
+      '1',
+      '-out',
+      `${base}.crt`,
+      '-extfile',
+      `${base}.ext`,
+    );
     // The key first: for a moment the old certificate sits beside the new key, as in a real renewal.
     await writeFile(`${key}.new`, await readFile(`${base}.key`), { mode: 0o600 });
     await rename(`${key}.new`, key);
@@ -76,11 +126,20 @@ async function servedSerial(port: number, ca: Buffer): Promise<string> {
 function httpsGet(port: number, ca: Buffer, pathname: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     https
-      .get({ host: '127.0.0.1', port, path: pathname, ca, headers: { authorization: basic(testAdmin.username, testAdmin.password), accept: 'application/vnd.oci.image.manifest.v1+json' } }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      })
+      .get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: pathname,
+          ca,
+          headers: { authorization: basic(testAdmin.username, testAdmin.password), accept: 'application/vnd.oci.image.manifest.v1+json' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        },
+      )
       .on('error', reject);
   });
 }
@@ -92,7 +151,9 @@ interface TlsServer {
 }
 
 async function startTls(dataDir: string, config: string): Promise<TlsServer> {
-  const p = spawnCustody(['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--config', config], { env: { CUSTODY_ADMIN_PASSWORD: testAdmin.password, CUSTODY_STORAGE_FSYNC: 'false' } });
+  const p = spawnCustody(['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--config', config], {
+    env: { CUSTODY_ADMIN_PASSWORD: testAdmin.password, CUSTODY_STORAGE_FSYNC: 'false' },
+  });
   const m = await p.waitFor(/Server listening at https:\/\/127\.0\.0\.1:(\d+)/, 'the server listened');
   await p.waitFor(/custody is serving/);
   const port = Number(m[1]);
@@ -122,10 +183,26 @@ describe.runIf(available)('HTTPS with skopeo and podman', () => {
 
   const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { REGISTRY_AUTH_FILE: path.join(work, 'auth.json') });
   const podman = (...args: string[]) =>
-    run('podman', ['--root', path.join(work, 'podman', 'root'), '--runroot', path.join(work, 'podman', 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], {
-      XDG_RUNTIME_DIR: path.join(work, 'xdg'),
-      REGISTRY_AUTH_FILE: path.join(work, 'auth.json'),
-    });
+    run(
+      'podman',
+      [
+        '--root',
+        path.join(work, 'podman', 'root'),
+        '--runroot',
+        path.join(work, 'podman', 'run'),
+        '--storage-driver',
+        'vfs',
+        '--cgroup-manager',
+        'cgroupfs',
+        '--events-backend',
+        'file',
+        ...args,
+      ],
+      {
+        XDG_RUNTIME_DIR: path.join(work, 'xdg'),
+        REGISTRY_AUTH_FILE: path.join(work, 'auth.json'),
+      },
+    );
 
   it('skopeo and podman push and pull over verified HTTPS; a client without the CA refuses the server', async () => {
     const cert = path.join(work, 'server.crt');
@@ -138,7 +215,9 @@ describe.runIf(available)('HTTPS with skopeo and podman', () => {
     const caPem = await readFile(ca.cert);
     expect(await servedSerial(server.port, caPem)).toBe('1001');
 
-    await expect(skopeo('inspect', '--creds', `${testAdmin.username}:${testAdmin.password}`, `docker://${server.host}/tls/none:v1`)).rejects.toThrow(/x509|certificate/);
+    await expect(skopeo('inspect', '--creds', `${testAdmin.username}:${testAdmin.password}`, `docker://${server.host}/tls/none:v1`)).rejects.toThrow(
+      /x509|certificate/,
+    );
 
     expect(await skopeo('login', '--cert-dir', certs, '-u', testAdmin.username, '-p', testAdmin.password, server.host)).toMatch(/Login Succeeded/);
     const src = path.join(work, 'layout');
@@ -149,7 +228,9 @@ describe.runIf(available)('HTTPS with skopeo and podman', () => {
 
     // The token flow runs over HTTPS too: the realm is the server's https:// URL.
     const challenge = await new Promise<string>((resolve, reject) =>
-      https.get({ host: '127.0.0.1', port: server.port, path: '/v2/', ca: caPem }, (res) => (res.resume(), resolve(String(res.headers['www-authenticate'])))).on('error', reject),
+      https
+        .get({ host: '127.0.0.1', port: server.port, path: '/v2/', ca: caPem }, (res) => (res.resume(), resolve(String(res.headers['www-authenticate']))))
+        .on('error', reject),
     );
     expect(challenge).toBe(`Bearer realm="https://${server.host}/token",service="custody"`);
 

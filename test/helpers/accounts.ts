@@ -29,7 +29,13 @@ export async function createUser(accounts: AccountStore, name: string, password:
 }
 
 /** A robot with a role in its own namespace; returns its full name and a token for it. */
-export async function createRobot(accounts: AccountStore, namespace: string, name: string, role: Role, scopes = ['pull', 'push', 'delete', 'manage']): Promise<{ name: string; token: string; tokenId: string }> {
+export async function createRobot(
+  accounts: AccountStore,
+  namespace: string,
+  name: string,
+  role: Role,
+  scopes = ['pull', 'push', 'delete', 'manage'],
+): Promise<{ name: string; token: string; tokenId: string }> {
   const robot = await accounts.createRobot(namespace, name);
   await accounts.setGrant({ namespace, kind: 'robot', principal: robot.id, role });
   const secret = newTokenSecret();
@@ -38,9 +44,21 @@ export async function createRobot(accounts: AccountStore, namespace: string, nam
 }
 
 /** A personal token for a user. */
-export async function createUserToken(accounts: AccountStore, userId: string, options: { scopes?: string[]; expiresAt?: number | null } = {}): Promise<{ token: string; tokenId: string }> {
+export async function createUserToken(
+  accounts: AccountStore,
+  userId: string,
+  options: { scopes?: string[]; expiresAt?: number | null } = {},
+): Promise<{ token: string; tokenId: string }> {
   const secret = newTokenSecret();
-  await accounts.createToken({ id: secret.id, ownerKind: 'user', ownerId: userId, name: 'test', secretHash: secret.hash, scopes: options.scopes ?? ['pull', 'push', 'delete', 'manage'], expiresAt: options.expiresAt ?? null });
+  await accounts.createToken({
+    id: secret.id,
+    ownerKind: 'user',
+    ownerId: userId,
+    name: 'test',
+    secretHash: secret.hash,
+    scopes: options.scopes ?? ['pull', 'push', 'delete', 'manage'],
+    expiresAt: options.expiresAt ?? null,
+  });
   return { token: secret.token, tokenId: secret.id };
 }
 
@@ -48,7 +66,9 @@ export async function createUserToken(accounts: AccountStore, userId: string, op
 export async function bearerToken(base: string, scopes: string[], credentials?: { username: string; password: string }): Promise<string> {
   const query = new URLSearchParams({ service: 'custody' });
   for (const s of scopes) query.append('scope', s);
-  const headers: Record<string, string> = credentials ? { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` } : {};
+  const headers: Record<string, string> = credentials
+    ? { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` }
+    : {};
   const r: Reply = await request(base, `/token?${query}`, { headers, auth: false });
   if (r.status !== 200) throw new Error(`token: ${r.status} ${r.body.toString()}`);
   return r.json<{ token: string }>().token;

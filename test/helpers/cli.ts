@@ -60,10 +60,18 @@ export interface Answer {
  * appeared after the previous one, so a program that turned echo off too late would show it.
  * `output` is everything the terminal showed (stdout and stderr), with line ends made \n.
  */
-export function runOnTerminal(home: string, args: string[], answers: Answer[], timeoutMs = 20_000): Promise<{ code: number | null; output: string; answered: number }> {
+export function runOnTerminal(
+  home: string,
+  args: string[],
+  answers: Answer[],
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; output: string; answered: number }> {
   const command = [node, bin, ...args].map(shellQuote).join(' ');
   // -q: no "Script started" lines; -e: exit with the command's code; the typescript goes nowhere
-  const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...environment(home), SHELL: '/bin/sh', TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    env: { ...environment(home), SHELL: '/bin/sh', TERM: 'xterm' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let output = '';
   let from = 0;
   let answered = 0;

@@ -29,17 +29,21 @@ export interface RequestOptions {
 export function request(base: string, path: string, options: RequestOptions = {}): Promise<Reply> {
   const url = new URL(base);
   const headers = { ...options.headers };
-  if (options.auth !== false && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) headers.authorization = basic(testAdmin.username, testAdmin.password);
+  if (options.auth !== false && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
+    headers.authorization = basic(testAdmin.username, testAdmin.password);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers, ...(options.from ? { localAddress: options.from } : {}) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body.toString()) as T });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers, ...(options.from ? { localAddress: options.from } : {}) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body.toString()) as T });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(options.body);
   });
@@ -50,7 +54,11 @@ export const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').
 /** Pushes a blob with a single POST ?digest=. */
 export async function pushBlob(base: string, repo: string, data: Buffer | string): Promise<string> {
   const digest = sha256(data);
-  const r = await request(base, `/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data, headers: { 'content-type': 'application/octet-stream' } });
+  const r = await request(base, `/v2/${repo}/blobs/uploads/?digest=${digest}`, {
+    method: 'POST',
+    body: data,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   if (r.status !== 201) throw new Error(`push blob: ${r.status} ${r.body.toString()}`);
   return digest;
 }
@@ -71,12 +79,23 @@ export const types = {
 };
 
 /** Pushes a config and layers, and returns an image manifest (not yet pushed) naming them. */
-export async function imageManifest(base: string, repo: string, layers: string[] = ['layer'], extra: Record<string, unknown> = {}): Promise<{ body: string; digest: string }> {
+export async function imageManifest(
+  base: string,
+  repo: string,
+  layers: string[] = ['layer'],
+  extra: Record<string, unknown> = {},
+): Promise<{ body: string; digest: string }> {
   const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
   const configDigest = await pushBlob(base, repo, config);
   const layerDescs: Descriptor[] = [];
   for (const l of layers) layerDescs.push({ mediaType: types.layer, digest: await pushBlob(base, repo, l), size: Buffer.byteLength(l) });
-  const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config: { mediaType: types.config, digest: configDigest, size: config.length }, layers: layerDescs, ...extra });
+  const body = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: types.manifest,
+    config: { mediaType: types.config, digest: configDigest, size: config.length },
+    layers: layerDescs,
+    ...extra,
+  });
   return { body, digest: sha256(body) };
 }
 

@@ -51,7 +51,13 @@ async function writeImage(dir: string, arch: string): Promise<Written> {
   const layer = await writeBlob(dir, gzipSync(tar));
   const config = await writeBlob(
     dir,
-    JSON.stringify({ architecture: arch, os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [`sha256:${sha(tar)}`] }, history: [{ created_by: 'custody test' }] }),
+    JSON.stringify({
+      architecture: arch,
+      os: 'linux',
+      config: { Cmd: ['/hello'] },
+      rootfs: { type: 'layers', diff_ids: [`sha256:${sha(tar)}`] },
+      history: [{ created_by: 'custody test' }],
+    }),
   );
   return writeBlob(
     dir,
@@ -77,7 +83,12 @@ async function writeIndexJson(dir: string, entry: Record<string, unknown>): Prom
 export async function imageLayout(dir: string, tag: string): Promise<Written> {
   await startLayout(dir);
   const manifest = await writeImage(dir, 'amd64');
-  await writeIndexJson(dir, { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifest.digest, size: manifest.size, annotations: { 'org.opencontainers.image.ref.name': tag } });
+  await writeIndexJson(dir, {
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: manifest.digest,
+    size: manifest.size,
+    annotations: { 'org.opencontainers.image.ref.name': tag },
+  });
   return manifest;
 }
 
@@ -90,9 +101,19 @@ export async function indexLayout(dir: string, tag: string): Promise<{ index: Wr
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: children.map((c, i) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: c.digest, size: c.size, platform: { architecture: ['amd64', 'arm64'][i], os: 'linux' } })),
+      manifests: children.map((c, i) => ({
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: c.digest,
+        size: c.size,
+        platform: { architecture: ['amd64', 'arm64'][i], os: 'linux' },
+      })),
     }),
   );
-  await writeIndexJson(dir, { mediaType: 'application/vnd.oci.image.index.v1+json', digest: index.digest, size: index.size, annotations: { 'org.opencontainers.image.ref.name': tag } });
+  await writeIndexJson(dir, {
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    digest: index.digest,
+    size: index.size,
+    annotations: { 'org.opencontainers.image.ref.name': tag },
+  });
   return { index, children };
 }

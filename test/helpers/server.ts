@@ -41,7 +41,13 @@ export async function startProcess(options: { dataDir?: string; env?: Record<str
   const dataDir = options.dataDir ?? (await tempDir());
   // The bin as installed: its #! line finds the project's Node 24 first on PATH, as npm scripts do.
   const child = spawn(path.join(projectRoot, 'bin/custody.js'), ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])], {
-    env: { ...process.env, PATH: `${nodeBinDir}${path.delimiter}${process.env.PATH ?? ''}`, CUSTODY_LOG_LEVEL: 'info', CUSTODY_ADMIN_PASSWORD: testAdmin.password, ...options.env },
+    env: {
+      ...process.env,
+      PATH: `${nodeBinDir}${path.delimiter}${process.env.PATH ?? ''}`,
+      CUSTODY_LOG_LEVEL: 'info',
+      CUSTODY_ADMIN_PASSWORD: testAdmin.password,
+      ...options.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

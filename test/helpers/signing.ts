@@ -25,7 +25,10 @@ export function newKey(): SigningKey {
 }
 
 export function simpleSigningPayload(digest: string, reference = 'registry.example/team/app'): string {
-  return JSON.stringify({ critical: { identity: { 'docker-reference': reference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null });
+  return JSON.stringify({
+    critical: { identity: { 'docker-reference': reference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' },
+    optional: null,
+  });
 }
 
 /** Pushes an empty config blob and returns its descriptor. */
@@ -35,7 +38,13 @@ async function emptyConfig(base: string, repo: string): Promise<Descriptor> {
 }
 
 /** A cosign signature of `subject`, as a referrer (default) or under the legacy tag. */
-export async function pushCosignSignature(base: string, repo: string, subject: Descriptor, key: SigningKey, options: { legacy?: boolean; payload?: string } = {}): Promise<{ digest: string; reply: Reply }> {
+export async function pushCosignSignature(
+  base: string,
+  repo: string,
+  subject: Descriptor,
+  key: SigningKey,
+  options: { legacy?: boolean; payload?: string } = {},
+): Promise<{ digest: string; reply: Reply }> {
   const payload = options.payload ?? simpleSigningPayload(subject.digest);
   const signature = sign('sha256', Buffer.from(payload), key.privateKey).toString('base64');
   await pushBlob(base, repo, payload);
@@ -59,7 +68,14 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 }
 
 /** Where an artifact goes: as a referrer (by digest, with a subject), or under cosign's legacy tag. */
-async function pushArtifact(base: string, repo: string, subject: Descriptor, manifest: Record<string, unknown>, legacySuffix: string | undefined, what: string): Promise<string> {
+async function pushArtifact(
+  base: string,
+  repo: string,
+  subject: Descriptor,
+  manifest: Record<string, unknown>,
+  legacySuffix: string | undefined,
+  what: string,
+): Promise<string> {
   const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, ...manifest, ...(legacySuffix ? {} : { subject }) });
   const digest = descriptorOf(body, types.manifest).digest;
   const reply = await putManifest(base, repo, legacySuffix ? `${subject.digest.replace(':', '-')}.${legacySuffix}` : digest, body);
@@ -68,23 +84,54 @@ async function pushArtifact(base: string, repo: string, subject: Descriptor, man
 }
 
 /** An in-toto attestation of `subject` in a DSSE envelope signed with `key`, as a referrer or under `.att`. */
-export async function pushAttestation(base: string, repo: string, subject: Descriptor, key: SigningKey, predicateType: string, predicate: unknown, options: { legacy?: boolean } = {}): Promise<string> {
-  const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: repo, digest: { sha256: subject.digest.split(':')[1] } }], predicateType, predicate }));
+export async function pushAttestation(
+  base: string,
+  repo: string,
+  subject: Descriptor,
+  key: SigningKey,
+  predicateType: string,
+  predicate: unknown,
+  options: { legacy?: boolean } = {},
+): Promise<string> {
+  const statement = Buffer.from(
+    JSON.stringify({
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ name: repo, digest: { sha256: subject.digest.split(':')[1] } }],
+      predicateType,
+      predicate,
+    }),
+  );
   const payloadType = 'application/vnd.in-toto+json';
-  const envelope = JSON.stringify({ payloadType, payload: statement.toString('base64'), signatures: [{ keyid: '', sig: sign('sha256', pae(payloadType, statement), key.privateKey).toString('base64') }] });
+  const envelope = JSON.stringify({
+    payloadType,
+    payload: statement.toString('base64'),
+    signatures: [{ keyid: '', sig: sign('sha256', pae(payloadType, statement), key.privateKey).toString('base64') }],
+  });
   await pushBlob(base, repo, envelope);
   const manifest = { artifactType: 'application/vnd.in-toto+json', config: await emptyConfig(base, repo), layers: [descriptorOf(envelope, cosignTypes.dsse)] };
   return pushArtifact(base, repo, subject, manifest, options.legacy ? 'att' : undefined, 'attestation');
 }
 
 /** A CycloneDX SBOM of `subject`, as a referrer or under `.sbom`. */
-export async function pushSbom(base: string, repo: string, subject: Descriptor, components: { name: string; version: string; purl?: string; license?: string }[], options: { legacy?: boolean } = {}): Promise<string> {
+export async function pushSbom(
+  base: string,
+  repo: string,
+  subject: Descriptor,
+  components: { name: string; version: string; purl?: string; license?: string }[],
+  options: { legacy?: boolean } = {},
+): Promise<string> {
   const bom = JSON.stringify({
     bomFormat: 'CycloneDX',
     specVersion: '1.6',
     version: 1,
     metadata: { component: { type: 'container', name: repo } },
-    components: components.map((c) => ({ type: 'library', name: c.name, version: c.version, ...(c.purl ? { purl: c.purl } : {}), ...(c.license ? { licenses: [{ license: { id: c.license } }] } : {}) })),
+    components: components.map((c) => ({
+      type: 'library',
+      name: c.name,
+      version: c.version,
+      ...(c.purl ? { purl: c.purl } : {}),
+      ...(c.license ? { licenses: [{ license: { id: c.license } }] } : {}),
+    })),
   });
   await pushBlob(base, repo, bom);
   const manifest = { artifactType: cosignTypes.cyclonedx, config: await emptyConfig(base, repo), layers: [descriptorOf(bom, cosignTypes.cyclonedx)] };
@@ -94,7 +141,11 @@ export async function pushSbom(base: string, repo: string, subject: Descriptor, 
 /** Polls the artifact API until nothing attached to `digest` is pending. */
 /** PUT /api/v1/namespaces/<ns>/trust with `document` (as an admin on the in-process server). */
 export const putTrust = (base: string, ns: string, document: unknown, auth?: string): Promise<Reply> =>
-  request(base, `/api/v1/namespaces/${ns}/trust`, { method: 'PUT', body: JSON.stringify(document), headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) } });
+  request(base, `/api/v1/namespaces/${ns}/trust`, {
+    method: 'PUT',
+    body: JSON.stringify(document),
+    headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+  });
 
 export async function settledArtifact<T = ArtifactView>(base: string, repo: string, digest: string, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -140,8 +191,18 @@ export async function pushReferrer(
   options: { tag?: string; annotations?: Record<string, string> } = {},
 ): Promise<string> {
   await pushBlob(base, repo, layer.bytes);
-  const layerDescriptor = { mediaType: layer.mediaType, digest: sha256(layer.bytes), size: layer.bytes.length, ...(layer.annotations ? { annotations: layer.annotations } : {}) };
-  const manifest = { artifactType, config: await emptyConfig(base, repo), layers: [layerDescriptor], ...(options.annotations ? { annotations: options.annotations } : {}) };
+  const layerDescriptor = {
+    mediaType: layer.mediaType,
+    digest: sha256(layer.bytes),
+    size: layer.bytes.length,
+    ...(layer.annotations ? { annotations: layer.annotations } : {}),
+  };
+  const manifest = {
+    artifactType,
+    config: await emptyConfig(base, repo),
+    layers: [layerDescriptor],
+    ...(options.annotations ? { annotations: options.annotations } : {}),
+  };
   const body = JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, ...manifest, ...(options.tag ? {} : { subject }) });
   const digest = descriptorOf(body, types.manifest).digest;
   const reply = await putManifest(base, repo, options.tag ?? digest, body);

@@ -40,7 +40,10 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
 }
 
 /** `via: 'npm'` runs `npm start -- ARGS` in the project (ARGS without `serve`); default the bin. */
-export function spawnCustody(args: string[], options: { env?: Record<string, string | undefined>; via?: 'bin' | 'npm'; input?: string; cwd?: string } = {}): Spawned {
+export function spawnCustody(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; via?: 'bin' | 'npm'; input?: string; cwd?: string } = {},
+): Spawned {
   const env = cleanEnv(options.env);
   const child =
     options.via === 'npm'
@@ -62,8 +65,12 @@ export function spawnCustody(args: string[], options: { env?: Record<string, str
     notify();
   });
   child.stdin?.end(options.input);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   let done = false;
   void exited.then(() => {
     done = true;

@@ -156,7 +156,14 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       await a.setGrant({ namespace: 'ns', kind: 'team', principal: team.id, role: 'writer' });
       await a.setGrant({ namespace: 'ns', kind: 'user', principal: alice.id, role: 'reader' });
       await a.setGrant({ namespace: 'ns', kind: 'user', principal: alice.id, role: 'maintainer' });
-      expect((await a.rolesIn('ns', [{ kind: 'user', id: alice.id }, { kind: 'team', id: team.id }])).sort()).toEqual(['maintainer', 'writer']);
+      expect(
+        (
+          await a.rolesIn('ns', [
+            { kind: 'user', id: alice.id },
+            { kind: 'team', id: team.id },
+          ])
+        ).sort(),
+      ).toEqual(['maintainer', 'writer']);
       expect(await a.rolesIn('other', [{ kind: 'user', id: alice.id }])).toEqual([]);
       expect(await a.deleteUser(alice.id)).toBe(true);
       expect(await a.teamsOf(alice.id)).toEqual([]);
@@ -175,7 +182,15 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       expect((await a.upsertNamespace('ns', { anonymousRead: true })).anonymousRead).toBe(true);
       expect((await a.upsertNamespace('ns', {})).anonymousRead).toBe(true);
       expect((await a.getNamespace('ns'))?.anonymousRead).toBe(true);
-      const token = await a.createToken({ id: 'abc', ownerKind: 'robot', ownerId: robot.id, name: 't', secretHash: 'f00', scopes: ['pull'], expiresAt: 5 * 2 ** 40 });
+      const token = await a.createToken({
+        id: 'abc',
+        ownerKind: 'robot',
+        ownerId: robot.id,
+        name: 't',
+        secretHash: 'f00',
+        scopes: ['pull'],
+        expiresAt: 5 * 2 ** 40,
+      });
       expect(await a.getToken('abc')).toEqual(token);
       await a.touchToken('abc', 1234);
       expect((await a.listTokens('robot', robot.id)).map((t) => t.lastUsedAt)).toEqual([1234]);
@@ -200,7 +215,16 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
     it('queries the audit log with filters and pages, prunes it, and counts login failures', async () => {
       const meta = await open();
       const a = meta.accounts;
-      for (let i = 0; i < 5; i++) await a.record({ time: 1000 + i, actor: i % 2 ? 'bob' : 'alice', source: '10.0.0.1', action: 'push', target: `r${i}`, outcome: 'success', detail: { i } });
+      for (let i = 0; i < 5; i++)
+        await a.record({
+          time: 1000 + i,
+          actor: i % 2 ? 'bob' : 'alice',
+          source: '10.0.0.1',
+          action: 'push',
+          target: `r${i}`,
+          outcome: 'success',
+          detail: { i },
+        });
       const first = await a.query({ limit: 2 });
       expect(first.map((e) => e.target)).toEqual(['r4', 'r3']);
       const next = await a.query({ limit: 2, before: first[1]?.id });

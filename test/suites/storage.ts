@@ -91,7 +91,9 @@ export function blobStoreSuite(name: string, open: () => Promise<BlobStore>): vo
       const copied = async (range?: { start: number; end: number }) => {
         const chunks: Buffer[] = [];
         const out = new Writable({ write: (c: Buffer, _e, done) => (chunks.push(Buffer.from(c)), done()) });
-        await (await store.openCopy('blobs/big', range))(out);
+        await (
+          await store.openCopy('blobs/big', range)
+        )(out);
         return Buffer.concat(chunks);
       };
       expect((await copied()).equals(data)).toBe(true);

@@ -6,7 +6,15 @@ const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 async function pushTagged(meta: MetaStore, repo: string, digest: string, tag: string): Promise<void> {
-  const result = await meta.putManifest({ repo, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', content: bytes(`{"m":"${digest}"}`), blobs: [], manifests: [], tag });
+  const result = await meta.putManifest({
+    repo,
+    digest,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    content: bytes(`{"m":"${digest}"}`),
+    blobs: [],
+    manifests: [],
+    tag,
+  });
   expect(result.ok).toBe(true);
 }
 
@@ -17,8 +25,23 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
       const sig = { repo: 'team/app', digest: d(2), subject: d(1), kind: 'signature' as const, format: 'cosign', via: 'referrer' };
       await meta.trust.recordArtifact(sig);
       expect(await meta.trust.pending(10)).toMatchObject([{ ...sig, status: 'pending', verified: null }]);
-      await meta.trust.setVerdict('team/app', d(2), { kind: 'signature', verified: false, signer: 'key:a', code: 'bad_signature', reason: 'tampered', details: { n: 1 }, trustFingerprint: 'f1' });
-      expect(await meta.trust.getArtifact('team/app', d(2))).toMatchObject({ status: 'done', verified: false, signer: 'key:a', code: 'bad_signature', reason: 'tampered', details: { n: 1 } });
+      await meta.trust.setVerdict('team/app', d(2), {
+        kind: 'signature',
+        verified: false,
+        signer: 'key:a',
+        code: 'bad_signature',
+        reason: 'tampered',
+        details: { n: 1 },
+        trustFingerprint: 'f1',
+      });
+      expect(await meta.trust.getArtifact('team/app', d(2))).toMatchObject({
+        status: 'done',
+        verified: false,
+        signer: 'key:a',
+        code: 'bad_signature',
+        reason: 'tampered',
+        details: { n: 1 },
+      });
       expect(await meta.trust.pending(10)).toEqual([]);
       // other namespaces, and names that merely start with the namespace, are left alone
       await meta.trust.recordArtifact({ ...sig, repo: 'teamx/app' });
@@ -59,7 +82,13 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
     it('keeps SBOMs and namespace trust documents', async () => {
       const meta = await open();
       await meta.trust.putSbom({ repo: 'r', digest: d(3), format: 'cyclonedx', specVersion: '1.6', components: [{ name: 'lodash', licenses: ['MIT'] }] });
-      expect(await meta.trust.getSbom('r', d(3))).toEqual({ repo: 'r', digest: d(3), format: 'cyclonedx', specVersion: '1.6', components: [{ name: 'lodash', licenses: ['MIT'] }] });
+      expect(await meta.trust.getSbom('r', d(3))).toEqual({
+        repo: 'r',
+        digest: d(3),
+        format: 'cyclonedx',
+        specVersion: '1.6',
+        components: [{ name: 'lodash', licenses: ['MIT'] }],
+      });
       expect(await meta.trust.getNamespaceTrust('r')).toBeUndefined();
       await meta.trust.putNamespaceTrust('r', { sigstore: { publicKeys: [] } });
       await meta.trust.putNamespaceTrust('r', { sigstore: { publicKeys: [{ name: 'k' }] } });
@@ -82,7 +111,13 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
         ['nsx/app', d(10), d(23), true],
       ] as const) {
         await meta.trust.recordArtifact({ repo, digest: sig, subject, kind: 'signature', format: 'cosign', via: 'referrer' });
-        await meta.trust.setVerdict(repo, sig, { kind: 'signature', verified, code: verified ? 'verified' : 'untrusted_signer', reason: '', trustFingerprint: 'f' });
+        await meta.trust.setVerdict(repo, sig, {
+          kind: 'signature',
+          verified,
+          code: verified ? 'verified' : 'untrusted_signer',
+          reason: '',
+          trustFingerprint: 'f',
+        });
       }
       const tags = await meta.trust.signedTags('ns');
       expect(tags.map((t) => `${t.repository}:${t.tag}@${t.digest}`)).toEqual([`ns:top@${d(12)}`, `ns/app:signed@${d(10)}`]);

@@ -71,9 +71,18 @@ export function tufStoreSuite(name: string, open: () => Promise<MetaStore>): voi
     it('prunes old versions of one role in one namespace', async () => {
       const meta = await open();
       const tuf = meta.tuf;
-      await tuf.publish([1, 2, 3, 4].map((v) => record('p', 'snapshot', v)), []);
-      await tuf.publish([1, 2].map((v) => record('p', 'targets', v)), []);
-      await tuf.publish([1, 2].map((v) => record('q', 'snapshot', v)), []);
+      await tuf.publish(
+        [1, 2, 3, 4].map((v) => record('p', 'snapshot', v)),
+        [],
+      );
+      await tuf.publish(
+        [1, 2].map((v) => record('p', 'targets', v)),
+        [],
+      );
+      await tuf.publish(
+        [1, 2].map((v) => record('q', 'snapshot', v)),
+        [],
+      );
       expect(await tuf.prune('p', 'snapshot', 3)).toBe(2);
       expect(await tuf.getVersion('p', 'snapshot', 2)).toBeUndefined();
       expect(await tuf.getVersion('p', 'snapshot', 3)).toBeDefined();

@@ -27,7 +27,12 @@ describe('keyless identity patterns (RE2)', () => {
 
   it('anchors patterns at both ends, as before', () => {
     const match = (identityPattern: string, san: string) => findIdentity([{ identityPattern, issuer: ISSUER }], { san, issuer: ISSUER }) !== undefined;
-    expect(match('https://github\\.com/acme/.+/\\.github/workflows/release\\.yml@refs/tags/v.*', 'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0')).toBe(true);
+    expect(
+      match(
+        'https://github\\.com/acme/.+/\\.github/workflows/release\\.yml@refs/tags/v.*',
+        'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0',
+      ),
+    ).toBe(true);
     expect(match('.*@example\\.com', 'alice@example.com')).toBe(true);
     expect(match('.*@example\\.com', 'alice@example.com.evil')).toBe(false);
     expect(match('github\\.com/acme', 'https://github.com/acme/app')).toBe(false);
@@ -65,7 +70,14 @@ describe('trust stored before patterns had to be RE2', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'custody-legacy-trust-'));
     const meta = await openMetaStore(path.join(dir, 'custody.db'));
     try {
-      const legacy = { sigstore: { identities: [{ identityPattern: '(?=alice).*@example\\.com', issuer: ISSUER }, { identity: 'bob@example.com', issuer: ISSUER }] } };
+      const legacy = {
+        sigstore: {
+          identities: [
+            { identityPattern: '(?=alice).*@example\\.com', issuer: ISSUER },
+            { identity: 'bob@example.com', issuer: ISSUER },
+          ],
+        },
+      };
       expect(() => trustDocumentSchema.parse(legacy)).toThrow(/RE2/);
       await meta.trust.putNamespaceTrust('legacy', legacy);
       const resolved = await new TrustResolver(meta.trust, { namespaces: new Map() }).resolve('legacy');

@@ -96,13 +96,25 @@ describe('SLSA provenance', () => {
       },
     };
     expect(parseStatement(signed(statement)).provenance).toEqual({ sourceRepository: 'https://gitlab.com/acme/lib', sourceDigest: 'gitCommit:c0ffee' });
-    statement.predicate = { buildDefinition: { resolvedDependencies: [{ uri: 'git+https://github.com/o/r@0123456789abcdef0123456789abcdef01234567', digest: { sha1: '0123456789abcdef0123456789abcdef01234567' } }] } };
-    expect(parseStatement(signed(statement)).provenance).toEqual({ sourceRepository: 'https://github.com/o/r', sourceDigest: 'sha1:0123456789abcdef0123456789abcdef01234567' });
+    statement.predicate = {
+      buildDefinition: {
+        resolvedDependencies: [
+          { uri: 'git+https://github.com/o/r@0123456789abcdef0123456789abcdef01234567', digest: { sha1: '0123456789abcdef0123456789abcdef01234567' } },
+        ],
+      },
+    };
+    expect(parseStatement(signed(statement)).provenance).toEqual({
+      sourceRepository: 'https://github.com/o/r',
+      sourceDigest: 'sha1:0123456789abcdef0123456789abcdef01234567',
+    });
   });
 
   it('fields of the wrong type read as absent, never as an error', () => {
     const statement = json('intoto/slsa-v1-github.json');
-    statement.predicate = { buildDefinition: { buildType: 7, externalParameters: 'x', resolvedDependencies: [null, { uri: 5 }] }, runDetails: { builder: { id: 'b' } } };
+    statement.predicate = {
+      buildDefinition: { buildType: 7, externalParameters: 'x', resolvedDependencies: [null, { uri: 5 }] },
+      runDetails: { builder: { id: 'b' } },
+    };
     expect(parseStatement(signed(statement)).provenance).toEqual({ builderId: 'b' });
     statement.predicate = 'not an object';
     expect(parseStatement(signed(statement)).provenance).toEqual({});
@@ -122,13 +134,21 @@ describe('SBOM predicates', () => {
     const s = parseStatement(signed(fixture('intoto/cyclonedx-statement.json')));
     expect(s.provenance).toBeUndefined();
     expect(s.sbom).toMatchObject({ format: 'cyclonedx', specVersion: '1.5', name: 'registry.example.com/acme/worker:2.0.1' });
-    expect(s.sbom?.components.map((c) => [c.name, c.licenses])).toEqual([['zlib1g', ['Zlib']], ['flask', ['BSD-3-Clause']]]);
+    expect(s.sbom?.components.map((c) => [c.name, c.licenses])).toEqual([
+      ['zlib1g', ['Zlib']],
+      ['flask', ['BSD-3-Clause']],
+    ]);
     expect(s.sbomError).toBeUndefined();
   });
 
   it('SPDX 2.3 in a v1 statement (actions/attest-sbom), also as a JSON string', () => {
     const spdx: unknown = JSON.parse(new TextDecoder().decode(fixture('sbom/spdx-2.3-syft.json')));
-    const statement = { _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'alpine', digest: { sha256: IMAGE.slice(7) } }], predicateType: 'https://spdx.dev/Document/v2.3', predicate: spdx };
+    const statement = {
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ name: 'alpine', digest: { sha256: IMAGE.slice(7) } }],
+      predicateType: 'https://spdx.dev/Document/v2.3',
+      predicate: spdx,
+    };
     const s = parseStatement(signed(statement));
     expect(s.sbom).toMatchObject({ format: 'spdx', specVersion: '2.3', name: 'alpine' });
     expect(s.sbom?.components).toHaveLength(6);
@@ -153,12 +173,17 @@ describe('SBOM predicates', () => {
 
 describe('statements', () => {
   it('refuses a payload that is not an in-toto statement', () => {
-    expectStatementError(() => parseStatement(signed(fixture('intoto/slsa-v1-github.json'), 'application/vnd.dev.cosign.simplesigning.v1+json')),
-      /^payloadType is "application\/vnd\.dev\.cosign\.simplesigning\.v1\+json", expected application\/vnd\.in-toto\+json$/);
+    expectStatementError(
+      () => parseStatement(signed(fixture('intoto/slsa-v1-github.json'), 'application/vnd.dev.cosign.simplesigning.v1+json')),
+      /^payloadType is "application\/vnd\.dev\.cosign\.simplesigning\.v1\+json", expected application\/vnd\.in-toto\+json$/,
+    );
     expectStatementError(() => parseStatement(signed(new TextEncoder().encode('{"_type":'))), /the payload is not JSON/);
     expectStatementError(() => parseStatement(signed(new Uint8Array([0xc3, 0x28]))), /the payload is not JSON/);
     expectStatementError(() => parseStatement(signed([1, 2])), /not a JSON object/);
-    expectStatementError(() => parseStatement(signed({ subject: [] })), /_type is missing, expected https:\/\/in-toto\.io\/Statement\/v0\.1 or https:\/\/in-toto\.io\/Statement\/v1/);
+    expectStatementError(
+      () => parseStatement(signed({ subject: [] })),
+      /_type is missing, expected https:\/\/in-toto\.io\/Statement\/v0\.1 or https:\/\/in-toto\.io\/Statement\/v1/,
+    );
     expectStatementError(() => parseStatement(signed({ _type: 'https://in-toto.io/Statement/v2' })), /_type is "https:\/\/in-toto\.io\/Statement\/v2"/);
   });
 
@@ -171,7 +196,13 @@ describe('statements', () => {
   });
 
   it('a v1 subject may leave out its name', () => {
-    const s = parseStatement(signed({ _type: 'https://in-toto.io/Statement/v1', subject: [{ digest: { sha512: 'AB'.repeat(64) } }], predicateType: 'https://example.com/test-result/v1' }));
+    const s = parseStatement(
+      signed({
+        _type: 'https://in-toto.io/Statement/v1',
+        subject: [{ digest: { sha512: 'AB'.repeat(64) } }],
+        predicateType: 'https://example.com/test-result/v1',
+      }),
+    );
     expect(s.subjects).toEqual([{ name: '', digest: { sha512: 'AB'.repeat(64) } }]);
     expect(s.predicate).toBeUndefined();
     expect(s.provenance).toBeUndefined();

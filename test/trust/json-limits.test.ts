@@ -43,10 +43,20 @@ describe('jsonTooCostly', () => {
 
   it('a real SBOM at the 64 MiB limit is well within both', () => {
     const component = (i: number) => ({
-      type: 'library', 'bom-ref': `pkg:npm/p${i}@1.0.0`, name: `p${i}`, version: '1.0.0', purl: `pkg:npm/p${i}@1.0.0`,
-      licenses: [{ license: { id: 'MIT' } }], hashes: [{ alg: 'SHA-256', content: 'ab'.repeat(32) }],
+      type: 'library',
+      'bom-ref': `pkg:npm/p${i}@1.0.0`,
+      name: `p${i}`,
+      version: '1.0.0',
+      purl: `pkg:npm/p${i}@1.0.0`,
+      licenses: [{ license: { id: 'MIT' } }],
+      hashes: [{ alg: 'SHA-256', content: 'ab'.repeat(32) }],
     });
-    const sample = JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.6', components: Array.from({ length: 1000 }, (_, i) => component(i)), dependencies: Array.from({ length: 1000 }, (_, i) => ({ ref: `pkg:npm/p${i}@1.0.0`, dependsOn: [`pkg:npm/p${i + 1}@1.0.0`] })) });
+    const sample = JSON.stringify({
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      components: Array.from({ length: 1000 }, (_, i) => component(i)),
+      dependencies: Array.from({ length: 1000 }, (_, i) => ({ ref: `pkg:npm/p${i}@1.0.0`, dependsOn: [`pkg:npm/p${i + 1}@1.0.0`] })),
+    });
     const commas = sample.split(',').length - 1;
     // as dense as this sample, 64 MiB would hold fewer than half the values allowed
     expect((commas / sample.length) * 64 * 1024 * 1024).toBeLessThan(MAX_JSON_VALUES / 2);
@@ -76,11 +86,16 @@ describe('where it applies', () => {
     }
     expect(thrown).toBeInstanceOf(StatementError);
     expect((thrown as Error).message).toBe(`the payload ${tooDeep}`);
-    expect(parseStatement({ payloadType: IN_TOTO, payload: new TextEncoder().encode(statement('{"bomFormat":"CycloneDX","specVersion":"1.6"}')) }).sbom).toMatchObject({ format: 'cyclonedx' });
+    expect(
+      parseStatement({ payloadType: IN_TOTO, payload: new TextEncoder().encode(statement('{"bomFormat":"CycloneDX","specVersion":"1.6"}')) }).sbom,
+    ).toMatchObject({ format: 'cyclonedx' });
   });
 
   it('the signature path says why a verified payload is refused; envelopes nesting too deeply are not JSON', () => {
-    expect(checkStatement(IN_TOTO, new TextEncoder().encode(statement(deep(1_000_000))), subject)).toEqual({ code: 'limit_exceeded', reason: `the signed payload ${tooDeep}` });
+    expect(checkStatement(IN_TOTO, new TextEncoder().encode(statement(deep(1_000_000))), subject)).toEqual({
+      code: 'limit_exceeded',
+      reason: `the signed payload ${tooDeep}`,
+    });
     expect(checkStatement(IN_TOTO, new TextEncoder().encode(statement('{}')), subject)).toEqual({ predicateType: 'https://cyclonedx.org/bom' });
     expect(parseJSON(`{"payloadType":"x","payload":"","signatures":[],"x":${deep(1_000_000)}}`)).toBeUndefined();
     expect(parseJSON('{"payloadType":"x"}')).toEqual({ payloadType: 'x' });

@@ -119,10 +119,7 @@ export interface EnvelopeOptions {
 const payloadOf = (payload: unknown) => Buffer.from(JSON.stringify(payload ?? { targetArtifact: SUBJECT }));
 
 function defaultCrit(o: EnvelopeOptions): string[] {
-  const optional = [
-    ...(o.authenticSigningTime ? ['io.cncf.notary.authenticSigningTime'] : []),
-    ...(o.expiry ? ['io.cncf.notary.expiry'] : []),
-  ];
+  const optional = [...(o.authenticSigningTime ? ['io.cncf.notary.authenticSigningTime'] : []), ...(o.expiry ? ['io.cncf.notary.expiry'] : [])];
   return o.crit ?? ['io.cncf.notary.signingScheme', ...optional];
 }
 

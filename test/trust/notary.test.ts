@@ -5,8 +5,18 @@ import type { NotaryTrust } from '../../src/trust/verdict.ts';
 import { isNativeAccelerationEnabled } from 'cbor-x/decode';
 import { verifyNotarySignature } from '../../src/trust/notary/index.ts';
 import {
-  coseEnvelope, daysFromNow, jwsEnvelope, makeLeaf, makeRoot, policy, policyDocument, SUBJECT,
-  type Alg, type EnvelopeOptions, type Issued, type PolicyOptions,
+  coseEnvelope,
+  daysFromNow,
+  jwsEnvelope,
+  makeLeaf,
+  makeRoot,
+  policy,
+  policyDocument,
+  SUBJECT,
+  type Alg,
+  type EnvelopeOptions,
+  type Issued,
+  type PolicyOptions,
 } from './notary-fixtures.ts';
 
 const REPO = 'acme/app';
@@ -44,7 +54,11 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     expect(v.reason).toBe('verified (strict): signed by CN=alice,O=Example, trusted by trust policy acme-images');
     expect(v.code).toBe('verified');
     expect(v.details).toMatchObject({
-      envelopeType, signingScheme: 'notary.x509', trustPolicy: 'acme-images', level: 'strict', revocation: 'not checked',
+      envelopeType,
+      signingScheme: 'notary.x509',
+      trustPolicy: 'acme-images',
+      level: 'strict',
+      revocation: 'not checked',
       certificateNotAfter: leaves[alg].cert.notAfter.toISOString(),
     });
     expect(typeof v.details?.signingTime).toBe('string');
@@ -72,7 +86,12 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
   it('fails when the chain comes from another CA', async () => {
     const stranger = await makeLeaf(otherRoot);
     const v = await verify({ leaf: stranger, chain: [stranger.der, otherRoot.der] }, trustWith());
-    expect(v).toMatchObject({ verified: false, code: 'untrusted_signer', reason: 'certificate chain does not lead to trust store ca:acme', signer: 'CN=alice,O=Example' });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'untrusted_signer',
+      reason: 'certificate chain does not lead to trust store ca:acme',
+      signer: 'CN=alice,O=Example',
+    });
   });
 
   it('fails when the chain is forged onto the trusted root', async () => {
@@ -86,7 +105,11 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
   it('fails when the signing certificate lacks digitalSignature', async () => {
     const leaf = await makeLeaf(root, { keyUsage: x509.KeyUsageFlags.nonRepudiation });
     const v = await verify({ leaf, chain: [leaf.der, root.der] }, trustWith());
-    expect(v).toMatchObject({ verified: false, code: 'certificate_invalid', reason: 'signing certificate CN=alice,O=Example lacks the digitalSignature key usage' });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'certificate_invalid',
+      reason: 'signing certificate CN=alice,O=Example lacks the digitalSignature key usage',
+    });
   });
 
   it('fails when the signing certificate is not for code signing', async () => {
@@ -113,7 +136,9 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const o = { leaf, chain: [leaf.der, root.der], signingTime: daysFromNow(-5) };
     const strict = await verify(o, trustWith());
     expect(strict.verified).toBe(false);
-    expect(strict.reason).toMatch(/^certificate CN=alice,O=Example expired at .*, and the signature has no timestamp countersignature, so every certificate must be valid now$/);
+    expect(strict.reason).toMatch(
+      /^certificate CN=alice,O=Example expired at .*, and the signature has no timestamp countersignature, so every certificate must be valid now$/,
+    );
     expect(strict.code).toBe('expired');
     const permissive = await verify(o, trustWith({ level: 'permissive' }));
     expect(permissive.verified).toBe(true);
@@ -168,8 +193,10 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const mallory = await makeLeaf(root, { name: 'CN=mallory, O=Example' });
     const v = await verify({ leaf: mallory, chain: [mallory.der, root.der] }, trustWith());
     expect(v).toMatchObject({
-      verified: false, signer: 'CN=mallory,O=Example',
-      code: 'untrusted_signer', reason: 'signed by CN=mallory,O=Example, but trust policy acme-images trusts only CN=alice,O=Example',
+      verified: false,
+      signer: 'CN=mallory,O=Example',
+      code: 'untrusted_signer',
+      reason: 'signed by CN=mallory,O=Example, but trust policy acme-images trusts only CN=alice,O=Example',
     });
   });
 
@@ -209,7 +236,10 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
   });
 
   it('fails on an unknown signing scheme or content type', async () => {
-    expect(await verify({ signingScheme: 'notary.other' }, trustWith())).toMatchObject({ code: 'unsupported', reason: 'unsupported signing scheme "notary.other"' });
+    expect(await verify({ signingScheme: 'notary.other' }, trustWith())).toMatchObject({
+      code: 'unsupported',
+      reason: 'unsupported signing scheme "notary.other"',
+    });
     expect((await verify({ contentType: 'application/json' }, trustWith())).reason).toMatch(/^unsupported payload content type "application\/json"/);
   });
 
@@ -235,9 +265,10 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
     const envelope = build({ leaf, chain: [leaf.der, root.der] });
     const text = Buffer.from(envelope);
     // JWS: change one character of the base64url signature; COSE: the last byte is the signature's
-    const tampered = envelopeType === 'application/jose+json'
-      ? Buffer.from(text.toString().replace(/"signature":"(.)/, (_m, c: string) => `"signature":"${c === 'A' ? 'B' : 'A'}`))
-      : Buffer.concat([text.subarray(0, -1), Buffer.of((text.at(-1) ?? 0) ^ 1)]);
+    const tampered =
+      envelopeType === 'application/jose+json'
+        ? Buffer.from(text.toString().replace(/"signature":"(.)/, (_m, c: string) => `"signature":"${c === 'A' ? 'B' : 'A'}`))
+        : Buffer.concat([text.subarray(0, -1), Buffer.of((text.at(-1) ?? 0) ^ 1)]);
     const v = await verifyNotarySignature({ envelope: tampered, envelopeType, subject: SUBJECT, repository: REPO }, trustWith());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/signature does not verify/);
@@ -268,7 +299,12 @@ describe.each(formats)('$format envelopes', ({ build, envelopeType }) => {
   });
 
   it('never throws on garbage', async () => {
-    for (const bytes of [new Uint8Array(0), new TextEncoder().encode('{"payload":1}'), new Uint8Array([0xd2, 0x84, 1, 2, 3, 4]), new Uint8Array([0xff, 0xfe])]) {
+    for (const bytes of [
+      new Uint8Array(0),
+      new TextEncoder().encode('{"payload":1}'),
+      new Uint8Array([0xd2, 0x84, 1, 2, 3, 4]),
+      new Uint8Array([0xff, 0xfe]),
+    ]) {
       const v = await verifyNotarySignature({ envelope: bytes, envelopeType, subject: SUBJECT, repository: REPO }, trustWith());
       expect(v.verified).toBe(false);
       expect(v.reason).toMatch(/malformed|not a COSE|not CBOR|four items/);
@@ -289,10 +325,7 @@ describe('trust policy selection', () => {
   });
 
   it('prefers an exact scope over "*"', async () => {
-    const trust = trustWith(
-      { name: 'global', scopes: ['*'], identities: ['x509.subject: CN=bob'] },
-      { name: 'exact', scopes: ['r.example/acme/app'] },
-    );
+    const trust = trustWith({ name: 'global', scopes: ['*'], identities: ['x509.subject: CN=bob'] }, { name: 'exact', scopes: ['r.example/acme/app'] });
     const exact = await run(trust);
     expect(exact).toMatchObject({ verified: true, details: { trustPolicy: 'exact' } });
     const global = await run(trust, 'acme/other');
@@ -325,7 +358,10 @@ describe('trust policy selection', () => {
     };
     expect((await run(trust)).verified).toBe(true);
     const tsaOnly = { ...trust, trustPolicy: policyDocument(policy({ trustStores: ['tsa:acme'] })) };
-    expect(await run(tsaOnly)).toMatchObject({ code: 'untrusted_signer', reason: 'trust policy acme-images names no ca trust store, which signing scheme notary.x509 needs' });
+    expect(await run(tsaOnly)).toMatchObject({
+      code: 'untrusted_signer',
+      reason: 'trust policy acme-images names no ca trust store, which signing scheme notary.x509 needs',
+    });
   });
 });
 

@@ -20,11 +20,19 @@ const bom = (n: number) => ({
   bomFormat: 'CycloneDX',
   specVersion: '1.6',
   metadata: { component: { name: 'big' } },
-  components: Array.from({ length: n }, (_, i) => ({ type: 'library', name: `package-${i}`, version: `1.${i}.0`, purl: `pkg:npm/package-${i}@1.${i}.0`, licenses: [{ license: { id: 'MIT' } }], description: 'x'.repeat(80) })),
+  components: Array.from({ length: n }, (_, i) => ({
+    type: 'library',
+    name: `package-${i}`,
+    version: `1.${i}.0`,
+    purl: `pkg:npm/package-${i}@1.${i}.0`,
+    licenses: [{ license: { id: 'MIT' } }],
+    description: 'x'.repeat(80),
+  })),
 });
 
 /** The processes this one started that are still running. */
-const children = (): string[] => readdirSync('/proc/self/task').flatMap((t) => readFileSync(`/proc/self/task/${t}/children`, 'utf8').split(' ').filter(Boolean));
+const children = (): string[] =>
+  readdirSync('/proc/self/task').flatMap((t) => readFileSync(`/proc/self/task/${t}/children`, 'utf8').split(' ').filter(Boolean));
 
 /** The rejection of `run`, which must reject. */
 async function rejection(run: Promise<unknown>): Promise<Error> {
@@ -106,7 +114,12 @@ describe('SBOMs', () => {
 describe('in-toto statements', () => {
   const statement = (predicate: unknown) => ({
     payloadType: IN_TOTO,
-    payload: encode({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'x', digest: { sha256: 'a'.repeat(64) } }], predicateType: 'https://cyclonedx.org/bom', predicate }),
+    payload: encode({
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ name: 'x', digest: { sha256: 'a'.repeat(64) } }],
+      predicateType: 'https://cyclonedx.org/bom',
+      predicate,
+    }),
   });
 
   it('a large statement is read in the child: what parseStatement reads, without the predicate', async () => {
@@ -155,6 +168,7 @@ describe('the child process', () => {
     expect(out.components).toBe(10_000);
     expect(out.kids).toHaveLength(1);
     // orphaned when the script ended, the child sees its IPC channel close and exits too
-    while (existsSync(`/proc/${out.kids[0]}`) && !readFileSync(`/proc/${out.kids[0]}/stat`, 'utf8').includes(') Z ')) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (existsSync(`/proc/${out.kids[0]}`) && !readFileSync(`/proc/${out.kids[0]}/stat`, 'utf8').includes(') Z '))
+      await new Promise((resolve) => setTimeout(resolve, 50));
   });
 });

@@ -14,7 +14,9 @@ export function largeCycloneDx(n: number, nested = false): object {
       version: `1.${i}.0`,
       purl: `pkg:npm/%40acme/pkg-${i}@1.${i}.0`,
       licenses: [{ license: { id: 'MIT' } }],
-      ...(nested ? { components: [{ type: 'library', name: `dep-${i}`, version: '1.0.0', purl: `pkg:npm/dep-${i}@1.0.0`, licenses: [{ expression: 'MIT OR ISC' }] }] } : {}),
+      ...(nested
+        ? { components: [{ type: 'library', name: `dep-${i}`, version: '1.0.0', purl: `pkg:npm/dep-${i}@1.0.0`, licenses: [{ expression: 'MIT OR ISC' }] }] }
+        : {}),
     })),
   };
 }
@@ -46,7 +48,11 @@ export function largeSpdx3(n: number): object {
 const licenseIds = (n: number) => Array.from({ length: n }, (_, i) => `LicenseRef-${i % (n / 2)}`);
 
 export function manyLicensesCycloneDx(n: number): object {
-  return { bomFormat: 'CycloneDX', specVersion: '1.6', components: [{ type: 'library', name: 'x', licenses: licenseIds(n).map((id) => ({ license: { id } })) }] };
+  return {
+    bomFormat: 'CycloneDX',
+    specVersion: '1.6',
+    components: [{ type: 'library', name: 'x', licenses: licenseIds(n).map((id) => ({ license: { id } })) }],
+  };
 }
 
 export function manyLicensesSpdx3(n: number): object {

@@ -34,7 +34,13 @@ describe('CycloneDX', () => {
     const doc = parseSbom(fixture('cyclonedx-1.4.json'));
     expect(doc).toMatchObject({ format: 'cyclonedx', specVersion: '1.4', name: 'registry.example.com/acme/api:1.8.2' });
     expect(doc.components.map((c) => c.name)).toEqual([
-      'busybox', 'musl', 'github.com/acme/api', 'github.com/gorilla/mux', 'golang.org/x/net', 'libacme-vendored', 'alpine',
+      'busybox',
+      'musl',
+      'github.com/acme/api',
+      'github.com/gorilla/mux',
+      'golang.org/x/net',
+      'libacme-vendored',
+      'alpine',
     ]);
     expect(byName(doc, 'busybox')).toMatchObject({ licenses: ['GPL-2.0-only'], purl: 'pkg:apk/alpine/busybox@1.36.1-r0?arch=x86_64&distro=alpine-3.18.2' });
     expect(byName(doc, 'golang.org/x/net')?.licenses).toEqual(['BSD-3-Clause']);
@@ -80,7 +86,10 @@ describe('CycloneDX', () => {
   });
 
   it('refuses wrong, XML-era and future spec versions', () => {
-    expectSbomError(() => parseSbom({ specVersion: '1.6', components: [] }, 'application/vnd.cyclonedx+json'), /^not a CycloneDX document: bomFormat is missing$/);
+    expectSbomError(
+      () => parseSbom({ specVersion: '1.6', components: [] }, 'application/vnd.cyclonedx+json'),
+      /^not a CycloneDX document: bomFormat is missing$/,
+    );
     expectSbomError(() => parseSbom({ bomFormat: 'cyclonedx', specVersion: '1.6' }), /bomFormat is "cyclonedx", expected "CycloneDX"/);
     expectSbomError(() => parseSbom({ bomFormat: 'CycloneDX' }), /specVersion is missing/);
     expectSbomError(() => parseSbom({ bomFormat: 'CycloneDX', specVersion: 1.6 }), /specVersion is a number/);
@@ -90,12 +99,23 @@ describe('CycloneDX', () => {
   });
 
   it('says where a malformed component is', () => {
-    expectSbomError(() => parseSbom({ bomFormat: 'CycloneDX', specVersion: '1.5', components: { name: 'x' } }), /^invalid CycloneDX 1\.5 document: components: .*expected array/);
     expectSbomError(
-      () => parseSbom({ bomFormat: 'CycloneDX', specVersion: '1.5', components: [{ type: 'library', name: 'a', components: [{ type: 'library', version: '1' }] }] }),
+      () => parseSbom({ bomFormat: 'CycloneDX', specVersion: '1.5', components: { name: 'x' } }),
+      /^invalid CycloneDX 1\.5 document: components: .*expected array/,
+    );
+    expectSbomError(
+      () =>
+        parseSbom({
+          bomFormat: 'CycloneDX',
+          specVersion: '1.5',
+          components: [{ type: 'library', name: 'a', components: [{ type: 'library', version: '1' }] }],
+        }),
       /components\[0\]\.components\[0\]\.name: .*expected string/,
     );
-    expectSbomError(() => parseSbom({ bomFormat: 'CycloneDX', specVersion: '1.5', components: ['lodash'] }), /components\[0\]: expected an object, got a string/);
+    expectSbomError(
+      () => parseSbom({ bomFormat: 'CycloneDX', specVersion: '1.5', components: ['lodash'] }),
+      /components\[0\]: expected an object, got a string/,
+    );
     expectSbomError(
       () => parseSbom({ bomFormat: 'CycloneDX', specVersion: '1.6', components: [{ name: 'a', licenses: [{ license: { id: 7 } }] }] }),
       /components\[0\]\.licenses\[0\]\.license\.id/,
@@ -151,10 +171,20 @@ describe('SPDX 3.0 JSON-LD', () => {
         { '@type': 'software_Sbom', '@id': 'urn:sbom', name: 'old-style' },
         { '@type': 'https://spdx.org/rdf/3.0.0/terms/Software/Package', '@id': 'urn:p', name: 'p', packageVersion: '2', packageUrl: 'pkg:npm/p@2' },
         { '@type': 'LicenseExpression', '@id': 'urn:l', licenseExpression: 'ISC' },
-        { '@type': 'Relationship', from: 'urn:p', to: ['urn:l'], relationshipType: 'https://spdx.org/rdf/3.0.0/terms/Core/RelationshipType/hasDeclaredLicense' },
+        {
+          '@type': 'Relationship',
+          from: 'urn:p',
+          to: ['urn:l'],
+          relationshipType: 'https://spdx.org/rdf/3.0.0/terms/Core/RelationshipType/hasDeclaredLicense',
+        },
       ],
     });
-    expect(doc).toEqual({ format: 'spdx', specVersion: '3.0.0', name: 'old-style', components: [{ name: 'p', version: '2', purl: 'pkg:npm/p@2', licenses: ['ISC'] }] });
+    expect(doc).toEqual({
+      format: 'spdx',
+      specVersion: '3.0.0',
+      name: 'old-style',
+      components: [{ name: 'p', version: '2', purl: 'pkg:npm/p@2', licenses: ['ISC'] }],
+    });
   });
 
   it('refuses other contexts and malformed graphs', () => {
@@ -163,14 +193,27 @@ describe('SPDX 3.0 JSON-LD', () => {
     expectSbomError(() => parseSbom({ '@graph': [] }), /@context is missing/);
     expectSbomError(() => parseSbom({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld' }), /@graph is missing/);
     expectSbomError(() => parseSbom({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld', '@graph': {} }), /@graph: expected an array, got a object/);
-    expectSbomError(() => parseSbom({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld', '@graph': [{ type: 'software_Package' }] }), /@graph\[0\] \(software_Package\)\.name/);
-    expectSbomError(() => parseSbom({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld', '@graph': [null] }), /@graph\[0\]: expected an object, got null/);
+    expectSbomError(
+      () => parseSbom({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld', '@graph': [{ type: 'software_Package' }] }),
+      /@graph\[0\] \(software_Package\)\.name/,
+    );
+    expectSbomError(
+      () => parseSbom({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld', '@graph': [null] }),
+      /@graph\[0\]: expected an object, got null/,
+    );
   });
 });
 
 describe('input and media types', () => {
   it('knows the SBOM media types it reads', () => {
-    for (const t of ['application/vnd.cyclonedx+json', 'application/vnd.cyclonedx+json; version=1.6', 'Application/VND.CycloneDX+JSON', 'application/vnd.cyclonedx', 'application/spdx+json', 'text/spdx+json']) {
+    for (const t of [
+      'application/vnd.cyclonedx+json',
+      'application/vnd.cyclonedx+json; version=1.6',
+      'Application/VND.CycloneDX+JSON',
+      'application/vnd.cyclonedx',
+      'application/spdx+json',
+      'text/spdx+json',
+    ]) {
       expect(isSbomMediaType(t), t).toBe(true);
     }
     for (const t of ['application/vnd.cyclonedx+xml', 'text/spdx', 'application/json', 'application/vnd.oci.image.manifest.v1+json', '']) {
@@ -227,7 +270,10 @@ describe('large documents', () => {
     };
     expectSbomError(() => parseSbom(nested), /too many components/);
     expect(parseSbom({ ...flat, components: flat.components.slice(1) }).components).toHaveLength(MAX_COMPONENTS);
-    expectSbomError(() => parseSbom({ spdxVersion: 'SPDX-2.3', packages: Array.from({ length: MAX_COMPONENTS + 1 }, () => ({ name: 'x' })) }), /too many packages/);
+    expectSbomError(
+      () => parseSbom({ spdxVersion: 'SPDX-2.3', packages: Array.from({ length: MAX_COMPONENTS + 1 }, () => ({ name: 'x' })) }),
+      /too many packages/,
+    );
     const graph = Array.from({ length: MAX_COMPONENTS + 1 }, () => ({ type: 'software_Package', name: 'x' }));
     expectSbomError(() => parseSbom({ '@context': 'https://spdx.org/rdf/3.0.1/spdx-context.jsonld', '@graph': graph }), /too many packages/);
   });

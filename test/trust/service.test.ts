@@ -17,14 +17,27 @@ const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 
 it('judges every pending artifact, page after page, without waiting for the poll timer', async () => {
   const meta = await openMetaStore(path.join(await tempDir(), 'custody.db'));
-  for (let i = 0; i < 250; i++) await meta.trust.recordArtifact({ repo: 'ns/app', digest: d(1000 + i), subject: d(1), kind: 'signature', format: 'cosign', via: 'referrer' });
-  const service = new TrustService({ meta, blobs: new MemoryBlobStore(), resolver: new TrustResolver(meta.trust, { namespaces: new Map() }), log: pino({ level: 'silent' }), workers: 2, pollMs: 3_600_000 });
+  for (let i = 0; i < 250; i++)
+    await meta.trust.recordArtifact({ repo: 'ns/app', digest: d(1000 + i), subject: d(1), kind: 'signature', format: 'cosign', via: 'referrer' });
+  const service = new TrustService({
+    meta,
+    blobs: new MemoryBlobStore(),
+    resolver: new TrustResolver(meta.trust, { namespaces: new Map() }),
+    log: pino({ level: 'silent' }),
+    workers: 2,
+    pollMs: 3_600_000,
+  });
   // The poll timer is an hour away: only paging on its own gets through the backlog.
   await service.start();
   await service.idle();
   expect(await meta.trust.pending(1000)).toEqual([]);
   // each was judged: the manifests are gone, and the verdict says so
-  expect(await meta.trust.getArtifact('ns/app', d(1249))).toMatchObject({ status: 'done', verified: false, code: 'artifact_missing', reason: `manifest ${d(1249)} is no longer in ns/app` });
+  expect(await meta.trust.getArtifact('ns/app', d(1249))).toMatchObject({
+    status: 'done',
+    verified: false,
+    code: 'artifact_missing',
+    reason: `manifest ${d(1249)} is no longer in ns/app`,
+  });
   await service.stop();
   await meta.close();
 });
@@ -42,12 +55,29 @@ it('judges with the trust in the store now, not with what a replica cached a mom
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256('{}'), size: 2 },
-      layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: payloadDigest, size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': sign('sha256', payload, key.privateKey).toString('base64') } }],
+      layers: [
+        {
+          mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+          digest: payloadDigest,
+          size: payload.length,
+          annotations: { 'dev.cosignproject.cosign/signature': sign('sha256', payload, key.privateKey).toString('base64') },
+        },
+      ],
       subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject, size: 10 },
     }),
   );
   const digest = sha256(manifest);
-  expect(await meta.putManifest({ repo: 'ns/app', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', content: manifest, blobs: [], manifests: [], subject })).toEqual({ ok: true });
+  expect(
+    await meta.putManifest({
+      repo: 'ns/app',
+      digest,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      content: manifest,
+      blobs: [],
+      manifests: [],
+      subject,
+    }),
+  ).toEqual({ ok: true });
   // this replica's resolver caches "no trust" for an hour
   const resolver = new TrustResolver(meta.trust, { namespaces: new Map() }, 3_600_000);
   expect((await resolver.resolve('ns')).source).toBe('none');

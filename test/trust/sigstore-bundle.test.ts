@@ -80,7 +80,8 @@ describe('keyless identities', () => {
   it('matches identityPattern and issuerPattern as anchored regular expressions', async () => {
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
     const bundle = bundleBytes(await dsseBundle(id.signer, [rekorWitness(sig.tlog)], statementFor(subject.digest)));
-    const pattern = (identityPattern: string, issuerPattern: string) => verifySigstoreBundle({ bundle, subject }, trusting([{ identityPattern, issuerPattern }]));
+    const pattern = (identityPattern: string, issuerPattern: string) =>
+      verifySigstoreBundle({ bundle, subject }, trusting([{ identityPattern, issuerPattern }]));
     expect((await pattern('https://github\\.com/acme/.+@refs/heads/main', 'https://token\\.actions\\.githubusercontent\\.com')).verified).toBe(true);
     expect((await pattern('https://github\\.com/acme/.*', '.*')).verified).toBe(true);
     // anchored: a pattern matching only part of the SAN or issuer does not match
@@ -100,7 +101,11 @@ describe('keyless identities', () => {
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
     const bundle = bundleBytes(await dsseBundle(id.signer, [rekorWitness(sig.tlog)], statementFor(subject.digest)));
     const v = await verifySigstoreBundle({ bundle, subject }, trusting([]));
-    expect(v).toMatchObject({ verified: false, code: 'untrusted_signer', reason: `signed by ${ALICE} (issuer ${ISSUER}), but the namespace trusts no keyless identity` });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'untrusted_signer',
+      reason: `signed by ${ALICE} (issuer ${ISSUER}), but the namespace trusts no keyless identity`,
+    });
   });
 });
 
@@ -109,7 +114,11 @@ describe('keyless trust: root, chain, signing time', () => {
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
     const bundle = bundleBytes(await dsseBundle(id.signer, [rekorWitness(sig.tlog)], statementFor(subject.digest)));
     const v = await verifySigstoreBundle({ bundle, subject }, { publicKeys: [], identities: [{ identity: ALICE, issuer: ISSUER }] });
-    expect(v).toMatchObject({ verified: false, code: 'no_trust_configured', reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace' });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'no_trust_configured',
+      reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace',
+    });
   });
 
   it('refuses a certificate from a CA that is not in the trusted root', async () => {
@@ -226,7 +235,10 @@ describe('DSSE bundle content', () => {
 
   it('refuses a DSSE payload that is not an in-toto statement', async () => {
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);
-    const b = await new (await import('@sigstore/sign')).DSSEBundleBuilder({ signer: id.signer, witnesses: [rekorWitness(sig.tlog)] }).create({ data: Buffer.from('hello'), type: 'text/plain' });
+    const b = await new (await import('@sigstore/sign')).DSSEBundleBuilder({ signer: id.signer, witnesses: [rekorWitness(sig.tlog)] }).create({
+      data: Buffer.from('hello'),
+      type: 'text/plain',
+    });
     const v = await verifySigstoreBundle({ bundle: bundleBytes(b), subject }, alice());
     expect(v.verified).toBe(false);
     expect(v.reason).toMatch(/of type text\/plain, not an in-toto statement/);
@@ -289,7 +301,8 @@ describe('message signature bundles', () => {
     const strangers = bundleBytes(await messageBundle(keySigner(stranger.privateKey, stranger.publicKey), [], manifest));
     expect(await verifySigstoreBundle({ bundle: strangers, subject, subjectContent: manifest }, trust)).toMatchObject({
       verified: false,
-      code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)',
+      code: 'bad_signature',
+      reason: 'signature does not match the payload (tampered, or signed by a different key)',
     });
   });
 });
@@ -303,7 +316,10 @@ describe('malformed bundles', () => {
       expect(v.verified, junk).toBe(false);
       expect(v.reason).toBeTypeOf('string');
     }
-    const unknown = await verifySigstoreBundle({ bundle: bytes('{"mediaType":"application/x-other","verificationMaterial":{},"messageSignature":{}}'), subject }, trust);
+    const unknown = await verifySigstoreBundle(
+      { bundle: bytes('{"mediaType":"application/x-other","verificationMaterial":{},"messageSignature":{}}'), subject },
+      trust,
+    );
     expect(unknown.reason).toBe('unsupported Sigstore bundle media type application/x-other');
     expect(unknown.code).toBe('unsupported');
     const id = await fulcioIdentity(sig.ca, ALICE, ISSUER);

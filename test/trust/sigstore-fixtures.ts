@@ -56,11 +56,20 @@ export async function mockSigstore(clocks: { ca?: Date; tlog?: Date; tsa?: Date 
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
     tlogs: [log(tlogKeys.publicKey, 'https://rekor.mock.example')],
     certificateAuthorities: [
-      { subject: { organization: 'sigstore.mock', commonName: 'sigstore' }, uri: 'https://fulcio.mock.example', certChain: { certificates: [{ rawBytes: b64(ca.rootCertificate) }] }, validFor: { start: LONG_AGO } },
+      {
+        subject: { organization: 'sigstore.mock', commonName: 'sigstore' },
+        uri: 'https://fulcio.mock.example',
+        certChain: { certificates: [{ rawBytes: b64(ca.rootCertificate) }] },
+        validFor: { start: LONG_AGO },
+      },
     ],
     ctlogs: [log(ctKeys.publicKey, 'https://ctfe.mock.example')],
     timestampAuthorities: [
-      { subject: { organization: 'sigstore.mock', commonName: 'tsa' }, certChain: { certificates: [{ rawBytes: b64(tsa.intCertificate) }, { rawBytes: b64(tsa.rootCertificate) }] }, validFor: { start: LONG_AGO } },
+      {
+        subject: { organization: 'sigstore.mock', commonName: 'tsa' },
+        certChain: { certificates: [{ rawBytes: b64(tsa.intCertificate) }, { rawBytes: b64(tsa.rootCertificate) }] },
+        validFor: { start: LONG_AGO },
+      },
     ],
   };
   return { ca, tlog, tsa, tsaClock, root };
@@ -90,7 +99,10 @@ interface RekorResponseEntry {
   integratedTime: number;
   logID: string;
   logIndex: number;
-  verification: { signedEntryTimestamp: string; inclusionProof: { logIndex: number; treeSize: number; rootHash: string; hashes: string[]; checkpoint: string } };
+  verification: {
+    signedEntryTimestamp: string;
+    inclusionProof: { logIndex: number; treeSize: number; rootHash: string; hashes: string[]; checkpoint: string };
+  };
 }
 
 /** Logs an entry body in the mock Rekor, as Rekor's API answers it. */
@@ -103,7 +115,14 @@ export async function logEntry(tlog: TLog, body: object): Promise<RekorResponseE
 
 /** The Rekor entry bodies, in the form Rekor stores them. */
 export function hashedrekordBody(payloadDigestHex: string, signature: Uint8Array, publicKeyOrCertPem: string): object {
-  return { apiVersion: '0.0.1', kind: 'hashedrekord', spec: { data: { hash: { algorithm: 'sha256', value: payloadDigestHex } }, signature: { content: b64(signature), publicKey: { content: b64(publicKeyOrCertPem) } } } };
+  return {
+    apiVersion: '0.0.1',
+    kind: 'hashedrekord',
+    spec: {
+      data: { hash: { algorithm: 'sha256', value: payloadDigestHex } },
+      signature: { content: b64(signature), publicKey: { content: b64(publicKeyOrCertPem) } },
+    },
+  };
 }
 
 export function dsseBody(envelopeJSON: string, payload: Uint8Array, signature: Uint8Array, publicKeyOrCertPem: string): object {
@@ -138,7 +157,12 @@ export function rekorWitness(tlog: TLog): Witness {
       const body =
         content.$case === 'messageSignature'
           ? hashedrekordBody(content.messageSignature.messageDigest?.digest.toString('hex') ?? '', content.messageSignature.signature, key)
-          : dsseBody(JSON.stringify(envelopeToJSON(content.dsseEnvelope)), content.dsseEnvelope.payload, content.dsseEnvelope.signatures[0]?.sig ?? Buffer.alloc(0), key);
+          : dsseBody(
+              JSON.stringify(envelopeToJSON(content.dsseEnvelope)),
+              content.dsseEnvelope.payload,
+              content.dsseEnvelope.signatures[0]?.sig ?? Buffer.alloc(0),
+              key,
+            );
       const e = await logEntry(tlog, body);
       const proof = e.verification.inclusionProof;
       const decoded: { kind: string; apiVersion: string } = JSON.parse(Buffer.from(e.body, 'base64').toString('utf8'));
@@ -173,7 +197,13 @@ export function rekorWitness(tlog: TLog): Witness {
 export async function timestampOver(mock: Pick<MockSigstore, 'tsa' | 'tsaClock'>, data: Uint8Array, at?: Date): Promise<Buffer> {
   const { tsa, tsaClock } = mock;
   tsaClock.setTime(at?.getTime() ?? Math.floor(Date.now() / 1000) * 1000);
-  const der = await tsa.timestamp({ artifactHash: createHash('sha256').update(data).digest(), hashAlgorithmOID: SHA256_OID, nonce: 42, policyOID: '1.2.3.4', certReq: true });
+  const der = await tsa.timestamp({
+    artifactHash: createHash('sha256').update(data).digest(),
+    hashAlgorithmOID: SHA256_OID,
+    nonce: 42,
+    policyOID: '1.2.3.4',
+    certReq: true,
+  });
   return Buffer.from(der.buffer, der.byteOffset, der.byteLength);
 }
 
@@ -203,12 +233,24 @@ export function bundleBytes(bundle: Bundle, edit?: (json: Record<string, unknown
 
 export function statementFor(digest: string, predicateType = 'https://slsa.dev/provenance/v1'): object {
   const [alg, hex] = digest.split(':');
-  return { _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'registry.example/app', digest: { [alg ?? 'sha256']: hex } }], predicateType, predicate: { builder: { id: 'https://ci.example' } } };
+  return {
+    _type: 'https://in-toto.io/Statement/v1',
+    subject: [{ name: 'registry.example/app', digest: { [alg ?? 'sha256']: hex } }],
+    predicateType,
+    predicate: { builder: { id: 'https://ci.example' } },
+  };
 }
 
 export function simpleSigningPayload(digest: string): Uint8Array {
   return new TextEncoder().encode(
-    JSON.stringify({ critical: { identity: { 'docker-reference': 'registry.example/app' }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }),
+    JSON.stringify({
+      critical: {
+        identity: { 'docker-reference': 'registry.example/app' },
+        image: { 'docker-manifest-digest': digest },
+        type: 'cosign container image signature',
+      },
+      optional: null,
+    }),
   );
 }
 

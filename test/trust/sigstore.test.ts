@@ -43,7 +43,10 @@ const keyTrust = (pem: string, root?: object): SigstoreTrust => ({ publicKeys: [
 /** cosign's dev.sigstore.cosign/bundle annotation for an entry logged in the mock Rekor. */
 async function rekorBundle(body: object, tlog = sig.tlog): Promise<string> {
   const e = await logEntry(tlog, body);
-  return JSON.stringify({ SignedEntryTimestamp: e.verification.signedEntryTimestamp, Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID } });
+  return JSON.stringify({
+    SignedEntryTimestamp: e.verification.signedEntryTimestamp,
+    Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID },
+  });
 }
 
 describe('cosign simple signing with a key', () => {
@@ -61,20 +64,33 @@ describe('cosign simple signing with a key', () => {
   it('refuses a changed payload', async () => {
     const changed = new TextEncoder().encode(new TextDecoder().decode(payload).replace('registry.example/app', 'registry.example/evil'));
     const v = await verifyCosignSignature({ payload: changed, annotations, subject }, trust);
-    expect(v).toMatchObject({ verified: false, code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)' });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'bad_signature',
+      reason: 'signature does not match the payload (tampered, or signed by a different key)',
+    });
   });
 
   it('refuses a signature made by another key', async () => {
     const stranger = ecKeys();
     const v = await verifyCosignSignature({ payload, annotations: { [SIG]: b64(signWith(stranger.privateKey, payload)) }, subject }, trust);
-    expect(v).toMatchObject({ verified: false, code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)' });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'bad_signature',
+      reason: 'signature does not match the payload (tampered, or signed by a different key)',
+    });
     expect(v.details?.triedKeys).toEqual(['release']);
   });
 
   it('refuses a valid signature over another artifact', async () => {
     const theirs = simpleSigningPayload(other.digest);
     const v = await verifyCosignSignature({ payload: theirs, annotations: { [SIG]: b64(signWith(keys.privateKey, theirs)) }, subject }, trust);
-    expect(v).toMatchObject({ verified: false, signer: 'key:release', code: 'subject_mismatch', reason: `signature covers ${other.digest}, not this artifact ${subject.digest}` });
+    expect(v).toMatchObject({
+      verified: false,
+      signer: 'key:release',
+      code: 'subject_mismatch',
+      reason: `signature covers ${other.digest}, not this artifact ${subject.digest}`,
+    });
   });
 
   it('picks the matching key among several, and supports P-384, Ed25519 and RSA keys', async () => {
@@ -91,7 +107,12 @@ describe('cosign simple signing with a key', () => {
       ],
       identities: [],
     };
-    for (const [name, k] of [['p256', keys], ['p384', p384], ['ed25519', ed], ['rsa', rsa]] as const) {
+    for (const [name, k] of [
+      ['p256', keys],
+      ['p384', p384],
+      ['ed25519', ed],
+      ['rsa', rsa],
+    ] as const) {
       const v = await verifyCosignSignature({ payload, annotations: { [SIG]: b64(signWith(k.privateKey, payload)) }, subject }, all);
       expect(v, name).toMatchObject({ verified: true, signer: `key:${name}`, details: { unreadableKeys: ['broken'] } });
     }
@@ -107,12 +128,20 @@ describe('cosign simple signing with a key', () => {
     const bundle = await rekorBundle(hashedrekordBody(sha256hex(payload), signature, spkiPem(keys.publicKey)));
     const withRekor = { [SIG]: b64(signature), [BUNDLE]: bundle };
     const v = await verifyCosignSignature({ payload, annotations: withRekor, subject }, keyTrust(spkiPem(keys.publicKey), sig.root));
-    expect(v).toMatchObject({ verified: true, signer: 'key:release', code: 'verified', reason: 'signed with the configured key release, and its Rekor entry verifies' });
+    expect(v).toMatchObject({
+      verified: true,
+      signer: 'key:release',
+      code: 'verified',
+      reason: 'signed with the configured key release, and its Rekor entry verifies',
+    });
     expect(v.details).toMatchObject({ rekorEntryKind: 'hashedrekord/0.0.1' });
     expect(v.details?.logIndex).toBeTypeOf('number');
     // an entry for another signature does not vouch for this one
     const otherEntry = await rekorBundle(hashedrekordBody(sha256hex('x'), Buffer.from('not it'), spkiPem(keys.publicKey)));
-    const wrong = await verifyCosignSignature({ payload, annotations: { ...withRekor, [BUNDLE]: otherEntry }, subject }, keyTrust(spkiPem(keys.publicKey), sig.root));
+    const wrong = await verifyCosignSignature(
+      { payload, annotations: { ...withRekor, [BUNDLE]: otherEntry }, subject },
+      keyTrust(spkiPem(keys.publicKey), sig.root),
+    );
     expect(wrong.verified).toBe(false);
     expect(wrong.reason).toMatch(/^the Rekor entry records a different signature or payload/);
     expect(wrong.code).toBe('timestamp_invalid');
@@ -124,7 +153,13 @@ describe('cosign simple signing with a key', () => {
   });
 
   it('answers malformed input with a verdict', async () => {
-    const cases: Record<string, string>[] = [{}, { [SIG]: '!!!' }, { [SIG]: annotations[SIG] ?? '', [CERT]: 'not a pem' }, { [SIG]: annotations[SIG] ?? '', [BUNDLE]: '{"SignedEntryTimestamp":1}' }, { [SIG]: annotations[SIG] ?? '', [TSA]: 'nope' }];
+    const cases: Record<string, string>[] = [
+      {},
+      { [SIG]: '!!!' },
+      { [SIG]: annotations[SIG] ?? '', [CERT]: 'not a pem' },
+      { [SIG]: annotations[SIG] ?? '', [BUNDLE]: '{"SignedEntryTimestamp":1}' },
+      { [SIG]: annotations[SIG] ?? '', [TSA]: 'nope' },
+    ];
     for (const a of cases) {
       const v = await verifyCosignSignature({ payload, annotations: a, subject }, trust);
       expect(v.verified, JSON.stringify(a)).toBe(false);
@@ -184,15 +219,27 @@ describe('cosign simple signing, keyless', () => {
     // a DER time fraction of fewer than three digits (120 ms → ".12") is beyond @sigstore/core's reader
     const odd = JSON.stringify({ SignedRFC3161Timestamp: b64(await timestampOver(sig, signature, new Date(Math.floor(Date.now() / 1000) * 1000 + 120))) });
     const w = await verifyCosignSignature({ payload, annotations: { ...rest, [TSA]: odd }, subject }, trust());
-    expect(w).toMatchObject({ verified: false, code: 'timestamp_invalid', reason: 'the RFC 3161 timestamp cannot be read (its time is not in the form YYYYMMDDhhmmss[.fff]Z)' });
+    expect(w).toMatchObject({
+      verified: false,
+      code: 'timestamp_invalid',
+      reason: 'the RFC 3161 timestamp cannot be read (its time is not in the form YYYYMMDDhhmmss[.fff]Z)',
+    });
   });
 
   it('refuses another identity, and keyless without a trusted root', async () => {
     const { annotations } = await keyless('mallory@example.com');
     const v = await verifyCosignSignature({ payload, annotations, subject }, trust());
-    expect(v).toMatchObject({ verified: false, code: 'untrusted_signer', reason: `signed by mallory@example.com (issuer ${ISSUER}), but the namespace trusts only ${ALICE} (issuer ${ISSUER})` });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'untrusted_signer',
+      reason: `signed by mallory@example.com (issuer ${ISSUER}), but the namespace trusts only ${ALICE} (issuer ${ISSUER})`,
+    });
     const noRoot = await verifyCosignSignature({ payload, annotations, subject }, { ...trust(), trustedRoot: undefined });
-    expect(noRoot).toMatchObject({ verified: false, code: 'no_trust_configured', reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace' });
+    expect(noRoot).toMatchObject({
+      verified: false,
+      code: 'no_trust_configured',
+      reason: 'keyless signature, but no Sigstore trusted root is configured for this namespace',
+    });
   });
 
   it('refuses a tampered payload', async () => {
@@ -220,7 +267,11 @@ describe('cosign DSSE attestations', () => {
   it('verifies a key-signed in-toto statement naming the subject and returns it', async () => {
     const { bytes, payload } = envelope(statementFor(subject.digest));
     const v = await verifyDsseEnvelope({ envelope: bytes, annotations: { [SIG]: '' }, subject }, trust);
-    expect(v).toMatchObject({ verified: true, signer: 'key:release', details: { format: 'cosign DSSE attestation', predicateType: 'https://slsa.dev/provenance/v1' } });
+    expect(v).toMatchObject({
+      verified: true,
+      signer: 'key:release',
+      details: { format: 'cosign DSSE attestation', predicateType: 'https://slsa.dev/provenance/v1' },
+    });
     expect(v.signed?.payloadType).toBe(IN_TOTO);
     expect(Buffer.from(v.signed?.payload ?? new Uint8Array()).equals(payload)).toBe(true);
   });
@@ -228,7 +279,11 @@ describe('cosign DSSE attestations', () => {
   it('refuses a statement that names another digest', async () => {
     const { bytes } = envelope(statementFor(other.digest));
     const v = await verifyDsseEnvelope({ envelope: bytes, annotations: {}, subject }, trust);
-    expect(v).toMatchObject({ verified: false, code: 'subject_mismatch', reason: `the in-toto statement covers ${other.digest}, not this artifact ${subject.digest}` });
+    expect(v).toMatchObject({
+      verified: false,
+      code: 'subject_mismatch',
+      reason: `the in-toto statement covers ${other.digest}, not this artifact ${subject.digest}`,
+    });
     expect(v.signed).toBeUndefined();
   });
 
@@ -237,7 +292,11 @@ describe('cosign DSSE attestations', () => {
     const json = JSON.parse(new TextDecoder().decode(bytes)) as { payload: string };
     json.payload = b64(JSON.stringify(statementFor(subject.digest, 'https://example.com/other-predicate')));
     const tampered = await verifyDsseEnvelope({ envelope: new TextEncoder().encode(JSON.stringify(json)), annotations: {}, subject }, trust);
-    expect(tampered).toMatchObject({ verified: false, code: 'bad_signature', reason: 'signature does not match the payload (tampered, or signed by a different key)' });
+    expect(tampered).toMatchObject({
+      verified: false,
+      code: 'bad_signature',
+      reason: 'signature does not match the payload (tampered, or signed by a different key)',
+    });
     const stranger = envelope(statementFor(subject.digest), ecKeys().privateKey);
     expect((await verifyDsseEnvelope({ envelope: stranger.bytes, annotations: {}, subject }, trust)).verified).toBe(false);
   });
@@ -258,7 +317,11 @@ describe('cosign DSSE attestations', () => {
     const ts = JSON.stringify({ SignedRFC3161Timestamp: b64(await timestampOver(sig, bytes)) });
     expect((await verifyDsseEnvelope({ envelope: bytes, annotations: { ...annotations, [TSA]: ts }, subject }, keyless)).verified).toBe(true);
     const alone = await verifyDsseEnvelope({ envelope: bytes, annotations: { ...withoutRekor, [TSA]: ts }, subject }, keyless);
-    expect(alone).toMatchObject({ verified: false, code: 'unsupported', reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle' });
+    expect(alone).toMatchObject({
+      verified: false,
+      code: 'unsupported',
+      reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle',
+    });
   });
 
   it('answers malformed envelopes with a verdict', async () => {
@@ -268,7 +331,10 @@ describe('cosign DSSE attestations', () => {
       expect(v.reason).toMatch(/not a DSSE envelope/);
       expect(v.code).toBe('malformed');
     }
-    const unsigned = await verifyDsseEnvelope({ envelope: new TextEncoder().encode('{"payloadType":"x","payload":"","signatures":[]}'), annotations: {}, subject }, trust);
+    const unsigned = await verifyDsseEnvelope(
+      { envelope: new TextEncoder().encode('{"payloadType":"x","payload":"","signatures":[]}'), annotations: {}, subject },
+      trust,
+    );
     expect(unsigned).toMatchObject({ verified: false, code: 'no_signature', reason: 'the DSSE envelope carries no signature' });
   });
 });

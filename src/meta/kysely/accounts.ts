@@ -1,10 +1,30 @@
 /** The AccountStore on Kysely: the same queries on SQLite and PostgreSQL. */
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
-import type { AccountStore, AuditEvent, AuditQuery, FailureCount, Grant, Namespace, PrincipalKind, Robot, Role, SigningKey, Team, TokenRecord, User } from '../accounts.ts';
+import type {
+  AccountStore,
+  AuditEvent,
+  AuditQuery,
+  FailureCount,
+  Grant,
+  Namespace,
+  PrincipalKind,
+  Robot,
+  Role,
+  SigningKey,
+  Team,
+  TokenRecord,
+  User,
+} from '../accounts.ts';
 import type { Database } from './schema.ts';
 
-const toUser = (r: Selectable<Database['users']>): User => ({ id: r.id, name: r.name, passwordHash: r.password_hash, admin: r.admin === 1, createdAt: r.created_at });
+const toUser = (r: Selectable<Database['users']>): User => ({
+  id: r.id,
+  name: r.name,
+  passwordHash: r.password_hash,
+  admin: r.admin === 1,
+  createdAt: r.created_at,
+});
 const toRobot = (r: Selectable<Database['robots']>): Robot => ({ id: r.id, name: r.name, namespace: r.namespace, createdAt: r.created_at });
 const toNamespace = (r: Selectable<Database['namespaces']>): Namespace => ({ name: r.name, anonymousRead: r.anonymous_read === 1, createdAt: r.created_at });
 const toToken = (r: Selectable<Database['tokens']>): TokenRecord => ({
@@ -59,7 +79,10 @@ export class KyselyAccountStore implements AccountStore {
   }
 
   async countUsers(): Promise<number> {
-    const row = await this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const row = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
@@ -75,7 +98,12 @@ export class KyselyAccountStore implements AccountStore {
 
   async listTeams(): Promise<(Team & { members: string[] })[]> {
     const teams = await this.db.selectFrom('teams').select(['id', 'name']).orderBy('name').execute();
-    const members = await this.db.selectFrom('team_members').innerJoin('users', 'users.id', 'team_members.user_id').select(['team_members.team_id', 'users.name']).orderBy('users.name').execute();
+    const members = await this.db
+      .selectFrom('team_members')
+      .innerJoin('users', 'users.id', 'team_members.user_id')
+      .select(['team_members.team_id', 'users.name'])
+      .orderBy('users.name')
+      .execute();
     return teams.map((t) => ({ ...t, members: members.filter((m) => m.team_id === t.id).map((m) => m.name) }));
   }
 
@@ -89,7 +117,11 @@ export class KyselyAccountStore implements AccountStore {
   }
 
   async addMember(teamId: string, userId: string): Promise<void> {
-    await this.db.insertInto('team_members').values({ team_id: teamId, user_id: userId }).onConflict((c) => c.doNothing()).execute();
+    await this.db
+      .insertInto('team_members')
+      .values({ team_id: teamId, user_id: userId })
+      .onConflict((c) => c.doNothing())
+      .execute();
   }
 
   async removeMember(teamId: string, userId: string): Promise<boolean> {
@@ -157,7 +189,12 @@ export class KyselyAccountStore implements AccountStore {
   }
 
   async removeGrant(namespace: string, kind: PrincipalKind, principal: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('grants').where('namespace', '=', namespace).where('kind', '=', kind).where('principal', '=', principal).executeTakeFirst();
+    const r = await this.db
+      .deleteFrom('grants')
+      .where('namespace', '=', namespace)
+      .where('kind', '=', kind)
+      .where('principal', '=', principal)
+      .executeTakeFirst();
     return r.numDeletedRows > 0n;
   }
 
@@ -201,7 +238,13 @@ export class KyselyAccountStore implements AccountStore {
   }
 
   async listTokens(ownerKind: 'user' | 'robot', ownerId: string): Promise<TokenRecord[]> {
-    const rows = await this.db.selectFrom('tokens').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId).orderBy('created_at').execute();
+    const rows = await this.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('owner_kind', '=', ownerKind)
+      .where('owner_id', '=', ownerId)
+      .orderBy('created_at')
+      .execute();
     return rows.map(toToken);
   }
 
@@ -216,13 +259,30 @@ export class KyselyAccountStore implements AccountStore {
 
   async signingKeys(): Promise<SigningKey[]> {
     const rows = await this.db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'desc').execute();
-    return rows.map((r) => ({ kid: r.kid, privateJwk: r.private_jwk, publicJwk: r.public_jwk, active: r.active === 1, createdAt: r.created_at, replacedAt: r.replaced_at === null ? null : Number(r.replaced_at) }));
+    return rows.map((r) => ({
+      kid: r.kid,
+      privateJwk: r.private_jwk,
+      publicJwk: r.public_jwk,
+      active: r.active === 1,
+      createdAt: r.created_at,
+      replacedAt: r.replaced_at === null ? null : Number(r.replaced_at),
+    }));
   }
 
   async addSigningKey(key: Omit<SigningKey, 'replacedAt'>): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       if (key.active) await tx.updateTable('signing_keys').set({ active: 0, replaced_at: key.createdAt }).where('active', '=', 1).execute();
-      await tx.insertInto('signing_keys').values({ kid: key.kid, private_jwk: key.privateJwk, public_jwk: key.publicJwk, active: key.active ? 1 : 0, created_at: key.createdAt, replaced_at: null }).execute();
+      await tx
+        .insertInto('signing_keys')
+        .values({
+          kid: key.kid,
+          private_jwk: key.privateJwk,
+          public_jwk: key.publicJwk,
+          active: key.active ? 1 : 0,
+          created_at: key.createdAt,
+          replaced_at: null,
+        })
+        .execute();
     });
   }
 
@@ -236,7 +296,15 @@ export class KyselyAccountStore implements AccountStore {
   async record(event: Omit<AuditEvent, 'id'>): Promise<void> {
     await this.db
       .insertInto('audit_events')
-      .values({ time: event.time, actor: event.actor, source: event.source, action: event.action, target: event.target, outcome: event.outcome, detail: JSON.stringify(event.detail) })
+      .values({
+        time: event.time,
+        actor: event.actor,
+        source: event.source,
+        action: event.action,
+        target: event.target,
+        outcome: event.outcome,
+        detail: JSON.stringify(event.detail),
+      })
       .execute();
   }
 
@@ -277,7 +345,10 @@ export class KyselyAccountStore implements AccountStore {
 
   async clearFailures(keyPrefix: string): Promise<number> {
     // substr, not LIKE: names may hold "_", which LIKE reads as a wildcard.
-    const r = await this.db.deleteFrom('login_failures').where(sql<string>`substr(key, 1, ${keyPrefix.length})`, '=', keyPrefix).executeTakeFirst();
+    const r = await this.db
+      .deleteFrom('login_failures')
+      .where(sql<string>`substr(key, 1, ${keyPrefix.length})`, '=', keyPrefix)
+      .executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 }

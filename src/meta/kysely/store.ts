@@ -49,7 +49,12 @@ export class KyselyMetaStore implements MetaStore {
 
   static async open(dialect: Dialect, engine: Engine): Promise<KyselyMetaStore> {
     const db = new Kysely<Database>({ dialect });
-    const migrator = new Migrator({ db, provider: migrations(engine), migrationTableName: 'custody_migrations', migrationLockTableName: 'custody_migrations_lock' });
+    const migrator = new Migrator({
+      db,
+      provider: migrations(engine),
+      migrationTableName: 'custody_migrations',
+      migrationLockTableName: 'custody_migrations_lock',
+    });
     const { error } = await migrator.migrateToLatest();
     if (error) {
       await db.destroy();
@@ -61,9 +66,21 @@ export class KyselyMetaStore implements MetaStore {
   async linkBlob(repo: string, digest: string, size: number): Promise<void> {
     const now = Date.now();
     await this.db.transaction().execute(async (tx) => {
-      await tx.insertInto('repositories').values({ name: repo, created_at: now }).onConflict((c) => c.doNothing()).execute();
-      await tx.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((c) => c.doNothing()).execute();
-      await tx.insertInto('repo_blobs').values({ repo, digest, created_at: now }).onConflict((c) => c.doNothing()).execute();
+      await tx
+        .insertInto('repositories')
+        .values({ name: repo, created_at: now })
+        .onConflict((c) => c.doNothing())
+        .execute();
+      await tx
+        .insertInto('blobs')
+        .values({ digest, size, created_at: now })
+        .onConflict((c) => c.doNothing())
+        .execute();
+      await tx
+        .insertInto('repo_blobs')
+        .values({ repo, digest, created_at: now })
+        .onConflict((c) => c.doNothing())
+        .execute();
     });
   }
 
@@ -98,7 +115,10 @@ export class KyselyMetaStore implements MetaStore {
         .where('offset', '=', part.start)
         .executeTakeFirst();
       if (moved.numUpdatedRows === 0n) return false;
-      await tx.insertInto('upload_parts').values({ upload_id: id, ...part }).execute();
+      await tx
+        .insertInto('upload_parts')
+        .values({ upload_id: id, ...part })
+        .execute();
       return true;
     });
   }
@@ -120,10 +140,18 @@ export class KyselyMetaStore implements MetaStore {
     const now = Date.now();
     return this.db.transaction().execute(async (tx) => {
       const missing =
-        (await missingFrom(m.blobs, (chunk) => tx.selectFrom('repo_blobs').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute())) ??
-        (await missingFrom(m.manifests, (chunk) => tx.selectFrom('manifests').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute()));
+        (await missingFrom(m.blobs, (chunk) =>
+          tx.selectFrom('repo_blobs').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute(),
+        )) ??
+        (await missingFrom(m.manifests, (chunk) =>
+          tx.selectFrom('manifests').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute(),
+        ));
       if (missing) return { ok: false, missing };
-      await tx.insertInto('repositories').values({ name: m.repo, created_at: now }).onConflict((c) => c.doNothing()).execute();
+      await tx
+        .insertInto('repositories')
+        .values({ name: m.repo, created_at: now })
+        .onConflict((c) => c.doNothing())
+        .execute();
       await tx
         .insertInto('manifests')
         .values({
@@ -142,7 +170,11 @@ export class KyselyMetaStore implements MetaStore {
       const refs = [...new Set(m.blobs)].map((ref) => ({ repo: m.repo, digest: m.digest, ref, kind: 'blob' }));
       refs.push(...[...new Set(m.manifests)].map((ref) => ({ repo: m.repo, digest: m.digest, ref, kind: 'manifest' })));
       for (let i = 0; i < refs.length; i += 200) {
-        await tx.insertInto('manifest_refs').values(refs.slice(i, i + 200)).onConflict((c) => c.doNothing()).execute();
+        await tx
+          .insertInto('manifest_refs')
+          .values(refs.slice(i, i + 200))
+          .onConflict((c) => c.doNothing())
+          .execute();
       }
       if (m.tag !== undefined) {
         await tx

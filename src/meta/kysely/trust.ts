@@ -39,7 +39,20 @@ export class KyselyTrustStore implements TrustStore {
   }
 
   async recordArtifact(a: NewTrustArtifact): Promise<void> {
-    const pending = { subject: a.subject, kind: a.kind, format: a.format, via: a.via, status: 'pending', verified: null, signer: null, code: null, reason: null, details: null, checked_at: null, trust_fingerprint: null };
+    const pending = {
+      subject: a.subject,
+      kind: a.kind,
+      format: a.format,
+      via: a.via,
+      status: 'pending',
+      verified: null,
+      signer: null,
+      code: null,
+      reason: null,
+      details: null,
+      checked_at: null,
+      trust_fingerprint: null,
+    };
     await this.db
       .insertInto('trust_artifacts')
       .values({ repo: a.repo, digest: a.digest, ...pending, created_at: Date.now() })
@@ -72,7 +85,14 @@ export class KyselyTrustStore implements TrustStore {
   }
 
   async artifactsFor(repo: string, subject: string): Promise<TrustArtifact[]> {
-    const rows = await this.db.selectFrom('trust_artifacts').selectAll().where('repo', '=', repo).where('subject', '=', subject).orderBy('created_at').orderBy('digest').execute();
+    const rows = await this.db
+      .selectFrom('trust_artifacts')
+      .selectAll()
+      .where('repo', '=', repo)
+      .where('subject', '=', subject)
+      .orderBy('created_at')
+      .orderBy('digest')
+      .execute();
     return rows.map(toArtifact);
   }
 
@@ -82,7 +102,11 @@ export class KyselyTrustStore implements TrustStore {
   }
 
   async markNamespacePending(namespace: string, fingerprint?: string): Promise<number> {
-    let q = this.db.updateTable('trust_artifacts').set({ status: 'pending' }).where(inNamespace(namespace, 'trust_artifacts.repo')).where('status', '=', 'done');
+    let q = this.db
+      .updateTable('trust_artifacts')
+      .set({ status: 'pending' })
+      .where(inNamespace(namespace, 'trust_artifacts.repo'))
+      .where('status', '=', 'done');
     if (fingerprint !== undefined) q = q.where((eb) => eb.or([eb('trust_fingerprint', 'is', null), eb('trust_fingerprint', '!=', fingerprint)]));
     const r = await q.executeTakeFirst();
     return Number(r.numUpdatedRows);
@@ -107,7 +131,14 @@ export class KyselyTrustStore implements TrustStore {
   async getSbom(repo: string, digest: string): Promise<StoredSbom | undefined> {
     const r = await this.db.selectFrom('trust_sboms').selectAll().where('repo', '=', repo).where('digest', '=', digest).executeTakeFirst();
     if (!r) return undefined;
-    return { repo: r.repo, digest: r.digest, format: r.format, specVersion: r.spec_version, ...(r.name === null ? {} : { name: r.name }), components: JSON.parse(r.components) as unknown[] };
+    return {
+      repo: r.repo,
+      digest: r.digest,
+      format: r.format,
+      specVersion: r.spec_version,
+      ...(r.name === null ? {} : { name: r.name }),
+      components: JSON.parse(r.components) as unknown[],
+    };
   }
 
   async getNamespaceTrust(namespace: string): Promise<{ document: unknown; updatedAt: number } | undefined> {

@@ -37,7 +37,14 @@ export class KyselyTufStore implements TufStore {
         for (const k of keys) {
           await tx
             .insertInto('tuf_keys')
-            .values({ namespace: k.namespace, key_id: k.keyId, role: k.role, public_key: k.publicKey, private_key_pem: k.privateKeyPem, created_at: k.createdAt })
+            .values({
+              namespace: k.namespace,
+              key_id: k.keyId,
+              role: k.role,
+              public_key: k.publicKey,
+              private_key_pem: k.privateKeyPem,
+              created_at: k.createdAt,
+            })
             .onConflict((c) => c.columns(['namespace', 'key_id']).doNothing())
             .execute();
         }
@@ -58,7 +65,13 @@ export class KyselyTufStore implements TufStore {
   }
 
   async namespaces(): Promise<string[]> {
-    const rows = await this.db.selectFrom('tuf_metadata').select('namespace').where('role', '=', 'root').where('version', '=', 1).orderBy('namespace').execute();
+    const rows = await this.db
+      .selectFrom('tuf_metadata')
+      .select('namespace')
+      .where('role', '=', 'root')
+      .where('version', '=', 1)
+      .orderBy('namespace')
+      .execute();
     return rows.map((r) => r.namespace);
   }
 
@@ -75,7 +88,13 @@ export class KyselyTufStore implements TufStore {
   }
 
   async getVersion(namespace: string, role: TufRole, version: number): Promise<TufMetadataRecord | undefined> {
-    const row = await this.db.selectFrom('tuf_metadata').selectAll().where('namespace', '=', namespace).where('role', '=', role).where('version', '=', version).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('tuf_metadata')
+      .selectAll()
+      .where('namespace', '=', namespace)
+      .where('role', '=', role)
+      .where('version', '=', version)
+      .executeTakeFirst();
     return row && toMetadata(row);
   }
 
@@ -86,7 +105,12 @@ export class KyselyTufStore implements TufStore {
   }
 
   async prune(namespace: string, role: Exclude<TufRole, 'root'>, below: number): Promise<number> {
-    const r = await this.db.deleteFrom('tuf_metadata').where('namespace', '=', namespace).where('role', '=', role).where('version', '<', below).executeTakeFirst();
+    const r = await this.db
+      .deleteFrom('tuf_metadata')
+      .where('namespace', '=', namespace)
+      .where('role', '=', role)
+      .where('version', '<', below)
+      .executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 }

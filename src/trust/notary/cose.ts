@@ -18,7 +18,12 @@ const COSE_ALGORITHMS = new Map<number, Algorithm>([
   [-36, 'ES512'],
 ]);
 const HASH: Record<Algorithm, string> = {
-  PS256: 'sha256', PS384: 'sha384', PS512: 'sha512', ES256: 'sha256', ES384: 'sha384', ES512: 'sha512',
+  PS256: 'sha256',
+  PS384: 'sha384',
+  PS512: 'sha512',
+  ES256: 'sha256',
+  ES384: 'sha384',
+  ES512: 'sha512',
 };
 const HASH_BYTES: Record<string, number> = { sha256: 32, sha384: 48, sha512: 64 };
 const X5CHAIN = 33;
@@ -47,10 +52,13 @@ export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array): U
   const context = new TextEncoder().encode('Signature1');
   return Buffer.concat([
     head(4, 4),
-    head(3, context.length), context,
-    head(2, protectedBytes.length), protectedBytes,
+    head(3, context.length),
+    context,
+    head(2, protectedBytes.length),
+    protectedBytes,
     head(2, 0),
-    head(2, payload.length), payload,
+    head(2, payload.length),
+    payload,
   ]);
 }
 

@@ -129,7 +129,9 @@ export function parseTrustPolicy(doc: unknown): TrustPolicyDocument {
       const repo = repositoryOf(scope);
       const other = seenRepos.get(repo);
       if (other !== undefined) {
-        throw new Error(`${at}.registryScopes: "${scope}" covers repository ${repo}, which policy "${other}" already covers (Custody ignores the registry host name)`);
+        throw new Error(
+          `${at}.registryScopes: "${scope}" covers repository ${repo}, which policy "${other}" already covers (Custody ignores the registry host name)`,
+        );
       }
       seenRepos.set(repo, p.name);
     }

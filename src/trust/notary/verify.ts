@@ -51,14 +51,16 @@ async function checkIntegrity(env: Envelope, leaf: Cert, subject: SubjectRef): P
   const fit = algorithmFor(leaf.node.publicKey);
   if ('refused' in fit) throw new Enforced('certificate_invalid', `signing certificate ${leaf.name} has ${fit.refused}`);
   const expected = fit.alg;
-  if (env.alg !== expected) throw new Enforced('malformed', `the envelope's algorithm ${env.alg} does not fit the signing certificate's key, which calls for ${expected}`);
+  if (env.alg !== expected)
+    throw new Enforced('malformed', `the envelope's algorithm ${env.alg} does not fit the signing certificate's key, which calls for ${expected}`);
   let valid: boolean;
   try {
     valid = await env.verify(leaf.node.publicKey);
   } catch (err) {
     throw err instanceof EnvelopeError ? new Enforced(err.code, err.message) : new Enforced('malformed', 'the signature is malformed');
   }
-  if (!valid) throw new Enforced('bad_signature', `the signature does not verify with the key of ${leaf.name}: the envelope was altered or signed with another key`);
+  if (!valid)
+    throw new Enforced('bad_signature', `the signature does not verify with the key of ${leaf.name}: the envelope was altered or signed with another key`);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(env.payload));
@@ -94,7 +96,10 @@ function authenticityProblems(env: Envelope, chain: Cert[], policy: TrustPolicy,
   const type = env.signingScheme === 'notary.x509' ? 'ca' : 'signingAuthority';
   const refs = (policy.trustStores ?? []).filter((r) => r.startsWith(`${type}:`));
   if (!refs.length) {
-    problems.push({ code: 'untrusted_signer', reason: `trust policy ${policy.name} names no ${type} trust store, which signing scheme ${env.signingScheme} needs` });
+    problems.push({
+      code: 'untrusted_signer',
+      reason: `trust policy ${policy.name} names no ${type} trust store, which signing scheme ${env.signingScheme} needs`,
+    });
   } else {
     const missing: string[] = [];
     const anchors: Uint8Array[] = [];
@@ -121,7 +126,10 @@ function authenticityProblems(env: Envelope, chain: Cert[], policy: TrustPolicy,
     const wanted = identities.map((id) => parseDn(id.replace(/^x509\.subject:/, '')));
     const subject = subjectOf(leaf.x509);
     if (!wanted.some((w) => dnMatches(w, subject))) {
-      problems.push({ code: 'untrusted_signer', reason: `signed by ${leaf.name}, but trust policy ${policy.name} trusts only ${wanted.map(formatDn).join(' or ')}` });
+      problems.push({
+        code: 'untrusted_signer',
+        reason: `signed by ${leaf.name}, but trust policy ${policy.name} trusts only ${wanted.map(formatDn).join(' or ')}`,
+      });
     }
   }
   return problems;
@@ -135,9 +143,7 @@ function authenticTimestampProblem(env: Envelope, chain: Cert[], now: Date): str
   }
   const p = validityProblem(chain, now);
   if (!p) return undefined;
-  const why = env.hasTimestampSignature
-    ? 'the timestamp countersignature is not verified by Custody'
-    : 'the signature has no timestamp countersignature';
+  const why = env.hasTimestampSignature ? 'the timestamp countersignature is not verified by Custody' : 'the signature has no timestamp countersignature';
   return `${p}, and ${why}, so every certificate must be valid now`;
 }
 
@@ -183,7 +189,13 @@ async function run(input: NotaryInput, trust: NotaryTrust, now: Date): Promise<V
     if (env.hasTimestampSignature) details.timestampSignature = 'present, not verified (RFC 3161 countersignatures are not supported)';
   } catch (err) {
     if (err instanceof Enforced || err instanceof EnvelopeError) {
-      return { verified: false, ...(signer ? { signer } : {}), code: err.code, reason: err.message, details: { ...details, ...(logged.length ? { logged } : {}) } };
+      return {
+        verified: false,
+        ...(signer ? { signer } : {}),
+        code: err.code,
+        reason: err.message,
+        details: { ...details, ...(logged.length ? { logged } : {}) },
+      };
     }
     throw err;
   }
@@ -200,6 +212,10 @@ export async function verifyNotarySignature(input: NotaryInput, trust: NotaryTru
   try {
     return await run(input, trust, now);
   } catch (err) {
-    return { verified: false, code: 'verification_error', reason: `the Notary signature could not be verified: ${err instanceof Error ? err.message : String(err)}` };
+    return {
+      verified: false,
+      code: 'verification_error',
+      reason: `the Notary signature could not be verified: ${err instanceof Error ? err.message : String(err)}`,
+    };
   }
 }

@@ -119,7 +119,10 @@ export class DocumentReader {
     const child = (this.child ??= this.spawn());
     // held while it works, so that a judgement under way keeps the server up like any I/O would
     hold(child, true);
-    const timer = setTimeout(() => this.fail(`reading it took longer than ${this.limits.timeoutMs / 1000} s, the most Custody spends on one document`), this.limits.timeoutMs);
+    const timer = setTimeout(
+      () => this.fail(`reading it took longer than ${this.limits.timeoutMs / 1000} s, the most Custody spends on one document`),
+      this.limits.timeoutMs,
+    );
     this.current = { pending, timer };
     child.send(pending.job);
     child.stdin?.write(pending.bytes);
@@ -147,7 +150,8 @@ export class DocumentReader {
     child.on('close', (code, signal) => {
       if (child !== this.child) return;
       this.child = undefined;
-      if (/heap out of memory|heap limit/i.test(stderr)) this.fail(`reading it needs more than the ${this.limits.heapMb} MiB of memory Custody gives one document`);
+      if (/heap out of memory|heap limit/i.test(stderr))
+        this.fail(`reading it needs more than the ${this.limits.heapMb} MiB of memory Custody gives one document`);
       else this.fail(`the reader stopped while reading it (${signal ?? `exit code ${code}`})`);
     });
     return child;

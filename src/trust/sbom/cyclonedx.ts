@@ -35,7 +35,8 @@ export function parseCycloneDx(doc: Record<string, unknown>): SbomDocument {
   const { bomFormat, specVersion } = doc;
   if (bomFormat === undefined) throw new SbomError('not a CycloneDX document: bomFormat is missing');
   if (bomFormat !== 'CycloneDX') throw new SbomError(`not a CycloneDX document: bomFormat is ${JSON.stringify(bomFormat)}, expected "CycloneDX"`);
-  if (typeof specVersion !== 'string') throw new SbomError(`not a CycloneDX document: specVersion is ${specVersion === undefined ? 'missing' : `${kindOf(specVersion)}, not a string`}`);
+  if (typeof specVersion !== 'string')
+    throw new SbomError(`not a CycloneDX document: specVersion is ${specVersion === undefined ? 'missing' : `${kindOf(specVersion)}, not a string`}`);
   if (!CYCLONEDX_VERSIONS.includes(specVersion)) {
     throw new SbomError(`unsupported CycloneDX specVersion ${JSON.stringify(specVersion)}: Custody reads CycloneDX JSON ${CYCLONEDX_VERSIONS.join(', ')}`);
   }
@@ -46,7 +47,11 @@ export function parseCycloneDx(doc: Record<string, unknown>): SbomDocument {
   return { format: 'cyclonedx', specVersion, ...(name ? { name } : {}), components };
 }
 
-interface Frame { items: unknown[]; next: number; path: string }
+interface Frame {
+  items: unknown[];
+  next: number;
+  path: string;
+}
 
 /** Depth first, in document order, without recursion: nesting depth is the sender's choice. */
 function walk(top: unknown[], specVersion: string): Component[] {

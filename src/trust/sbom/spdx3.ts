@@ -39,8 +39,15 @@ const RelationshipShape = z.object({
 });
 
 type LicenseKind = 'concluded' | 'declared';
-interface PackageEntry { id?: string; component: Component }
-interface Relationship { from: string; to: unknown[]; kind: LicenseKind }
+interface PackageEntry {
+  id?: string;
+  component: Component;
+}
+interface Relationship {
+  from: string;
+  to: unknown[];
+  kind: LicenseKind;
+}
 
 /** `software_Package`, `software:Package`, `…/terms/Software/Package` and `Package` all become `Package`. */
 function localName(v: unknown): string | undefined {

@@ -63,7 +63,11 @@ export function readLegacyMaterial(annotations: Record<string, string>, tsaOverS
       // On attestations cosign timestamps the envelope, not the signature: not checked here. A key
       // needs no signing time and a Rekor bundle proves it; otherwise the timestamp cannot stand in.
       if (tlogEntries.length > 0 || key.$case === 'public-key') return { ok: true, value: { key, tlogEntries, timestamps } };
-      return { ok: false, code: 'unsupported', reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle' };
+      return {
+        ok: false,
+        code: 'unsupported',
+        reason: 'RFC 3161 timestamps on legacy cosign attestations are not supported: the attestation needs a Rekor bundle',
+      };
     }
     const parsed = readTimestamp(ts);
     if (!parsed.ok) return parsed;
@@ -74,7 +78,11 @@ export function readLegacyMaterial(annotations: Record<string, string>, tsaOverS
 
 function readRekorBundle(text: string): Read<TransparencyLogEntry> {
   const parsed = rekorBundleSchema.safeParse(parseJSON(text));
-  const invalid = { ok: false as const, code: 'malformed' as const, reason: `the ${COSIGN_BUNDLE} annotation is not a Rekor bundle ({"SignedEntryTimestamp", "Payload": {body, integratedTime, logIndex, logID}})` };
+  const invalid = {
+    ok: false as const,
+    code: 'malformed' as const,
+    reason: `the ${COSIGN_BUNDLE} annotation is not a Rekor bundle ({"SignedEntryTimestamp", "Payload": {body, integratedTime, logIndex, logID}})`,
+  };
   if (!parsed.success) return invalid;
   const { SignedEntryTimestamp, Payload } = parsed.data;
   const body = Buffer.from(Payload.body, 'base64');

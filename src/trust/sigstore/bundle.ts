@@ -37,7 +37,12 @@ export async function verifySigstoreBundle(
 ): Promise<Verdict & { signed?: SignedPayload }> {
   const json = parseJSON(Buffer.from(input.bundle).toString('utf8'));
   const pre = shape.safeParse(json);
-  if (!pre.success) return { verified: false, code: 'malformed', reason: 'not a Sigstore bundle (it needs mediaType, verificationMaterial and a messageSignature or dsseEnvelope)' };
+  if (!pre.success)
+    return {
+      verified: false,
+      code: 'malformed',
+      reason: 'not a Sigstore bundle (it needs mediaType, verificationMaterial and a messageSignature or dsseEnvelope)',
+    };
   const version = VERSIONS[pre.data.mediaType];
   const facts: Facts = { format: 'Sigstore bundle', mediaType: pre.data.mediaType, bundleVersion: version };
   if (!version) return { verified: false, code: 'unsupported', reason: `unsupported Sigstore bundle media type ${pre.data.mediaType}`, details: facts };
@@ -60,9 +65,15 @@ export async function verifySigstoreBundle(
   const { messageDigest } = bundle.content.messageSignature;
   const signed = `${HASHES[messageDigest.algorithm] ?? 'unknown'}:${messageDigest.digest.toString('hex')}`;
   const want = parseDigest(input.subject.digest);
-  if (!want || `${want.algorithm}:${want.hex}` !== signed) return { verified: false, code: 'subject_mismatch', reason: `the bundle signs ${signed}, not this artifact ${input.subject.digest}`, details: facts };
+  if (!want || `${want.algorithm}:${want.hex}` !== signed)
+    return { verified: false, code: 'subject_mismatch', reason: `the bundle signs ${signed}, not this artifact ${input.subject.digest}`, details: facts };
   if (!input.subjectContent) {
-    return { verified: false, code: 'subject_missing', reason: "the bundle signs the artifact's bytes directly, and they were not supplied, so the signature cannot be checked", details: facts };
+    return {
+      verified: false,
+      code: 'subject_missing',
+      reason: "the bundle signs the artifact's bytes directly, and they were not supplied, so the signature cannot be checked",
+      details: facts,
+    };
   }
   if (want.algorithm !== 'sha256' || sha256(input.subjectContent).toString('hex') !== want.hex) {
     return { verified: false, code: 'subject_mismatch', reason: `the supplied subject content does not hash to ${input.subject.digest}`, details: facts };

@@ -25,8 +25,10 @@ export async function verifyCosignSignature(
   now: Date = new Date(),
 ): Promise<Verdict> {
   const b64 = input.annotations[COSIGN_SIGNATURE];
-  if (b64 === undefined || b64.trim() === '') return { verified: false, code: 'no_signature', reason: `the layer has no ${COSIGN_SIGNATURE} annotation: it is not signed`, details: FORMAT };
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64.trim())) return { verified: false, code: 'malformed', reason: `the ${COSIGN_SIGNATURE} annotation is not base64`, details: FORMAT };
+  if (b64 === undefined || b64.trim() === '')
+    return { verified: false, code: 'no_signature', reason: `the layer has no ${COSIGN_SIGNATURE} annotation: it is not signed`, details: FORMAT };
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64.trim()))
+    return { verified: false, code: 'malformed', reason: `the ${COSIGN_SIGNATURE} annotation is not base64`, details: FORMAT };
   const material = readLegacyMaterial(input.annotations, true);
   if (!material.ok) return { verified: false, code: material.code, reason: material.reason, details: FORMAT };
   const { key, tlogEntries, timestamps } = material.value;
@@ -39,7 +41,13 @@ export async function verifyCosignSignature(
   const want = parseDigest(input.subject.digest);
   const got = parseDigest(covered.digest);
   if (!want || !got || want.algorithm !== got.algorithm || want.hex !== got.hex) {
-    return { ...verdict, verified: false, code: 'subject_mismatch', reason: `signature covers ${covered.digest}, not this artifact ${input.subject.digest}`, details };
+    return {
+      ...verdict,
+      verified: false,
+      code: 'subject_mismatch',
+      reason: `signature covers ${covered.digest}, not this artifact ${input.subject.digest}`,
+      details,
+    };
   }
   return { ...verdict, details };
 }

@@ -25,7 +25,8 @@ export async function verifyDsseEnvelope(
   now: Date = new Date(),
 ): Promise<Verdict & { signed?: SignedPayload }> {
   const parsed = envelopeSchema.safeParse(parseJSON(Buffer.from(input.envelope).toString('utf8')));
-  if (!parsed.success) return { verified: false, code: 'malformed', reason: 'the layer is not a DSSE envelope ({payloadType, payload, signatures: [{sig}]})', details: FORMAT };
+  if (!parsed.success)
+    return { verified: false, code: 'malformed', reason: 'the layer is not a DSSE envelope ({payloadType, payload, signatures: [{sig}]})', details: FORMAT };
   if (parsed.data.signatures.length === 0) return { verified: false, code: 'no_signature', reason: 'the DSSE envelope carries no signature', details: FORMAT };
   const material = readLegacyMaterial(input.annotations, false);
   if (!material.ok) return { verified: false, code: material.code, reason: material.reason, details: FORMAT };

@@ -44,7 +44,12 @@ function keyed(entity: SignedEntity, trust: SigstoreTrust, facts: Facts): Verdic
   let material = emptyMaterial();
   if (entity.tlogEntries.length > 0 || entity.timestamps.length > 0) {
     if (trust.trustedRoot === undefined || trust.trustedRoot === null) {
-      return fail('no_trust_configured', `signed with the configured key ${match.name}, but its Rekor entry or timestamp cannot be checked: no Sigstore trusted root is configured for this namespace`, facts);
+      return fail(
+        'no_trust_configured',
+        `signed with the configured key ${match.name}, but its Rekor entry or timestamp cannot be checked: ` +
+          'no Sigstore trusted root is configured for this namespace',
+        facts,
+      );
     }
     const root = loadTrustedRoot(trust.trustedRoot);
     if (!root.ok) return fail('trust_invalid', root.reason, facts);
@@ -90,8 +95,15 @@ function keyless(entity: SignedEntity, cert: X509Certificate, trust: SigstoreTru
   }
   const signer = { san: identity?.subjectAlternativeName, issuer: identity?.extensions?.issuer };
   const who = describeSigner(signer);
-  if (!findIdentity(trust.identities, signer)) return { verified: false, signer: who, code: 'untrusted_signer', reason: untrustedReason(trust.identities, signer), details: facts };
-  return { verified: true, signer: who, code: 'verified', reason: `signed by ${who}, a trusted identity, with a certificate valid at the proven signing time`, details: facts };
+  if (!findIdentity(trust.identities, signer))
+    return { verified: false, signer: who, code: 'untrusted_signer', reason: untrustedReason(trust.identities, signer), details: facts };
+  return {
+    verified: true,
+    signer: who,
+    code: 'verified',
+    reason: `signed by ${who}, a trusted identity, with a certificate valid at the proven signing time`,
+    details: facts,
+  };
 }
 
 function fail(code: VerdictCode, reason: string, details: Facts): Verdict {

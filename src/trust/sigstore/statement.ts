@@ -28,7 +28,10 @@ const statementSchema = z.object({
  */
 export function checkStatement(payloadType: string, payload: Uint8Array, subject: string): Finding | { predicateType: string } {
   if (payloadType !== IN_TOTO_PAYLOAD_TYPE) {
-    return { code: 'unsupported', reason: `the signed payload is of type ${payloadType || '(none)'}, not an in-toto statement, so nothing ties it to this artifact` };
+    return {
+      code: 'unsupported',
+      reason: `the signed payload is of type ${payloadType || '(none)'}, not an in-toto statement, so nothing ties it to this artifact`,
+    };
   }
   const text = Buffer.from(payload).toString('utf8');
   // an SBOM predicate is the bulk of the payload and the sender's choice: its shape could stall the loop here
@@ -41,7 +44,8 @@ export function checkStatement(payloadType: string, payload: Uint8Array, subject
     return { code: 'malformed', reason: 'the signed payload claims to be an in-toto statement but is not JSON' };
   }
   const parsed = statementSchema.safeParse(json);
-  if (!parsed.success) return { code: 'malformed', reason: 'the signed payload is not a valid in-toto statement (it needs _type, subject with digests, predicateType)' };
+  if (!parsed.success)
+    return { code: 'malformed', reason: 'the signed payload is not a valid in-toto statement (it needs _type, subject with digests, predicateType)' };
   const want = parseDigest(subject);
   if (!want) return { code: 'subject_mismatch', reason: `the subject digest ${subject} is not a valid digest` };
   const named = parsed.data.subject.some((s) => s.digest[want.algorithm]?.toLowerCase() === want.hex);

@@ -115,7 +115,8 @@ export class TufPublisher {
       if (change.records.length > 0 && !(await this.deps.store.publish(change.records, change.keys))) continue;
       // Said once per new targets version, not on every check.
       if (change.records.some((r) => r.role === 'targets')) {
-        for (const { tag, why } of skipped) this.deps.log?.warn({ namespace, repository: tag.repository, tag: tag.tag, digest: tag.digest }, `signed tag left out of TUF targets: ${why}`);
+        for (const { tag, why } of skipped)
+          this.deps.log?.warn({ namespace, repository: tag.repository, tag: tag.tag, digest: tag.digest }, `signed tag left out of TUF targets: ${why}`);
       }
       this.remember(change.state);
       this.checked.set(namespace, performance.now());
@@ -164,7 +165,12 @@ export class TufPublisher {
     const pairs = Object.fromEntries(tufRoles.map((role) => [role, generateKey()])) as Record<TufRole, ReturnType<typeof generateKey>>;
     const keys = tufRoles.map((role): TufKeyRecord => ({ namespace, role, createdAt: now, ...pairs[role] }));
     const rootExpiry = expiry(now, this.settings.rootExpirySeconds);
-    const root = rootWith(1, '1.0.31', rootExpiry.iso, Object.fromEntries(tufRoles.map((role) => [role, tufKey(pairs[role].publicKey)])) as Record<TufRole, Key>);
+    const root = rootWith(
+      1,
+      '1.0.31',
+      rootExpiry.iso,
+      Object.fromEntries(tufRoles.map((role) => [role, tufKey(pairs[role].publicKey)])) as Record<TufRole, Key>,
+    );
     const sealed = seal(namespace, 'root', root, [signer(pairs.root)], { createdAt: now, expiresAt: rootExpiry.ms });
     const byId = new Map(keys.map((k) => [k.keyId, k]));
     const targets = this.signTargets(namespace, sealed.metadata.signed, byId, 1, files, now);
@@ -204,11 +210,18 @@ export class TufPublisher {
       // TUF: a new root is signed by a threshold of the old root keys and of the new ones.
       const signerIds = [...new Set([...roleKeys(oldRoot, 'root'), ...roleKeys(next, 'root')])];
       const byId = await keysFor(signerIds);
-      root = seal(namespace, 'root', next, signerIds.map((id) => signer(byId.get(id) as TufKeyRecord)), { createdAt: now, expiresAt: rootExpiry.ms });
+      root = seal(
+        namespace,
+        'root',
+        next,
+        signerIds.map((id) => signer(byId.get(id) as TufKeyRecord)),
+        { createdAt: now, expiresAt: rootExpiry.ms },
+      );
       records.push(root.record);
     }
     const current = root.metadata.signed;
-    const outdated = <R extends TufRole>(p: Published<R>, role: R) => stale(p.record, now) || roleKeys(current, role).some((id) => !(id in p.metadata.signatures));
+    const outdated = <R extends TufRole>(p: Published<R>, role: R) =>
+      stale(p.record, now) || roleKeys(current, role).some((id) => !(id in p.metadata.signatures));
 
     let targets = state.targets;
     const changed = !isDeepStrictEqual(targets.metadata.signed.toJSON().targets, Object.fromEntries(Object.entries(desired).map(([p, f]) => [p, f.toJSON()])));
@@ -229,18 +242,42 @@ export class TufPublisher {
     return { records, keys: newKeys, state: { root, targets, snapshot, timestamp } };
   }
 
-  private signTargets(namespace: string, root: Root, keys: Map<string, TufKeyRecord>, version: number, files: Record<string, TargetFile>, now: number): Published<'targets'> {
+  private signTargets(
+    namespace: string,
+    root: Root,
+    keys: Map<string, TufKeyRecord>,
+    version: number,
+    files: Record<string, TargetFile>,
+    now: number,
+  ): Published<'targets'> {
     const e = expiry(now, this.settings.targetsExpirySeconds);
-    return seal(namespace, 'targets', new Targets({ version, specVersion: root.specVersion, expires: e.iso, targets: files }), signers(root, 'targets', keys), { createdAt: now, expiresAt: e.ms });
+    return seal(namespace, 'targets', new Targets({ version, specVersion: root.specVersion, expires: e.iso, targets: files }), signers(root, 'targets', keys), {
+      createdAt: now,
+      expiresAt: e.ms,
+    });
   }
 
-  private signSnapshot(namespace: string, root: Root, keys: Map<string, TufKeyRecord>, version: number, targets: TufMetadataRecord, now: number): Published<'snapshot'> {
+  private signSnapshot(
+    namespace: string,
+    root: Root,
+    keys: Map<string, TufKeyRecord>,
+    version: number,
+    targets: TufMetadataRecord,
+    now: number,
+  ): Published<'snapshot'> {
     const e = expiry(now, this.settings.snapshotExpirySeconds);
     const signed = new Snapshot({ version, specVersion: root.specVersion, expires: e.iso, meta: { 'targets.json': metaFileOf(targets) } });
     return seal(namespace, 'snapshot', signed, signers(root, 'snapshot', keys), { createdAt: now, expiresAt: e.ms });
   }
 
-  private signTimestamp(namespace: string, root: Root, keys: Map<string, TufKeyRecord>, version: number, snapshot: TufMetadataRecord, now: number): Published<'timestamp'> {
+  private signTimestamp(
+    namespace: string,
+    root: Root,
+    keys: Map<string, TufKeyRecord>,
+    version: number,
+    snapshot: TufMetadataRecord,
+    now: number,
+  ): Published<'timestamp'> {
     const e = expiry(now, this.settings.timestampExpirySeconds);
     const signed = new Timestamp({ version, specVersion: root.specVersion, expires: e.iso, snapshotMeta: metaFileOf(snapshot) });
     return seal(namespace, 'timestamp', signed, signers(root, 'timestamp', keys), { createdAt: now, expiresAt: e.ms });
