@@ -40,7 +40,12 @@ export type Auth = Record<string, string>;
 export async function pushBlob(pool: Pool, base: string, repo: string, blob: Blob, auth: Auth = {}): Promise<void> {
   const start = await pool.request({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, headers: auth });
   await expectStatus(start, 202, 'POST upload');
-  const patch = await pool.request({ method: 'PATCH', path: locationPath(base, start.headers.location), body: blob.data, headers: { ...auth, 'content-type': 'application/octet-stream' } });
+  const patch = await pool.request({
+    method: 'PATCH',
+    path: locationPath(base, start.headers.location),
+    body: blob.data,
+    headers: { ...auth, 'content-type': 'application/octet-stream' },
+  });
   await expectStatus(patch, 202, 'PATCH upload');
   const put = await pool.request({ method: 'PUT', path: locationPath(base, patch.headers.location, { digest: blob.digest }), headers: auth });
   await expectStatus(put, 201, 'PUT upload');

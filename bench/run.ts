@@ -78,7 +78,9 @@ interface Target {
 }
 
 async function targets(): Promise<Target> {
-  const base: Server = args.url ? { url: args.url, pid: args.pid ? Number(args.pid) : undefined, credentials: userCredentials(), stop: async () => {} } : await startCustody();
+  const base: Server = args.url
+    ? { url: args.url, pid: args.pid ? Number(args.pid) : undefined, credentials: userCredentials(), stop: async () => {} }
+    : await startCustody();
   if (args.reference) return { name: 'docker-registry', base, other: await startReference() };
   if (args.against) return { name: args.against, base, other: { url: args.against, pid: undefined, stop: async () => {} } };
   return { name: '', base };
@@ -155,7 +157,9 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
   // Anonymous GETs on Custody and on the other registry, and (what authentication costs) the same
   // GETs with a Bearer token and GET /token itself: each for m.seconds per round, the order
   // rotating from round to round, the median round shown.
-  const runs: { label: string; server: Server; run: () => Promise<Result> }[] = [{ label: 'Custody', server: t.base, run: () => manifestWorkload(t.base, m.concurrency, m.seconds) }];
+  const runs: { label: string; server: Server; run: () => Promise<Result> }[] = [
+    { label: 'Custody', server: t.base, run: () => manifestWorkload(t.base, m.concurrency, m.seconds) },
+  ];
   if (t.other) runs.push({ label: t.name, server: t.other, run: () => manifestWorkload(t.other!, m.concurrency, m.seconds) });
   if (t.base.credentials) {
     runs.push({ label: 'Custody, Bearer', server: t.base, run: () => manifestWorkload(t.base, m.concurrency, m.seconds, 'bearer') });
@@ -205,7 +209,8 @@ function checks(rows: Row[]): Check[] {
   const atLeast = (workload: string, key: 'opsPerSec' | 'mbPerSec', floor: number) => {
     const row = find(workload);
     const r = ratio(row?.custody[key], row?.other?.[key]);
-    if (r !== undefined) out.push({ target: `${workload} ${key === 'opsPerSec' ? 'ops/s' : 'MiB/s'} ≥ ${floor}× reference`, measured: `${r.toFixed(2)}×`, pass: r >= floor });
+    if (r !== undefined)
+      out.push({ target: `${workload} ${key === 'opsPerSec' ? 'ops/s' : 'MiB/s'} ≥ ${floor}× reference`, measured: `${r.toFixed(2)}×`, pass: r >= floor });
   };
   atLeast('manifest GET by tag', 'opsPerSec', 3);
   for (const w of ['4 KiB push', '4 KiB pull']) atLeast(w, 'opsPerSec', 2);
@@ -223,7 +228,7 @@ function checks(rows: Row[]): Check[] {
   }
   const big = [find('64 MiB push'), find('64 MiB pull')].map((r) => r?.custody.peakRssMiB);
   if (big.every((m) => m !== undefined)) {
-    const peak = Math.max(...(big as number[]));
+    const peak = Math.max(...big);
     out.push({ target: 'Custody RSS < 150 MiB while 64 MiB blobs stream', measured: `${peak.toFixed(0)} MiB`, pass: peak < 150 });
   }
   return out;

@@ -137,7 +137,14 @@ export async function tokenWorkload(registry: Registry, concurrency: number, sec
   const clients = new Clients(concurrency);
   try {
     const loops = shares(concurrency, clients.size);
-    const { latencies, seconds: took } = await clients.run((i) => ({ op: 'token', base: registry.url, path, concurrency: loops[i] ?? 1, seconds, auth: registry.credentials ?? {} }));
+    const { latencies, seconds: took } = await clients.run((i) => ({
+      op: 'token',
+      base: registry.url,
+      path,
+      concurrency: loops[i] ?? 1,
+      seconds,
+      auth: registry.credentials ?? {},
+    }));
     return summarize('GET /token (Basic)', latencies, took);
   } finally {
     await clients.close();

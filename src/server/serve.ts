@@ -26,7 +26,10 @@ export async function serve(config: Config): Promise<void> {
     await listen(app, config);
     await bootstrap(app);
     if (files) tls = watchTls(app.server as unknown as Server, config, app.log, files);
-    app.log.info({ ...storesInUse(config), ...(files ? { tls: describeCertificate(files.cert) } : {}), trustedProxies: config.trustedProxies }, 'custody is serving');
+    app.log.info(
+      { ...storesInUse(config), ...(files ? { tls: describeCertificate(files.cert) } : {}), trustedProxies: config.trustedProxies },
+      'custody is serving',
+    );
   } catch (err) {
     if (!(err instanceof StartupError)) throw err;
     console.error(`custody: ${err.message}`);
