@@ -4,7 +4,6 @@
  * SBOMs, and the trust each namespace configured through /api/v1. A verdict is `pending` from
  * the push until a verifier has looked at it; any replica may pick pending work up.
  */
-import type { VerdictCode } from '../trust/verdict.ts';
 
 export type ArtifactKind = 'signature' | 'attestation' | 'sbom';
 
@@ -22,8 +21,11 @@ export interface TrustArtifact {
   status: 'pending' | 'done';
   verified: boolean | null;
   signer: string | null;
-  /** the verdict's reason code; null while pending, and for verdicts stored before codes existed */
-  code: VerdictCode | null;
+  /**
+   * the verdict's reason code, one of trust's (src/trust/verdict.ts: reasonCodes; the store keeps
+   * it, trust gives it meaning); null while pending, and for verdicts stored before codes existed
+   */
+  code: string | null;
   reason: string | null;
   details: Record<string, unknown> | null;
   checkedAt: number | null;
@@ -36,7 +38,8 @@ export interface VerdictUpdate {
   kind: ArtifactKind;
   verified: boolean | null;
   signer?: string;
-  code: VerdictCode;
+  /** one of trust's reason codes (src/trust/verdict.ts); the store keeps it, trust gives it meaning */
+  code: string;
   reason: string;
   details?: Record<string, unknown>;
   /** the fingerprint of the trust it was judged against */

@@ -1,6 +1,5 @@
 /** The TrustStore on Kysely: the same queries on SQLite and PostgreSQL. */
 import { sql, type Kysely, type Selectable } from 'kysely';
-import type { VerdictCode } from '../../trust/verdict.ts';
 import type { ArtifactKind, NewTrustArtifact, SignedTag, StoredSbom, TrustArtifact, TrustStore, VerdictUpdate } from '../trust.ts';
 import type { Database } from './schema.ts';
 
@@ -15,7 +14,7 @@ const toArtifact = (r: Selectable<Database['trust_artifacts']>): TrustArtifact =
   verified: r.verified === null ? null : r.verified === 1,
   signer: r.signer,
   // as stored: a code a newer version wrote is passed on, not dropped (clients treat unknown codes as errors)
-  code: r.code as VerdictCode | null,
+  code: r.code,
   reason: r.reason,
   details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
   checkedAt: r.checked_at,
