@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { Pool } from 'undici';
-import { noteStreamedBytes } from '../src/oci/buffer-gc.ts';
 
 export interface Blob {
   data: Buffer;
@@ -51,8 +50,11 @@ export async function pushBlob(pool: Pool, base: string, repo: string, blob: Blo
   await expectStatus(put, 201, 'PUT upload');
 }
 
-/** GETs a blob and hashes it as it arrives (undici's stream() costs less than request() bodies). */
-export async function pullBlob(pool: Pool, repo: string, blob: Blob, auth: Auth = {}): Promise<void> {
+/**
+ * GETs a blob and hashes it as it arrives (undici's stream() costs less than request() bodies);
+ * `streamed` hears the bytes of each chunk once it is hashed (the worker's buffer pacer).
+ */
+export async function pullBlob(pool: Pool, repo: string, blob: Blob, auth: Auth = {}, streamed?: (bytes: number) => void): Promise<void> {
   const hash = createHash('sha256');
   let status = 0;
   await pool.stream({ method: 'GET', path: `/v2/${repo}/blobs/${blob.digest}`, headers: auth }, ({ statusCode }) => {
@@ -60,7 +62,7 @@ export async function pullBlob(pool: Pool, repo: string, blob: Blob, auth: Auth 
     return new Writable({
       write(chunk: Buffer, _encoding, done) {
         hash.update(chunk);
-        noteStreamedBytes(chunk.byteLength);
+        streamed?.(chunk.byteLength);
         done();
       },
     });

@@ -15,10 +15,14 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { basicAuth } from './client.ts';
+import { ensureBinNodeFlags } from './node-flags.ts';
 import { sampleProcess } from './process-sample.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
 import { fmt, table, type Result } from './stats.ts';
 import { blobWorkload, manifestWorkload, prepareBlobs, tokenWorkload, type BlobPlan } from './workloads.ts';
+
+// The client threads pace their collections as the server does, with the gc() of the bin's flags.
+await ensureBinNodeFlags();
 
 const { values: args } = parseArgs({
   options: {

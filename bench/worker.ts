@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { Pool } from 'undici';
-import { paceBufferGc } from '../src/oci/buffer-gc.ts';
+import { paceBufferGc } from '../src/server/buffer-gc.ts';
 import { getManifest, getToken, makeBlobs, pullBlob, pushBlob, type Auth, type Blob } from './client.ts';
 
 export type Command =
@@ -21,8 +21,9 @@ export type Reply = { latencies: number[] } | { error: string };
 // A client pulling hundreds of MB/s gets a fresh 64 KiB buffer per socket read, as the server does
 // on push, so it paces its collections the same way (pullBlob reports the bytes); without that,
 // V8's full collections took a sixth of the client's CPU (1.35-1.55 against 1.13-1.17
-// CPU-seconds per GiB pulled), CPU the servers then lacked on a 2-core machine.
-paceBufferGc((reason) => console.error(reason));
+// CPU-seconds per GiB pulled), CPU the servers then lacked on a 2-core machine. The gc() it needs
+// comes with the bin's node flags, which run.ts starts this process with (node-flags.ts).
+const pacer = paceBufferGc((reason) => console.error(reason));
 
 let blobs: Blob[] = [];
 const pools = new Map<string, Pool>();
@@ -76,7 +77,7 @@ async function run(cmd: Command): Promise<number[]> {
     }
     case 'pull': {
       const pool = poolFor(cmd.base, cmd.concurrency);
-      return pooled(blobs, cmd.concurrency, (b) => pullBlob(pool, cmd.repo, b, cmd.auth));
+      return pooled(blobs, cmd.concurrency, (b) => pullBlob(pool, cmd.repo, b, cmd.auth, pacer?.streamed));
     }
     case 'manifest': {
       const pool = poolFor(cmd.base, cmd.concurrency);

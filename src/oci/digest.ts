@@ -1,6 +1,5 @@
 /** Digests: `algorithm:hex`, with sha256 and sha512 supported (OCI image spec, descriptors). */
 import { createHash, type Hash } from 'node:crypto';
-import { noteStreamedBytes } from './buffer-gc.ts';
 import { OciError } from './errors.ts';
 
 export type Algorithm = 'sha256' | 'sha512';
@@ -41,9 +40,19 @@ export function blobKey(digest: Digest): string {
   return `blobs/${digest.algorithm}/${digest.hex.slice(0, 2)}/${digest.hex}`;
 }
 
+let onStreamed: ((bytes: number) => void) | undefined;
+
+/**
+ * Who hears how many bytes hashing() has passed on: `custody serve` gives the buffer pacer's
+ * counter (src/server/buffer-gc.ts), which frees the dead chunks early. None by default.
+ */
+export function setStreamedBytesListener(listener: ((bytes: number) => void) | undefined): void {
+  onStreamed = listener;
+}
+
 /**
  * Passes bytes through while hashing them; `hash` holds the result once the stream is drained.
- * Each chunk is counted for the buffer pacer (buffer-gc.ts), which frees dead ones early.
+ * Each chunk, once passed on, is reported to the streamed-bytes listener.
  */
 export function hashing(source: AsyncIterable<Uint8Array>, algorithm: Algorithm): { stream: AsyncIterable<Uint8Array>; hash: Hash } {
   const hash = createHash(algorithm);
@@ -51,7 +60,7 @@ export function hashing(source: AsyncIterable<Uint8Array>, algorithm: Algorithm)
     for await (const chunk of source) {
       hash.update(chunk);
       yield chunk;
-      noteStreamedBytes(chunk.byteLength);
+      onStreamed?.(chunk.byteLength);
     }
   }
   return { stream: pass(), hash };

@@ -7,8 +7,9 @@
 import type { Server } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
-import { paceBufferGc } from '../oci/buffer-gc.ts';
+import { setStreamedBytesListener } from '../oci/digest.ts';
 import { bootstrap, buildApp } from './app.ts';
+import { paceBufferGc } from './buffer-gc.ts';
 import { listen, openStores, StartupError, storesInUse } from './startup.ts';
 import { describeCertificate, readTls, watchTls, type TlsReloader } from './tls.ts';
 
@@ -37,7 +38,8 @@ export async function serve(config: Config): Promise<void> {
     process.exit(1);
   }
   const running = app;
-  paceBufferGc((reason) => running.log.warn(reason));
+  // Request bodies streamed into blobs are counted by the pacer, which frees their dead buffers early.
+  setStreamedBytesListener(paceBufferGc((reason) => running.log.warn(reason))?.streamed);
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
