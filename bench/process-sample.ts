@@ -26,18 +26,25 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
+/** A process's resident memory now, in MiB: all of it and the anonymous part; undefined once it is gone. */
+export function memoryOf(pid: number): { rss: number; anon: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+    return { rss: kib('VmRSS') / 1024, anon: kib('RssAnon') / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
 export function sampleProcess(pid: number | undefined, everyMs = 50): { stop(): ProcessSample | undefined } {
   if (pid === undefined) return { stop: () => undefined };
   const peak = { rss: 0, anon: 0 };
   const read = () => {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
-      peak.rss = Math.max(peak.rss, kib('VmRSS') / 1024);
-      peak.anon = Math.max(peak.anon, kib('RssAnon') / 1024);
-    } catch {
-      // the process may be gone; keep the peak seen so far
-    }
+    // the process may be gone; keep the peak seen so far
+    const now = memoryOf(pid);
+    peak.rss = Math.max(peak.rss, now?.rss ?? 0);
+    peak.anon = Math.max(peak.anon, now?.anon ?? 0);
   };
   const cpuAtStart = cpuSeconds(pid);
   read();

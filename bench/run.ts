@@ -10,14 +10,19 @@
  *                                       a Custody already running (its RSS read from /proc/N)
  *   --quick                             a small run that checks the harness (used by the tests)
  *   --only 1MiB,64MiB,manifest          run only some workloads (4KiB, 1MiB, 64MiB, manifest)
+ *   --soak SECONDS                      instead: mixed pushes and pulls for that long, the server's
+ *                                       RSS printed as it goes (soak.ts)
+ *   --load N                            N busy loops beside the run, for figures on a loaded machine
  *   --json FILE                         also write the results as JSON
  */
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { basicAuth } from './client.ts';
 import { ensureBinNodeFlags } from './node-flags.ts';
 import { sampleProcess } from './process-sample.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
+import { soak } from './soak.ts';
 import { fmt, table, type Result } from './stats.ts';
 import { blobWorkload, manifestWorkload, prepareBlobs, tokenWorkload, type BlobPlan } from './workloads.ts';
 
@@ -34,8 +39,24 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     only: { type: 'string' },
     user: { type: 'string' },
+    soak: { type: 'string' },
+    load: { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
 });
+
+if (args.help) {
+  // The usage is this file's opening comment.
+  const { readFileSync } = await import('node:fs');
+  const source = readFileSync(new URL(import.meta.url), 'utf8');
+  console.log(
+    source
+      .slice(source.indexOf('/**') + 3, source.indexOf('*/'))
+      .replace(/^ \* ?/gm, '')
+      .trim(),
+  );
+  process.exit(0);
+}
 
 /** Whether a workload was asked for: all of them unless --only names some. */
 const wanted = (label: string) => !args.only || args.only.split(',').some((w) => w.trim().toLowerCase() === label.replace(/\s/g, '').toLowerCase());
@@ -102,6 +123,7 @@ async function measured(server: Server, run: () => Promise<Result>): Promise<Res
     result.peakRssMiB = seen.rss;
     result.peakAnonMiB = seen.anon;
     result.serverCpuPercent = (seen.cpuSeconds / result.seconds) * 100;
+    if (result.mbPerSec !== undefined) result.serverCpuPerGiB = seen.cpuSeconds / ((result.mbPerSec * result.seconds) / 1024);
   }
   return result;
 }
@@ -191,11 +213,14 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
 const cpu = (r: Result) => `${fmt(r.serverCpuPercent, 0)}/${fmt(r.clientCpuPercent, 0)}`;
 
 function printTable(rows: Row[], name: string): void {
-  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli'];
-  const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'CPU % srv/cli', 'ratio'] : head];
+  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli', 'srv s/GiB'];
+  const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'CPU % srv/cli', 'srv s/GiB', 'ratio'] : head];
+  // Throughput and latency, then (Custody only) memory, then what each side's CPU did.
+  const speed = (r: Result) => [fmt(r.opsPerSec), fmt(r.mbPerSec), fmt(r.p50, 2), fmt(r.p99, 2)];
+  const work = (r: Result) => [cpu(r), fmt(r.serverCpuPerGiB, 2)];
   for (const { custody: c, other: o } of rows) {
-    const mine = [c.workload, fmt(c.opsPerSec), fmt(c.mbPerSec), fmt(c.p50, 2), fmt(c.p99, 2), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0), cpu(c)];
-    out.push(o ? [...mine, fmt(o.opsPerSec), fmt(o.mbPerSec), fmt(o.p50, 2), fmt(o.p99, 2), cpu(o), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
+    const mine = [c.workload, ...speed(c), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0), ...work(c)];
+    out.push(o ? [...mine, ...speed(o), ...work(o), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
   }
   console.log(`\nCustody${name ? ` beside ${name}` : ''}:\n${table(out)}\n`);
 }
@@ -238,17 +263,44 @@ function checks(rows: Row[]): Check[] {
   return out;
 }
 
+/** `--load N`: busy loops, one process each, for as long as the run lasts. */
+function startLoad(n: number): () => void {
+  const loops = Array.from({ length: n }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  return () => loops.forEach((l) => l.kill());
+}
+
+async function runSoak(server: Server, seconds: number): Promise<void> {
+  process.stderr.write(`soak: mixed pushes and pulls (4 KiB, 1 MiB, 64 MiB at 90:9:1, concurrency 4) for ${seconds} s…\n`);
+  const result = await soak(server, seconds, (line) => console.log(line));
+  const end = result.samples.at(-1);
+  console.log(
+    `\nsoak: ${result.rounds} rounds in ${fmt(result.seconds, 0)} s, ${fmt(result.pushedMiB, 0)} MiB pushed and pulled; server RSS peak ${fmt(result.peakRssMiB, 0)} MiB (anon ${fmt(result.peakAnonMiB, 0)}), ` +
+      `at the end ${fmt(result.endRssMiB ?? end?.rssMiB, 0)} MiB (anon ${fmt(result.endAnonMiB ?? end?.anonMiB, 0)}); server CPU ${fmt(result.serverCpuSeconds, 1)} s`,
+  );
+  if (result.peakRssMiB !== undefined)
+    console.log(
+      `Targets:\n${table([['Custody RSS < 150 MiB through the soak', `${fmt(result.peakRssMiB, 0)} MiB`, result.peakRssMiB < 150 ? 'PASS' : 'FAIL']])}\n`,
+    );
+  if (args.json) await writeFile(args.json, JSON.stringify({ soak: result }, null, 2));
+}
+
 async function main(): Promise<void> {
-  const t = await targets();
+  const stopLoad = startLoad(Number(args.load ?? 0));
   try {
-    const rows = await runAll(args.quick ? quick : full, t);
-    printTable(rows, t.name);
-    const results = checks(rows);
-    if (results.length > 0) console.log(`Targets:\n${table(results.map((c) => [c.target, c.measured, c.pass ? 'PASS' : 'FAIL']))}\n`);
-    if (args.json) await writeFile(args.json, JSON.stringify({ against: t.name || undefined, quick: args.quick, rows, checks: results }, null, 2));
+    const t = await targets();
+    try {
+      if (args.soak !== undefined) return await runSoak(t.base, Number(args.soak));
+      const rows = await runAll(args.quick ? quick : full, t);
+      printTable(rows, t.name);
+      const results = checks(rows);
+      if (results.length > 0) console.log(`Targets:\n${table(results.map((c) => [c.target, c.measured, c.pass ? 'PASS' : 'FAIL']))}\n`);
+      if (args.json) await writeFile(args.json, JSON.stringify({ against: t.name || undefined, quick: args.quick, rows, checks: results }, null, 2));
+    } finally {
+      await t.base.stop();
+      await t.other?.stop();
+    }
   } finally {
-    await t.base.stop();
-    await t.other?.stop();
+    stopLoad();
   }
 }
 

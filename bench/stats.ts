@@ -14,6 +14,8 @@ export interface Result {
   peakAnonMiB?: number;
   /** the server's CPU time (user + kernel) over the workload's wall time, in % of one core */
   serverCpuPercent?: number;
+  /** the server's CPU time per GiB of blob bytes moved, where bytes move */
+  serverCpuPerGiB?: number;
   /** the benchmark's own CPU time (all its client threads) over the wall time, in % of one core */
   clientCpuPercent?: number;
   /** wall time of the workload */

@@ -10,7 +10,7 @@ import { paceBufferGc } from '../src/server/buffer-gc.ts';
 import { getManifest, getToken, makeBlobs, pullBlob, pushBlob, type Auth, type Blob } from './client.ts';
 
 export type Command =
-  | { op: 'blobs'; count: number; size: number }
+  | { op: 'blobs'; sizes: number[] }
   | { op: 'push' | 'pull'; base: string; repo: string; concurrency: number; auth: Auth }
   | { op: 'manifest'; base: string; repo: string; digest: string; concurrency: number; seconds: number; auth: Auth }
   | { op: 'token'; base: string; path: string; concurrency: number; seconds: number; auth: Auth }
@@ -69,7 +69,7 @@ async function loopFor(seconds: number, concurrency: number, task: () => Promise
 async function run(cmd: Command): Promise<number[]> {
   switch (cmd.op) {
     case 'blobs':
-      blobs = makeBlobs(cmd.count, cmd.size, randomBytes);
+      blobs = cmd.sizes.flatMap((size) => makeBlobs(1, size, randomBytes));
       return [];
     case 'push': {
       const pool = poolFor(cmd.base, cmd.concurrency);

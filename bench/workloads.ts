@@ -11,7 +11,7 @@ import { summarize, type Result } from './stats.ts';
 import type { Command, Reply } from './worker.ts';
 
 /** Splits n into `parts` nearly equal whole shares. */
-const shares = (n: number, parts: number) => Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+export const shares = (n: number, parts: number) => Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
 
 export class Clients {
   private readonly workers: Worker[];
@@ -33,7 +33,10 @@ export class Clients {
       this.workers.map(
         (w, i) =>
           new Promise<Reply>((resolve, reject) => {
-            w.once('message', resolve);
+            w.once('message', (reply: Reply) => {
+              w.off('error', reject);
+              resolve(reply);
+            });
             w.once('error', reject);
             w.postMessage(commandFor(i));
           }),
@@ -62,7 +65,7 @@ export interface BlobPlan {
 export async function prepareBlobs(plan: BlobPlan): Promise<Clients> {
   const clients = new Clients(plan.concurrency);
   const counts = shares(plan.count, clients.size);
-  await clients.run((i) => ({ op: 'blobs', count: counts[i] ?? 0, size: plan.size }));
+  await clients.run((i) => ({ op: 'blobs', sizes: Array<number>(counts[i] ?? 0).fill(plan.size) }));
   return clients;
 }
 
@@ -74,7 +77,7 @@ export interface Registry {
 }
 
 /** What a docker client would send for a repository: a Bearer token from /token, or nothing. */
-async function authFor(registry: Registry, scopes: string[]): Promise<Auth> {
+export async function authFor(registry: Registry, scopes: string[]): Promise<Auth> {
   if (!registry.credentials) return {};
   const pool = new Pool(registry.url);
   try {
