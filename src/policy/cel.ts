@@ -1,0 +1,213 @@
+/**
+ * The CEL engine: a policy's `deny` expression, checked when the policy is saved and evaluated
+ * in the request. @marcbachmann/cel-js, not @bufbuild/cel (docs/decisions.md): it evaluates our
+ * expressions ~8× faster (0.4 µs against 3.3 µs), which is what keeps five policies on the pull
+ * path within its budget, and it type-checks against declared schemas, which is how an
+ * expression is held to the documented input fields.
+ *
+ * Three guards keep an expression from costing a request more than it should:
+ * - parse limits (nodes, depth) and a size limit on the source;
+ * - a static cost bound: every comprehension (exists, all, map, filter, …) is charged the most
+ *   elements its list can hold, times the cost of its body, so nested loops over SBOM
+ *   components are refused when saved, not discovered when a pull stalls;
+ * - `matches` runs on RE2 (re2js: linear time), not on JavaScript's backtracking RegExp, since the
+ *   string it matches can come from whoever pushed the artifact. cel-js's own `matches` cannot
+ *   be replaced, so the checked source is rewritten, call by call, to our `re2Matches`.
+ */
+import { Environment, type ASTNode } from '@marcbachmann/cel-js';
+import { RE2JS } from 're2js';
+import { BoundedMap } from '../bounded-map.ts';
+import { inputSchema } from './input-schema.ts';
+import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
+import type { PolicyInput, Section } from './input-schema.ts';
+
+export const celLimits = {
+  sourceBytes: 8192,
+  astNodes: 1000,
+  depth: 48,
+  /** cost units: one per node, comprehensions multiplied by their list's bound */
+  cost: 1_000_000,
+} as const;
+
+/** The most elements a list of the input holds (SBOM components are capped when the input is built). */
+const listBounds: Record<string, number> = {
+  'artifact.platforms': 128,
+  'artifact.layers': 1024,
+  'artifact.wasm.imports': 4096,
+  'artifact.wasm.exports': 4096,
+  'trust.signatures': 256,
+  'trust.attestations': 256,
+  'trust.sbom.licenses': 4096,
+  'trust.sbom.components': 10_000,
+  'trust.sbom.components.licenses': 64,
+  'request.identity.teams': 256,
+  'request.identity.roles': 4,
+};
+/** what a list of unknown origin (a function's result, a literal) is charged */
+const unknownListBound = 10_000;
+const comprehensions = new Set(['all', 'exists', 'exists_one', 'map', 'filter', 'transformList', 'transformMap']);
+
+type JsonSchema = { type?: string; properties?: Record<string, JsonSchema>; additionalProperties?: JsonSchema | boolean; items?: JsonSchema; title?: string };
+
+/** The checker's environment: the input's fields, declared from the JSON Schema. */
+function checkEnvironment(): Environment {
+  const env = new Environment({ limits: { maxAstNodes: celLimits.astNodes, maxDepth: celLimits.depth } });
+  const typed = (schema: JsonSchema): unknown => {
+    if (schema.type === 'string' || schema.type === undefined) return 'string';
+    if (schema.type === 'number') return 'double';
+    if (schema.type === 'boolean') return 'bool';
+    if (schema.type === 'array') {
+      const items = schema.items ?? {};
+      if (items.type !== 'object') return `list<${typed(items) as string}>`;
+      const title = items.title ?? 'Item';
+      env.registerType(title, { schema: fields(items) });
+      return `list<${title}>`;
+    }
+    if (schema.properties) return fields(schema);
+    return 'map<string, string>';
+  };
+  const fields = (schema: JsonSchema): Record<string, unknown> => Object.fromEntries(Object.entries(schema.properties ?? {}).map(([k, v]) => [k, typed(v)]));
+  const root = inputSchema as unknown as JsonSchema;
+  for (const [name, schema] of Object.entries(root.properties ?? {})) {
+    const declared = typed(schema);
+    if (typeof declared === 'string') env.registerVariable(name, declared);
+    else env.registerVariable({ name, schema: declared as Record<string, string> });
+  }
+  return env;
+}
+
+const re2Cache = new BoundedMap<string, RE2JS>(1024);
+function re2Matches(text: string, pattern: string): boolean {
+  let compiled = re2Cache.get(pattern);
+  if (!compiled) {
+    compiled = RE2JS.compile(pattern);
+    re2Cache.set(pattern, compiled);
+  }
+  return compiled.matcher(text).find();
+}
+
+function evalEnvironment(): Environment {
+  const env = new Environment({ unlistedVariablesAreDyn: true, limits: { maxAstNodes: celLimits.astNodes * 2, maxDepth: celLimits.depth } });
+  env.registerFunction('string.re2Matches(string): bool', re2Matches);
+  return env;
+}
+
+let environments: { check: Environment; run: Environment } | undefined;
+const envs = () => (environments ??= { check: checkEnvironment(), run: evalEnvironment() });
+
+/** "line 1, column 7" for an offset into the source. */
+function position(source: string, offset: number): { line: number; column: number } {
+  const before = source.slice(0, Math.max(0, offset));
+  const lines = before.split('\n');
+  return { line: lines.length, column: (lines.at(-1)?.length ?? 0) + 1 };
+}
+
+/** The first line of cel-js's message (the rest draws the source, which we point at ourselves). */
+const headline = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'invalid expression';
+
+interface Walk {
+  cost: number;
+  reads: Set<Section>;
+  /** where each `.matches(` is, and its pattern when it is a literal */
+  matches: { from: number; to: number; literal?: string }[];
+}
+
+/** The dotted path of a field selection rooted in the input (artifact.labels), or undefined. */
+function pathOf(node: ASTNode, bound: Map<string, string>): string | undefined {
+  if (node.op === 'id') return bound.get(node.args) ?? node.args;
+  if (node.op === '.' || node.op === '.?') {
+    const base = pathOf(node.args[0], bound);
+    return base === undefined ? undefined : `${base}.${node.args[1]}`;
+  }
+  return undefined;
+}
+
+function children(node: ASTNode): ASTNode[] {
+  const out: ASTNode[] = [];
+  const visit = (value: unknown) => {
+    if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === 'object' && 'op' in value) out.push(value as ASTNode);
+  };
+  visit(node.args);
+  return out;
+}
+
+/** Cost of a node; records the sections it reads and where `matches` is called. */
+function walk(node: ASTNode, state: Walk, bound: Map<string, string>): number {
+  if (node.op === 'id') {
+    const root = (bound.get(node.args) ?? node.args).split('.')[0];
+    if (root === 'artifact' || root === 'trust' || root === 'ns' || root === 'request') state.reads.add(root);
+    return 1;
+  }
+  if (node.op === 'rcall') {
+    const [name, receiver, args] = node.args;
+    const [pattern] = args;
+    if (name === 'matches' && args.length === 1 && pattern) {
+      const literal = pattern.op === 'value' && typeof pattern.args === 'string' ? pattern.args : undefined;
+      state.matches.push({ from: receiver.range.end, to: pattern.range.start, ...(literal === undefined ? {} : { literal }) });
+    }
+    if (comprehensions.has(name) && args.length >= 2 && args[0]?.op === 'id') {
+      const list = pathOf(receiver, bound);
+      const elements = (list && listBounds[list]) ?? unknownListBound;
+      const inner = new Map(bound);
+      if (list) inner.set(args[0].args, list);
+      const body = args.slice(1).reduce((sum, arg) => sum + walk(arg, state, inner), 0);
+      return 1 + walk(receiver, state, bound) + elements * body;
+    }
+  }
+  return 1 + children(node).reduce((sum, child) => sum + walk(child, state, bound), 0);
+}
+
+export interface CelSource {
+  /** the deny expression */
+  deny: string;
+}
+
+/** Checks and compiles a deny expression; throws PolicyRejected with the CEL error and its position. */
+export function compileCel(policy: CelSource): CompiledPolicy {
+  const source = policy.deny;
+  if (Buffer.byteLength(source) > celLimits.sourceBytes) throw new PolicyRejected(`the deny expression is longer than ${celLimits.sourceBytes} bytes`);
+  const { check, run } = envs();
+  let checked;
+  try {
+    checked = check.check(source);
+  } catch (err) {
+    throw new PolicyRejected(`deny: ${headline(err)}`);
+  }
+  if (!checked.valid) {
+    const error = checked.error as (Error & { node?: { pos?: number; range?: { start: number } }; range?: { start: number } }) | undefined;
+    const offset = error?.range?.start ?? error?.node?.range?.start ?? error?.node?.pos;
+    throw new PolicyRejected(`deny: ${headline(error)}`, offset === undefined ? undefined : position(source, offset));
+  }
+  if (checked.type !== 'bool') throw new PolicyRejected(`deny: the expression must be a bool (true denies), not ${checked.type}`);
+  const parsed = check.parse(source);
+  const state: Walk = { cost: 0, reads: new Set(), matches: [] };
+  const cost = walk(parsed.ast, state, new Map());
+  if (cost > celLimits.cost) {
+    throw new PolicyRejected(
+      `deny: the expression may cost up to ${cost} steps on one input, over the limit of ${celLimits.cost}; loop over fewer elements or nest fewer comprehensions`,
+    );
+  }
+  for (const call of state.matches) {
+    if (!/^\s*\.\s*matches\s*\($/.test(source.slice(call.from, call.to))) throw new PolicyRejected('deny: matches() could not be located in the source');
+    if (call.literal !== undefined) {
+      try {
+        RE2JS.compile(call.literal);
+      } catch (err) {
+        throw new PolicyRejected(`deny: matches() needs an RE2 pattern: ${headline(err)}`, position(source, call.to));
+      }
+    }
+  }
+  // Rewrite `.matches(` to `.re2Matches(` from the end, so earlier offsets stay valid.
+  let rewritten = source;
+  for (const call of [...state.matches].sort((a, b) => b.from - a.from)) rewritten = `${rewritten.slice(0, call.from)}.re2Matches(${rewritten.slice(call.to)}`;
+  const program = run.parse(rewritten);
+  return {
+    reads: state.reads,
+    evaluate(input: PolicyInput): Outcome {
+      const result: unknown = program(input as unknown as Record<string, unknown>);
+      if (typeof result !== 'boolean') throw new Error(`the deny expression gave ${typeof result}, not a bool`);
+      return result ? { deny: true, messages: [] } : { deny: false };
+    },
+  };
+}

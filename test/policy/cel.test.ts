@@ -1,0 +1,80 @@
+/** The CEL engine: the shared decision cases, and what it refuses when a policy is saved. */
+import { describe, expect, it } from 'vitest';
+import { compileCel } from '../../src/policy/cel.ts';
+import { PolicyRejected } from '../../src/policy/engine.ts';
+import { policyEngineSuite, sampleInput, type EngineCaseName } from '../suites/policy-engine.ts';
+
+const policies: Record<EngineCaseName, string> = {
+  'allow-all': 'false',
+  'deny-all': 'true',
+  'require-cost-center': '!("cost-center" in artifact.labels) && !("cost-center" in artifact.annotations)',
+  'signed-by-release': '!trust.signatures.exists(s, s.verified && s.signer == "release@example.com")',
+  'over-quota': 'ns.quotaBytes > 0 && ns.storedBytes > ns.quotaBytes',
+  'forbidden-license': 'trust.sbom.components.exists(c, "AGPL-3.0-only" in c.licenses)',
+  'no-wasi-sockets': 'artifact.wasm.imports.exists(i, i.startsWith("wasi:sockets/"))',
+};
+
+policyEngineSuite('CEL', async (name) => compileCel({ deny: policies[name] }));
+
+function refusal(deny: string): PolicyRejected {
+  try {
+    compileCel({ deny });
+  } catch (err) {
+    if (err instanceof PolicyRejected) return err;
+    throw err;
+  }
+  throw new Error(`${deny} was accepted`);
+}
+
+describe('CEL policies when saved', () => {
+  it('refuses a syntax error with its position', () => {
+    const err = refusal('artifact.labels["x" ');
+    expect(err.message).toMatch(/^deny: .*RBRACKET/);
+    expect(err.position).toEqual({ line: 1, column: 21 });
+  });
+
+  it('refuses a field the input does not document, naming it, at its position', () => {
+    const err = refusal('artifact.lables["team"] == "x"');
+    expect(err.message).toContain('lables');
+    expect(err.position?.column).toBeGreaterThan(8);
+    expect(refusal('trust.signatures.exists(s, s.signr == "x")').message).toContain('signr');
+    expect(refusal('namespace.storedBytes > 1').message).toMatch(/namespace/);
+  });
+
+  it('refuses an expression that is not a bool', () => {
+    expect(refusal('artifact.size').message).toContain('must be a bool');
+    expect(refusal('"yes"').message).toContain('must be a bool');
+  });
+
+  it('refuses an expression whose cost could explode, when saved', () => {
+    const err = refusal('trust.sbom.components.exists(a, trust.sbom.components.exists(b, a.name == b.name))');
+    expect(err.message).toContain('over the limit');
+    // one loop over the components is fine
+    expect(() => compileCel({ deny: 'trust.sbom.components.exists(a, a.name == "x")' })).not.toThrow();
+  });
+
+  it('refuses huge and deeply nested expressions', () => {
+    expect(refusal(Array.from({ length: 2000 }, (_, i) => `artifact.size == ${i}.0`).join(' || ')).message).toMatch(/longer than|maxAstNodes/);
+    expect(refusal(`${'('.repeat(100)}true${')'.repeat(100)}`).message).toMatch(/maxDepth/);
+  });
+
+  it('refuses a matches() pattern that is not RE2, and runs matches() on RE2', () => {
+    expect(refusal('artifact.repository.matches("(a")').message).toContain('RE2');
+    expect(refusal('artifact.repository.matches("(a)\\\\1")').message).toContain('RE2'); // backreferences are not RE2
+    const policy = compileCel({ deny: 'artifact.annotations["note"].matches("^(a+)+$")' });
+    // exponential on a backtracking engine; linear on RE2
+    const input = sampleInput({ artifact: { annotations: { note: `${'a'.repeat(5000)}!` } } });
+    expect(policy.evaluate(input)).toEqual({ deny: false });
+  });
+
+  it('tells which input sections a policy reads', () => {
+    expect([...compileCel({ deny: 'artifact.size > 1.0 && request.identity.name == "x"' }).reads].sort()).toEqual(['artifact', 'request']);
+    expect([...compileCel({ deny: 'true' }).reads]).toEqual([]);
+  });
+
+  it('reads the time of a request as a timestamp', () => {
+    const policy = compileCel({ deny: 'timestamp(request.time).getHours() < 2' });
+    expect(policy.evaluate(sampleInput({ request: { time: '2026-12-02T01:30:00Z' } }))).toEqual({ deny: true, messages: [] });
+    expect(policy.evaluate(sampleInput({ request: { time: '2026-12-02T12:30:00Z' } }))).toEqual({ deny: false });
+  });
+});
