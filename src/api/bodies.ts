@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { refusalHeaders, type Decision } from '../auth/access.ts';
 import { AuthError } from '../auth/authenticate.ts';
-import { maxJsonDepth, nestsDeeperThan } from '../json-depth.ts';
+import { maxJsonDepth, nestsDeeperThan } from '../json-limits.ts';
 import type { ApiContext } from './context.ts';
 import { ApiError, codeOf, invalid } from './errors.ts';
 

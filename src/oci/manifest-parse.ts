@@ -2,7 +2,7 @@
  * Parsing and validating manifests of every supported media type. The parse says what the
  * manifest references, so the store can refuse it while a reference is missing.
  */
-import { maxJsonDepth, nestsDeeperThan } from '../json-depth.ts';
+import { maxJsonDepth, nestsDeeperThan } from '../json-limits.ts';
 import { z } from 'zod';
 import { parseDigest } from './digest.ts';
 import { OciError } from './errors.ts';

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Config, NamespaceTrustFile } from '../config/schema.ts';
-import { maxJsonDepth, nestsDeeperThan } from '../json-depth.ts';
+import { maxJsonDepth, nestsDeeperThan } from '../json-limits.ts';
 import type { TrustStore } from '../meta/trust.ts';
 import { toNamespaceTrust } from './document.ts';
 import { noTrust, type NamespaceTrust } from './verdict.ts';

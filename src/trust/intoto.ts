@@ -14,7 +14,7 @@
  *   algorithm named as the provenance names it (`sha1`, `gitCommit`, …).
  */
 import { z } from 'zod';
-import { jsonTooCostly } from './json-limits.ts';
+import { jsonTooCostly } from '../json-limits.ts';
 import { parseSbom, SbomError, type SbomDocument } from './sbom/index.ts';
 import type { SignedPayload } from './verdict.ts';
 

@@ -1,7 +1,7 @@
 /**
  * SBOM reading: CycloneDX JSON 1.2–1.7, SPDX 2.2/2.3 JSON and SPDX 3.0 JSON-LD into one shape.
  * Pure and bounded: no I/O, no recursion on document nesting, bytes that would cost JSON.parse too
- * much refused before they are parsed (json-limits.ts), at most MAX_COMPONENTS components. Large
+ * much refused before they are parsed (src/json-limits.ts), at most MAX_COMPONENTS components. Large
  * documents are read off the event loop by src/trust/reader/, which runs this in a child process.
  * Every failure is an SbomError whose message says what is wrong; nothing else is thrown.
  */

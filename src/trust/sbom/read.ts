@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { jsonTooCostly } from '../json-limits.ts';
+import { jsonTooCostly } from '../../json-limits.ts';
 import { MAX_COMPONENTS, SbomError } from './types.ts';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });

@@ -7,7 +7,7 @@ import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { RFC3161Timestamp, X509Certificate } from '@sigstore/core';
 import type { SignedEntity } from '@sigstore/verify';
 import { z } from 'zod';
-import { jsonTooCostly } from '../json-limits.ts';
+import { jsonTooCostly } from '../../json-limits.ts';
 import type { Finding } from '../verdict.ts';
 
 export const COSIGN_SIGNATURE = 'dev.cosignproject.cosign/signature';
@@ -114,7 +114,7 @@ function readTimestamp(text: string): Read<RFC3161Timestamp> {
   return { ok: false, code: 'malformed', reason: `the ${COSIGN_TIMESTAMP} annotation is not an RFC 3161 timestamp ({"SignedRFC3161Timestamp": base64})` };
 }
 
-/** Undefined when the text is not JSON, or is shaped as no envelope or bundle is (see json-limits.ts). */
+/** Undefined when the text is not JSON, or is shaped as no envelope or bundle is (see src/json-limits.ts). */
 export function parseJSON(text: string): unknown {
   if (jsonTooCostly(text)) return undefined;
   try {

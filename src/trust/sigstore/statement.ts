@@ -1,7 +1,7 @@
 /** What ties a signed payload to the artifact: digests in cosign payloads and in-toto statements. */
 import { z } from 'zod';
 import { IN_TOTO_PAYLOAD_TYPE } from '../intoto.ts';
-import { jsonTooCostly } from '../json-limits.ts';
+import { jsonTooCostly } from '../../json-limits.ts';
 import type { Finding } from '../verdict.ts';
 
 export interface Digest {

@@ -1,10 +1,48 @@
-/** The check every untrusted trust document passes before JSON.parse: SBOMs, in-toto statements, envelopes. */
+/**
+ * src/json-limits.ts, the check untrusted JSON passes before JSON.parse: nesting and values counted
+ * outside strings in one pass that stops past its limits, and where the trust documents (SBOMs,
+ * in-toto statements, envelopes) and the depth-only readers (bodies, trust files, manifests) use it.
+ */
 import { describe, expect, it } from 'vitest';
-import { parseStatement, StatementError } from '../../src/trust/intoto.ts';
-import { jsonTooCostly, MAX_JSON_DEPTH, MAX_JSON_VALUES } from '../../src/trust/json-limits.ts';
-import { parseSbom, SbomError } from '../../src/trust/sbom/index.ts';
-import { parseJSON } from '../../src/trust/sigstore/annotations.ts';
-import { checkStatement } from '../../src/trust/sigstore/statement.ts';
+import { documentLimits, jsonTooCostly, maxJsonDepth, nestsDeeperThan, scanJson } from '../src/json-limits.ts';
+import { parseStatement, StatementError } from '../src/trust/intoto.ts';
+import { parseSbom, SbomError } from '../src/trust/sbom/index.ts';
+import { parseJSON } from '../src/trust/sigstore/annotations.ts';
+import { checkStatement } from '../src/trust/sigstore/statement.ts';
+
+const MAX_JSON_DEPTH = documentLimits.depth!;
+const MAX_JSON_VALUES = documentLimits.values!;
+const depthOf = (text: string | Uint8Array, limit?: number) => scanJson(text, limit === undefined ? {} : { depth: limit }).depth;
+
+describe('depth', () => {
+  it('counts objects and arrays, not what strings hold', () => {
+    expect(depthOf('1')).toBe(0);
+    expect(depthOf('"[[[{{{"')).toBe(0);
+    expect(depthOf('[]')).toBe(1);
+    expect(depthOf('{"a":[{"b":[1,2]}],"c":{}}')).toBe(4);
+    expect(depthOf('["\\"[[", {"k\\\\": ["]"]}]')).toBe(3);
+    expect(depthOf('[[], [[]], []]')).toBe(3);
+  });
+
+  it('reads UTF-8 bytes as it reads strings', () => {
+    const text = '{"név":["ü\\"[", {"😀":[[]]}]}';
+    const bytes = new TextEncoder().encode(text);
+    expect(scanJson(bytes)).toEqual(scanJson(text));
+    expect(depthOf(text)).toBe(5);
+    expect(jsonTooCostly(new TextEncoder().encode(`["\\\\",${'['.repeat(200)}${']'.repeat(200)}]`))).toBe(
+      `nests too deeply (more than ${MAX_JSON_DEPTH} levels)`,
+    );
+    expect(jsonTooCostly(new TextEncoder().encode(`["\\"${'['.repeat(1000)}"]`))).toBeUndefined();
+  });
+
+  it('stops at the first level past the limit, wherever the text ends', () => {
+    expect(scanJson(`${'['.repeat(65)}${']'.repeat(65)}`, { depth: 64 })).toEqual({ depth: 65, values: 64, exceeded: 'depth' });
+    expect(depthOf(`${'['.repeat(1_000_000)}`, 64)).toBe(65);
+    expect(nestsDeeperThan(`${'{"a":'.repeat(maxJsonDepth)}1${'}'.repeat(maxJsonDepth)}`)).toBe(false);
+    expect(nestsDeeperThan(`${'{"a":'.repeat(maxJsonDepth + 1)}1${'}'.repeat(maxJsonDepth + 1)}`)).toBe(true);
+    expect(nestsDeeperThan('[[[]]]', 2)).toBe(true);
+  });
+});
 
 const IN_TOTO = 'application/vnd.in-toto+json';
 const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
@@ -33,10 +71,10 @@ describe('jsonTooCostly', () => {
   });
 
   it('counts values, commas and brackets, outside strings', () => {
-    expect(jsonTooCostly('[0,0,0,0]', 128, 3)).toBe('holds too many values (more than 3 JSON values)');
-    expect(jsonTooCostly('[0,0,0]', 128, 3)).toBeUndefined();
-    expect(jsonTooCostly('[[],[]]', 128, 3)).toBe('holds too many values (more than 3 JSON values)');
-    expect(jsonTooCostly('["a,b,c,d,[e]"]', 128, 3)).toBeUndefined();
+    expect(jsonTooCostly('[0,0,0,0]', { depth: 128, values: 3 })).toBe('holds too many values (more than 3 JSON values)');
+    expect(jsonTooCostly('[0,0,0]', { depth: 128, values: 3 })).toBeUndefined();
+    expect(jsonTooCostly('[[],[]]', { depth: 128, values: 3 })).toBe('holds too many values (more than 3 JSON values)');
+    expect(jsonTooCostly('["a,b,c,d,[e]"]', { depth: 128, values: 3 })).toBeUndefined();
     // 64 MiB of [] is 21 million arrays for JSON.parse to make
     expect(jsonTooCostly(`[${'[],'.repeat(MAX_JSON_VALUES / 2)}[]]`)).toBe(tooMany);
   });
