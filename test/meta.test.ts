@@ -7,12 +7,14 @@ import { openMetaStore } from '../src/meta/open.ts';
 import { metaStoreSuite } from './suites/meta.ts';
 import { trustStoreSuite } from './suites/trust-store.ts';
 import { tufStoreSuite } from './suites/tuf-store.ts';
+import { policyStoreSuite } from './suites/policy-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
 metaStoreSuite('sqlite', sqlite);
 trustStoreSuite('sqlite', sqlite);
 tufStoreSuite('sqlite', sqlite);
+policyStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -20,6 +22,7 @@ describe.runIf(havePostgres)('postgres', () => {
   metaStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   trustStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   tufStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  policyStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

@@ -12,6 +12,7 @@ import type { AccountStore } from '../meta/accounts.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import { isNamespaceName, maxNameLength, namespaceRule } from '../reference.ts';
 import type { TrustService } from '../trust/service.ts';
+import type { PolicyService } from '../policy/service.ts';
 import { ApiError, codeOf, conflict } from './errors.ts';
 
 export interface ApiContext {
@@ -20,6 +21,8 @@ export interface ApiContext {
   auth: Auth;
   /** the trust worker; undefined when trust.enabled is false */
   trust?: TrustService;
+  /** the policies every push, pull and delete is decided by */
+  policy?: PolicyService;
 }
 
 /** The accesses API routes ask for. */

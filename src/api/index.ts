@@ -7,6 +7,8 @@ import type { Auth } from '../auth/index.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { TufPublisher } from '../trust/tuf/index.ts';
 import type { TrustService } from '../trust/service.ts';
+import type { PolicyService } from '../policy/service.ts';
+import { registerPolicies } from './policies.ts';
 import { registerArtifacts } from './artifacts.ts';
 import { registerAudit } from './audit.ts';
 import { authenticateBeforeBody, installJsonParser } from './bodies.ts';
@@ -27,13 +29,20 @@ export interface ApiDeps {
   /** the namespaces' TUF repositories (/api/v1/namespaces/<ns>/tuf) */
   tuf?: TufPublisher;
   trust?: TrustService;
+  policy?: PolicyService;
 }
 
 /** Management requests are small; anything larger is a mistake or an attack. */
 const bodyLimit = 64 * 1024;
 
 export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
-  const ctx: ApiContext = { accounts: deps.meta.accounts, meta: deps.meta, auth: deps.auth, ...(deps.trust ? { trust: deps.trust } : {}) };
+  const ctx: ApiContext = {
+    accounts: deps.meta.accounts,
+    meta: deps.meta,
+    auth: deps.auth,
+    ...(deps.trust ? { trust: deps.trust } : {}),
+    ...(deps.policy ? { policy: deps.policy } : {}),
+  };
   app.register(
     async (api) => {
       api.removeAllContentTypeParsers();
@@ -52,6 +61,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         ...(deps.tuf ? [tufApi(deps.tuf)] : []),
         registerTrust,
         registerArtifacts,
+        registerPolicies,
       ])
         register(api, ctx);
     },

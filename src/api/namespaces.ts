@@ -11,11 +11,26 @@ import type { MetaStore } from '../meta/metastore.ts';
 import { access, accountName, authorize, decide, iso, namespaceName, recorded, type ApiContext } from './context.ts';
 import { invalid, notFound, parse } from './errors.ts';
 
-const settingsBody = z.strictObject({ anonymousRead: z.boolean().optional() });
+const settingsBody = z.strictObject({
+  anonymousRead: z.boolean().optional(),
+  /** what policies read as ns.quotaBytes (0: none) */
+  quotaBytes: z.number().int().min(0).optional(),
+  /** what policies read as ns.labels */
+  labels: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'a label key is lowercase letters, digits and . _ / -'), z.string().max(256))
+    .refine((l) => Object.keys(l).length <= 64, 'at most 64 labels')
+    .optional(),
+});
 const grantBody = z.strictObject({ role: z.enum(['reader', 'writer', 'maintainer', 'admin'], 'use reader, writer, maintainer or admin') });
 const kinds = z.enum(['user', 'team', 'robot'], 'use user, team or robot');
 
-export const view = (n: Namespace) => ({ name: n.name, anonymousRead: n.anonymousRead, createdAt: iso(n.createdAt) });
+export const view = (n: Namespace) => ({
+  name: n.name,
+  anonymousRead: n.anonymousRead,
+  quotaBytes: n.quotaBytes,
+  labels: n.labels,
+  createdAt: iso(n.createdAt),
+});
 
 type NsParams = { Params: { ns: string } };
 type GrantParams = { Params: { ns: string; kind: string; name: string } };
@@ -35,7 +50,7 @@ export function registerNamespaces(api: FastifyInstance, ctx: ApiContext): void 
   api.get('/namespaces', async (req, reply) => {
     const listed = new Map((await ctx.accounts.listNamespaces()).map((n) => [n.name, { ...view(n), created: true }]));
     for (const name of await pushedNamespaces(ctx.meta))
-      if (!listed.has(name)) listed.set(name, { name, anonymousRead: false, createdAt: null, created: false });
+      if (!listed.has(name)) listed.set(name, { name, anonymousRead: false, quotaBytes: 0, labels: {}, createdAt: null, created: false });
     const all = [...listed.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const decision = await decide(ctx, req, reply, [
       access.login,

@@ -169,6 +169,24 @@ export const configSchema = z.strictObject({
       timestampExpirySeconds: z.number().int().positive().default(86_400),
     })
     .default({ rootExpirySeconds: 365 * 86_400, targetsExpirySeconds: 90 * 86_400, snapshotExpirySeconds: 7 * 86_400, timestampExpirySeconds: 86_400 }),
+  policy: z
+    .strictObject({
+      /** how often a replica looks for policies changed elsewhere */
+      reloadSeconds: z.number().positive().max(3600).default(2),
+      /** decisions and recorded inputs older than this are deleted */
+      decisionRetentionDays: z.number().int().positive().default(30),
+      /** keep one decision input per identity, artifact and hour, for `custody policy simulate` */
+      recordInputs: z.boolean().default(true),
+      /** OPA Wasm policies run in a pool of worker threads, each evaluation within these limits */
+      opa: z
+        .strictObject({
+          workers: z.number().int().min(1).max(16).default(2),
+          memoryMiB: z.number().int().min(1).max(1024).default(32),
+          timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+        })
+        .default({ workers: 2, memoryMiB: 32, timeoutMs: 1000 }),
+    })
+    .default({ reloadSeconds: 2, decisionRetentionDays: 30, recordInputs: true, opa: { workers: 2, memoryMiB: 32, timeoutMs: 1000 } }),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -44,6 +44,10 @@ export interface Namespace {
   name: string;
   /** pull without logging in */
   anonymousRead: boolean;
+  /** the storage quota in bytes that policies read (ns.quotaBytes); 0 when none */
+  quotaBytes: number;
+  /** labels that policies read (ns.labels), e.g. team and cost-center */
+  labels: Record<string, string>;
   createdAt: number;
 }
 
@@ -124,8 +128,14 @@ export interface Principals {
   deleteRobot(robotId: string): Promise<boolean>;
 }
 
+export interface NamespaceSettings {
+  anonymousRead?: boolean;
+  quotaBytes?: number;
+  labels?: Record<string, string>;
+}
+
 export interface Namespaces {
-  upsertNamespace(name: string, settings: { anonymousRead?: boolean }): Promise<Namespace>;
+  upsertNamespace(name: string, settings: NamespaceSettings): Promise<Namespace>;
   getNamespace(name: string): Promise<Namespace | undefined>;
   listNamespaces(): Promise<Namespace[]>;
   setGrant(grant: Grant): Promise<void>;

@@ -6,6 +6,7 @@
 import type { AccountStore } from './accounts.ts';
 import type { TufStore } from './tuf.ts';
 import type { TrustStore } from './trust.ts';
+import type { PolicyStore } from './policy.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -87,6 +88,8 @@ export interface ManifestIndex {
   listTags(repo: string, page: Page): Promise<string[]>;
   listRepositories(page: Page): Promise<string[]>;
   listReferrers(repo: string, subject: string): Promise<ManifestRecord[]>;
+  /** Bytes of the distinct blobs linked to a namespace's repositories, plus their manifests. */
+  storedBytes(namespace: string): Promise<number>;
 }
 
 export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
@@ -96,6 +99,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly tuf: TufStore;
   /** signatures, attestations and SBOMs with their verdicts; per-namespace trust (see trust.ts) */
   readonly trust: TrustStore;
+  /** policies, their versions, the decision log and recorded inputs (see policy.ts) */
+  readonly policy: PolicyStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Auditor } from '../auth/audit.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
+import type { Answer, Question } from '../policy/service.ts';
 
 export interface RegistryContext {
   meta: MetaStore;
@@ -13,6 +14,10 @@ export interface RegistryContext {
   audit?: Auditor;
   /** told after a change is stored (trust, later insight); a listener must not fail the request */
   events?: RegistryEvents;
+  /** decides pushes, pulls and deletes at the manifest (src/oci/policy-gate.ts); none: everything is allowed */
+  policy?: { decide(q: Question): Promise<Answer> };
+  /** the clock policies see as the request's time (tests move it); default Date.now */
+  now?: () => number;
 }
 
 /** What the registry core tells the parts that react to changes (docs/architecture.md: data flows one way). */

@@ -7,6 +7,7 @@ import { OciError } from './errors.ts';
 import { parseManifest } from './manifest-parse.ts';
 import { isTag } from '../reference.ts';
 import { checkTag } from './names.ts';
+import { askPolicy } from './policy-gate.ts';
 
 export const getManifest: Handler = async (ctx, req, reply, m) => {
   const byDigest = isDigest(m.ref);
@@ -16,6 +17,7 @@ export const getManifest: Handler = async (ctx, req, reply, m) => {
     // of manifest is told so instead of being handed something it would misread.
     throw new OciError('MANIFEST_UNKNOWN', `${m.name}:${m.ref} is a ${record.mediaType}, which the Accept header does not include`);
   }
+  await askPolicy(ctx, req, 'pull', m, record, byDigest ? undefined : m.ref);
   reply.code(200).header('content-type', record.mediaType).header('docker-content-digest', record.digest).header('etag', `"${record.digest}"`);
   reply.header('content-length', record.content.byteLength);
   await reply.send(req.method === 'HEAD' ? undefined : Buffer.from(record.content.buffer, record.content.byteOffset, record.content.byteLength));
@@ -30,6 +32,7 @@ export const putManifest: Handler = async (ctx, req, reply, m) => {
     throw new OciError('DIGEST_INVALID', `the manifest's digest is ${digest}, not ${reference.value}`);
   }
   const parsed = parseManifest(content, req.headers['content-type']);
+  await askPolicy(ctx, req, 'push', m, { digest, mediaType: parsed.mediaType, content }, tag);
   const result = await ctx.meta.putManifest({ repo: m.name, digest, content, tag, ...parsed });
   if (!result.ok) {
     throw new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${result.missing}, which is not in repository ${m.name}`, {
@@ -41,8 +44,9 @@ export const putManifest: Handler = async (ctx, req, reply, m) => {
   await reply.code(201).header('location', `/v2/${m.name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
 };
 
-export const deleteManifest: Handler = async (ctx, _req, reply, m) => {
+export const deleteManifest: Handler = async (ctx, req, reply, m) => {
   const byDigest = isDigest(m.ref);
+  if (ctx.policy) await askPolicy(ctx, req, 'delete', m, await findManifest(ctx, m.name, m.ref), byDigest ? undefined : m.ref);
   // A reference that is no valid tag names no manifest (see findManifest).
   const deleted = byDigest ? await ctx.meta.deleteManifest(m.name, parseDigest(m.ref).value) : isTag(m.ref) && (await ctx.meta.deleteTag(m.name, m.ref));
   if (!deleted) throw new OciError('MANIFEST_UNKNOWN', `no manifest ${m.ref.slice(0, 200)} in repository ${m.name}`);

@@ -14,7 +14,7 @@
  *   string it matches can come from whoever pushed the artifact. cel-js's own `matches` cannot
  *   be replaced, so the checked source is rewritten, call by call, to our `re2Matches`.
  */
-import { Environment, type ASTNode } from '@marcbachmann/cel-js';
+import { Environment, type ASTNode, type ObjectSchema } from '@marcbachmann/cel-js';
 import { RE2JS } from 're2js';
 import { BoundedMap } from '../bounded-map.ts';
 import { inputSchema } from './input-schema.ts';
@@ -60,7 +60,7 @@ function checkEnvironment(): Environment {
       const items = schema.items ?? {};
       if (items.type !== 'object') return `list<${typed(items) as string}>`;
       const title = items.title ?? 'Item';
-      env.registerType(title, { schema: fields(items) });
+      env.registerType(title, { schema: fields(items) as ObjectSchema });
       return `list<${title}>`;
     }
     if (schema.properties) return fields(schema);
@@ -71,7 +71,7 @@ function checkEnvironment(): Environment {
   for (const [name, schema] of Object.entries(root.properties ?? {})) {
     const declared = typed(schema);
     if (typeof declared === 'string') env.registerVariable(name, declared);
-    else env.registerVariable({ name, schema: declared as Record<string, string> });
+    else env.registerVariable({ name, schema: declared as ObjectSchema });
   }
   return env;
 }
@@ -148,10 +148,10 @@ function walk(node: ASTNode, state: Walk, bound: Map<string, string>): number {
     }
     if (comprehensions.has(name) && args.length >= 2 && args[0]?.op === 'id') {
       const list = pathOf(receiver, bound);
-      const elements = (list && listBounds[list]) ?? unknownListBound;
+      const elements = (list === undefined ? undefined : listBounds[list]) ?? unknownListBound;
       const inner = new Map(bound);
       if (list) inner.set(args[0].args, list);
-      const body = args.slice(1).reduce((sum, arg) => sum + walk(arg, state, inner), 0);
+      const body = args.slice(1).reduce<number>((sum, arg) => sum + walk(arg, state, inner), 0);
       return 1 + walk(receiver, state, bound) + elements * body;
     }
   }
@@ -205,7 +205,7 @@ export function compileCel(policy: CelSource): CompiledPolicy {
   return {
     reads: state.reads,
     evaluate(input: PolicyInput): Outcome {
-      const result: unknown = program(input as unknown as Record<string, unknown>);
+      const result: unknown = program(input);
       if (typeof result !== 'boolean') throw new Error(`the deny expression gave ${typeof result}, not a bool`);
       return result ? { deny: true, messages: [] } : { deny: false };
     },

@@ -24,7 +24,10 @@ const common = {
   /** set: the policy belongs to that namespace, applies only in it, and its admins manage it */
   namespace: z.string().max(255).optional(),
   scope: z
-    .strictObject({ namespaces: z.array(pattern).min(1).max(policyLimits.patterns).default(['*']), repositories: z.array(pattern).min(1).max(policyLimits.patterns).default(['**']) })
+    .strictObject({
+      namespaces: z.array(pattern).min(1).max(policyLimits.patterns).default(['*']),
+      repositories: z.array(pattern).min(1).max(policyLimits.patterns).default(['**']),
+    })
     .default({ namespaces: ['*'], repositories: ['**'] }),
   actions: z
     .array(z.enum(['push', 'pull', 'delete'], 'an action is push, pull or delete'))
@@ -53,7 +56,7 @@ export type CelPolicyDocument = z.infer<typeof celPolicy>;
 export type OpaPolicyDocument = z.infer<typeof opaPolicy>;
 
 /** Parses a policy from YAML or JSON text (or an already parsed value); throws PolicyRejected. */
-export function readPolicy(source: string | unknown): PolicyDocument {
+export function readPolicy(source: unknown): PolicyDocument {
   let value: unknown = source;
   if (typeof source === 'string') {
     if (Buffer.byteLength(source) > policyLimits.documentBytes) throw new PolicyRejected(`a policy document is at most ${policyLimits.documentBytes} bytes`);
@@ -74,7 +77,9 @@ export function readPolicy(source: string | unknown): PolicyDocument {
   }
   const doc = result.data;
   if (doc.namespace !== undefined && !doc.scope.namespaces.every((n) => n === doc.namespace || n === '*')) {
-    throw new PolicyRejected(`scope.namespaces: a policy of namespace ${doc.namespace} applies only there; leave scope.namespaces out or name only ${doc.namespace}`);
+    throw new PolicyRejected(
+      `scope.namespaces: a policy of namespace ${doc.namespace} applies only there; leave scope.namespaces out or name only ${doc.namespace}`,
+    );
   }
   return doc;
 }

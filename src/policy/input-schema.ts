@@ -51,14 +51,23 @@ export const inputSchema = {
       labels: stringMap("the image config's labels (config.Labels); empty for other artifacts"),
       annotations: stringMap("the manifest's annotations"),
       created: str("when it was built (the org.opencontainers.image.created annotation, else the config's created), RFC 3339; '' if unknown"),
-      platforms: list('Platform', { os: str('e.g. linux'), architecture: str('e.g. amd64'), variant: str("e.g. v8; '' if none") }, 'an index: its entries; an image: its config'),
-      layers: list('Layer', { mediaType: str('the layer media type'), digest: str('its digest'), size: num('its size in bytes') }, "an image's layers; empty for an index"),
+      platforms: list(
+        'Platform',
+        { os: str('e.g. linux'), architecture: str('e.g. amd64'), variant: str("e.g. v8; '' if none") },
+        'an index: its entries; an image: its config',
+      ),
+      layers: list(
+        'Layer',
+        { mediaType: str('the layer media type'), digest: str('its digest'), size: num('its size in bytes') },
+        "an image's layers; empty for an index",
+      ),
       subject: str("the digest this artifact refers to (a signature's subject); '' if none"),
       wasm: object(
         {
           component: bool('a WebAssembly component (not a core module)'),
           imports: strings('the component\'s imports by name, e.g. "wasi:sockets/tcp@0.2.0"'),
           exports: strings("the component's exports by name"),
+          complete: bool('the whole binary was read: false when it is truncated, malformed or past a cap, so a policy can deny what could not be read'),
         },
         { description: 'for Wasm layers (application/wasm, application/vnd.wasm.*): what the component imports and exports; empty otherwise' },
       ),
@@ -106,6 +115,7 @@ export const inputSchema = {
       labels: stringMap("the namespace's labels (e.g. team, cost-center)"),
     }),
     request: object({
+      repository: str('the repository the request names (the same as artifact.repository)'),
       identity: object({
         name: str("the user's or robot's name; 'anonymous'"),
         kind: { enum: ['user', 'robot', 'anonymous'], description: 'who is asking' },
@@ -113,7 +123,10 @@ export const inputSchema = {
         teams: strings("the user's teams"),
         roles: strings("the roles the identity holds in the artifact's namespace (reader, writer, maintainer, admin)"),
       }),
-      tokenKind: { enum: ['password', 'token', 'jwt', 'anonymous'], description: 'how it authenticated: a password, a personal or robot token, a JWT from /token, or not at all' },
+      tokenKind: {
+        enum: ['password', 'token', 'jwt', 'anonymous'],
+        description: 'how it authenticated: a password, a personal or robot token, a JWT from /token, or not at all',
+      },
       userAgent: str("the User-Agent header; '' if none"),
       sourceAddress: str('the client address (through trusted proxies: the forwarded one)'),
       time: str('when the request arrived, RFC 3339 in UTC (timestamp(request.time) in CEL)'),
@@ -140,7 +153,7 @@ export interface PolicyInput {
     platforms: { os: string; architecture: string; variant: string }[];
     layers: { mediaType: string; digest: string; size: number }[];
     subject: string;
-    wasm: { component: boolean; imports: string[]; exports: string[] };
+    wasm: { component: boolean; imports: string[]; exports: string[]; complete: boolean };
   };
   trust: {
     signatures: { format: string; signer: string; issuer: string; verified: boolean; code: string }[];
@@ -155,6 +168,7 @@ export interface PolicyInput {
   };
   ns: { name: string; storedBytes: number; quotaBytes: number; labels: Record<string, string> };
   request: {
+    repository: string;
     identity: { name: string; kind: 'user' | 'robot' | 'anonymous'; admin: boolean; teams: string[]; roles: string[] };
     tokenKind: 'password' | 'token' | 'jwt' | 'anonymous';
     userAgent: string;

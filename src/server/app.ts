@@ -15,6 +15,7 @@ import { expireUploads } from '../oci/expiry.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
 import { startTrust } from '../trust/index.ts';
+import { startPolicies } from '../policy/index.ts';
 import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
@@ -115,13 +116,16 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   registerTufRoutes(app, { publisher: tuf, manifests: meta, controller: auth.controller });
   const tufRefresh = startRefreshing(tuf, meta.tuf, refreshInterval(config.tuf.timestampExpirySeconds), app.log);
   const trust = await startTrust(config, { meta, blobs, log: app.log });
-  registerApi(app, { meta, auth, tuf, ...(trust ? { trust } : {}) });
+  const policy = await startPolicies(config, { meta, blobs, log: app.log, ...(parts.now ? { now: parts.now } : {}) });
+  registerApi(app, { meta, auth, tuf, policy, ...(trust ? { trust } : {}) });
   const ctx: RegistryContext = {
     meta,
     blobs,
     limits: { manifestBytes: config.limits.manifestBytes },
     log: app.log,
     audit: auth.audit,
+    policy,
+    ...(parts.now ? { now: parts.now } : {}),
     ...(trust ? { events: trust } : {}),
   };
   registerV2(app, ctx, auth.controller);
@@ -157,6 +161,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     auth.audit.stop();
     tufRefresh.stop();
     await trust?.stop();
+    await policy.stop();
     await meta.close();
   });
   return app;

@@ -30,11 +30,12 @@ export function sampleInput(overrides: Overrides = {}): PolicyInput {
       platforms: [{ os: 'linux', architecture: 'amd64', variant: '' }],
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'b'.repeat(64)}`, size: 3000 }],
       subject: '',
-      wasm: { component: false, imports: [], exports: [] },
+      wasm: { component: false, imports: [], exports: [], complete: false },
     },
     trust: { signatures: [], attestations: [], sbom: { present: false, format: '', componentCount: 0, licenses: [], components: [] } },
     ns: { name: 'team', storedBytes: 1000, quotaBytes: 0, labels: {} },
     request: {
+      repository: 'team/app',
       identity: { name: 'alice', kind: 'user', admin: false, teams: [], roles: ['writer'] },
       tokenKind: 'jwt',
       userAgent: 'skopeo/1.18',
@@ -105,8 +106,13 @@ export const engineCases = {
   'no-wasi-sockets': {
     does: 'denies a Wasm component that imports wasi:sockets',
     inputs: [
-      { input: sampleInput({ artifact: { wasm: { component: true, imports: ['wasi:cli/environment@0.2.0'], exports: [] } } }), deny: false },
-      { input: sampleInput({ artifact: { wasm: { component: true, imports: ['wasi:cli/environment@0.2.0', 'wasi:sockets/tcp@0.2.0'], exports: [] } } }), deny: true },
+      { input: sampleInput({ artifact: { wasm: { component: true, imports: ['wasi:cli/environment@0.2.0'], exports: [], complete: true } } }), deny: false },
+      {
+        input: sampleInput({
+          artifact: { wasm: { component: true, imports: ['wasi:cli/environment@0.2.0', 'wasi:sockets/tcp@0.2.0'], exports: [], complete: true } },
+        }),
+        deny: true,
+      },
     ],
   },
 } satisfies Record<string, EngineCase>;

@@ -8,6 +8,7 @@ import type {
   FailureCount,
   Grant,
   Namespace,
+  NamespaceSettings,
   PrincipalKind,
   Robot,
   Role,
@@ -26,7 +27,13 @@ const toUser = (r: Selectable<Database['users']>): User => ({
   createdAt: r.created_at,
 });
 const toRobot = (r: Selectable<Database['robots']>): Robot => ({ id: r.id, name: r.name, namespace: r.namespace, createdAt: r.created_at });
-const toNamespace = (r: Selectable<Database['namespaces']>): Namespace => ({ name: r.name, anonymousRead: r.anonymous_read === 1, createdAt: r.created_at });
+const toNamespace = (r: Pick<Selectable<Database['namespaces']>, 'name' | 'anonymous_read' | 'created_at' | 'quota_bytes' | 'labels'>): Namespace => ({
+  name: r.name,
+  anonymousRead: r.anonymous_read === 1,
+  quotaBytes: Number(r.quota_bytes),
+  labels: JSON.parse(r.labels) as Record<string, string>,
+  createdAt: r.created_at,
+});
 const toToken = (r: Selectable<Database['tokens']>): TokenRecord => ({
   id: r.id,
   ownerKind: r.owner_kind as TokenRecord['ownerKind'],
@@ -160,13 +167,19 @@ export class KyselyAccountStore implements AccountStore {
 
   // Namespaces and grants
 
-  async upsertNamespace(name: string, settings: { anonymousRead?: boolean }): Promise<Namespace> {
+  async upsertNamespace(name: string, settings: NamespaceSettings): Promise<Namespace> {
     const existing = await this.getNamespace(name);
-    const row = { name, anonymous_read: (settings.anonymousRead ?? existing?.anonymousRead ?? false) ? 1 : 0, created_at: existing?.createdAt ?? Date.now() };
+    const row = {
+      name,
+      anonymous_read: (settings.anonymousRead ?? existing?.anonymousRead ?? false) ? 1 : 0,
+      quota_bytes: settings.quotaBytes ?? existing?.quotaBytes ?? 0,
+      labels: JSON.stringify(settings.labels ?? existing?.labels ?? {}),
+      created_at: existing?.createdAt ?? Date.now(),
+    };
     await this.db
       .insertInto('namespaces')
       .values(row)
-      .onConflict((c) => c.column('name').doUpdateSet({ anonymous_read: row.anonymous_read }))
+      .onConflict((c) => c.column('name').doUpdateSet({ anonymous_read: row.anonymous_read, quota_bytes: row.quota_bytes, labels: row.labels }))
       .execute();
     return toNamespace(row);
   }

@@ -245,6 +245,62 @@ export function migrations(engine: Engine): MigrationProvider {
         await db.schema.alterTable('trust_artifacts').addColumn('code', 'text').execute();
       },
     },
+    '0007-policies': {
+      async up(db: Kysely<unknown>) {
+        // Every version of every policy; a deletion is a version too, so the history stays.
+        await db.schema
+          .createTable('policies')
+          .addColumn('name', name, (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('namespace', name)
+          .addColumn('document', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('deleted', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('policies_pk', ['name', 'version'])
+          .execute();
+        await db.schema
+          .createTable('policy_decisions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('policy', name, (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('mode', 'text', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('repository', name, (c) => c.notNull())
+          .addColumn('reference', 'text', (c) => c.notNull())
+          .addColumn('result', 'text', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('latency_micros', 'bigint', (c) => c.notNull())
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('enforced', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('policy_decisions_at').on('policy_decisions').columns(['at', 'id']).execute();
+        // One input per (action, identity, artifact) and hour: what `simulate` replays.
+        await db.schema
+          .createTable('policy_inputs')
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('hour', 'bigint', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('repository', name, (c) => c.notNull())
+          .addColumn('input', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('policy_inputs_pk', ['key', 'hour'])
+          .execute();
+        await db.schema.createIndex('policy_inputs_at').on('policy_inputs').columns(['at', 'key']).execute();
+        // What policies read of a namespace besides its name: a storage quota and labels.
+        await db.schema
+          .alterTable('namespaces')
+          .addColumn('quota_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('namespaces')
+          .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -25,7 +25,37 @@ export interface Database {
   teams: { id: string; name: string; created_at: number };
   team_members: { team_id: string; user_id: string };
   robots: { id: string; name: string; namespace: string; created_at: number };
-  namespaces: { name: string; anonymous_read: number; created_at: number };
+  /** labels: a JSON object of strings; quota_bytes 0 when none */
+  namespaces: { name: string; anonymous_read: number; created_at: number; quota_bytes: Generated<number>; labels: Generated<string> };
+  /** document: JSON; deleted: 1 on the version that deleted the policy */
+  policies: {
+    name: string;
+    version: number;
+    namespace: string | null;
+    document: string;
+    source: string;
+    created_by: string;
+    created_at: number;
+    deleted: number;
+  };
+  policy_decisions: {
+    id: string;
+    at: number;
+    policy: string;
+    version: number;
+    mode: string;
+    action: string;
+    repository: string;
+    reference: string;
+    result: string;
+    message: string;
+    latency_micros: number;
+    actor: string;
+    source: string;
+    enforced: number;
+  };
+  /** input: the policy input document, JSON */
+  policy_inputs: { key: string; hour: number; at: number; action: string; repository: string; input: string };
   /** kind is 'user', 'team' or 'robot'; principal is its id */
   grants: { namespace: string; kind: string; principal: string; role: string };
   tokens: {

@@ -4,6 +4,7 @@ import { Migrator } from 'kysely/migration';
 import { KyselyAccountStore } from './accounts.ts';
 import { KyselyTufStore } from './tuf.ts';
 import { KyselyTrustStore } from './trust.ts';
+import { KyselyPolicyStore } from './policy.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -17,6 +18,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly accounts: KyselyAccountStore;
   readonly tuf: KyselyTufStore;
   readonly trust: KyselyTrustStore;
+  readonly policy: KyselyPolicyStore;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
    * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
@@ -28,6 +30,7 @@ export class KyselyMetaStore implements MetaStore {
     this.accounts = new KyselyAccountStore(db);
     this.tuf = new KyselyTufStore(db);
     this.trust = new KyselyTrustStore(db);
+    this.policy = new KyselyPolicyStore(db);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db
@@ -237,6 +240,23 @@ export class KyselyMetaStore implements MetaStore {
   async listReferrers(repo: string, subject: string): Promise<ManifestRecord[]> {
     const rows = await this.manifestColumns().where('repo', '=', repo).where('subject', '=', subject).orderBy('created_at').execute();
     return rows.map(toRecord);
+  }
+
+  async storedBytes(namespace: string): Promise<number> {
+    // A range rather than LIKE, so that `_` and `%` in names need no escaping ('0' follows '/').
+    const inNs = (column: string) =>
+      sql<boolean>`(${sql.ref(column)} = ${namespace} or (${sql.ref(column)} >= ${`${namespace}/`} and ${sql.ref(column)} < ${`${namespace}0`}))`;
+    const blobs = await this.db
+      .selectFrom('blobs')
+      .select((eb) => eb.fn.sum<number>('size').as('n'))
+      .where('digest', 'in', (eb) => eb.selectFrom('repo_blobs').select('digest').where(inNs('repo_blobs.repo')))
+      .executeTakeFirst();
+    const manifests = await this.db
+      .selectFrom('manifests')
+      .select((eb) => eb.fn.sum<number>('size').as('n'))
+      .where(inNs('manifests.repo'))
+      .executeTakeFirst();
+    return Number(blobs?.n ?? 0) + Number(manifests?.n ?? 0);
   }
 
   async ping(): Promise<void> {

@@ -1,0 +1,209 @@
+/**
+ * /api/v1/policies: save (a new version each time), read, list and delete policies; simulate and
+ * test them before they decide anything; and read the decision log. Registry administrators
+ * manage registry-wide policies; a namespace's admins manage the policies of their namespace
+ * (a document with `namespace: <ns>`). Every change is audited.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Access } from '../auth/access.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
+import { PolicyRejected } from '../policy/engine.ts';
+import type { PolicyInput } from '../policy/input-schema.ts';
+import type { PolicyService } from '../policy/service.ts';
+import { isDigest } from '../oci/digest.ts';
+import { isTag, namespaceOf } from '../reference.ts';
+import { access, decide, iso, recorded, type ApiContext } from './context.ts';
+import { ApiError, invalid, notFound, parse } from './errors.ts';
+
+type NameParams = { Params: { name: string } };
+
+const policyName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a policy name is 1 to 63 lowercase letters, digits and inner dashes');
+/** A policy in a body: the document as JSON, or `{ "source": "<YAML or JSON text>" }` (what the CLI sends). */
+const policyBody = z.union([z.strictObject({ source: z.string().min(1) }), z.record(z.string(), z.unknown())]);
+const simulateBody = z.strictObject({
+  policy: policyBody,
+  days: z.number().int().min(0).max(366).default(7),
+  limit: z.number().int().min(1).max(100_000).default(10_000),
+});
+const testBody = z.strictObject({
+  policy: policyBody,
+  /** a whole input document to decide on */
+  input: z.record(z.string(), z.unknown()).optional(),
+  /** or a stored artifact, as if requested now by the caller */
+  artifact: z.strictObject({ repository: z.string().min(1).max(255), reference: z.string().min(1).max(255) }).optional(),
+  action: z.enum(['push', 'pull', 'delete']).default('pull'),
+});
+const decisionQuery = z.strictObject({
+  policy: z.string().max(63).optional(),
+  result: z.enum(['deny', 'allow', 'error']).optional(),
+  action: z.enum(['push', 'pull', 'delete']).optional(),
+  repository: z.string().max(255).optional(),
+  namespace: z.string().max(255).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  before: z.string().max(200).optional(),
+});
+
+const source = (body: z.infer<typeof policyBody>): unknown =>
+  'source' in body && typeof body.source === 'string' && Object.keys(body).length === 1 ? body.source : body;
+
+export const policyView = (p: StoredPolicy) => ({
+  name: p.name,
+  version: p.version,
+  namespace: p.namespace,
+  document: p.document,
+  source: p.source,
+  createdBy: p.createdBy,
+  createdAt: iso(p.createdAt),
+  ...(p.deleted ? { deleted: true } : {}),
+});
+const decisionView = (d: DecisionRecord) => ({ ...d, at: iso(d.at) });
+
+/** Who manages a policy: registry admins for registry-wide ones, the namespace's admins for theirs. */
+const managerOf = (namespace: string | null | undefined): Access => (namespace ? access.manage(namespace) : access.admin);
+
+function rejected(err: unknown): never {
+  if (err instanceof PolicyRejected) throw invalid(err.message);
+  throw err;
+}
+
+export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
+  const service = (): PolicyService => {
+    if (!ctx.policy) throw new ApiError('INVALID', 'policies are not available on this server');
+    return ctx.policy;
+  };
+  const checked = async (body: z.infer<typeof policyBody>) => {
+    try {
+      return await service().check(source(body));
+    } catch (err) {
+      rejected(err);
+    }
+  };
+  const principal = async (req: FastifyRequest, reply: Parameters<typeof decide>[2], accesses: Access[]): Promise<Principal> =>
+    (await decide(ctx, req, reply, accesses)).principal;
+
+  api.get('/policies', async (req, reply) => {
+    const all = await ctx.meta.policy.listPolicies();
+    const decision = await decide(ctx, req, reply, [access.login, ...all.map((p) => ({ ...managerOf(p.namespace), optional: true }))]);
+    const refused = new Set(decision.refused.map((a) => `${a.type} ${a.name}`));
+    const visible = all.filter((p) => !refused.has(`${managerOf(p.namespace).type} ${managerOf(p.namespace).name}`));
+    return { policies: visible.map(policyView) };
+  });
+
+  api.get<NameParams & { Querystring: { version?: string } }>('/policies/:name', async (req, reply) => {
+    const name = parse(policyName, req.params.name, 'policy name');
+    const version = req.query.version === undefined ? undefined : parse(z.coerce.number().int().min(1), req.query.version, 'version');
+    const found = await ctx.meta.policy.getPolicy(name, version);
+    // Refuse before saying whether it exists: a stranger learns nothing from the status.
+    await principal(req, reply, [managerOf(found?.namespace)]);
+    if (!found) throw notFound(`no policy ${name}${version ? ` version ${version}` : ''}`);
+    return policyView(found);
+  });
+
+  api.get<NameParams>('/policies/:name/versions', async (req, reply) => {
+    const name = parse(policyName, req.params.name, 'policy name');
+    const versions = await ctx.meta.policy.policyVersions(name);
+    await principal(req, reply, [managerOf(versions[0]?.namespace)]);
+    if (versions.length === 0) throw notFound(`no policy ${name}`);
+    return { versions: versions.map(policyView) };
+  });
+
+  api.put<NameParams>('/policies/:name', async (req, reply) => {
+    const name = parse(policyName, req.params.name, 'policy name');
+    const body = parse(policyBody, req.body ?? {}, 'policy');
+    // The caller must be allowed to manage the policy as it is and as it would be.
+    const before = await ctx.meta.policy.getPolicy(name);
+    const { doc } = await checked(body);
+    const actor = await principal(req, reply, [managerOf(doc.namespace), ...(before ? [managerOf(before.namespace)] : [])]);
+    if (doc.name !== name) throw invalid(`the document is named ${doc.name}, but the URL names ${name}`);
+    const text = typeof source(body) === 'string' ? (source(body) as string) : JSON.stringify(body, null, 2);
+    const saved = await ctx.meta.policy.putPolicy({ name, namespace: doc.namespace ?? null, document: doc, source: text, createdBy: actor.name });
+    await recorded(ctx, req, before ? 'policy.update' : 'policy.create', name, { version: saved.version, namespace: saved.namespace, mode: doc.mode });
+    await service().reload(true);
+    return reply.code(before ? 200 : 201).send(policyView(saved));
+  });
+
+  api.delete<NameParams>('/policies/:name', async (req, reply) => {
+    const name = parse(policyName, req.params.name, 'policy name');
+    const found = await ctx.meta.policy.getPolicy(name);
+    const actor = await principal(req, reply, [managerOf(found?.namespace)]);
+    if (!found || !(await ctx.meta.policy.deletePolicy(name, actor.name))) throw notFound(`no policy ${name}`);
+    await recorded(ctx, req, 'policy.delete', name, { version: found.version + 1 });
+    await service().reload(true);
+    return reply.code(204).send();
+  });
+
+  api.post('/policies/simulate', async (req, reply) => {
+    const body = parse(simulateBody, req.body ?? {}, 'simulation');
+    const { doc } = await checked(body.policy);
+    const actor = await principal(req, reply, [managerOf(doc.namespace)]);
+    try {
+      return await service().simulate(source(body.policy), actor, { days: body.days, limit: body.limit });
+    } catch (err) {
+      rejected(err);
+    }
+  });
+
+  api.post('/policies/test', async (req, reply) => {
+    const body = parse(testBody, req.body ?? {}, 'policy test');
+    const { doc, compiled } = await checked(body.policy);
+    const actor = await principal(req, reply, [managerOf(doc.namespace)]);
+    if ((body.input === undefined) === (body.artifact === undefined)) throw invalid('give either an input document or an artifact (repository and reference)');
+    let input: PolicyInput;
+    if (body.input) input = body.input as unknown as PolicyInput;
+    else {
+      const { repository, reference } = body.artifact as { repository: string; reference: string };
+      await principal(req, reply, [{ type: 'repository', name: repository, actions: ['pull'] }]);
+      const record = isDigest(reference)
+        ? await ctx.meta.getManifest(repository, reference)
+        : isTag(reference)
+          ? await ctx.meta.getTaggedManifest(repository, reference)
+          : undefined;
+      if (!record) throw notFound(`no manifest ${reference} in repository ${repository}`);
+      input = await service().input({
+        action: body.action,
+        repository,
+        namespace: namespaceOf(repository),
+        digest: record.digest,
+        ...(isDigest(reference) ? {} : { tag: reference }),
+        manifest: { mediaType: record.mediaType, content: record.content },
+        principal: { kind: actor.kind, id: actor.id, name: actor.name, admin: actor.admin },
+        tokenKind: 'jwt',
+        userAgent: req.headers['user-agent'] ?? '',
+        sourceAddress: req.ip,
+        time: Date.now(),
+      });
+    }
+    try {
+      const outcome = await compiled.evaluate(input);
+      return { deny: outcome.deny, messages: outcome.deny ? outcome.messages : [], input };
+    } catch (err) {
+      return { deny: doc.failure === 'closed', error: err instanceof Error ? err.message : String(err), input };
+    } finally {
+      await compiled.close?.();
+    }
+  });
+
+  api.get<{ Querystring: Record<string, string> }>('/policy-decisions', async (req, reply) => {
+    const q = parse(decisionQuery, req.query, 'query');
+    const scope = q.namespace ?? (q.repository ? namespaceOf(q.repository) : undefined);
+    // Registry administrators read every decision; a namespace's admins those in their namespace.
+    await principal(req, reply, [scope ? access.manage(scope) : access.admin]);
+    const page = await ctx.meta.policy.queryDecisions(
+      {
+        ...(q.policy ? { policy: q.policy } : {}),
+        ...(q.result ? { result: q.result } : {}),
+        ...(q.action ? { action: q.action } : {}),
+        ...(q.repository ? { repository: q.repository } : {}),
+        ...(scope && !q.repository ? { namespace: scope } : {}),
+        ...(q.since ? { since: Date.parse(q.since) } : {}),
+        ...(q.until ? { until: Date.parse(q.until) } : {}),
+      },
+      { limit: q.limit, ...(q.before ? { before: q.before } : {}) },
+    );
+    return { decisions: page.decisions.map(decisionView), ...(page.next ? { next: page.next } : {}) };
+  });
+}

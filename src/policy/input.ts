@@ -1,0 +1,281 @@
+/**
+ * Builds the policy input document (input-schema.ts) for one decision, from the request and what
+ * the stores know. Only the sections some applicable policy reads are built, and what does not
+ * change per request is cached: a manifest's facts forever (a digest names the same bytes), its
+ * trust facts and the namespace's for a couple of seconds (verdicts arrive after the push, from
+ * any replica), who a principal is for a few. That is what keeps policies on the pull path cheap.
+ */
+import { BoundedMap } from '../bounded-map.ts';
+import type { MetaStore } from '../meta/metastore.ts';
+import type { TrustArtifact } from '../meta/trust.ts';
+import type { BlobStore } from '../storage/blobstore.ts';
+import { inputVersion, type Action, type PolicyInput, type Section } from './input-schema.ts';
+import { readWasmInterface } from './wasm-component.ts';
+
+/** What the registry core says about the request being decided (src/oci/context.ts: PolicyQuestion). */
+export interface Question {
+  action: Action;
+  repository: string;
+  namespace: string;
+  digest: string;
+  tag?: string;
+  /** the manifest's bytes and media type */
+  manifest: { mediaType: string; content: Uint8Array };
+  principal: { kind: 'user' | 'robot' | 'anonymous'; id: string; name: string; admin: boolean };
+  tokenKind: PolicyInput['request']['tokenKind'];
+  userAgent: string;
+  sourceAddress: string;
+  /** ms since the epoch */
+  time: number;
+}
+
+const maxComponents = 10_000;
+/** The most of a Wasm layer read to find its imports: they come before the code. */
+const maxWasmBytes = 16 * 1024 * 1024;
+const trustTtlMs = 2000;
+const identityTtlMs = 5000;
+
+type Artifact = Omit<PolicyInput['artifact'], 'tag'>;
+type Stamped<T> = { at: number; value: Promise<T> };
+
+export class InputBuilder {
+  private readonly meta: MetaStore;
+  private readonly blobs: BlobStore;
+  private readonly artifacts = new BoundedMap<string, Promise<Artifact>>(4096);
+  private readonly trusts = new BoundedMap<string, Stamped<PolicyInput['trust']>>(4096);
+  private readonly namespaces = new BoundedMap<string, Stamped<PolicyInput['ns']>>(1024);
+  private readonly identities = new BoundedMap<string, Stamped<{ teams: string[]; roles: string[] }>>(4096);
+
+  constructor(meta: MetaStore, blobs: BlobStore) {
+    this.meta = meta;
+    this.blobs = blobs;
+  }
+
+  /** The input, with the sections in `reads` built (the others empty but present). */
+  async build(q: Question, reads: ReadonlySet<Section>): Promise<PolicyInput> {
+    const fresh = q.action === 'push'; // a push decides on what it is about to change: no cache for the namespace
+    const [artifact, trust, ns, who] = await Promise.all([
+      reads.has('artifact') ? this.artifact(q) : emptyArtifact(q),
+      reads.has('trust') ? this.cached(this.trusts, `${q.repository}@${q.digest}`, trustTtlMs, q.time, () => this.trust(q)) : emptyTrust(),
+      reads.has('ns')
+        ? this.cached(this.namespaces, q.namespace, fresh ? 0 : trustTtlMs, q.time, () => this.namespace(q.namespace))
+        : emptyNamespace(q.namespace),
+      reads.has('request')
+        ? this.cached(this.identities, `${q.principal.kind}:${q.principal.id}:${q.namespace}`, identityTtlMs, q.time, () => this.identity(q))
+        : undefined,
+    ]);
+    return {
+      version: inputVersion,
+      action: q.action,
+      artifact: { ...artifact, tag: q.tag ?? '' },
+      trust,
+      ns,
+      request: {
+        repository: q.repository,
+        identity: { name: q.principal.name, kind: q.principal.kind, admin: q.principal.admin, teams: who?.teams ?? [], roles: who?.roles ?? [] },
+        tokenKind: q.tokenKind,
+        userAgent: q.userAgent,
+        sourceAddress: q.sourceAddress,
+        time: new Date(q.time).toISOString(),
+      },
+    };
+  }
+
+  /** Drops what is cached about a namespace (a setting changed) or everything. */
+  forget(namespace?: string): void {
+    if (namespace === undefined) {
+      this.namespaces.clear();
+      this.identities.clear();
+      this.trusts.clear();
+    } else this.namespaces.delete(namespace);
+  }
+
+  private cached<T>(map: BoundedMap<string, Stamped<T>>, key: string, ttl: number, now: number, load: () => Promise<T>): Promise<T> {
+    const hit = map.get(key);
+    if (hit && now - hit.at < ttl) return hit.value;
+    const value = load();
+    map.set(key, { at: now, value });
+    value.catch(() => map.delete(key));
+    return value;
+  }
+
+  private artifact(q: Question): Promise<Artifact> {
+    const key = `${q.repository}@${q.digest}`;
+    let found = this.artifacts.get(key);
+    if (!found) {
+      found = this.readArtifact(q);
+      this.artifacts.set(key, found);
+      found.catch(() => this.artifacts.delete(key));
+    }
+    return found;
+  }
+
+  private async readArtifact(q: Question): Promise<Artifact> {
+    const manifest = parseJson(q.manifest.content);
+    const config = record(manifest.config);
+    const layers = list(manifest.layers).map((l) => ({ mediaType: text(l.mediaType), digest: text(l.digest), size: num(l.size) }));
+    const annotations = strings(manifest.annotations);
+    const index = list(manifest.manifests);
+    let labels: Record<string, string> = {};
+    let created = annotations['org.opencontainers.image.created'] ?? '';
+    let platforms = index.map((m) => platformOf(record(m.platform)));
+    const configDigest = text(config.digest);
+    if (isImageConfig(text(config.mediaType)) && num(config.size) <= 1024 * 1024) {
+      const image = await this.readJsonBlob(configDigest);
+      if (image) {
+        labels = strings(record(image.config).Labels);
+        created ||= text(image.created);
+        platforms = [platformOf(image)];
+      }
+    }
+    const size = q.manifest.content.byteLength + num(config.size) + layers.reduce((n, l) => n + l.size, 0);
+    const wasmLayer = layers.find((l) => isWasm(l.mediaType));
+    return {
+      repository: q.repository,
+      namespace: q.namespace,
+      digest: q.digest,
+      mediaType: q.manifest.mediaType,
+      artifactType: text(manifest.artifactType) || text(config.mediaType),
+      size: index.length > 0 ? q.manifest.content.byteLength : size,
+      labels,
+      annotations,
+      created,
+      platforms,
+      layers,
+      subject: text(record(manifest.subject).digest),
+      wasm: wasmLayer ? await this.wasmOf(wasmLayer.digest) : { component: false, imports: [], exports: [], complete: false },
+    };
+  }
+
+  private async readJsonBlob(digest: string): Promise<Record<string, unknown> | undefined> {
+    const bytes = await this.readBlob(digest, 1024 * 1024);
+    return bytes ? parseJson(bytes) : undefined;
+  }
+
+  private async wasmOf(digest: string): Promise<Artifact['wasm']> {
+    const bytes = await this.readBlob(digest, maxWasmBytes);
+    return bytes ? readWasmInterface(bytes) : { component: false, imports: [], exports: [], complete: false };
+  }
+
+  /** Up to `limit` bytes of a blob, or undefined when it is not stored (a manifest pushed before its blobs cannot be; a pull can race a delete). */
+  private async readBlob(digest: string, limit: number): Promise<Uint8Array | undefined> {
+    const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(digest);
+    if (!m || m[2] === undefined) return undefined;
+    const key = `blobs/${m[1]}/${m[2].slice(0, 2)}/${m[2]}`;
+    try {
+      const stream = await this.blobs.read(key, { start: 0, end: limit - 1 });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= limit) break;
+      }
+      stream.destroy();
+      return Buffer.concat(chunks).subarray(0, limit);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async trust(q: Question): Promise<PolicyInput['trust']> {
+    const attached = await this.meta.trust.artifactsFor(q.repository, q.digest);
+    const signatures = attached.filter((a) => a.kind === 'signature').map(signatureOf);
+    const attestations = attached.filter((a) => a.kind === 'attestation').map(attestationOf);
+    const sbomArtifact = attached.find((a) => a.kind === 'sbom') ?? attached.find((a) => a.kind === 'attestation' && a.details?.sbom);
+    const stored = sbomArtifact ? await this.meta.trust.getSbom(q.repository, sbomArtifact.digest) : undefined;
+    if (!stored) return { signatures, attestations, sbom: emptySbom() };
+    const components = (stored.components as Record<string, unknown>[]).slice(0, maxComponents).map((c) => ({
+      name: text(c.name),
+      version: text(c.version),
+      purl: text(c.purl),
+      licenses: Array.isArray(c.licenses) ? c.licenses.filter((l): l is string => typeof l === 'string') : [],
+    }));
+    const licenses = [...new Set(components.flatMap((c) => c.licenses))];
+    return { signatures, attestations, sbom: { present: true, format: stored.format, componentCount: stored.components.length, licenses, components } };
+  }
+
+  private async namespace(name: string): Promise<PolicyInput['ns']> {
+    const [settings, storedBytes] = await Promise.all([this.meta.accounts.getNamespace(name), this.meta.storedBytes(name)]);
+    return { name, storedBytes, quotaBytes: settings?.quotaBytes ?? 0, labels: settings?.labels ?? {} };
+  }
+
+  private async identity(q: Question): Promise<{ teams: string[]; roles: string[] }> {
+    const p = q.principal;
+    if (p.kind === 'anonymous') return { teams: [], roles: [] };
+    const teamIds = p.kind === 'user' ? await this.meta.accounts.teamsOf(p.id) : [];
+    const teams = teamIds.length > 0 ? (await this.meta.accounts.listTeams()).filter((t) => teamIds.includes(t.id)).map((t) => t.name) : [];
+    const principals = [{ kind: p.kind, id: p.id } as const, ...teamIds.map((id) => ({ kind: 'team' as const, id }))];
+    const roles = [...new Set(await this.meta.accounts.rolesIn(q.namespace, principals))];
+    return { teams, roles };
+  }
+}
+
+/** A keyless signer is stored as "SAN (issuer URL)": the input gives them apart. */
+function signatureOf(a: TrustArtifact): PolicyInput['trust']['signatures'][number] {
+  const keyless = a.signer ? /^(.*) \(issuer (.*)\)$/.exec(a.signer) : null;
+  const verified = a.verified === true;
+  return {
+    format: a.format,
+    signer: verified ? (keyless?.[1] ?? a.signer ?? '') : '',
+    issuer: verified && keyless?.[2] && keyless[2] !== 'unknown' ? keyless[2] : '',
+    verified,
+    code: a.status === 'pending' ? 'pending' : (a.code ?? ''),
+  };
+}
+
+function attestationOf(a: TrustArtifact): PolicyInput['trust']['attestations'][number] {
+  const details = a.details ?? {};
+  const provenance = record(details.provenance);
+  const verified = a.verified === true;
+  return {
+    predicateType: text(details.predicateType),
+    builderId: text(provenance.builderId),
+    sourceRepository: text(provenance.sourceRepository),
+    signer: verified ? (a.signer ?? '') : '',
+    verified,
+  };
+}
+
+const emptyArtifact = (q: Question): Artifact => ({
+  repository: q.repository,
+  namespace: q.namespace,
+  digest: q.digest,
+  mediaType: q.manifest.mediaType,
+  artifactType: '',
+  size: q.manifest.content.byteLength,
+  labels: {},
+  annotations: {},
+  created: '',
+  platforms: [],
+  layers: [],
+  subject: '',
+  wasm: { component: false, imports: [], exports: [], complete: false },
+});
+const emptySbom = (): PolicyInput['trust']['sbom'] => ({ present: false, format: '', componentCount: 0, licenses: [], components: [] });
+const emptyTrust = (): PolicyInput['trust'] => ({ signatures: [], attestations: [], sbom: emptySbom() });
+const emptyNamespace = (name: string): PolicyInput['ns'] => ({ name, storedBytes: 0, quotaBytes: 0, labels: {} });
+
+const isImageConfig = (t: string) => t === 'application/vnd.oci.image.config.v1+json' || t === 'application/vnd.docker.container.image.v1+json';
+const isWasm = (t: string) => t === 'application/wasm' || t.startsWith('application/vnd.wasm.');
+
+function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  try {
+    return record(JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')));
+  } catch {
+    return {};
+  }
+}
+function record(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+function list(v: unknown): Record<string, unknown>[] {
+  return Array.isArray(v) ? v.map(record) : [];
+}
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+/** A map of the string values; fromEntries defines own properties, so a `__proto__` key is a key like any other. */
+function strings(v: unknown): Record<string, string> {
+  return Object.fromEntries(Object.entries(record(v)).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+const platformOf = (p: Record<string, unknown>) => ({ os: text(p.os), architecture: text(p.architecture), variant: text(p.variant) });

@@ -1,0 +1,379 @@
+/**
+ * The policy service: holds the compiled policies every replica evaluates, decides a push, pull
+ * or delete in the request, and keeps the decision log and the recorded inputs that `simulate`
+ * replays. Policies live in meta.policy; each replica reloads when the store's revision moves,
+ * so a policy saved on one replica decides on all of them within `reloadMs`.
+ *
+ * The pull path pays only for what applies: with no policy for the action and repository, a
+ * decision is a map lookup. Otherwise the input is built with only the sections the applicable
+ * policies read (src/policy/input.ts caches what does not change per request), decisions are
+ * written to the log in batches off the request, and an input is recorded once per identity,
+ * artifact and hour.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { BoundedMap } from '../bounded-map.ts';
+import type { MetaStore } from '../meta/metastore.ts';
+import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
+import type { BlobStore } from '../storage/blobstore.ts';
+import { compileCel } from './cel.ts';
+import { readPolicy, type OpaPolicyDocument, type PolicyDocument } from './document.ts';
+import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
+import { InputBuilder, type Question } from './input.ts';
+import { sections, type Action, type PolicyInput, type Section } from './input-schema.ts';
+import { scopeMatcher } from './scope.ts';
+import { checkTemplate, renderTemplate } from './template.ts';
+
+export type { Question } from './input.ts';
+
+/** Compiles an OPA Wasm policy from its bundle's bytes (src/policy/opa/). */
+export type OpaCompiler = (doc: OpaPolicyDocument, bundle: Uint8Array) => Promise<CompiledPolicy>;
+
+export interface PolicySettings {
+  /** how often a replica checks for changed policies */
+  reloadMs: number;
+  /** how long decisions and recorded inputs are kept */
+  retentionMs: number;
+  /** record decision inputs for simulate (one per identity, artifact and hour) */
+  recordInputs: boolean;
+}
+
+export type Answer = { allowed: true } | { allowed: false; message: string };
+
+interface Loaded {
+  stored: StoredPolicy;
+  doc: PolicyDocument;
+  compiled: CompiledPolicy;
+  applies: (namespace: string, repository: string) => boolean;
+}
+
+const flushMs = 1000;
+const maxQueued = 10_000;
+
+export class PolicyService {
+  private readonly meta: MetaStore;
+  private readonly blobs: BlobStore;
+  private readonly log: FastifyBaseLogger;
+  private readonly settings: PolicySettings;
+  private readonly opa: OpaCompiler | undefined;
+  private readonly now: () => number;
+  private readonly inputs: InputBuilder;
+  private policies: Loaded[] = [];
+  private revision = -1;
+  /** the policies that apply to `${action} ${repository}`, worked out once per loaded set */
+  private applicable = new BoundedMap<string, Loaded[]>(8192);
+  private decisions: DecisionRecord[] = [];
+  private recorded = new BoundedMap<string, true>(65_536);
+  private pendingInputs: { key: string; hour: number; at: number; action: string; repository: string; input: PolicyInput }[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private reloading: Promise<void> | undefined;
+
+  constructor(parts: { meta: MetaStore; blobs: BlobStore; log: FastifyBaseLogger; settings: PolicySettings; opa?: OpaCompiler; now?: () => number }) {
+    this.meta = parts.meta;
+    this.blobs = parts.blobs;
+    this.log = parts.log;
+    this.settings = parts.settings;
+    this.opa = parts.opa;
+    this.now = parts.now ?? Date.now;
+    this.inputs = new InputBuilder(parts.meta, parts.blobs);
+  }
+
+  async start(): Promise<void> {
+    await this.reload();
+    const every = (ms: number, run: () => Promise<unknown>, what: string) => {
+      const t = setInterval(() => void run().catch((err: unknown) => this.log.error({ err }, what)), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.settings.reloadMs, () => this.reload(), 'policy reload failed');
+    every(flushMs, () => this.flush(), 'writing the policy decision log failed');
+    every(
+      Math.min(this.settings.retentionMs, 3600_000),
+      () => this.meta.policy.pruneDecisions(this.now() - this.settings.retentionMs),
+      'pruning the policy decision log failed',
+    );
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.flush().catch((err: unknown) => this.log.error({ err }, 'writing the policy decision log failed'));
+    await Promise.all(this.policies.map(async (p) => p.compiled.close?.()));
+  }
+
+  /** Loads the policies again if any changed (here or on another replica). */
+  reload(force = false): Promise<void> {
+    this.reloading ??= this.load(force).finally(() => (this.reloading = undefined));
+    return this.reloading;
+  }
+
+  private async load(force: boolean): Promise<void> {
+    const revision = await this.meta.policy.policyRevision();
+    if (!force && revision === this.revision) return;
+    const loaded: Loaded[] = [];
+    for (const stored of await this.meta.policy.listPolicies()) {
+      try {
+        const doc = readPolicy(stored.document);
+        loaded.push({ stored, doc, compiled: await this.compile(doc), applies: scopeMatcher(doc) });
+      } catch (err) {
+        // Saved policies were checked when saved; one that no longer compiles (its bundle was
+        // deleted) must not take the others down. It fails as its failure mode says.
+        this.log.error({ err, policy: stored.name, version: stored.version }, 'a policy could not be loaded');
+        const message = err instanceof Error ? err.message : String(err);
+        const failing: CompiledPolicy = {
+          reads: new Set(),
+          evaluate: () => {
+            throw new Error(`the policy could not be loaded: ${message}`);
+          },
+        };
+        const doc = stored.document as PolicyDocument;
+        loaded.push({ stored, doc, compiled: failing, applies: safeScope(doc) });
+      }
+    }
+    const old = this.policies;
+    this.policies = loaded;
+    this.applicable = new BoundedMap(8192);
+    this.revision = revision;
+    this.inputs.forget();
+    await Promise.all(old.map(async (p) => p.compiled.close?.()));
+  }
+
+  /**
+   * Checks a policy as it would be saved: the document, its message, its code. The document's
+   * own `namespace` must be the one given (undefined: registry-wide). Throws PolicyRejected.
+   */
+  async check(source: unknown): Promise<{ doc: PolicyDocument; compiled: CompiledPolicy }> {
+    const doc = readPolicy(source);
+    checkTemplate(doc.message);
+    return { doc, compiled: await this.compile(doc) };
+  }
+
+  private async compile(doc: PolicyDocument): Promise<CompiledPolicy> {
+    if (doc.engine === 'cel') return compileCel(doc);
+    if (!this.opa) throw new PolicyRejected('OPA Wasm policies are not available on this server');
+    return this.opa(doc, await this.bundle(doc));
+  }
+
+  /** The bundle an OPA policy names: the one layer of a manifest pushed to this registry. */
+  private async bundle(doc: OpaPolicyDocument): Promise<Uint8Array> {
+    const { repository, digest } = doc.bundle;
+    const manifest = await this.meta.getManifest(repository, digest);
+    if (!manifest) throw new PolicyRejected(`bundle: no manifest ${digest} in repository ${repository}; push the bundle first`);
+    const parsed = JSON.parse(Buffer.from(manifest.content).toString('utf8')) as { layers?: { digest?: string; size?: number }[] };
+    const layer = parsed.layers?.length === 1 ? parsed.layers[0] : undefined;
+    if (!layer?.digest || typeof layer.size !== 'number')
+      throw new PolicyRejected('bundle: the manifest must have exactly one layer, the bundle (bundle.tar.gz or policy.wasm)');
+    if (layer.size > 32 * 1024 * 1024) throw new PolicyRejected('bundle: a bundle is at most 32 MiB');
+    const hex = layer.digest.replace(/^sha256:/, '');
+    if (!/^[a-f0-9]{64}$/.test(hex)) throw new PolicyRejected('bundle: the layer digest must be sha256');
+    const stream = await this.blobs.read(`blobs/sha256/${hex.slice(0, 2)}/${hex}`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  }
+
+  /** The whole input document a request would be decided on (for `custody policy test`). */
+  input(q: Question): Promise<PolicyInput> {
+    return this.inputs.build(q, new Set(sections));
+  }
+
+  /** Whether any policy decides this action on this repository. */
+  private policiesFor(action: Action, namespace: string, repository: string): Loaded[] {
+    const key = `${action} ${repository}`;
+    let found = this.applicable.get(key);
+    if (!found) {
+      found = this.policies.filter((p) => (p.doc.actions as string[]).includes(action) && p.applies(namespace, repository));
+      this.applicable.set(key, found);
+    }
+    return found;
+  }
+
+  /** Decides a request. Never throws: a failing policy is answered by its failure mode. */
+  async decide(q: Question): Promise<Answer> {
+    this.remember(q);
+    const policies = this.policiesFor(q.action, q.namespace, q.repository);
+    if (policies.length === 0) return { allowed: true };
+    const reads = new Set<Section>();
+    for (const p of policies) for (const s of p.compiled.reads) reads.add(s);
+    let input: PolicyInput;
+    try {
+      input = await this.inputs.build(q, reads);
+    } catch (err) {
+      this.log.error({ err }, 'the policy input could not be built');
+      const closed = policies.find((p) => p.doc.failure === 'closed' && p.doc.mode === 'enforce');
+      return closed ? { allowed: false, message: `policy ${closed.doc.name} could not decide: the registry could not read what it needs` } : { allowed: true };
+    }
+    let refusal: string | undefined;
+    for (const p of policies) {
+      const started = performance.now();
+      let outcome: Outcome | undefined;
+      let failure: string | undefined;
+      try {
+        outcome = await p.compiled.evaluate(input);
+      } catch (err) {
+        failure = err instanceof Error ? err.message : String(err);
+      }
+      const micros = (performance.now() - started) * 1000;
+      const denied = outcome ? outcome.deny : p.doc.failure === 'closed';
+      const violations = outcome?.deny ? outcome.messages : [];
+      const message =
+        failure !== undefined
+          ? `policy ${p.doc.name} failed (${failure}); it fails ${p.doc.failure === 'closed' ? 'closed: the request is denied' : 'open: the request is allowed'}`
+          : denied
+            ? renderTemplate(p.doc.message, input, { name: p.doc.name, version: p.stored.version }, violations)
+            : '';
+      const enforced = denied && p.doc.mode === 'enforce';
+      if (enforced && refusal === undefined) refusal = message;
+      if (denied || failure !== undefined || p.doc.mode !== 'enforce') {
+        this.queue({
+          at: q.time,
+          policy: p.doc.name,
+          version: p.stored.version,
+          mode: p.doc.mode,
+          action: q.action,
+          repository: q.repository,
+          reference: q.tag ?? q.digest,
+          result: failure !== undefined ? 'error' : denied ? 'deny' : 'allow',
+          message,
+          latencyMicros: micros,
+          actor: q.principal.name,
+          source: q.sourceAddress,
+          enforced,
+        });
+      }
+    }
+    return refusal === undefined ? { allowed: true } : { allowed: false, message: refusal };
+  }
+
+  private queue(record: DecisionRecord): void {
+    if (this.decisions.length >= maxQueued) {
+      this.log.warn({ policy: record.policy }, 'the policy decision log is behind; a decision was not logged');
+      return;
+    }
+    this.decisions.push(record);
+    if (record.result !== 'allow')
+      this.log.info({ policy: record.policy, result: record.result, action: record.action, repository: record.repository }, record.message);
+  }
+
+  /** Records the input of a request once per action, identity, artifact and hour, off the request. */
+  private remember(q: Question): void {
+    if (!this.settings.recordInputs) return;
+    const hour = Math.floor(q.time / 3600_000);
+    const key = `${q.action} ${q.principal.kind}:${q.principal.name} ${q.repository}@${q.digest} ${q.tag ?? ''}`;
+    const seen = `${key} ${hour}`;
+    if (this.recorded.get(seen)) return;
+    this.recorded.set(seen, true);
+    if (this.pendingInputs.length >= maxQueued) return;
+    void this.inputs
+      .build(q, new Set(sections))
+      .then((input) => this.pendingInputs.push({ key, hour, at: q.time, action: q.action, repository: q.repository, input }))
+      .catch((err: unknown) => this.log.warn({ err }, 'a policy input could not be recorded'));
+  }
+
+  /** Writes queued decisions and inputs (every second, and when stopping). */
+  async flush(): Promise<void> {
+    const decisions = this.decisions.splice(0);
+    const inputs = this.pendingInputs.splice(0);
+    await this.meta.policy.recordDecisions(decisions);
+    await this.meta.policy.recordInputs(inputs);
+  }
+
+  /**
+   * Runs a policy that is not (or not yet) saved against the tagged artifacts stored now, as if
+   * each were pushed, pulled or deleted now by `asker`, and against the inputs recorded over the
+   * last `days`. Returns what it would deny, and why.
+   */
+  async simulate(source: unknown, asker: Question['principal'], options: { days: number; limit: number }): Promise<Simulation> {
+    const { doc, compiled } = await this.check(source);
+    const policy = { name: doc.name, version: 0 };
+    const result: Simulation = { policy: doc.name, artifacts: { evaluated: 0, denied: [] }, recorded: { evaluated: 0, denied: [] }, errors: [] };
+    const judge = async (input: PolicyInput, where: SimulatedDenial['where']) => {
+      try {
+        const outcome = await compiled.evaluate(input);
+        if (outcome.deny) return { ...where, message: renderTemplate(doc.message, input, policy, outcome.messages) };
+      } catch (err) {
+        result.errors.push({ ...where, error: err instanceof Error ? err.message : String(err) });
+      }
+      return undefined;
+    };
+    try {
+      const applies = scopeMatcher(doc);
+      const now = this.now();
+      let last: string | undefined;
+      scan: for (;;) {
+        const repos = await this.meta.listRepositories({ n: 100, ...(last ? { last } : {}) });
+        for (const repository of repos) {
+          last = repository;
+          const namespace = repository.split('/')[0] ?? repository;
+          if (!applies(namespace, repository)) continue;
+          for (const tag of await this.meta.listTags(repository, { n: 1000 })) {
+            const record = await this.meta.getTaggedManifest(repository, tag);
+            if (!record) continue;
+            for (const action of doc.actions) {
+              if (result.artifacts.evaluated >= options.limit) break scan;
+              const q: Question = {
+                action,
+                repository,
+                namespace,
+                digest: record.digest,
+                tag,
+                manifest: { mediaType: record.mediaType, content: record.content },
+                principal: asker,
+                tokenKind: 'jwt',
+                userAgent: 'custody-simulate',
+                sourceAddress: '',
+                time: now,
+              };
+              result.artifacts.evaluated++;
+              const denied = await judge(await this.inputs.build(q, compiled.reads), { action, repository, reference: tag, digest: record.digest });
+              if (denied) result.artifacts.denied.push(denied);
+            }
+          }
+        }
+        if (repos.length < 100) break;
+      }
+      let after: string | undefined;
+      const since = now - options.days * 86400_000;
+      while (result.recorded.evaluated < options.limit) {
+        const page = await this.meta.policy.recordedInputs(since, { limit: 500, ...(after ? { after } : {}) });
+        for (const r of page.inputs) {
+          const input = r.input as PolicyInput;
+          if (!(doc.actions as string[]).includes(r.action) || !applies(input.artifact.namespace, r.repository)) continue;
+          if (result.recorded.evaluated >= options.limit) break;
+          result.recorded.evaluated++;
+          const denied = await judge(input, {
+            action: r.action,
+            repository: r.repository,
+            reference: input.artifact.tag || input.artifact.digest,
+            digest: input.artifact.digest,
+            identity: input.request.identity.name,
+            at: new Date(r.at).toISOString(),
+          });
+          if (denied) result.recorded.denied.push(denied);
+        }
+        if (!page.next) break;
+        after = page.next;
+      }
+    } finally {
+      await compiled.close?.();
+    }
+    return result;
+  }
+}
+
+export interface SimulatedDenial {
+  where: { action: string; repository: string; reference: string; digest: string; identity?: string; at?: string };
+}
+export interface Simulation {
+  policy: string;
+  artifacts: { evaluated: number; denied: (SimulatedDenial['where'] & { message: string })[] };
+  recorded: { evaluated: number; denied: (SimulatedDenial['where'] & { message: string })[] };
+  errors: (SimulatedDenial['where'] & { error: string })[];
+}
+
+function safeScope(doc: PolicyDocument): (namespace: string, repository: string) => boolean {
+  try {
+    return scopeMatcher(doc);
+  } catch {
+    return () => true;
+  }
+}
