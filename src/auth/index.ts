@@ -28,7 +28,7 @@ export interface Auth {
   bootstrap(): Promise<void>;
 }
 
-/** `now`: the clock tokens and login failures are judged by (tests move it). */
+/** `now`: the clock tokens, login failures and request rates are judged by (tests move it). */
 export async function createAuth(config: Config, accounts: AccountStore, log: FastifyBaseLogger, now: () => number = Date.now): Promise<Auth> {
   const keys = new KeyRing(accounts, { tokenTtlSeconds: config.auth.tokenTtlSeconds, now });
   await keys.init();
@@ -48,7 +48,7 @@ export async function createAuth(config: Config, accounts: AccountStore, log: Fa
       }),
   );
   const rbac = new Rbac(accounts, now);
-  const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond), {
+  const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond, undefined, now), {
     service: config.auth.service,
     realm: config.auth.realm,
   });
