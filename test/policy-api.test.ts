@@ -273,6 +273,11 @@ describe('trying a policy before it decides', () => {
       ...json({ policy, artifact: { repository: 'test/app', reference: 'v1' } }),
     });
     expect(r.status).toBe(200);
-    expect(r.json()).toMatchObject({ deny: true, input: { artifact: { repository: 'test/app', tag: 'v1', annotations: { 'cost-center': 'cc-1' } } } });
+    expect(r.json()).toMatchObject({
+      deny: true,
+      // the default template, rendered as the request would be told it
+      message: 'denied by policy t',
+      input: { artifact: { repository: 'test/app', tag: 'v1', annotations: { 'cost-center': 'cc-1' } } },
+    });
   });
 });

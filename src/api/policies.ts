@@ -12,6 +12,7 @@ import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
 import { PolicyRejected } from '../policy/engine.ts';
 import type { PolicyInput } from '../policy/input-schema.ts';
 import type { PolicyService } from '../policy/service.ts';
+import { renderTemplate } from '../policy/template.ts';
 import { isDigest } from '../oci/digest.ts';
 import { isTag, namespaceOf } from '../reference.ts';
 import { access, decide, iso, recorded, type ApiContext } from './context.ts';
@@ -179,12 +180,22 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
     }
     try {
       const outcome = await compiled.evaluate(input);
-      return { deny: outcome.deny, messages: outcome.deny ? outcome.messages : [], input };
+      if (!outcome.deny) return { deny: false, messages: [], input };
+      // the message the request would be told: a CEL engine has no messages of its own, only the
+      // document's template (version 0: the policy under test is not saved)
+      const message = renderTemplate(doc.message, input, { name: doc.name, version: 0 }, outcome.messages);
+      return { deny: true, message, messages: outcome.messages, input };
     } catch (err) {
       return { deny: doc.failure === 'closed', error: err instanceof Error ? err.message : String(err), input };
     } finally {
       await compiled.close?.();
     }
+  });
+
+  // How long decisions take, per engine, and how many policies are loaded (registry administrators).
+  api.get('/policy-stats', async (req, reply) => {
+    await principal(req, reply, [access.admin]);
+    return { policies: (await ctx.meta.policy.listPolicies()).length, latency: service().latency.summary() };
   });
 
   api.get<{ Querystring: Record<string, string> }>('/policy-decisions', async (req, reply) => {
