@@ -235,6 +235,18 @@ message: 'release tags are deleted only between 02:00 and 04:00 UTC'`,
   });
 });
 
+describe('decision latency', () => {
+  it('is kept per engine for registry administrators', async () => {
+    const stats = await request(server.url, '/api/v1/policy-stats');
+    expect(stats.status).toBe(200);
+    const cel = stats.json<{ latency: Record<string, { evaluations: number; p50Micros: number; p99Micros: number }> }>().latency.cel;
+    expect(cel?.evaluations).toBeGreaterThan(5); // the decisions above
+    expect(cel?.p50Micros).toBeGreaterThan(0);
+    expect(cel?.p99Micros).toBeGreaterThanOrEqual(cel?.p50Micros ?? 0);
+    expect((await request(server.url, '/api/v1/policy-stats', { headers: { authorization: basic('nsadmin', 'nsadmin-password') } })).status).toBe(403);
+  });
+});
+
 describe('trying a policy before it decides', () => {
   it('simulates against stored artifacts and recorded inputs, and says what it would deny', async () => {
     const image = await imageManifest(server.url, 'sim/app');

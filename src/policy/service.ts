@@ -20,6 +20,7 @@ import { readPolicy, type OpaPolicyDocument, type PolicyDocument } from './docum
 import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
 import { InputBuilder, type Question } from './input.ts';
 import { sections, type Action, type PolicyInput, type Section } from './input-schema.ts';
+import { DecisionLatency } from './latency.ts';
 import { scopeMatcher } from './scope.ts';
 import { checkTemplate, renderTemplate } from './template.ts';
 
@@ -66,6 +67,8 @@ export class PolicyService {
   private pendingInputs: { key: string; hour: number; at: number; action: string; repository: string; input: PolicyInput }[] = [];
   private timers: NodeJS.Timeout[] = [];
   private reloading: Promise<void> | undefined;
+  /** how long evaluations take, per engine (GET /api/v1/policy-stats) */
+  readonly latency = new DecisionLatency();
 
   constructor(parts: { meta: MetaStore; blobs: BlobStore; log: FastifyBaseLogger; settings: PolicySettings; opa?: OpaCompiler; now?: () => number }) {
     this.meta = parts.meta;
@@ -213,6 +216,7 @@ export class PolicyService {
         failure = err instanceof Error ? err.message : String(err);
       }
       const micros = (performance.now() - started) * 1000;
+      this.latency.record(p.doc.engine, micros);
       const denied = outcome ? outcome.deny : p.doc.failure === 'closed';
       const violations = outcome?.deny ? outcome.messages : [];
       const message =
