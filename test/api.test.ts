@@ -1,15 +1,15 @@
-/** The management API, /api/v1, against a real server: every endpoint, allowed and refused. */
+/** The management API, /api/v1, answered in process through inject(): every endpoint, allowed and refused. */
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiErrors } from '../src/api/errors.ts';
 import { basic, request, testAdmin, type Reply } from './helpers/http.ts';
-import { projectRoot, startInProcess, type InProcessServer } from './helpers/server.ts';
+import { projectRoot, startInjected, type InProcessServer } from './helpers/server.ts';
 
 let server: InProcessServer;
 
 beforeAll(async () => {
   // Many refusals below are failed logins from 127.0.0.1; the default limit would lock the address.
-  server = await startInProcess({ config: { auth: { adminPassword: testAdmin.password, loginFailures: { max: 10_000, windowSeconds: 300 } } } });
+  server = await startInjected({ config: { auth: { adminPassword: testAdmin.password, loginFailures: { max: 10_000, windowSeconds: 300 } } } });
 });
 afterAll(async () => {
   await server?.stop();
@@ -99,7 +99,7 @@ describe('authentication and errors', () => {
   });
 
   it('answers 429 when an address failed to log in too often', async () => {
-    const limited = await startInProcess({ config: { auth: { adminPassword: testAdmin.password, loginFailures: { max: 2, windowSeconds: 300 } } } });
+    const limited = await startInjected({ config: { auth: { adminPassword: testAdmin.password, loginFailures: { max: 2, windowSeconds: 300 } } } });
     try {
       for (let i = 0; i < 2; i++)
         expect((await request(limited.url, '/api/v1/me', { headers: { authorization: basic('admin', 'wrong-password') } })).status).toBe(401);

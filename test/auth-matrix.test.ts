@@ -22,7 +22,7 @@ const passwords: Record<Exclude<Who, 'anonymous'>, { username: string; password:
 let image: { config: string; layer: string; manifest: string; body: string };
 
 beforeAll(async () => {
-  server = await startWithAccounts({}, { now });
+  server = await startWithAccounts({}, { now }, { listen: false });
   const a = server.accounts;
   for (const [who, role] of [
     ['reader', 'reader'],

@@ -1,18 +1,33 @@
-/** Blob pull and push over HTTP, as the OCI Distribution Spec describes them. */
+/**
+ * Blob pull and push over HTTP, as the OCI Distribution Spec describes them. The handlers' answers
+ * come through inject(); what happens on a socket (a connection cut mid-blob, a client that leaves
+ * mid-pull or mid-push) is asked of a listening server.
+ */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readlink, rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basic, pushBlob, request, sha256, testAdmin } from './helpers/http.ts';
 import { expireUploads } from '../src/oci/expiry.ts';
 import { openMetaStore } from '../src/meta/open.ts';
 import { openBlobStore } from '../src/storage/open.ts';
-import { startInProcess, tempDir } from './helpers/server.ts';
+import { startInjected, startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
 
-const server = await startInProcess();
+const server = await startInjected();
 afterAll(() => server.stop());
 const base = server.url;
 const adminAuth = basic(testAdmin.username, testAdmin.password);
+
+/** Polls `check` until it holds, for what the server does after a client has gone (no reply tells when). */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const leftoversOf = (s: InProcessServer) => readdir(path.join(s.dataDir, 'blobs', '_tmp'));
 
 async function startUpload(repo: string): Promise<string> {
   const r = await request(base, `/v2/${repo}/blobs/uploads/`, { method: 'POST' });
@@ -23,28 +38,7 @@ async function startUpload(repo: string): Promise<string> {
 }
 
 describe('pull', () => {
-  it('cuts the connection when a stored blob turns out shorter than recorded, and keeps serving', async () => {
-    const data = randomBytes(3 * 1024 * 1024);
-    const digest = await pushBlob(base, 'pull/damaged', data);
-    const file = path.join(server.dataDir, 'blobs', 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
-    await truncate(file, 1024 * 1024 + 5);
-    const http = await import('node:http');
-    const received = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
-      let bytes = 0;
-      const req = http.get(`${base}/v2/pull/damaged/blobs/${digest}`, { headers: { authorization: adminAuth } }, (res) => {
-        expect(res.headers['content-length']).toBe(String(data.length));
-        res.on('data', (c: Buffer) => (bytes += c.length));
-        res.on('end', () => resolve({ bytes, complete: res.complete }));
-        res.on('error', () => resolve({ bytes, complete: false }));
-      });
-      req.on('error', () => resolve({ bytes, complete: false }));
-    });
-    expect(received.complete).toBe(false);
-    expect(received.bytes).toBeLessThan(data.length);
-    expect((await request(base, '/v2/')).status).toBe(200);
-  });
-
-  it('serves a blob of several MiB whole and in ranges, and survives a client that leaves midway', async () => {
+  it('serves a blob of several MiB whole and in ranges', async () => {
     const data = randomBytes(5 * 1024 * 1024 + 17);
     const digest = await pushBlob(base, 'pull/big', data);
     const whole = await request(base, `/v2/pull/big/blobs/${digest}`);
@@ -53,26 +47,6 @@ describe('pull', () => {
     const part = await request(base, `/v2/pull/big/blobs/${digest}`, { headers: { range: 'bytes=1048570-3145739' } });
     expect(part.status).toBe(206);
     expect(part.body.equals(data.subarray(1048570, 3145740))).toBe(true);
-
-    const openBlobs = async () =>
-      (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((f) =>
-        f.includes(digest.slice(7)),
-      ).length;
-    const http = await import('node:http');
-    await new Promise<void>((resolve, reject) => {
-      const req = http.get(`${base}/v2/pull/big/blobs/${digest}`, { headers: { authorization: adminAuth } }, (res) => {
-        expect(res.statusCode).toBe(200);
-        res.once('data', () => {
-          req.destroy();
-          resolve();
-        });
-      });
-      req.on('error', (err) => (req.destroyed ? resolve() : reject(err)));
-    });
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await openBlobs()).toBe(0);
-    const again = await request(base, `/v2/pull/big/blobs/${digest}`);
-    expect(sha256(again.body)).toBe(digest);
   });
 
   it('serves GET and HEAD with digest, length and etag', async () => {
@@ -239,11 +213,6 @@ describe('cross-repository mount', () => {
 });
 
 describe('bad uploads leave nothing behind', () => {
-  async function leftovers(): Promise<string[]> {
-    const tmp = path.join(server.dataDir, 'blobs', '_tmp');
-    return readdir(tmp);
-  }
-
   it('refuses a body that does not match its digest, on every path', async () => {
     const claimed = sha256('what I said');
     const mono = await request(base, `/v2/bad/digest/blobs/uploads/?digest=${claimed}`, { method: 'POST', body: 'what I sent' });
@@ -256,7 +225,7 @@ describe('bad uploads leave nothing behind', () => {
     expect((await request(base, `${loc}?digest=${claimed}`, { method: 'PUT' })).status).toBe(400);
     expect((await request(base, loc)).status).toBe(404);
     expect((await request(base, `/v2/bad/digest/blobs/${claimed}`)).status).toBe(404);
-    expect(await leftovers()).toEqual([]);
+    expect(await leftoversOf(server)).toEqual([]);
   });
 
   it('refuses malformed and unsupported digests', async () => {
@@ -274,12 +243,73 @@ describe('bad uploads leave nothing behind', () => {
     expect(r.status).toBe(400);
     expect(r.json()).toMatchObject({ errors: [{ code: 'DIGEST_INVALID' }] });
   });
+});
+
+describe('over a socket', () => {
+  // A listening server: these are about connections, which inject() does not have.
+  let listening: InProcessServer;
+  let base: string;
+  beforeAll(async () => {
+    listening = await startInProcess();
+    base = listening.url;
+  });
+  afterAll(() => listening?.stop());
+
+  it('cuts the connection when a stored blob turns out shorter than recorded, and keeps serving', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const digest = await pushBlob(base, 'pull/damaged', data);
+    const file = path.join(listening.dataDir, 'blobs', 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+    await truncate(file, 1024 * 1024 + 5);
+    const http = await import('node:http');
+    const received = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
+      let bytes = 0;
+      const req = http.get(`${base}/v2/pull/damaged/blobs/${digest}`, { headers: { authorization: adminAuth } }, (res) => {
+        expect(res.headers['content-length']).toBe(String(data.length));
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ bytes, complete: res.complete }));
+        res.on('error', () => resolve({ bytes, complete: false }));
+      });
+      req.on('error', () => resolve({ bytes, complete: false }));
+    });
+    expect(received.complete).toBe(false);
+    expect(received.bytes).toBeLessThan(data.length);
+    expect((await request(base, '/v2/')).status).toBe(200);
+  });
+
+  it('survives a client that leaves midway through a pull, and closes the blob', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 17);
+    const digest = await pushBlob(base, 'pull/big', data);
+    const openBlobs = async () =>
+      (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((f) =>
+        f.includes(digest.slice(7)),
+      ).length;
+    const http = await import('node:http');
+    let seenOpen = 0;
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get(`${base}/v2/pull/big/blobs/${digest}`, { headers: { authorization: adminAuth } }, (res) => {
+        expect(res.statusCode).toBe(200);
+        res.once('data', () => {
+          // the server is sending: it holds the blob open now
+          void openBlobs().then((n) => {
+            seenOpen = n;
+            req.destroy();
+            resolve();
+          }, reject);
+        });
+      });
+      req.on('error', (err) => (req.destroyed ? resolve() : reject(err)));
+    });
+    expect(seenOpen).toBeGreaterThan(0);
+    await eventually('the server closes the blob the client left', async () => (await openBlobs()) === 0);
+    const again = await request(base, `/v2/pull/big/blobs/${digest}`);
+    expect(sha256(again.body)).toBe(digest);
+  });
 
   it('keeps nothing from a client that disconnects mid-upload', async () => {
     const http = await import('node:http');
     const url = new URL(base);
     const digest = sha256('never finished');
-    await new Promise<void>((resolve) => {
+    await new Promise<void>((resolve, reject) => {
       const req = http.request({
         host: url.hostname,
         port: url.port,
@@ -288,16 +318,16 @@ describe('bad uploads leave nothing behind', () => {
         headers: { 'content-length': 1_000_000, authorization: adminAuth },
       });
       req.on('response', (res) => expect(res.statusCode).not.toBe(401));
-      req.on('error', () => resolve());
+      req.on('error', () => undefined);
       req.write(Buffer.alloc(100_000));
-      setTimeout(() => {
+      // cut once the server is writing what it got, so there is something to clean up
+      eventually('the server starts writing the upload', async () => (await leftoversOf(listening)).length > 0).then(() => {
         req.destroy();
         resolve();
-      }, 100);
+      }, reject);
     });
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually('the server removes the half-written upload', async () => (await leftoversOf(listening)).length === 0);
     expect((await request(base, `/v2/bad/cut/blobs/${digest}`)).status).toBe(404);
-    expect(await leftovers()).toEqual([]);
     expect((await request(base, '/v2/')).status).toBe(200);
   });
 });
@@ -306,7 +336,7 @@ describe('upload expiry', () => {
   it('removes an upload nobody touched for uploads.expireAfterSeconds, with its parts', async () => {
     const dataDir = await tempDir();
     const parts = { meta: await openMetaStore(path.join(dataDir, 'custody.db')), blobs: await openBlobStore(path.join(dataDir, 'blobs'), { fsync: false }) };
-    const short = await startInProcess({ dataDir, parts, config: { uploads: { expireAfterSeconds: 60 } } });
+    const short = await startInjected({ dataDir, parts, config: { uploads: { expireAfterSeconds: 60 } } });
     try {
       const start = await request(short.url, '/v2/expire/me/blobs/uploads/', { method: 'POST' });
       const loc = start.headers.location as string;

@@ -1,9 +1,9 @@
 /** Discovery: /v2/, tag lists and the catalog with paging, and the referrers API. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types } from './helpers/http.ts';
-import { startInProcess } from './helpers/server.ts';
+import { startInjected } from './helpers/server.ts';
 
-const server = await startInProcess();
+const server = await startInjected();
 afterAll(() => server.stop());
 const base = server.url;
 

@@ -2,9 +2,9 @@
 import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types } from './helpers/http.ts';
-import { startInProcess } from './helpers/server.ts';
+import { startInjected } from './helpers/server.ts';
 
-const server = await startInProcess();
+const server = await startInjected();
 afterAll(() => server.stop());
 const base = server.url;
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
 import { basic, descriptorOf, imageManifest, putManifest, request, types } from './helpers/http.ts';
-import { startInProcess, tempDir } from './helpers/server.ts';
+import { startInjected, tempDir } from './helpers/server.ts';
 import { newKey, pushAttestation, pushCosignSignature, pushSbom, putTrust, settledArtifact, type ReferrerView } from './helpers/signing.ts';
 
 async function pushImage(base: string, repo: string, tag: string, layer = `layer of ${repo}:${tag}`) {
@@ -25,7 +25,7 @@ describe('trust over the API', () => {
   const stranger = newKey();
 
   beforeAll(async () => {
-    server = await startWithAccounts();
+    server = await startWithAccounts({}, {}, { listen: false });
   });
   afterAll(async () => server.stop());
 
@@ -245,7 +245,7 @@ describe('trust from the config file', () => {
     const dir = await tempDir();
     const key = newKey();
     await writeFile(path.join(dir, 'release.pem'), key.pem);
-    const server = await startInProcess({
+    const server = await startInjected({
       config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'release', pem: path.join(dir, 'release.pem') }] } } } } },
     });
     try {
@@ -259,7 +259,7 @@ describe('trust from the config file', () => {
       await server.stop();
     }
 
-    const off = await startInProcess({ config: { trust: { enabled: false } } });
+    const off = await startInjected({ config: { trust: { enabled: false } } });
     try {
       const image = await pushImage(off.url, 'shop/web', '1');
       await pushCosignSignature(off.url, 'shop/web', image, key);
@@ -272,16 +272,16 @@ describe('trust from the config file', () => {
 
   it('refuses to start with a trust file it cannot read', async () => {
     await expect(
-      startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: '/nonexistent/key.pem' }] } } } } } }),
+      startInjected({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: '/nonexistent/key.pem' }] } } } } } }),
     ).rejects.toThrow(/trust\.namespaces\.shop.*cannot read \/nonexistent\/key\.pem/);
     const dir = await tempDir();
     await writeFile(path.join(dir, 'trusted_root.json'), '{"mediaType": ');
-    await expect(startInProcess({ config: { trust: { sigstoreTrustedRoot: path.join(dir, 'trusted_root.json') } } })).rejects.toThrow(
+    await expect(startInjected({ config: { trust: { sigstoreTrustedRoot: path.join(dir, 'trusted_root.json') } } })).rejects.toThrow(
       /trust\.sigstoreTrustedRoot: .*trusted_root\.json is not JSON/,
     );
     await writeFile(path.join(dir, 'bad.pem'), 'not a key');
     await expect(
-      startInProcess({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: path.join(dir, 'bad.pem') }] } } } } } }),
+      startInjected({ config: { trust: { namespaces: { shop: { sigstore: { publicKeys: [{ name: 'k', pem: path.join(dir, 'bad.pem') }] } } } } } }),
     ).rejects.toThrow(/trust\.namespaces\.shop is not valid: sigstore\.publicKeys\.0\.pem: not a PEM public key/);
   });
 });

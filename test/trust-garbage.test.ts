@@ -5,13 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, putManifest, request, types } from './helpers/http.ts';
-import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { startInjected, type InProcessServer } from './helpers/server.ts';
 import { newKey, pushReferrer, putTrust, settledArtifact } from './helpers/signing.ts';
 
 describe('garbage signatures, attestations and SBOMs', () => {
   let server: InProcessServer;
   beforeAll(async () => {
-    server = await startInProcess();
+    server = await startInjected();
     const put = await putTrust(server.url, 'junk', { sigstore: { publicKeys: [{ name: 'k', pem: newKey().pem }] } });
     expect(put.status).toBe(200);
   });

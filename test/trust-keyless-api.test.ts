@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, putManifest, request, types, type Descriptor } from './helpers/http.ts';
-import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { startInjected, type InProcessServer } from './helpers/server.ts';
 import { pushReferrer, putTrust, settledArtifact } from './helpers/signing.ts';
 import { bundleBytes, dsseBundle, fulcioIdentity, mockSigstore, rekorWitness, statementFor, type MockSigstore } from './trust/sigstore-fixtures.ts';
 
@@ -21,7 +21,7 @@ describe('keyless Sigstore signatures over the API', () => {
   let server: InProcessServer;
   let sigstore: MockSigstore;
   beforeAll(async () => {
-    server = await startInProcess();
+    server = await startInjected();
     sigstore = await mockSigstore();
     const trust = {
       sigstore: {

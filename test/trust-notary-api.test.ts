@@ -1,7 +1,7 @@
 /** Notary Project signatures (JWS and COSE) pushed as referrers, judged against a namespace's trust policy. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { descriptorOf, imageManifest, putManifest, request, types, type Descriptor } from './helpers/http.ts';
-import { startInProcess, type InProcessServer } from './helpers/server.ts';
+import { startInjected, type InProcessServer } from './helpers/server.ts';
 import { pushReferrer, putTrust, settledArtifact } from './helpers/signing.ts';
 import { coseEnvelope, jwsEnvelope, makeLeaf, makeRoot, policy, policyDocument, type Issued } from './trust/notary-fixtures.ts';
 
@@ -17,7 +17,7 @@ describe('Notary signatures over the API', () => {
   let mallory: Issued;
 
   beforeAll(async () => {
-    server = await startInProcess();
+    server = await startInjected();
     root = await makeRoot();
     alice = await makeLeaf(root);
     mallory = await makeLeaf(root, { name: 'CN=mallory, O=Example' });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openMetaStore } from '../src/meta/open.ts';
 import { descriptorOf, imageManifest, putManifest, types } from './helpers/http.ts';
-import { startInProcess, tempDir } from './helpers/server.ts';
+import { startInjected, tempDir } from './helpers/server.ts';
 import { newKey, pushCosignSignature, settledArtifact } from './helpers/signing.ts';
 
 const fileTrust = (pemFile: string) => ({ trust: { namespaces: { ops: { sigstore: { publicKeys: [{ name: 'release', pem: pemFile }] } } } } });
@@ -20,7 +20,7 @@ describe('trust across restarts', () => {
     const pemFile = path.join(dataDir, 'release.pem');
     await writeFile(pemFile, key.pem);
     // a replica that stored the push but died before verifying: here, one with trust off
-    const first = await startInProcess({ dataDir, config: { trust: { enabled: false } } });
+    const first = await startInjected({ dataDir, config: { trust: { enabled: false } } });
     const { body } = await imageManifest(first.url, 'ops/app', ['ops layer']);
     expect((await putManifest(first.url, 'ops/app', 'v1', body)).status).toBe(201);
     const image = descriptorOf(body, types.manifest);
@@ -30,7 +30,7 @@ describe('trust across restarts', () => {
     await meta.trust.recordArtifact({ repo: 'ops/app', digest: sig.digest, subject: image.digest, kind: 'signature', format: 'cosign', via: 'referrer' });
     await meta.close();
 
-    const second = await startInProcess({ dataDir, config: fileTrust(pemFile) });
+    const second = await startInjected({ dataDir, config: fileTrust(pemFile) });
     try {
       const view = await settledArtifact(second.url, 'ops/app', image.digest);
       expect(view.referrers[0]).toMatchObject({ digest: sig.digest, status: 'done', verified: true, signer: 'key:release' });
@@ -44,7 +44,7 @@ describe('trust across restarts', () => {
     const [oldKey, newKeyPair] = [newKey(), newKey()];
     const pemFile = path.join(dataDir, 'release.pem');
     await writeFile(pemFile, oldKey.pem);
-    const first = await startInProcess({ dataDir, config: fileTrust(pemFile) });
+    const first = await startInjected({ dataDir, config: fileTrust(pemFile) });
     const { body } = await imageManifest(first.url, 'ops/web', ['web layer']);
     expect((await putManifest(first.url, 'ops/web', 'v1', body)).status).toBe(201);
     const image = descriptorOf(body, types.manifest);
@@ -53,7 +53,7 @@ describe('trust across restarts', () => {
     await first.app.close();
 
     await writeFile(pemFile, newKeyPair.pem);
-    const second = await startInProcess({ dataDir, config: fileTrust(pemFile) });
+    const second = await startInjected({ dataDir, config: fileTrust(pemFile) });
     try {
       const view = await settledArtifact(second.url, 'ops/web', image.digest);
       expect(view.referrers[0]).toMatchObject({ verified: true, signer: 'key:release' });

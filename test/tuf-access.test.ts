@@ -15,7 +15,7 @@ const strangerAuth = basic('stranger', 'stranger-password');
 const errorOf = (r: Reply) => r.json<{ error: { code: string; message: string } }>().error;
 
 beforeAll(async () => {
-  server = await startTufServer();
+  server = await startTufServer({}, { listen: false });
   await createUser(server.meta.accounts, 'reader', 'reader-password', { team: 'reader' });
   await createUser(server.meta.accounts, 'stranger', 'stranger-password', { elsewhere: 'admin' });
   const image = await pushImage(server.url, 'team/app', '1.0', 'guarded');

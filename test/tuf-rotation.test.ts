@@ -34,7 +34,7 @@ const api = (method: string, url: string, body?: unknown, authorization?: string
   });
 
 beforeAll(async () => {
-  server = await startTufServer();
+  server = await startTufServer({}, { listen: false });
   await createUser(server.meta.accounts, 'reader', 'reader-password', { team: 'reader' });
   image = await pushImage(server.url, 'team/app', '1.0', 'rotating');
   server.signed.sign('team/app', '1.0');

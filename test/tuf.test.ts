@@ -3,10 +3,10 @@
  * (the reference client) refreshing, looking targets up and downloading manifests it verifies.
  */
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ExpiredMetadataError } from 'tuf-js/dist/error.js';
 import { request, type Reply } from './helpers/http.ts';
-import { startInProcess } from './helpers/server.ts';
+import { startInjected } from './helpers/server.ts';
 import { pushImage, startTufServer, tufClient, type Client, type TufServer } from './helpers/tuf.ts';
 
 let server: TufServer;
@@ -17,7 +17,7 @@ const hex = (digest: string) => digest.slice('sha256:'.length);
 const errorOf = (r: Reply) => r.json<{ error: { code: string; message: string } }>().error;
 
 beforeAll(async () => {
-  server = await startTufServer();
+  server = await startTufServer({}, { listen: false });
   images.app1 = await pushImage(server.url, 'team/app', '1.0', 'app one');
   images.app2 = await pushImage(server.url, 'team/app', '2.0', 'app two');
   images.web = await pushImage(server.url, 'team/web', 'latest', 'web');
@@ -124,8 +124,19 @@ describe('the repository', () => {
       expect(r.status, path).toBe(path.endsWith('/') ? 400 : 404);
     }
   });
+});
+
+describe('the repository, asked over a socket', () => {
+  // A listening server: these paths must reach it as written, and inject() would fold `..` first.
+  let raw: TufServer;
+  beforeAll(async () => {
+    raw = await startTufServer();
+    await pushImage(raw.url, 'team/app', '1.0', 'raw paths');
+  });
+  afterAll(() => raw?.stop());
 
   it('answers bad namespaces and path tricks with 400 or 404, never 5xx', async () => {
+    const server = raw;
     const cases: [string, number][] = [
       ['/tuf/Team/root.json', 400],
       ['/tuf/team/../other/root.json', 400],
@@ -158,7 +169,7 @@ describe('the repository', () => {
 
 describe('the server as built', () => {
   it('publishes the tags meta.trust reports as signed (none, for an image without signatures)', async () => {
-    const plain = await startInProcess();
+    const plain = await startInjected();
     try {
       await pushImage(plain.url, 'team/app', '1.0', 'unsigned');
       const c = await tufClient(plain, 'team');
@@ -176,7 +187,7 @@ describe('the server as built', () => {
 describe('expiry', () => {
   it('re-signs a timestamp past half its lifetime, and a client sees its expiry error when nobody does', async () => {
     // A server whose clock is two days behind signs a timestamp (1 day) that is already expired.
-    const late = await startTufServer();
+    const late = await startTufServer({}, { listen: false });
     try {
       await pushImage(late.url, 'team/app', '1.0', 'late');
       late.signed.sign('team/app', '1.0');
@@ -196,24 +207,30 @@ describe('expiry', () => {
   });
 
   it('re-signs in the background, with no client asking, and publishes newly signed tags', async () => {
+    // The refresher's interval is a fake one the test moves, like the clock: no second waited.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     // a 4 s timestamp: the refresher runs every second
-    const idle = await startTufServer({ tuf: { timestampExpirySeconds: 4 } });
+    const idle = await startTufServer({ tuf: { timestampExpirySeconds: 4 } }, { listen: false });
     try {
       const { digest } = await pushImage(idle.url, 'team/app', '1.0', 'idle');
       const first = await timestamp(idle);
       idle.clock.offset = 3_000;
-      const waitFor = async (done: () => Promise<boolean>) => {
+      // One tick of the interval, then the refresh it started (its own database and signing work) until done.
+      const tickUntil = async (done: () => Promise<boolean>) => {
+        await vi.advanceTimersByTimeAsync(1_000);
         const deadline = Date.now() + 5_000;
         while (!(await done())) {
           if (Date.now() > deadline) throw new Error('the background refresh did not happen');
-          await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => setTimeout(r, 5));
         }
       };
-      await waitFor(async () => ((await idle.meta.tuf.latestVersions('team')).timestamp ?? 0) > first.version);
+      const latest = () => idle.meta.tuf.latestVersions('team');
+      expect((await latest()).timestamp).toBe(first.version);
+      await tickUntil(async () => ((await latest()).timestamp ?? 0) > first.version);
       // a tag signed meanwhile reaches targets without a request
-      const targetsBefore = (await idle.meta.tuf.latestVersions('team')).targets ?? 0;
+      const targetsBefore = (await latest()).targets ?? 0;
       idle.signed.sign('team/app', '1.0');
-      await waitFor(async () => ((await idle.meta.tuf.latestVersions('team')).targets ?? 0) > targetsBefore);
+      await tickUntil(async () => ((await latest()).targets ?? 0) > targetsBefore);
       const version = (await idle.meta.tuf.latestVersions('team')).targets ?? 0;
       const targets = JSON.parse((await idle.meta.tuf.getVersion('team', 'targets', version))?.json ?? '{}') as {
         signed: { targets: Record<string, { hashes: { sha256: string } }> };
@@ -221,11 +238,12 @@ describe('expiry', () => {
       expect(targets.signed.targets['team/app:1.0']?.hashes.sha256).toBe(digest.slice('sha256:'.length));
     } finally {
       await idle.stop();
+      vi.useRealTimers();
     }
   });
 
   it('keeps timestamp and snapshot fresh on their own schedules', async () => {
-    const short = await startTufServer({ tuf: { timestampExpirySeconds: 20, snapshotExpirySeconds: 100 } });
+    const short = await startTufServer({ tuf: { timestampExpirySeconds: 20, snapshotExpirySeconds: 100 } }, { listen: false });
     try {
       await pushImage(short.url, 'team/app', '1.0', 'short');
       const first = await timestamp(short);

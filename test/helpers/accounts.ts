@@ -15,10 +15,15 @@ export interface AccountsServer extends InProcessServer {
   accounts: AccountStore;
 }
 
-export async function startWithAccounts(config: Record<string, unknown> = {}, parts: Omit<AppParts, 'meta'> = {}): Promise<AccountsServer> {
+/** `listen: false`: answered by inject(), on no port (see startInjected). */
+export async function startWithAccounts(
+  config: Record<string, unknown> = {},
+  parts: Omit<AppParts, 'meta'> = {},
+  options: { listen?: boolean } = {},
+): Promise<AccountsServer> {
   const dataDir = await tempDir();
   const meta = await openMetaStore(path.join(dataDir, 'custody.db'));
-  const server = await startInProcess({ dataDir, parts: { ...parts, meta }, config });
+  const server = await startInProcess({ dataDir, parts: { ...parts, meta }, config, ...options });
   return { ...server, accounts: meta.accounts };
 }
 

@@ -1,7 +1,9 @@
 /**
- * Real servers for tests: `startProcess` runs the built `custody serve` as a child process on an
+ * Servers for tests: `startProcess` runs the built `custody serve` as a child process on an
  * ephemeral loopback port (for real clients and kill tests); `startInProcess` listens with
- * buildApp() in this process (faster, for HTTP-level tests).
+ * buildApp() in this process (for what happens on the socket: streaming, cut connections, client
+ * addresses, TLS, raw bytes); `startInjected` builds the same app and listens nowhere, its
+ * requests answered by fastify's inject() (for what a handler answers: the fast default).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { validate } from '../../src/config/load.ts';
 import { bootstrap, buildApp, type AppParts } from '../../src/server/app.ts';
-import { testAdmin } from './http.ts';
+import { forgetInjected, injectedBase, testAdmin } from './http.ts';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Node 24 from the node@24 dev dependency: the same runtime `npm start` uses. */
@@ -89,19 +91,40 @@ export interface InProcessServer extends RunningServer {
   app: FastifyInstance;
 }
 
-export async function startInProcess(options: { dataDir?: string; config?: Record<string, unknown>; parts?: AppParts } = {}): Promise<InProcessServer> {
+export interface InProcessOptions {
+  dataDir?: string;
+  config?: Record<string, unknown>;
+  parts?: AppParts;
+  /** false: listen on no port; the url is one that helpers/http.ts answers with inject() (default true) */
+  listen?: boolean;
+}
+
+export async function startInProcess(options: InProcessOptions = {}): Promise<InProcessServer> {
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await tempDir());
   const config = validate({ dataDir, log: { level: 'warn' }, storage: { fsync: false }, auth: { adminPassword: testAdmin.password }, ...options.config });
   const app = await buildApp(config, options.parts);
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  let url: string;
+  if (options.listen === false) {
+    await app.ready();
+    url = injectedBase(app);
+  } else {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    if (!address || typeof address === 'string') throw new Error('no address');
+    url = `http://127.0.0.1:${address.port}`;
+  }
   // the first admin, as `custody serve` makes it once listening
   await bootstrap(app);
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
   const stop = async () => {
+    forgetInjected(url);
     await app.close();
     if (ownDir) await rm(dataDir, { recursive: true, force: true });
   };
-  return { url: `http://127.0.0.1:${address.port}`, host: `127.0.0.1:${address.port}`, dataDir, app, stop };
+  return { url, host: new URL(url).host, dataDir, app, stop };
+}
+
+/** The app of startInProcess, answering through inject() instead of a port (see helpers/http.ts). */
+export function startInjected(options: Omit<InProcessOptions, 'listen'> = {}): Promise<InProcessServer> {
+  return startInProcess({ ...options, listen: false });
 }

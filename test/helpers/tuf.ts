@@ -9,7 +9,7 @@ import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import type { MetaStore } from '../../src/meta/metastore.ts';
 import { openMetaStore } from '../../src/meta/open.ts';
 import type { SignedTag, SignedTagSource } from '../../src/trust/tuf/index.ts';
-import { imageManifest, putManifest, request, testAdmin, basic } from './http.ts';
+import { basic, fetchFrom, imageManifest, putManifest, request, testAdmin } from './http.ts';
 import { startInProcess, tempDir, type InProcessServer } from './server.ts';
 
 /** Signed tags as the test says: the tags it marked, resolved to their current manifests. */
@@ -48,12 +48,13 @@ export interface TufServer extends InProcessServer {
   clock: { offset: number };
 }
 
-export async function startTufServer(config: Record<string, unknown> = {}): Promise<TufServer> {
+/** `listen: false`: answered by inject(), on no port (see startInjected); tuf-js reaches it through fetchFrom. */
+export async function startTufServer(config: Record<string, unknown> = {}, options: { listen?: boolean } = {}): Promise<TufServer> {
   const dataDir = await tempDir();
   const meta = await openMetaStore(path.join(dataDir, 'custody.db'));
   const signed = new TestSignedTags(meta);
   const clock = { offset: 0 };
-  const server = await startInProcess({ dataDir, config, parts: { meta, signedTags: signed, now: () => Date.now() + clock.offset } });
+  const server = await startInProcess({ dataDir, config, parts: { meta, signedTags: signed, now: () => Date.now() + clock.offset }, ...options });
   return { ...server, meta, signed, clock };
 }
 
@@ -65,7 +66,7 @@ export async function pushImage(base: string, repo: string, tag: string, layer: 
   return m;
 }
 
-/** tuf-js's fetcher, with an Authorization header on every request. */
+/** tuf-js's fetcher, with an Authorization header on every request; through inject() for an injected server. */
 export class AuthFetcher extends BaseFetcher {
   private readonly authorization: string | undefined;
 
@@ -75,7 +76,7 @@ export class AuthFetcher extends BaseFetcher {
   }
 
   async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
-    const response = await fetch(url, { headers: this.authorization ? { authorization: this.authorization } : {} });
+    const response = await fetchFrom(url, { headers: this.authorization ? { authorization: this.authorization } : {} });
     if (!response.ok || !response.body) throw new DownloadHTTPError(`GET ${url}: ${response.status}`, response.status);
     return response.body;
   }
