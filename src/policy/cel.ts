@@ -14,7 +14,7 @@
  *   string it matches can come from whoever pushed the artifact. cel-js's own `matches` cannot
  *   be replaced, so the checked source is rewritten, call by call, to our `re2Matches`.
  */
-import { Environment, type ASTNode, type ObjectSchema } from '@marcbachmann/cel-js';
+import { Environment, type ASTNode, type Context, type ObjectSchema } from '@marcbachmann/cel-js';
 import { RE2JS } from 're2js';
 import { BoundedMap } from '../bounded-map.ts';
 import { inputSchema } from './input-schema.ts';
@@ -158,6 +158,24 @@ function walk(node: ASTNode, state: Walk, bound: Map<string, string>): number {
   return 1 + children(node).reduce((sum, child) => sum + walk(child, state, bound), 0);
 }
 
+/**
+ * cel-js tells a map from an object by its `constructor` property (debugType in its operators.js),
+ * so a map with an own key "constructor" (a label or an annotation, which whoever pushes chooses)
+ * would make every evaluation that touches it throw "Unsupported type". Those maps go in as a
+ * Map, which cel-js reads as the same map; the others as they are, at the cost of three lookups.
+ */
+const hasConstructorKey = (m: unknown): m is Record<string, string> => typeof m === 'object' && m !== null && Object.hasOwn(m, 'constructor');
+const asMap = (m: Record<string, string>) => (hasConstructorKey(m) ? new Map(Object.entries(m)) : m);
+function celInput(input: PolicyInput): Context {
+  const { artifact, ns } = input as Partial<PolicyInput>;
+  if (!hasConstructorKey(artifact?.labels) && !hasConstructorKey(artifact?.annotations) && !hasConstructorKey(ns?.labels)) return input;
+  return {
+    ...input,
+    ...(artifact ? { artifact: { ...artifact, labels: asMap(artifact.labels), annotations: asMap(artifact.annotations) } } : {}),
+    ...(ns ? { ns: { ...ns, labels: asMap(ns.labels) } } : {}),
+  };
+}
+
 export interface CelSource {
   /** the deny expression */
   deny: string;
@@ -205,7 +223,7 @@ export function compileCel(policy: CelSource): CompiledPolicy {
   return {
     reads: state.reads,
     evaluate(input: PolicyInput): Outcome {
-      const result: unknown = program(input);
+      const result: unknown = program(celInput(input));
       if (typeof result !== 'boolean') throw new Error(`the deny expression gave ${typeof result}, not a bool`);
       return result ? { deny: true, messages: [] } : { deny: false };
     },

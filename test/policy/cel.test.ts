@@ -72,6 +72,23 @@ describe('CEL policies when saved', () => {
     expect([...compileCel({ deny: 'true' }).reads]).toEqual([]);
   });
 
+  it('reads labels, annotations and namespace labels named "constructor" (or __proto__) as the maps they are', () => {
+    const labels = JSON.parse('{"constructor":"x","__proto__":"y","cost-center":"cc-1"}') as Record<string, string>;
+    const costCenter = compileCel({ deny: policies['require-cost-center'] });
+    expect(costCenter.evaluate(sampleInput({ artifact: { labels } }))).toEqual({ deny: false });
+    expect(costCenter.evaluate(sampleInput({ artifact: { labels: { constructor: 'x' }, annotations: { constructor: 'y' } } }))).toEqual({
+      deny: true,
+      messages: [],
+    });
+    const reads = compileCel({
+      deny: 'artifact.labels["constructor"] == "x" && size(artifact.labels) == 3 && artifact.labels.exists(k, k == "__proto__") && "constructor" in artifact.annotations && ns.labels["constructor"] == "z"',
+    });
+    expect(reads.evaluate(sampleInput({ artifact: { labels, annotations: { constructor: '' } }, ns: { labels: { constructor: 'z' } } }))).toEqual({
+      deny: true,
+      messages: [],
+    });
+  });
+
   it('reads the time of a request as a timestamp', () => {
     const policy = compileCel({ deny: 'timestamp(request.time).getHours() < 2' });
     expect(policy.evaluate(sampleInput({ request: { time: '2026-12-02T01:30:00Z' } }))).toEqual({ deny: true, messages: [] });
