@@ -20,6 +20,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { basicAuth } from './client.ts';
 import { ensureBinNodeFlags } from './node-flags.ts';
+import { celPolicies, decisionLatency, withPolicies, type EngineLatency } from './policies.ts';
 import { sampleProcess } from './process-sample.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
 import { soak } from './soak.ts';
@@ -190,6 +191,17 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
   if (t.base.credentials) {
     runs.push({ label: 'Custody, Bearer', server: t.base, run: () => manifestWorkload(t.base, m.concurrency, m.seconds, 'bearer') });
     runs.push({ label: 'Custody, /token', server: t.base, run: () => tokenWorkload(t.base, m.concurrency, m.seconds) });
+    // The same anonymous GETs with five CEL policies deciding every pull (issue 13: within 10 %).
+    runs.push({
+      label: 'Custody, 5 CEL policies',
+      server: t.base,
+      run: () =>
+        withPolicies(t.base, celPolicies, async () => {
+          const r = await manifestWorkload(t.base, m.concurrency, m.seconds);
+          decisionLatencies.cel = (await decisionLatency(t.base)).cel;
+          return { ...r, workload: 'manifest GET by tag, 5 CEL policies' };
+        }),
+    });
   }
   const results = runs.map((): Result[] => []);
   for (let round = 0; round < plan.rounds; round++) {
@@ -203,6 +215,17 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
   rows.push({ custody: median(results[0]!), other: t.other ? median(results[1]!) : undefined });
   for (let i = t.other ? 2 : 1; i < runs.length; i++) rows.push({ custody: median(results[i]!) });
   return rows;
+}
+
+/** Per engine, how long the server's decisions took during the last policy round run. */
+const decisionLatencies: Record<string, EngineLatency | undefined> = {};
+
+function printDecisionLatency(): void {
+  const engines = Object.entries(decisionLatencies).filter((e): e is [string, EngineLatency] => e[1] !== undefined);
+  if (engines.length === 0) return;
+  const out = [['engine', 'evaluations', 'p50 µs', 'p99 µs', 'max µs']];
+  for (const [engine, l] of engines) out.push([engine, String(l.evaluations), fmt(l.p50Micros, 1), fmt(l.p99Micros, 1), fmt(l.maxMicros, 1)]);
+  console.log(`Policy decision latency (server side, one evaluation, the last 4096 of the last policy round):\n${table(out)}\n`);
 }
 
 function ratio(a: number | undefined, b: number | undefined): number | undefined {
@@ -255,6 +278,11 @@ function checks(rows: Row[]): Check[] {
     const share = bearer.opsPerSec / anonymous.opsPerSec;
     out.push({ target: 'authenticated manifest GET ≥ 90% of anonymous (issue 3)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.9 });
   }
+  const cel = find('manifest GET by tag, 5 CEL policies')?.custody;
+  if (anonymous && cel) {
+    const share = cel.opsPerSec / anonymous.opsPerSec;
+    out.push({ target: 'manifest GET with 5 CEL policies ≥ 90% of none (issue 13)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.9 });
+  }
   const big = [find('64 MiB push'), find('64 MiB pull')].map((r) => r?.custody.peakRssMiB);
   if (big.every((m) => m !== undefined)) {
     const peak = Math.max(...big);
@@ -292,6 +320,7 @@ async function main(): Promise<void> {
       if (args.soak !== undefined) return await runSoak(t.base, Number(args.soak));
       const rows = await runAll(args.quick ? quick : full, t);
       printTable(rows, t.name);
+      printDecisionLatency();
       const results = checks(rows);
       if (results.length > 0) console.log(`Targets:\n${table(results.map((c) => [c.target, c.measured, c.pass ? 'PASS' : 'FAIL']))}\n`);
       if (args.json) await writeFile(args.json, JSON.stringify({ against: t.name || undefined, quick: args.quick, rows, checks: results }, null, 2));

@@ -1,4 +1,4 @@
-/** BoundedMap: at most `limit` entries; the least recently used goes first. */
+/** BoundedMap: at most `limit` entries; one not used lately goes first (second chance). */
 import { expect, it } from 'vitest';
 import { BoundedMap } from '../src/bounded-map.ts';
 
@@ -25,4 +25,16 @@ it('stays bounded under a flood of distinct keys', () => {
   expect(m.size).toBe(100);
   expect(m.get(99_999)).toBe(99_999);
   expect(m.get(0)).toBeUndefined();
+});
+
+it('keeps entries in use through a stream of keys read once (second chance)', () => {
+  const m = new BoundedMap<string, number>(10);
+  m.set('hot', 1);
+  for (let i = 0; i < 1000; i++) {
+    expect(m.get('hot')).toBe(1); // read between every new key, as a hot cache entry is
+    m.set(`cold-${i}`, i);
+  }
+  expect(m.size).toBe(10);
+  expect(m.get('hot')).toBe(1);
+  expect(m.get('cold-0')).toBeUndefined();
 });

@@ -30,18 +30,30 @@ export interface Question {
 }
 
 const maxComponents = 10_000;
+
+/** The request time as RFC 3339; requests that arrive in the same millisecond share the string. */
+let lastTime = 0;
+let lastIso = new Date(0).toISOString();
+function isoTime(ms: number): string {
+  if (ms !== lastTime) {
+    lastTime = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
 /** The most of a Wasm layer read to find its imports: they come before the code. */
 const maxWasmBytes = 16 * 1024 * 1024;
 const trustTtlMs = 2000;
 const identityTtlMs = 5000;
 
-type Artifact = Omit<PolicyInput['artifact'], 'tag'>;
-type Stamped<T> = { at: number; value: Promise<T> };
+type Artifact = PolicyInput['artifact'];
+/** A cached value, or the read that will give it; `value` is set once the read has resolved. */
+type Stamped<T> = { at: number; value?: T; pending: Promise<T> };
 
 export class InputBuilder {
   private readonly meta: MetaStore;
   private readonly blobs: BlobStore;
-  private readonly artifacts = new BoundedMap<string, Promise<Artifact>>(4096);
+  private readonly artifacts = new BoundedMap<string, Stamped<Artifact>>(4096);
   private readonly trusts = new BoundedMap<string, Stamped<PolicyInput['trust']>>(4096);
   private readonly namespaces = new BoundedMap<string, Stamped<PolicyInput['ns']>>(1024);
   private readonly identities = new BoundedMap<string, Stamped<{ teams: string[]; roles: string[] }>>(4096);
@@ -51,23 +63,40 @@ export class InputBuilder {
     this.blobs = blobs;
   }
 
-  /** The input, with the sections in `reads` built (the others empty but present). */
-  async build(q: Question, reads: ReadonlySet<Section>): Promise<PolicyInput> {
+  /**
+   * The input, with the sections in `reads` built (the others empty but present). When every
+   * section it needs is cached it is built at once, without a promise: the pull path's budget
+   * is a few microseconds, and each await costs some.
+   */
+  build(q: Question, reads: ReadonlySet<Section>): PolicyInput | Promise<PolicyInput> {
     const fresh = q.action === 'push'; // a push decides on what it is about to change: no cache for the namespace
-    const [artifact, trust, ns, who] = await Promise.all([
-      reads.has('artifact') ? this.artifact(q) : emptyArtifact(q),
-      reads.has('trust') ? this.cached(this.trusts, `${q.repository}@${q.digest}`, trustTtlMs, q.time, () => this.trust(q)) : emptyTrust(),
-      reads.has('ns')
-        ? this.cached(this.namespaces, q.namespace, fresh ? 0 : trustTtlMs, q.time, () => this.namespace(q.namespace))
-        : emptyNamespace(q.namespace),
-      reads.has('request')
-        ? this.cached(this.identities, `${q.principal.kind}:${q.principal.id}:${q.namespace}`, identityTtlMs, q.time, () => this.identity(q))
-        : undefined,
-    ]);
+    const key = `${q.repository}@${q.digest}`;
+    const artifact = reads.has('artifact')
+      ? this.cached(this.artifacts, `${key}:${q.tag ?? ''}`, Infinity, q.time, () => this.readArtifact(q))
+      : emptyArtifact(q);
+    const trust = reads.has('trust') ? this.cached(this.trusts, key, trustTtlMs, q.time, () => this.trust(q)) : emptyTrust();
+    const ns = reads.has('ns')
+      ? this.cached(this.namespaces, q.namespace, fresh ? 0 : trustTtlMs, q.time, () => this.namespace(q.namespace))
+      : emptyNamespace(q.namespace);
+    const who = reads.has('request')
+      ? this.cached(this.identities, `${q.principal.kind}:${q.principal.id}:${q.namespace}`, identityTtlMs, q.time, () => this.identity(q))
+      : undefined;
+    if (artifact instanceof Promise || trust instanceof Promise || ns instanceof Promise || who instanceof Promise)
+      return Promise.all([artifact, trust, ns, who]).then(([a, t, n, w]) => this.assemble(q, a, t, n, w));
+    return this.assemble(q, artifact, trust, ns, who);
+  }
+
+  private assemble(
+    q: Question,
+    artifact: Artifact,
+    trust: PolicyInput['trust'],
+    ns: PolicyInput['ns'],
+    who: { teams: string[]; roles: string[] } | undefined,
+  ): PolicyInput {
     return {
       version: inputVersion,
       action: q.action,
-      artifact: { ...artifact, tag: q.tag ?? '' },
+      artifact,
       trust,
       ns,
       request: {
@@ -76,7 +105,7 @@ export class InputBuilder {
         tokenKind: q.tokenKind,
         userAgent: q.userAgent,
         sourceAddress: q.sourceAddress,
-        time: new Date(q.time).toISOString(),
+        time: isoTime(q.time),
       },
     };
   }
@@ -90,24 +119,20 @@ export class InputBuilder {
     } else this.namespaces.delete(namespace);
   }
 
-  private cached<T>(map: BoundedMap<string, Stamped<T>>, key: string, ttl: number, now: number, load: () => Promise<T>): Promise<T> {
+  /** The cached value when it is fresh and read, else the read (shared by everyone asking meanwhile). */
+  private cached<T>(map: BoundedMap<string, Stamped<T>>, key: string, ttl: number, now: number, load: () => Promise<T>): T | Promise<T> {
     const hit = map.get(key);
-    if (hit && now - hit.at < ttl) return hit.value;
-    const value = load();
-    map.set(key, { at: now, value });
-    value.catch(() => map.delete(key));
-    return value;
-  }
-
-  private artifact(q: Question): Promise<Artifact> {
-    const key = `${q.repository}@${q.digest}`;
-    let found = this.artifacts.get(key);
-    if (!found) {
-      found = this.readArtifact(q);
-      this.artifacts.set(key, found);
-      found.catch(() => this.artifacts.delete(key));
-    }
-    return found;
+    if (hit && now - hit.at < ttl) return hit.value !== undefined ? hit.value : hit.pending;
+    const entry: Stamped<T> = {
+      at: now,
+      pending: load().then((value) => {
+        entry.value = value;
+        return value;
+      }),
+    };
+    map.set(key, entry);
+    entry.pending.catch(() => map.delete(key));
+    return entry.pending;
   }
 
   private async readArtifact(q: Question): Promise<Artifact> {
@@ -134,6 +159,7 @@ export class InputBuilder {
       repository: q.repository,
       namespace: q.namespace,
       digest: q.digest,
+      tag: q.tag ?? '',
       mediaType: q.manifest.mediaType,
       artifactType: text(manifest.artifactType) || text(config.mediaType),
       size: index.length > 0 ? q.manifest.content.byteLength : size,
@@ -241,6 +267,7 @@ const emptyArtifact = (q: Question): Artifact => ({
   repository: q.repository,
   namespace: q.namespace,
   digest: q.digest,
+  tag: q.tag ?? '',
   mediaType: q.manifest.mediaType,
   artifactType: '',
   size: q.manifest.content.byteLength,
