@@ -21,6 +21,9 @@ const environment = topHelp ? (await import('../config/load.ts')).environment : 
 const program = new Command('custody')
   .description('Custody: an OCI artifact registry that keeps the chain of custody of what it stores')
   .version(version)
+  // --version after a command is that command's own (custody policy show NAME --version 2), not
+  // the program's: program options count only before the command
+  .enablePositionalOptions()
   .addHelpText('after', () =>
     environment
       ? `\nEnvironment variables override the config file:\n${Object.entries(environment)
