@@ -4,6 +4,7 @@ import { registerAudit } from './audit.ts';
 import { registerKeys } from './keys.ts';
 import { registerLogin } from './login.ts';
 import { registerNamespaces } from './namespaces.ts';
+import { registerPolicy } from './policy.ts';
 import { registerRobots } from './robots.ts';
 import { registerTeams } from './teams.ts';
 import { registerTokens } from './tokens.ts';
@@ -21,6 +22,7 @@ export function registerManagementCommands(program: Command): void {
     registerAudit,
     registerKeys,
     registerTrust,
+    registerPolicy,
   ])
     register(program);
 }
