@@ -46,7 +46,13 @@ async function writeBlob(dir: string, data: Buffer | string): Promise<Written> {
   return { digest: `sha256:${hex}`, size: body.length, body };
 }
 
-async function writeImage(dir: string, arch: string): Promise<Written> {
+/** What an image may carry beyond its files: config labels (`config.Labels`) and manifest annotations. */
+export interface ImageExtras {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+async function writeImage(dir: string, arch: string, extras: ImageExtras = {}): Promise<Written> {
   const tar = tarOf({ [`hello-${arch}.txt`]: `hello from ${arch}\n`, 'random.bin': randomBytes(64 * 1024) });
   const layer = await writeBlob(dir, gzipSync(tar));
   const config = await writeBlob(
@@ -54,7 +60,7 @@ async function writeImage(dir: string, arch: string): Promise<Written> {
     JSON.stringify({
       architecture: arch,
       os: 'linux',
-      config: { Cmd: ['/hello'] },
+      config: { Cmd: ['/hello'], ...(extras.labels ? { Labels: extras.labels } : {}) },
       rootfs: { type: 'layers', diff_ids: [`sha256:${sha(tar)}`] },
       history: [{ created_by: 'custody test' }],
     }),
@@ -66,6 +72,7 @@ async function writeImage(dir: string, arch: string): Promise<Written> {
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.size }],
+      ...(extras.annotations ? { annotations: extras.annotations } : {}),
     }),
   );
 }
@@ -79,10 +86,10 @@ async function writeIndexJson(dir: string, entry: Record<string, unknown>): Prom
   await writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [entry] }));
 }
 
-/** A layout holding one linux/amd64 image under `tag`; returns its manifest. */
-export async function imageLayout(dir: string, tag: string): Promise<Written> {
+/** A layout holding one linux/amd64 image under `tag` (with `extras`: labels, annotations); returns its manifest. */
+export async function imageLayout(dir: string, tag: string, extras: ImageExtras = {}): Promise<Written> {
   await startLayout(dir);
-  const manifest = await writeImage(dir, 'amd64');
+  const manifest = await writeImage(dir, 'amd64', extras);
   await writeIndexJson(dir, {
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     digest: manifest.digest,
