@@ -11,6 +11,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
 import { PolicyRejected } from '../policy/engine.ts';
 import type { PolicyInput } from '../policy/input-schema.ts';
+import { scopeMatcher } from '../policy/scope.ts';
 import type { PolicyService } from '../policy/service.ts';
 import { renderTemplate } from '../policy/template.ts';
 import { isDigest } from '../oci/digest.ts';
@@ -83,6 +84,12 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
       rejected(err);
     }
   };
+  /** The document, once checked; what the check compiled is let go (an OPA policy holds a place in every worker). */
+  const checkedDocument = async (body: z.infer<typeof policyBody>) => {
+    const { doc, compiled } = await checked(body);
+    await compiled.close?.();
+    return doc;
+  };
   const principal = async (req: FastifyRequest, reply: Parameters<typeof decide>[2], accesses: Access[]): Promise<Principal> =>
     (await decide(ctx, req, reply, accesses)).principal;
 
@@ -117,7 +124,7 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
     const body = parse(policyBody, req.body ?? {}, 'policy');
     // The caller must be allowed to manage the policy as it is and as it would be.
     const before = await ctx.meta.policy.getPolicy(name);
-    const { doc } = await checked(body);
+    const doc = await checkedDocument(body);
     const actor = await principal(req, reply, [managerOf(doc.namespace), ...(before ? [managerOf(before.namespace)] : [])]);
     if (doc.name !== name) throw invalid(`the document is named ${doc.name}, but the URL names ${name}`);
     const text = typeof source(body) === 'string' ? (source(body) as string) : JSON.stringify(body, null, 2);
@@ -139,7 +146,7 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
 
   api.post('/policies/simulate', async (req, reply) => {
     const body = parse(simulateBody, req.body ?? {}, 'simulation');
-    const { doc } = await checked(body.policy);
+    const doc = await checkedDocument(body.policy);
     const actor = await principal(req, reply, [managerOf(doc.namespace)]);
     try {
       return await service().simulate(source(body.policy), actor, { days: body.days, limit: body.limit });
@@ -151,42 +158,49 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
   api.post('/policies/test', async (req, reply) => {
     const body = parse(testBody, req.body ?? {}, 'policy test');
     const { doc, compiled } = await checked(body.policy);
-    const actor = await principal(req, reply, [managerOf(doc.namespace)]);
-    if ((body.input === undefined) === (body.artifact === undefined)) throw invalid('give either an input document or an artifact (repository and reference)');
-    let input: PolicyInput;
-    if (body.input) input = body.input as unknown as PolicyInput;
-    else {
-      const { repository, reference } = body.artifact as { repository: string; reference: string };
-      await principal(req, reply, [{ type: 'repository', name: repository, actions: ['pull'] }]);
-      const record = isDigest(reference)
-        ? await ctx.meta.getManifest(repository, reference)
-        : isTag(reference)
-          ? await ctx.meta.getTaggedManifest(repository, reference)
-          : undefined;
-      if (!record) throw notFound(`no manifest ${reference} in repository ${repository}`);
-      input = await service().input({
-        action: body.action,
-        repository,
-        namespace: namespaceOf(repository),
-        digest: record.digest,
-        ...(isDigest(reference) ? {} : { tag: reference }),
-        manifest: { mediaType: record.mediaType, content: record.content },
-        principal: { kind: actor.kind, id: actor.id, name: actor.name, admin: actor.admin },
-        tokenKind: 'jwt',
-        userAgent: req.headers['user-agent'] ?? '',
-        sourceAddress: req.ip,
-        time: Date.now(),
-      });
-    }
+    // What the check compiled is let go however the request ends (an OPA policy holds a place in every worker).
     try {
-      const outcome = await compiled.evaluate(input);
-      if (!outcome.deny) return { deny: false, messages: [], input };
-      // the message the request would be told: a CEL engine has no messages of its own, only the
-      // document's template (version 0: the policy under test is not saved)
-      const message = renderTemplate(doc.message, input, { name: doc.name, version: 0 }, outcome.messages);
-      return { deny: true, message, messages: outcome.messages, input };
-    } catch (err) {
-      return { deny: doc.failure === 'closed', error: err instanceof Error ? err.message : String(err), input };
+      const actor = await principal(req, reply, [managerOf(doc.namespace)]);
+      if ((body.input === undefined) === (body.artifact === undefined))
+        throw invalid('give either an input document or an artifact (repository and reference)');
+      let input: PolicyInput;
+      if (body.input) input = body.input as unknown as PolicyInput;
+      else {
+        const { repository, reference } = body.artifact as { repository: string; reference: string };
+        await principal(req, reply, [{ type: 'repository', name: repository, actions: ['pull'] }]);
+        const record = isDigest(reference)
+          ? await ctx.meta.getManifest(repository, reference)
+          : isTag(reference)
+            ? await ctx.meta.getTaggedManifest(repository, reference)
+            : undefined;
+        if (!record) throw notFound(`no manifest ${reference} in repository ${repository}`);
+        input = await service().input({
+          action: body.action,
+          repository,
+          namespace: namespaceOf(repository),
+          digest: record.digest,
+          ...(isDigest(reference) ? {} : { tag: reference }),
+          manifest: { mediaType: record.mediaType, content: record.content },
+          principal: { kind: actor.kind, id: actor.id, name: actor.name, admin: actor.admin },
+          tokenKind: 'jwt',
+          userAgent: req.headers['user-agent'] ?? '',
+          sourceAddress: req.ip,
+          time: Date.now(),
+        });
+      }
+      try {
+        const outcome = await compiled.evaluate(input);
+        // whether the policy would decide this request at all: a test decides the input whatever the policy's scope and actions
+        const applies =
+          (doc.actions as string[]).includes(input.action) && scopeMatcher(doc)(input.artifact?.namespace ?? '', input.artifact?.repository ?? '');
+        if (!outcome.deny) return { deny: false, applies, messages: [], input };
+        // the message the request would be told: a CEL engine has no messages of its own, only the
+        // document's template (version 0: the policy under test is not saved)
+        const message = renderTemplate(doc.message, input, { name: doc.name, version: 0 }, outcome.messages);
+        return { deny: true, applies, message, messages: outcome.messages, input };
+      } catch (err) {
+        return { deny: doc.failure === 'closed', error: err instanceof Error ? err.message : String(err), input };
+      }
     } finally {
       await compiled.close?.();
     }

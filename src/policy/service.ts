@@ -21,6 +21,7 @@ import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
 import { InputBuilder, type Question } from './input.ts';
 import { sections, type Action, type PolicyInput, type Section } from './input-schema.ts';
 import { DecisionLatency } from './latency.ts';
+import { defaultBundleLimits } from './opa/index.ts';
 import { scopeMatcher } from './scope.ts';
 import { checkTemplate, renderTemplate } from './template.ts';
 
@@ -71,7 +72,19 @@ export class PolicyService {
   /** how long evaluations take, per engine (GET /api/v1/policy-stats) */
   readonly latency = new DecisionLatency();
 
-  constructor(parts: { meta: MetaStore; blobs: BlobStore; log: FastifyBaseLogger; settings: PolicySettings; opa?: OpaCompiler; now?: () => number }) {
+  private readonly onStop: (() => Promise<void>) | undefined;
+
+  constructor(parts: {
+    meta: MetaStore;
+    blobs: BlobStore;
+    log: FastifyBaseLogger;
+    settings: PolicySettings;
+    opa?: OpaCompiler;
+    now?: () => number;
+    /** run last when stopping (the OPA worker pool's close) */
+    onStop?: () => Promise<void>;
+  }) {
+    this.onStop = parts.onStop;
     this.meta = parts.meta;
     this.blobs = parts.blobs;
     this.log = parts.log;
@@ -102,6 +115,7 @@ export class PolicyService {
     this.timers = [];
     await this.flush().catch((err: unknown) => this.log.error({ err }, 'writing the policy decision log failed'));
     await Promise.all(this.policies.map(async (p) => p.compiled.close?.()));
+    await this.onStop?.();
   }
 
   /** Loads the policies again if any changed (here or on another replica). */
@@ -166,7 +180,8 @@ export class PolicyService {
     const layer = parsed.layers?.length === 1 ? parsed.layers[0] : undefined;
     if (!layer?.digest || typeof layer.size !== 'number')
       throw new PolicyRejected('bundle: the manifest must have exactly one layer, the bundle (bundle.tar.gz or policy.wasm)');
-    if (layer.size > 32 * 1024 * 1024) throw new PolicyRejected('bundle: a bundle is at most 32 MiB');
+    // the OPA engine's own limit (src/policy/opa/bundle.ts) is checked again on the bytes
+    if (layer.size > defaultBundleLimits.compressedBytes) throw new PolicyRejected(`bundle: a bundle is at most ${defaultBundleLimits.compressedBytes} bytes`);
     const hex = layer.digest.replace(/^sha256:/, '');
     if (!/^[a-f0-9]{64}$/.test(hex)) throw new PolicyRejected('bundle: the layer digest must be sha256');
     const stream = await this.blobs.read(`blobs/sha256/${hex.slice(0, 2)}/${hex}`);

@@ -32,8 +32,14 @@ export function checkTemplate(message: string): void {
   }
 }
 
+/**
+ * The most a rendered message holds: a placeholder can name a label, whose value whoever pushed
+ * chose, and the message goes back in the 403 and into the decision log.
+ */
+export const maxMessageChars = 1024;
+
 export function renderTemplate(message: string, input: PolicyInput, policy: { name: string; version: number }, violations: string[]): string {
-  return message.replace(placeholder, (_all, path: string) => {
+  const rendered = message.replace(placeholder, (_all, path: string) => {
     if (path === 'policy.name') return policy.name;
     if (path === 'policy.version') return String(policy.version);
     if (path === 'violations') return violations.join('; ');
@@ -42,4 +48,5 @@ export function renderTemplate(message: string, input: PolicyInput, policy: { na
     if (value === undefined || value === null) return '';
     return typeof value === 'string' ? value : JSON.stringify(value);
   });
+  return rendered.length > maxMessageChars ? `${rendered.slice(0, maxMessageChars - 1)}…` : rendered;
 }
