@@ -4,6 +4,7 @@
  * and when), scoped to the namespace the anonymous manifest GETs read, and none denying the
  * benchmark's image (a denial would fail the run: getManifest checks every answer).
  */
+import { createHash } from 'node:crypto';
 import type { Registry } from './workloads.ts';
 
 const scope = { namespaces: ['benchpublic'], repositories: ['**'] };
@@ -50,4 +51,45 @@ export interface EngineLatency {
 /** How long the server's last 4096 evaluations per engine took (GET /api/v1/policy-stats). */
 export async function decisionLatency(registry: Registry): Promise<Record<string, EngineLatency>> {
   return ((await api(registry, 'GET', '/policy-stats')) as { latency: Record<string, EngineLatency> }).latency;
+}
+
+/**
+ * One OPA Wasm policy on the same pull path: a module built from WAT at run time (as the tests
+ * build theirs; no opa binary here) that searches the input for a wasi:sockets import, pushed to
+ * the registry as a bundle and named by digest, as an operator would.
+ */
+export async function opaPolicies(registry: Registry): Promise<Record<string, unknown>[]> {
+  const { buildModule, bundle } = await import('../test/policy/opa-wat.ts');
+  const layer = Buffer.from(bundle(await buildModule('no-wasi-sockets')));
+  const repo = 'benchpolicies/opa';
+  const digestOf = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const put = async (path: string, method: string, body: Buffer | string, type: string) => {
+    const res = await fetch(`${registry.url}${path}`, {
+      method,
+      headers: { ...registry.credentials, 'content-type': type },
+      body: typeof body === 'string' ? body : new Uint8Array(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+  };
+  for (const blob of [layer, '{}']) await put(`/v2/${repo}/blobs/uploads/?digest=${digestOf(blob)}`, 'POST', blob, 'application/octet-stream');
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: 'application/vnd.openpolicyagent.bundle',
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf('{}'), size: 2 },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(layer), size: layer.length }],
+  });
+  await put(`/v2/${repo}/manifests/v1`, 'PUT', manifest, 'application/vnd.oci.image.manifest.v1+json');
+  return [
+    {
+      name: 'bench-opa-no-sockets',
+      engine: 'opa-wasm',
+      bundle: { repository: repo, digest: digestOf(manifest) },
+      entrypoint: 'custody/deny',
+      scope,
+      actions: ['pull'],
+      mode: 'enforce',
+      message: 'bench',
+    },
+  ];
 }

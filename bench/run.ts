@@ -20,7 +20,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { basicAuth } from './client.ts';
 import { ensureBinNodeFlags } from './node-flags.ts';
-import { celPolicies, decisionLatency, withPolicies, type EngineLatency } from './policies.ts';
+import { celPolicies, decisionLatency, opaPolicies, withPolicies, type EngineLatency } from './policies.ts';
 import { sampleProcess } from './process-sample.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
 import { soak } from './soak.ts';
@@ -202,6 +202,18 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
           return { ...r, workload: 'manifest GET by tag, 5 CEL policies' };
         }),
     });
+    // …and with one OPA Wasm policy (its worker pool running: the RSS column shows it), within 25 %.
+    const opa = await opaPolicies(t.base);
+    runs.push({
+      label: 'Custody, 1 OPA Wasm policy',
+      server: t.base,
+      run: () =>
+        withPolicies(t.base, opa as { name: string }[], async () => {
+          const r = await manifestWorkload(t.base, m.concurrency, m.seconds);
+          decisionLatencies['opa-wasm'] = (await decisionLatency(t.base))['opa-wasm'];
+          return { ...r, workload: 'manifest GET by tag, 1 OPA Wasm policy' };
+        }),
+    });
   }
   const results = runs.map((): Result[] => []);
   for (let round = 0; round < plan.rounds; round++) {
@@ -282,6 +294,11 @@ function checks(rows: Row[]): Check[] {
   if (anonymous && cel) {
     const share = cel.opsPerSec / anonymous.opsPerSec;
     out.push({ target: 'manifest GET with 5 CEL policies ≥ 90% of none (issue 13)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.9 });
+  }
+  const opa = find('manifest GET by tag, 1 OPA Wasm policy')?.custody;
+  if (anonymous && opa) {
+    const share = opa.opsPerSec / anonymous.opsPerSec;
+    out.push({ target: 'manifest GET with 1 OPA Wasm policy ≥ 75% of none (issue 13)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.75 });
   }
   const big = [find('64 MiB push'), find('64 MiB pull')].map((r) => r?.custody.peakRssMiB);
   if (big.every((m) => m !== undefined)) {
