@@ -110,3 +110,21 @@ describe('OPA Wasm policies', () => {
     expect((await request(server.url, '/v2/loopy/app/manifests/v1')).status).toBe(200);
   });
 });
+
+describe('who may use a bundle', () => {
+  it('refuses a policy naming a bundle its author may not pull, before reading the bundle', async () => {
+    const { createUser } = await import('./helpers/accounts.ts');
+    const { basic } = await import('./helpers/http.ts');
+    await createUser(server.accounts, 'teamadmin', 'teamadmin-password', { team: 'admin' });
+    const digest = await pushBundle('secret/policies', 'v1', bundle(await buildModule('allow-all')));
+    const doc = { name: 'borrowed', namespace: 'team', engine: 'opa-wasm', entrypoint: 'custody/deny', actions: ['push'] };
+    const as = { 'content-type': 'application/json', authorization: basic('teamadmin', 'teamadmin-password') };
+    const put = (bundleRef: { repository: string; digest: string }) =>
+      request(server.url, '/api/v1/policies/borrowed', { method: 'PUT', body: JSON.stringify({ ...doc, bundle: bundleRef }), headers: as });
+    // the same answer whether the digest is there or not: nothing is learnt about another namespace
+    expect((await put({ repository: 'secret/policies', digest })).status).toBe(403);
+    expect((await put({ repository: 'secret/policies', digest: `sha256:${'0'.repeat(64)}` })).status).toBe(403);
+    const own = await pushBundle('team/policies', 'v1', bundle(await buildModule('allow-all')));
+    expect((await put({ repository: 'team/policies', digest: own })).status).toBe(201);
+  });
+});

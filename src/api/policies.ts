@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Access } from '../auth/access.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
+import { readPolicy, type PolicyDocument } from '../policy/document.ts';
 import { PolicyRejected } from '../policy/engine.ts';
 import type { PolicyInput } from '../policy/input-schema.ts';
 import { scopeMatcher } from '../policy/scope.ts';
@@ -84,6 +85,21 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
       rejected(err);
     }
   };
+  /**
+   * Who may save, test or simulate a policy: its manager, who must also be able to pull its OPA
+   * bundle (else a policy could run, and a save's answer tell of, code the caller may not read).
+   * Asked on the parsed document, before anything of it is compiled or fetched.
+   */
+  const authorizeFor = (req: FastifyRequest, reply: Parameters<typeof decide>[2], body: z.infer<typeof policyBody>, also: Access[] = []) => {
+    let doc: PolicyDocument;
+    try {
+      doc = readPolicy(source(body));
+    } catch (err) {
+      rejected(err);
+    }
+    const bundle: Access[] = doc.engine === 'opa-wasm' ? [{ type: 'repository', name: doc.bundle.repository, actions: ['pull'] }] : [];
+    return principal(req, reply, [managerOf(doc.namespace), ...bundle, ...also]);
+  };
   /** The document, once checked; what the check compiled is let go (an OPA policy holds a place in every worker). */
   const checkedDocument = async (body: z.infer<typeof policyBody>) => {
     const { doc, compiled } = await checked(body);
@@ -124,8 +140,8 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
     const body = parse(policyBody, req.body ?? {}, 'policy');
     // The caller must be allowed to manage the policy as it is and as it would be.
     const before = await ctx.meta.policy.getPolicy(name);
+    const actor = await authorizeFor(req, reply, body, before ? [managerOf(before.namespace)] : []);
     const doc = await checkedDocument(body);
-    const actor = await principal(req, reply, [managerOf(doc.namespace), ...(before ? [managerOf(before.namespace)] : [])]);
     if (doc.name !== name) throw invalid(`the document is named ${doc.name}, but the URL names ${name}`);
     const text = typeof source(body) === 'string' ? (source(body) as string) : JSON.stringify(body, null, 2);
     const saved = await ctx.meta.policy.putPolicy({ name, namespace: doc.namespace ?? null, document: doc, source: text, createdBy: actor.name });
@@ -146,8 +162,7 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
 
   api.post('/policies/simulate', async (req, reply) => {
     const body = parse(simulateBody, req.body ?? {}, 'simulation');
-    const doc = await checkedDocument(body.policy);
-    const actor = await principal(req, reply, [managerOf(doc.namespace)]);
+    const actor = await authorizeFor(req, reply, body.policy);
     try {
       return await service().simulate(source(body.policy), actor, { days: body.days, limit: body.limit });
     } catch (err) {
@@ -157,10 +172,10 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
 
   api.post('/policies/test', async (req, reply) => {
     const body = parse(testBody, req.body ?? {}, 'policy test');
+    const actor = await authorizeFor(req, reply, body.policy);
     const { doc, compiled } = await checked(body.policy);
     // What the check compiled is let go however the request ends (an OPA policy holds a place in every worker).
     try {
-      const actor = await principal(req, reply, [managerOf(doc.namespace)]);
       if ((body.input === undefined) === (body.artifact === undefined))
         throw invalid('give either an input document or an artifact (repository and reference)');
       let input: PolicyInput;
