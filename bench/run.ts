@@ -17,6 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { basicAuth } from './client.ts';
 import { ensureBinNodeFlags } from './node-flags.ts';
@@ -119,6 +120,7 @@ async function measured(server: Server, run: () => Promise<Result>): Promise<Res
   const result = await run();
   const seen = sample.stop();
   const spent = process.cpuUsage(client);
+  result.loadAvg1 = loadavg()[0];
   result.clientCpuPercent = ((spent.user + spent.system) / 1e6 / result.seconds) * 100;
   if (seen) {
     result.peakRssMiB = seen.rss;
@@ -198,7 +200,7 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
       run: () =>
         withPolicies(t.base, celPolicies, async () => {
           const r = await manifestWorkload(t.base, m.concurrency, m.seconds);
-          decisionLatencies.cel = (await decisionLatency(t.base)).cel;
+          decisionLatencies.cel = withLoad((await decisionLatency(t.base)).cel);
           return { ...r, workload: 'manifest GET by tag, 5 CEL policies' };
         }),
     });
@@ -210,7 +212,7 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
       run: () =>
         withPolicies(t.base, opa as { name: string }[], async () => {
           const r = await manifestWorkload(t.base, m.concurrency, m.seconds);
-          decisionLatencies['opa-wasm'] = (await decisionLatency(t.base))['opa-wasm'];
+          decisionLatencies['opa-wasm'] = withLoad((await decisionLatency(t.base))['opa-wasm']);
           return { ...r, workload: 'manifest GET by tag, 1 OPA Wasm policy' };
         }),
     });
@@ -230,13 +232,15 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
 }
 
 /** Per engine, how long the server's decisions took during the last policy round run. */
-const decisionLatencies: Record<string, EngineLatency | undefined> = {};
+const decisionLatencies: Record<string, (EngineLatency & { loadAvg1?: number }) | undefined> = {};
+const withLoad = (l: EngineLatency | undefined) => l && { ...l, loadAvg1: loadavg()[0] };
 
 function printDecisionLatency(): void {
-  const engines = Object.entries(decisionLatencies).filter((e): e is [string, EngineLatency] => e[1] !== undefined);
+  const engines = Object.entries(decisionLatencies).filter((e): e is [string, EngineLatency & { loadAvg1?: number }] => e[1] !== undefined);
   if (engines.length === 0) return;
-  const out = [['engine', 'evaluations', 'p50 µs', 'p99 µs', 'max µs']];
-  for (const [engine, l] of engines) out.push([engine, String(l.evaluations), fmt(l.p50Micros, 1), fmt(l.p99Micros, 1), fmt(l.maxMicros, 1)]);
+  const out = [['engine', 'evaluations', 'p50 µs', 'p99 µs', 'max µs', 'load']];
+  for (const [engine, l] of engines)
+    out.push([engine, String(l.evaluations), fmt(l.p50Micros, 1), fmt(l.p99Micros, 1), fmt(l.maxMicros, 1), fmt(l.loadAvg1, 2)]);
   console.log(`Policy decision latency (server side, one evaluation, the last 4096 of the last policy round):\n${table(out)}\n`);
 }
 
@@ -248,13 +252,13 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
 const cpu = (r: Result) => `${fmt(r.serverCpuPercent, 0)}/${fmt(r.clientCpuPercent, 0)}`;
 
 function printTable(rows: Row[], name: string): void {
-  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli', 'srv s/GiB'];
+  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli', 'srv s/GiB', 'load'];
   const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'CPU % srv/cli', 'srv s/GiB', 'ratio'] : head];
   // Throughput and latency, then (Custody only) memory, then what each side's CPU did.
   const speed = (r: Result) => [fmt(r.opsPerSec), fmt(r.mbPerSec), fmt(r.p50, 2), fmt(r.p99, 2)];
   const work = (r: Result) => [cpu(r), fmt(r.serverCpuPerGiB, 2)];
   for (const { custody: c, other: o } of rows) {
-    const mine = [c.workload, ...speed(c), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0), ...work(c)];
+    const mine = [c.workload, ...speed(c), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0), ...work(c), fmt(c.loadAvg1, 2)];
     out.push(o ? [...mine, ...speed(o), ...work(o), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
   }
   console.log(`\nCustody${name ? ` beside ${name}` : ''}:\n${table(out)}\n`);

@@ -20,6 +20,8 @@ export interface Result {
   clientCpuPercent?: number;
   /** wall time of the workload */
   seconds: number;
+  /** the machine's 1-minute load average when the workload ended: on a shared machine, what a figure was measured beside */
+  loadAvg1?: number;
 }
 
 export function percentile(sorted: number[], p: number): number {
