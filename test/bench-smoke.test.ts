@@ -45,6 +45,8 @@ it('runs every workload of the quick benchmark against a fresh Custody', { timeo
       'manifest GET by tag',
       'manifest GET by tag, bearer',
       'GET /token (Basic)',
+      'manifest GET by tag, 5 CEL policies',
+      'manifest GET by tag, 1 OPA Wasm policy',
     ]);
     for (const { custody } of result.rows) {
       expect(custody.opsPerSec).toBeGreaterThan(0);
