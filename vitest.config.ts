@@ -1,9 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two parts: `fast` checks handlers, stores and parsers in this process (`npm run test:fast`, for
- * the edit-test loop); `slow` drives real clients, server and CLI processes, crashes and the
- * benchmark (`npm run test:slow`). `npm test` and CI run both.
+ * Two parts: `fast` checks handlers, stores and parsers in this process, from src/ with no build
+ * (`npm run test:fast`, for the edit-test loop); `slow` drives real clients, server and CLI
+ * processes from dist/, crashes and the benchmark (`npm run test:slow`, after `npm run build`).
+ * A test file that starts `custody serve` or the CLI as a process belongs in `slow`. `npm test`
+ * and CI run both.
  */
 const slow = [
   'test/clients/**/*.test.ts',
@@ -14,6 +16,9 @@ const slow = [
   'test/serve-startup.test.ts',
   'test/cli*.test.ts',
   'test/trust-hostile-sbom.test.ts',
+  // `custody serve` as a process behind a configuration file, and with and without its Node flags
+  'test/proxies.test.ts',
+  'test/buffer-gc.test.ts',
 ];
 
 const shared = {
