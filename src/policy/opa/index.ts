@@ -10,6 +10,7 @@ import type { CompiledPolicy, Outcome } from '../engine.ts';
 import { sections, type PolicyInput } from '../input-schema.ts';
 import { parseRfc3339Ns } from './builtins.ts';
 import { readBundle, type BundleLimits } from './bundle.ts';
+import { inputText } from './input-text.ts';
 import { compileModule } from './module.ts';
 import type { OpaPool } from './pool.ts';
 
@@ -24,10 +25,19 @@ export interface CompiledOpaPolicy extends CompiledPolicy {
   close(): Promise<void>;
 }
 
+/** the last request time read, and what it read as: the requests of one millisecond share the string */
+let lastTime = '';
+let lastNs: bigint | undefined;
+
 /** time.now_ns() is the request's time (builtins.ts); an input without a readable one gets the clock's. */
 function nowNs(input: PolicyInput): bigint {
-  const time = typeof input.request?.time === 'string' ? parseRfc3339Ns(input.request.time) : undefined;
-  return time ?? BigInt(Date.now()) * 1_000_000n;
+  const time = input.request?.time;
+  if (typeof time !== 'string') return BigInt(Date.now()) * 1_000_000n;
+  if (time !== lastTime) {
+    lastTime = time;
+    lastNs = parseRfc3339Ns(time);
+  }
+  return lastNs ?? BigInt(Date.now()) * 1_000_000n;
 }
 
 /**
@@ -57,7 +67,7 @@ export async function compileOpa(
     module: { abi: `${facts.abi.major}.${facts.abi.minor}`, builtins: loaded.builtins, entrypoints: loaded.entrypoints, data: bundle.data !== undefined },
     evaluate(input: PolicyInput): Promise<Outcome> {
       if (closed) return Promise.reject(new Error('the policy was closed'));
-      return pool.evaluate(loaded.id, JSON.stringify(input), nowNs(input));
+      return pool.evaluate(loaded.id, inputText(input), nowNs(input));
     },
     async close(): Promise<void> {
       if (closed) return;
