@@ -3,13 +3,15 @@
  * while the other workers go on answering, and its worker is replaced by one that loads every
  * policy again; memory growth, traps, recursion and oversized results fail one evaluation and
  * nothing else. Each of these runs in this process: that it goes on to the next test is the
- * proof that the process survived.
+ * proof that the process survived. Evaluations asked for together go to a worker in one batch,
+ * through shared memory: only the one that runs over fails, what a slow policy holds up goes to
+ * an idle worker, and inputs and replies of any size within the limits get through.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PolicyRejected } from '../../src/policy/engine.ts';
 import { compileOpa, createOpaPool, type CompiledOpaPolicy, type OpaPool, type OpaPoolOptions } from '../../src/policy/opa/index.ts';
 import { sampleInput } from '../suites/policy-engine.ts';
-import { buildModule, type ModuleOptions } from './opa-wat.ts';
+import { buildModule, bundle, type ModuleOptions } from './opa-wat.ts';
 
 const pools: OpaPool[] = [];
 afterEach(async () => {
@@ -95,6 +97,68 @@ describe('the OPA worker pool', () => {
         : quota.evaluate(sampleInput({ ns: { quotaBytes: 100, storedBytes: i % 3 === 0 ? 200 : 50 } })).then((o) => [o.deny, i % 3 === 0]),
     );
     for (const [got, want] of await Promise.all(jobs)) expect(got).toBe(want);
+  });
+
+  it('fails only the evaluation that ran over, and answers the others sent in the same batch', async () => {
+    // one worker: the three are asked for together, so they go to it in one batch
+    const p = pool({ size: 1, timeoutMs: 500 });
+    const [allow, looping, deny] = await Promise.all(['allow-all', 'loop', 'deny-all'].map((name) => load(p, name)));
+    const answers = [watch(allow!.evaluate(input)), watch(looping!.evaluate(input)), watch(deny!.evaluate(input))];
+    expect(await answers[0]!.result).toEqual({ deny: false });
+    await expect(answers[1]!.result).rejects.toThrow('the policy did not decide within 500 ms: its worker was stopped');
+    expect(await answers[2]!.result).toEqual({ deny: true, messages: [] });
+    expect(p.stats().restarts).toBe(1);
+  });
+
+  it('gives what a looping policy holds up in its batch to an idle worker, without waiting for the time limit', async () => {
+    const p = pool({ size: 2, timeoutMs: 3000 });
+    const looping = await load(p, 'loop');
+    const allow = await load(p, 'allow-all');
+    // asked for together, so they go to one worker in one batch, the allows behind the loop
+    const loop = watch(looping.evaluate(input));
+    const allows = [allow.evaluate(input), allow.evaluate(input), allow.evaluate(input)];
+    expect(await Promise.all(allows)).toEqual([{ deny: false }, { deny: false }, { deny: false }]);
+    expect(loop.settled()).toBe(false);
+    await expect(loop.result).rejects.toThrow(/did not decide within 3000 ms/);
+  });
+
+  it('answers decisions whose messages fill the reply memory, a batch at a time', async () => {
+    // 120 messages of 1100 control characters: JSON writes each as \u0001, the most bytes a
+    // character can take, so one reply is most of the memory replies share
+    const messages = Array.from({ length: 120 }, (_, i) => `${i}`.padEnd(1100, '\u0001'));
+    const p = pool({ size: 2 });
+    const loud = await compileOpa({ entrypoint: 'custody/deny' }, bundle(await buildModule('echo-data'), { deny: true, messages }), p);
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => loud.evaluate(input)));
+    for (const outcome of outcomes) {
+      expect(outcome.deny).toBe(true);
+      const got = outcome.deny ? outcome.messages : [];
+      expect(got).toHaveLength(101);
+      expect(got[0]).toBe(`${'0'.padEnd(1023, '\u0001')}…`);
+      expect(got[99]).toBe(`${'99'.padEnd(1023, '\u0001')}…`);
+      expect(got[100]).toBe('… and 20 more');
+    }
+  });
+
+  it('gives a policy inputs larger than the memory they are written to, and refuses one over its memory limit', async () => {
+    const p = pool({ size: 2, memoryPages: 64 });
+    const forbidden = await compileOpa({ entrypoint: 'custody/deny' }, bundle(await buildModule('forbidden-license'), { forbidden: 'AGPL-3.0-only' }), p);
+    const sbom = (count: number, last: string) => {
+      const components = Array.from({ length: count }, (_, i) => ({ name: `lib-${i}`, version: '1.0.0', purl: `pkg:npm/lib-${i}@1.0.0`, licenses: ['MIT'] }));
+      components[count - 1]!.licenses = [last];
+      return { present: true, format: 'cyclonedx', componentCount: count, licenses: ['MIT', last], components };
+    };
+    // 0.8 MB and 1.8 MB of JSON (the memory inputs are written to starts at 256 KiB), asked
+    // for together with small ones, the forbidden license only in the last component
+    const big = sampleInput({ trust: { sbom: sbom(9000, 'AGPL-3.0-only') } });
+    const bigger = sampleInput({ trust: { sbom: sbom(20_000, 'Apache-2.0') } });
+    const small = sampleInput({ trust: { sbom: sbom(1, 'AGPL-3.0-only') } });
+    const outcomes = await Promise.all([big, small, bigger, small, big].map((i) => forbidden.evaluate(i)));
+    expect(outcomes.map((o) => o.deny)).toEqual([true, true, false, true, true]);
+    // 64 pages are 4 MiB: an input over that (5.4 MB) cannot be given to the policy at all
+    const huge = sampleInput({ trust: { sbom: sbom(60_000, 'MIT') } });
+    await expect(forbidden.evaluate(huge)).rejects.toThrow("the input does not fit in the policy's memory limit of 4 MiB");
+    expect((await forbidden.evaluate(small)).deny).toBe(true);
+    expect(p.stats().restarts).toBe(0);
   });
 
   it('refuses work past its queue limit at once, instead of piling it up', async () => {

@@ -153,10 +153,10 @@ export class OpaInstance {
     }
   }
 
-  /** Evaluates the entrypoint on an input (JSON text); returns the result set. Throws EvaluationFailed. */
-  evaluate(input: string, nowNs: bigint): unknown {
+  /** Evaluates the entrypoint on an input (JSON text, or its UTF-8 bytes); returns the result set. Throws EvaluationFailed. */
+  evaluate(input: string | Uint8Array, nowNs: bigint): unknown {
     this.context = { nowNs };
-    const bytes = new TextEncoder().encode(input);
+    const bytes = typeof input === 'string' ? new TextEncoder().encode(input) : input;
     try {
       if (this.abiMinor >= 2) {
         // ABI 1.2: the input's text goes where the heap starts after the data; opa_eval parses it,
