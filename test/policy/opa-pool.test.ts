@@ -7,6 +7,8 @@
  * through shared memory: only the one that runs over fails, what a slow policy holds up goes to
  * an idle worker, and inputs and replies of any size within the limits get through.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PolicyRejected } from '../../src/policy/engine.ts';
 import { compileOpa, createOpaPool, type CompiledOpaPolicy, type OpaPool, type OpaPoolOptions } from '../../src/policy/opa/index.ts';
@@ -178,6 +180,20 @@ describe('the OPA worker pool', () => {
     expect(err).toBeInstanceOf(PolicyRejected);
     expect((err as Error).message).toBe('the module could not be loaded: loading the module took longer than 500 ms: its worker was stopped');
     expect(await (await load(p, 'deny-all')).evaluate(input)).toEqual({ deny: true, messages: [] });
+  });
+
+  it('does not keep a process alive once idle, though never closed', async () => {
+    // its workers wait in Atomics.wait, and their ports would hold the event loop if left referenced
+    const script = [
+      `import { compileOpa, createOpaPool } from ${JSON.stringify(new URL('../../src/policy/opa/index.ts', import.meta.url).href)};`,
+      `import { buildModule } from ${JSON.stringify(new URL('./opa-wat.ts', import.meta.url).href)};`,
+      `import { sampleInput } from ${JSON.stringify(new URL('../suites/policy-engine.ts', import.meta.url).href)};`,
+      'const policy = await compileOpa({ entrypoint: "custody/deny" }, await buildModule("deny-all"), createOpaPool({ size: 2 }));',
+      'console.log(JSON.stringify(await policy.evaluate(sampleInput())));',
+    ].join('\n');
+    // the bound only stops the test: a process that stays alive is the failure
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+    expect(JSON.parse(stdout)).toEqual({ deny: true, messages: [] });
   });
 
   it('fails what is waiting or running when it is closed, and everything after', async () => {

@@ -412,9 +412,6 @@ class Pool implements OpaPool {
       execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: this.options.heapMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
     });
-    // an idle pool does not keep the process alive; a batch in flight does, through its timer
-    worker.unref();
-    port1.unref();
     const slotOf = () => this.slots.find((s) => s.worker === worker);
     port1.on('message', (reply: BatchReply) => {
       const slot = slotOf();
@@ -432,6 +429,10 @@ class Pool implements OpaPool {
     };
     worker.on('error', (err: Error) => died(err.message));
     worker.on('exit', (code) => died(`it exited with code ${code}`));
+    // an idle pool does not keep the process alive; a batch in flight does, through its timer.
+    // After on('message'), which refs the port again.
+    worker.unref();
+    port1.unref();
     return { worker, channel: new Channel(memory.control, memory.inputs, memory.replies), port: port1 };
   }
 
