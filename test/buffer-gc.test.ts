@@ -6,12 +6,12 @@
  * without them; and the served process gets them.
  */
 import { execFile, spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
-import { binNodeFlags } from '../bench/node-flags.ts';
+import { binEnv, binNodeFlags } from '../bench/node-flags.ts';
 import { projectRoot, tempDir } from './helpers/server.ts';
 import { cleanEnv, spawnCustody } from './helpers/spawn.ts';
 
@@ -25,6 +25,26 @@ async function runNode(flags: string[], script: string): Promise<unknown> {
 
 it('bin/custody.js starts Node with --expose-gc', () => {
   expect(binNodeFlags()).toContain('--expose-gc');
+});
+
+it('bin/custody.js caps glibc at two malloc arenas, set before node starts', async () => {
+  expect(binEnv()).toEqual({ MALLOC_ARENA_MAX: '2' });
+  // What the served process really got: env(1) sets it, then execs node in the same process.
+  const dir = await tempDir();
+  // Not inherited from this process's environment: only the bin can have set it.
+  const bin = spawnCustody(['serve', '--listen', '127.0.0.1:0', '--data-dir', dir], {
+    env: { CUSTODY_ADMIN_PASSWORD: 'pacer-test-password', MALLOC_ARENA_MAX: undefined },
+  });
+  try {
+    await bin.waitFor(/custody is serving/);
+    const environ = (await readFile(`/proc/${bin.child.pid}/environ`, 'utf8')).split('\0');
+    expect(environ).toContain('MALLOC_ARENA_MAX=2');
+    expect(await readlink(`/proc/${bin.child.pid}/exe`)).toMatch(/\/node$/);
+  } finally {
+    bin.child.kill('SIGTERM');
+    await bin.exited;
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 it('runs a young collection for every 4 MiB reported, which frees the dead streamed buffers', async () => {
