@@ -126,6 +126,7 @@ async function measured(server: Server, run: () => Promise<Result>): Promise<Res
     result.peakRssMiB = seen.rss;
     result.peakAnonMiB = seen.anon;
     result.serverCpuPercent = (seen.cpuSeconds / result.seconds) * 100;
+    if (result.opsPerSec > 0) result.serverCpuMicrosPerOp = (seen.cpuSeconds * 1e6) / (result.opsPerSec * result.seconds);
     if (result.mbPerSec !== undefined) result.serverCpuPerGiB = seen.cpuSeconds / ((result.mbPerSec * result.seconds) / 1024);
   }
   return result;
@@ -228,7 +229,37 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
   }
   rows.push({ custody: median(results[0]!), other: t.other ? median(results[1]!) : undefined });
   for (let i = t.other ? 2 : 1; i < runs.length; i++) rows.push({ custody: median(results[i]!) });
+  // Each policy row beside the anonymous run of the same round (within a minute of it): the
+  // median rows above may come from rounds the machine was busier or quieter in.
+  for (let i = 0; i < runs.length; i++) {
+    if (!runs[i]!.label.includes('polic')) continue;
+    paired[runs[i]!.label] = results[i]!.map((r, round) => ({
+      ratio: r.opsPerSec / results[0]![round]!.opsPerSec,
+      cpuMicros: (r.serverCpuMicrosPerOp ?? NaN) - (results[0]![round]!.serverCpuMicrosPerOp ?? NaN),
+      load: r.loadAvg1,
+    }));
+  }
   return rows;
+}
+
+/** Per policy row, each round against the anonymous run of that round: throughput ratio and the server's extra CPU µs per GET. */
+const paired: Record<string, { ratio: number; cpuMicros: number; load: number | undefined }[]> = {};
+
+function printPaired(): void {
+  const entries = Object.entries(paired);
+  if (entries.length === 0) return;
+  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const out = [['row', 'per round: ops/s against none (load)', 'median', 'server CPU µs/GET over none, per round', 'median']];
+  for (const [label, rounds] of entries) {
+    out.push([
+      label,
+      rounds.map((r) => `${(r.ratio * 100).toFixed(0)}% (${fmt(r.load, 1)})`).join(' '),
+      `${((mid(rounds.map((r) => r.ratio)) ?? NaN) * 100).toFixed(0)}%`,
+      rounds.map((r) => fmt(r.cpuMicros, 0)).join(' '),
+      fmt(mid(rounds.map((r) => r.cpuMicros)), 0),
+    ]);
+  }
+  console.log(`Policy rows, each round against the anonymous GETs of the same round:\n${table(out)}\n`);
 }
 
 /** Per engine, how long the server's decisions took during the last policy round run. */
@@ -252,11 +283,11 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
 const cpu = (r: Result) => `${fmt(r.serverCpuPercent, 0)}/${fmt(r.clientCpuPercent, 0)}`;
 
 function printTable(rows: Row[], name: string): void {
-  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli', 'srv s/GiB', 'load'];
-  const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'CPU % srv/cli', 'srv s/GiB', 'ratio'] : head];
+  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli', 'srv µs/op', 'srv s/GiB', 'load'];
+  const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'CPU % srv/cli', 'srv µs/op', 'srv s/GiB', 'ratio'] : head];
   // Throughput and latency, then (Custody only) memory, then what each side's CPU did.
   const speed = (r: Result) => [fmt(r.opsPerSec), fmt(r.mbPerSec), fmt(r.p50, 2), fmt(r.p99, 2)];
-  const work = (r: Result) => [cpu(r), fmt(r.serverCpuPerGiB, 2)];
+  const work = (r: Result) => [cpu(r), fmt(r.serverCpuMicrosPerOp, 0), fmt(r.serverCpuPerGiB, 2)];
   for (const { custody: c, other: o } of rows) {
     const mine = [c.workload, ...speed(c), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0), ...work(c), fmt(c.loadAvg1, 2)];
     out.push(o ? [...mine, ...speed(o), ...work(o), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
@@ -342,6 +373,7 @@ async function main(): Promise<void> {
       const rows = await runAll(args.quick ? quick : full, t);
       printTable(rows, t.name);
       printDecisionLatency();
+      printPaired();
       const results = checks(rows);
       if (results.length > 0) console.log(`Targets:\n${table(results.map((c) => [c.target, c.measured, c.pass ? 'PASS' : 'FAIL']))}\n`);
       if (args.json) await writeFile(args.json, JSON.stringify({ against: t.name || undefined, quick: args.quick, rows, checks: results }, null, 2));

@@ -14,6 +14,8 @@ export interface Result {
   peakAnonMiB?: number;
   /** the server's CPU time (user + kernel) over the workload's wall time, in % of one core */
   serverCpuPercent?: number;
+  /** the server's CPU time per operation, in µs: on a busy machine steadier than ops/s, which moves with the CPU the server gets */
+  serverCpuMicrosPerOp?: number;
   /** the server's CPU time per GiB of blob bytes moved, where bytes move */
   serverCpuPerGiB?: number;
   /** the benchmark's own CPU time (all its client threads) over the wall time, in % of one core */
