@@ -4,6 +4,8 @@
  * messages, a missing or hostile bundle refused when saved, and a policy that loops at
  * evaluation answered by its failure mode. Modules are built from WAT at test time (opa-wat.ts).
  */
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
 import { descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types, type Reply } from './helpers/http.ts';
@@ -79,6 +81,16 @@ describe('OPA Wasm policies', () => {
     expect(refused.status).toBe(400);
     expect(refused.json<{ error: { message: string } }>().error.message).toMatch(/wasi/i);
     expect((await request(server.url, '/api/v1/policies/opa-wasi')).status).toBe(404);
+    // a bundle whose manifest is stored but whose layer's bytes are gone: a 400 that says so, not a 500
+    const layer = Buffer.from(bundle(await buildModule('allow-all', { abi: [1, 3] })));
+    const gone = await pushBundle('policies/gone', 'v1', layer);
+    const hex = sha256(layer).slice('sha256:'.length);
+    const files = (await readdir(server.dataDir, { recursive: true })).filter((f) => f.endsWith(hex));
+    expect(files.length).toBe(1);
+    await rm(path.join(server.dataDir, files[0]!));
+    const lost = await save({ ...base, name: 'opa-gone', bundle: { repository: 'policies/gone', digest: gone } });
+    expect(lost.status).toBe(400);
+    expect(lost.json<{ error: { message: string } }>().error.message).toContain('is not stored');
   });
 
   it('answers a policy that loops by its failure mode, and logs the failure', async () => {

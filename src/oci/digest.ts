@@ -1,4 +1,5 @@
 /** Digests: `algorithm:hex`, with sha256 and sha512 supported (OCI image spec, descriptors). */
+import { blobKeyOf } from '../storage/blobstore.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { OciError } from './errors.ts';
 
@@ -37,7 +38,7 @@ export function digestOf(bytes: Uint8Array, algorithm: Algorithm = 'sha256'): st
 
 /** Where a blob's bytes live in the BlobStore. */
 export function blobKey(digest: Digest): string {
-  return `blobs/${digest.algorithm}/${digest.hex.slice(0, 2)}/${digest.hex}`;
+  return blobKeyOf(digest.algorithm, digest.hex);
 }
 
 let onStreamed: ((bytes: number) => void) | undefined;

@@ -10,6 +10,7 @@ import type { MetaStore } from '../meta/metastore.ts';
 import type { TrustArtifact } from '../meta/trust.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { inputVersion, type Action, type PolicyInput, type Section } from './input-schema.ts';
+import { readBlobBytes } from './blob-bytes.ts';
 import { readWasmInterface } from './wasm-component.ts';
 
 /** What the registry core says about the request being decided (src/oci/context.ts: PolicyQuestion). */
@@ -183,25 +184,8 @@ export class InputBuilder {
     return bytes ? readWasmInterface(bytes) : { component: false, imports: [], exports: [], complete: false };
   }
 
-  /** Up to `limit` bytes of a blob, or undefined when it is not stored (a manifest pushed before its blobs cannot be; a pull can race a delete). */
-  private async readBlob(digest: string, limit: number): Promise<Uint8Array | undefined> {
-    const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(digest);
-    if (!m || m[2] === undefined) return undefined;
-    const key = `blobs/${m[1]}/${m[2].slice(0, 2)}/${m[2]}`;
-    try {
-      const stream = await this.blobs.read(key, { start: 0, end: limit - 1 });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        chunks.push(chunk);
-        size += chunk.length;
-        if (size >= limit) break;
-      }
-      stream.destroy();
-      return Buffer.concat(chunks).subarray(0, limit);
-    } catch {
-      return undefined;
-    }
+  private readBlob(digest: string, limit: number): Promise<Uint8Array | undefined> {
+    return readBlobBytes(this.blobs, digest, limit);
   }
 
   private async trust(q: Question): Promise<PolicyInput['trust']> {

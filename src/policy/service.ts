@@ -20,6 +20,7 @@ import { readPolicy, type OpaPolicyDocument, type PolicyDocument } from './docum
 import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
 import { InputBuilder, type Question } from './input.ts';
 import { sections, type Action, type PolicyInput, type Section } from './input-schema.ts';
+import { readBlobBytes } from './blob-bytes.ts';
 import { DecisionLatency } from './latency.ts';
 import { defaultBundleLimits } from './opa/index.ts';
 import { scopeMatcher } from './scope.ts';
@@ -182,12 +183,9 @@ export class PolicyService {
       throw new PolicyRejected('bundle: the manifest must have exactly one layer, the bundle (bundle.tar.gz or policy.wasm)');
     // the OPA engine's own limit (src/policy/opa/bundle.ts) is checked again on the bytes
     if (layer.size > defaultBundleLimits.compressedBytes) throw new PolicyRejected(`bundle: a bundle is at most ${defaultBundleLimits.compressedBytes} bytes`);
-    const hex = layer.digest.replace(/^sha256:/, '');
-    if (!/^[a-f0-9]{64}$/.test(hex)) throw new PolicyRejected('bundle: the layer digest must be sha256');
-    const stream = await this.blobs.read(`blobs/sha256/${hex.slice(0, 2)}/${hex}`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
-    return Buffer.concat(chunks);
+    const bytes = await readBlobBytes(this.blobs, layer.digest, layer.size + 1);
+    if (!bytes) throw new PolicyRejected(`bundle: its layer ${layer.digest.slice(0, 80)} is not stored; push the bundle again`);
+    return bytes;
   }
 
   /** The whole input document a request would be decided on (for `custody policy test`). */

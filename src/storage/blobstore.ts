@@ -55,6 +55,11 @@ export interface BlobStore {
   ping(): Promise<void>;
 }
 
+/** Where a blob's bytes live in a BlobStore: the one layout every part that reads blobs by digest uses. */
+export function blobKeyOf(algorithm: string, hex: string): string {
+  return `blobs/${algorithm}/${hex.slice(0, 2)}/${hex}`;
+}
+
 export class BlobNotFoundError extends Error {
   readonly key: string;
 
