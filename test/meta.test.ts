@@ -8,6 +8,7 @@ import { metaStoreSuite } from './suites/meta.ts';
 import { trustStoreSuite } from './suites/trust-store.ts';
 import { tufStoreSuite } from './suites/tuf-store.ts';
 import { policyStoreSuite } from './suites/policy-store.ts';
+import { retentionStoreSuite } from './suites/retention-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -15,6 +16,7 @@ metaStoreSuite('sqlite', sqlite);
 trustStoreSuite('sqlite', sqlite);
 tufStoreSuite('sqlite', sqlite);
 policyStoreSuite('sqlite', sqlite);
+retentionStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -23,6 +25,7 @@ describe.runIf(havePostgres)('postgres', () => {
   trustStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   tufStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   policyStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  retentionStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

@@ -7,6 +7,7 @@ import type { AccountStore } from './accounts.ts';
 import type { TufStore } from './tuf.ts';
 import type { TrustStore } from './trust.ts';
 import type { PolicyStore } from './policy.ts';
+import type { RetentionStore } from './retention.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -101,6 +102,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly trust: TrustStore;
   /** policies, their versions, the decision log and recorded inputs (see policy.ts) */
   readonly policy: PolicyStore;
+  /** retention rules, pull counts, retention runs and their lease (see retention.ts) */
+  readonly retention: RetentionStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -301,6 +301,60 @@ export function migrations(engine: Engine): MigrationProvider {
           .execute();
       },
     },
+    '0009-retention': {
+      async up(db: Kysely<unknown>) {
+        // A rule set per namespace and per repository (src/lifecycle/retention-rules.ts).
+        await db.schema
+          .createTable('retention_rules')
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('name', name, (c) => c.notNull())
+          .addColumn('document', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('updated_by', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('retention_rules_pk', ['kind', 'name'])
+          .execute();
+        // Pulls per manifest, written at most once a minute per artifact and replica (src/lifecycle/pulls.ts).
+        await db.schema
+          .createTable('artifact_pulls')
+          .addColumn('repo', name, (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('last_pulled_at', 'bigint', (c) => c.notNull())
+          .addColumn('pull_count', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('artifact_pulls_pk', ['repo', 'digest'])
+          .execute();
+        // Every run, dry or real, with its counts and what it deleted (result: JSON).
+        await db.schema
+          .createTable('retention_runs')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('trigger', 'text', (c) => c.notNull())
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('scope_kind', 'text', (c) => c.notNull())
+          .addColumn('scope_name', name, (c) => c.notNull())
+          .addColumn('namespace', name)
+          .addColumn('dry_run', 'integer', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('finished_at', 'bigint')
+          .addColumn('phase', 'text', (c) => c.notNull())
+          .addColumn('done', 'bigint', (c) => c.notNull())
+          .addColumn('total', 'bigint', (c) => c.notNull())
+          .addColumn('counts', 'text', (c) => c.notNull())
+          .addColumn('error', 'text')
+          .addColumn('result', 'text')
+          .execute();
+        await db.schema.createIndex('retention_runs_started').on('retention_runs').columns(['started_at', 'id']).execute();
+        await db.schema.createIndex('retention_runs_namespace').on('retention_runs').columns(['namespace', 'started_at']).execute();
+        // The one real run at a time, across replicas: a row per lease, taken while it is unexpired.
+        await db.schema
+          .createTable('retention_leases')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

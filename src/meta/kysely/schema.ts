@@ -111,4 +111,28 @@ export interface Database {
   tuf_keys: { namespace: string; key_id: string; role: string; public_key: string; private_key_pem: string; created_at: number };
   /** every published version of a namespace's TUF metadata, as served */
   tuf_metadata: { namespace: string; role: string; version: number; json: string; expires_at: number; created_at: number };
+  /** kind: 'namespace' or 'repository'; document: the validated rules, JSON */
+  retention_rules: { kind: string; name: string; document: string; source: string; updated_by: string; updated_at: number };
+  artifact_pulls: { repo: string; digest: string; last_pulled_at: number; pull_count: number };
+  /** scope_kind: 'all', 'namespace' or 'repository'; counts and result: JSON */
+  retention_runs: {
+    id: string;
+    trigger: string;
+    actor: string;
+    scope_kind: string;
+    scope_name: string;
+    namespace: string | null;
+    dry_run: number;
+    status: string;
+    started_at: number;
+    updated_at: number;
+    finished_at: number | null;
+    phase: string;
+    done: number;
+    total: number;
+    counts: string;
+    error: string | null;
+    result: string | null;
+  };
+  retention_leases: { name: string; holder: string; expires_at: number };
 }

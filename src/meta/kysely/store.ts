@@ -5,6 +5,7 @@ import { KyselyAccountStore } from './accounts.ts';
 import { KyselyTufStore } from './tuf.ts';
 import { KyselyTrustStore } from './trust.ts';
 import { KyselyPolicyStore } from './policy.ts';
+import { KyselyRetentionStore } from './retention.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -19,14 +20,16 @@ export class KyselyMetaStore implements MetaStore {
   readonly tuf: KyselyTufStore;
   readonly trust: KyselyTrustStore;
   readonly policy: KyselyPolicyStore;
+  readonly retention: KyselyRetentionStore;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
    * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
    */
   private readonly hot: { byDigest: string; byTag: string; blobSize: string };
 
-  private constructor(db: Kysely<Database>) {
+  private constructor(db: Kysely<Database>, engine: Engine) {
     this.db = db;
+    this.retention = new KyselyRetentionStore(db, engine);
     this.accounts = new KyselyAccountStore(db);
     this.tuf = new KyselyTufStore(db);
     this.trust = new KyselyTrustStore(db);
@@ -63,7 +66,7 @@ export class KyselyMetaStore implements MetaStore {
       await db.destroy();
       throw error instanceof Error ? error : new Error(`migration failed: ${JSON.stringify(error)}`);
     }
-    return new KyselyMetaStore(db);
+    return new KyselyMetaStore(db, engine);
   }
 
   async linkBlob(repo: string, digest: string, size: number): Promise<void> {
