@@ -77,7 +77,8 @@ function checkEnvironment(): Environment {
 }
 
 const re2Cache = new BoundedMap<string, RE2JS>(1024);
-function re2Matches(text: string, pattern: string): boolean {
+/** Whether `pattern` (RE2 syntax, linear time) matches somewhere in `text`; throws on a bad pattern. Also retention's tag patterns. */
+export function re2Matches(text: string, pattern: string): boolean {
   let compiled = re2Cache.get(pattern);
   if (!compiled) {
     compiled = RE2JS.compile(pattern);
