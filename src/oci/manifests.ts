@@ -18,6 +18,7 @@ export const getManifest: Handler = async (ctx, req, reply, m) => {
     throw new OciError('MANIFEST_UNKNOWN', `${m.name}:${m.ref} is a ${record.mediaType}, which the Accept header does not include`);
   }
   await askPolicy(ctx, req, 'pull', m, record, byDigest ? undefined : m.ref);
+  ctx.pulls?.record(m.name, record.digest);
   reply.code(200).header('content-type', record.mediaType).header('docker-content-digest', record.digest).header('etag', `"${record.digest}"`);
   reply.header('content-length', record.content.byteLength);
   await reply.send(req.method === 'HEAD' ? undefined : Buffer.from(record.content.buffer, record.content.byteOffset, record.content.byteLength));
