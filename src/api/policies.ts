@@ -36,12 +36,12 @@ const testBody = z.strictObject({
   input: z.record(z.string(), z.unknown()).optional(),
   /** or a stored artifact, as if requested now by the caller */
   artifact: z.strictObject({ repository: z.string().min(1).max(255), reference: z.string().min(1).max(255) }).optional(),
-  action: z.enum(['push', 'pull', 'delete']).default('pull'),
+  action: z.enum(['push', 'pull', 'delete', 'retention']).default('pull'),
 });
 const decisionQuery = z.strictObject({
   policy: z.string().max(63).optional(),
   result: z.enum(['deny', 'allow', 'error']).optional(),
-  action: z.enum(['push', 'pull', 'delete']).optional(),
+  action: z.enum(['push', 'pull', 'delete', 'retention']).optional(),
   repository: z.string().max(255).optional(),
   namespace: z.string().max(255).optional(),
   since: z.iso.datetime({ offset: true }).optional(),

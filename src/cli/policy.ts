@@ -277,7 +277,7 @@ export function registerPolicy(program: Command): void {
       .requiredOption('-f, --file <file>', 'the policy document; - reads stdin')
       .option('--input <file>', 'a whole input document (JSON; see custody policy schema); - reads stdin')
       .option('--artifact <ref>', 'a stored artifact, REPOSITORY:TAG or REPOSITORY@DIGEST')
-      .option('--action <action>', 'push, pull or delete', 'pull')
+      .option('--action <action>', 'push, pull, delete or retention', 'pull')
       .option('--show-input', 'print the input document it decided on'),
   ).action(
     action(async (opts: JsonOption & { file: string; input?: string; artifact?: string; action: string; showInput?: boolean }) => {
@@ -323,7 +323,7 @@ export function registerPolicy(program: Command): void {
       .description('the decision log, newest first: every denial, and every evaluation in audit or dry-run mode')
       .option('--policy <name>', 'only this policy')
       .option('--result <result>', 'deny, allow or error')
-      .option('--action <action>', 'push, pull or delete')
+      .option('--action <action>', 'push, pull, delete or retention')
       .option('--repository <repo>', 'only this repository')
       .option('--namespace <ns>', "only this namespace's repositories")
       .option('--since <time>', 'from this time on: ISO 8601 (2026-01-31T12:00:00Z) or that long ago (30m, 1h, 7d, 2w)')

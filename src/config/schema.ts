@@ -187,6 +187,19 @@ export const configSchema = z.strictObject({
         .default({ workers: 2, memoryMiB: 32, timeoutMs: 1000 }),
     })
     .default({ reloadSeconds: 2, decisionRetentionDays: 30, recordInputs: true, opa: { workers: 2, memoryMiB: 32, timeoutMs: 1000 } }),
+  /** garbage collection, retention and quotas (docs/lifecycle.md) */
+  lifecycle: z
+    .strictObject({
+      retention: z
+        .strictObject({
+          /** how often retention runs over every rule set on its own (one replica at a time); 0: only when started through the API */
+          intervalSeconds: z.number().int().min(0).default(86_400),
+          /** finished runs older than this are deleted from the run log */
+          keepRunsDays: z.number().int().positive().default(90),
+        })
+        .default({ intervalSeconds: 86_400, keepRunsDays: 90 }),
+    })
+    .default({ retention: { intervalSeconds: 86_400, keepRunsDays: 90 } }),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -30,9 +30,9 @@ const common = {
     })
     .default({ namespaces: ['*'], repositories: ['**'] }),
   actions: z
-    .array(z.enum(['push', 'pull', 'delete'], 'an action is push, pull or delete'))
+    .array(z.enum(['push', 'pull', 'delete', 'retention'], 'an action is push, pull, delete or retention'))
     .min(1)
-    .max(3)
+    .max(4)
     .transform((a) => [...new Set(a)]),
   mode: z.enum(['enforce', 'audit', 'dry-run'], 'mode is enforce, audit or dry-run').default('enforce'),
   message: z.string().max(policyLimits.messageBytes).default('denied by policy {{ policy.name }}'),

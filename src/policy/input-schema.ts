@@ -39,7 +39,7 @@ export const inputSchema = {
   title: 'Custody policy input, version 1',
   ...object({
     version: { const: inputVersion, description: 'this document version' },
-    action: { enum: ['push', 'pull', 'delete'], description: 'what is being decided' },
+    action: { enum: ['push', 'pull', 'delete', 'retention'], description: 'what is being decided (retention: a deletion a retention run plans)' },
     artifact: object({
       repository: str('the repository, e.g. team/app'),
       namespace: str('the namespace: the repository name up to its first /'),
@@ -134,7 +134,7 @@ export const inputSchema = {
   }),
 } as const;
 
-export type Action = 'push' | 'pull' | 'delete';
+export type Action = 'push' | 'pull' | 'delete' | 'retention';
 
 export interface PolicyInput {
   version: typeof inputVersion;
