@@ -13,6 +13,7 @@ import type { MetaStore } from '../meta/metastore.ts';
 import { isNamespaceName, maxNameLength, namespaceRule } from '../reference.ts';
 import type { TrustService } from '../trust/service.ts';
 import type { PolicyService } from '../policy/service.ts';
+import type { RetentionService } from '../lifecycle/retention.ts';
 import { ApiError, codeOf, conflict } from './errors.ts';
 
 export interface ApiContext {
@@ -23,6 +24,8 @@ export interface ApiContext {
   trust?: TrustService;
   /** the policies every push, pull and delete is decided by */
   policy?: PolicyService;
+  /** retention rules and runs (src/lifecycle/retention.ts) */
+  retention?: RetentionService;
 }
 
 /** The accesses API routes ask for. */

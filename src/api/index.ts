@@ -9,6 +9,8 @@ import type { TufPublisher } from '../trust/tuf/index.ts';
 import type { TrustService } from '../trust/service.ts';
 import type { PolicyService } from '../policy/service.ts';
 import { registerPolicies } from './policies.ts';
+import type { RetentionService } from '../lifecycle/retention.ts';
+import { registerRetention } from './retention.ts';
 import { registerArtifacts } from './artifacts.ts';
 import { registerAudit } from './audit.ts';
 import { authenticateBeforeBody, installJsonParser } from './bodies.ts';
@@ -30,6 +32,7 @@ export interface ApiDeps {
   tuf?: TufPublisher;
   trust?: TrustService;
   policy?: PolicyService;
+  retention?: RetentionService;
 }
 
 /** Management requests are small; anything larger is a mistake or an attack. */
@@ -42,6 +45,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     auth: deps.auth,
     ...(deps.trust ? { trust: deps.trust } : {}),
     ...(deps.policy ? { policy: deps.policy } : {}),
+    ...(deps.retention ? { retention: deps.retention } : {}),
   };
   app.register(
     async (api) => {
@@ -62,6 +66,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         registerTrust,
         registerArtifacts,
         registerPolicies,
+        registerRetention,
       ])
         register(api, ctx);
     },

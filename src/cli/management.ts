@@ -5,6 +5,7 @@ import { registerKeys } from './keys.ts';
 import { registerLogin } from './login.ts';
 import { registerNamespaces } from './namespaces.ts';
 import { registerPolicy } from './policy.ts';
+import { registerRetention } from './retention.ts';
 import { registerRobots } from './robots.ts';
 import { registerTeams } from './teams.ts';
 import { registerTokens } from './tokens.ts';
@@ -23,6 +24,7 @@ export function registerManagementCommands(program: Command): void {
     registerKeys,
     registerTrust,
     registerPolicy,
+    registerRetention,
   ])
     register(program);
 }

@@ -16,6 +16,8 @@ import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
 import { startTrust } from '../trust/index.ts';
 import { startPolicies } from '../policy/index.ts';
+import { PullRecorder } from '../lifecycle/pulls.ts';
+import { RetentionService } from '../lifecycle/retention.ts';
 import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
@@ -117,7 +119,18 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const tufRefresh = startRefreshing(tuf, meta.tuf, refreshInterval(config.tuf.timestampExpirySeconds), app.log);
   const trust = await startTrust(config, { meta, blobs, log: app.log });
   const policy = await startPolicies(config, { meta, blobs, log: app.log, ...(parts.now ? { now: parts.now } : {}) });
-  registerApi(app, { meta, auth, tuf, policy, ...(trust ? { trust } : {}) });
+  const pulls = new PullRecorder(meta.retention, app.log, parts.now ? { now: parts.now } : {});
+  const retention = new RetentionService({
+    meta,
+    log: app.log,
+    settings: { intervalMs: config.lifecycle.retention.intervalSeconds * 1000, keepRunsMs: config.lifecycle.retention.keepRunsDays * 86_400_000 },
+    policy,
+    audit: auth.audit,
+    pulls,
+    ...(trust ? { events: trust } : {}),
+    ...(parts.now ? { now: parts.now } : {}),
+  });
+  registerApi(app, { meta, auth, tuf, policy, retention, ...(trust ? { trust } : {}) });
   const ctx: RegistryContext = {
     meta,
     blobs,
@@ -125,6 +138,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     log: app.log,
     audit: auth.audit,
     policy,
+    pulls,
     ...(parts.now ? { now: parts.now } : {}),
     ...(trust ? { events: trust } : {}),
   };
@@ -156,8 +170,12 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     Math.min(Math.max(maxAge / 2, 1000), 10 * 60 * 1000),
   );
   expiry.unref();
+  pulls.start();
+  retention.start();
   app.addHook('onClose', async () => {
     clearInterval(expiry);
+    await retention.stop();
+    await pulls.stop();
     auth.audit.stop();
     tufRefresh.stop();
     await trust?.stop();
