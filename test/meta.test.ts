@@ -9,6 +9,7 @@ import { trustStoreSuite } from './suites/trust-store.ts';
 import { tufStoreSuite } from './suites/tuf-store.ts';
 import { policyStoreSuite } from './suites/policy-store.ts';
 import { retentionStoreSuite } from './suites/retention-store.ts';
+import { quotaStoreSuite } from './suites/quota-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -17,6 +18,7 @@ trustStoreSuite('sqlite', sqlite);
 tufStoreSuite('sqlite', sqlite);
 policyStoreSuite('sqlite', sqlite);
 retentionStoreSuite('sqlite', sqlite);
+quotaStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -26,6 +28,7 @@ describe.runIf(havePostgres)('postgres', () => {
   tufStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   policyStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   retentionStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  quotaStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

@@ -14,6 +14,7 @@ import { isNamespaceName, maxNameLength, namespaceRule } from '../reference.ts';
 import type { TrustService } from '../trust/service.ts';
 import type { PolicyService } from '../policy/service.ts';
 import type { RetentionService } from '../lifecycle/retention.ts';
+import type { Quotas } from '../lifecycle/quota.ts';
 import { ApiError, codeOf, conflict } from './errors.ts';
 
 export interface ApiContext {
@@ -26,6 +27,8 @@ export interface ApiContext {
   policy?: PolicyService;
   /** retention rules and runs (src/lifecycle/retention.ts) */
   retention?: RetentionService;
+  /** namespaces' usage and quotas (/api/v1/usage, …/namespaces/:ns/usage) */
+  quota?: Quotas;
 }
 
 /** The accesses API routes ask for. */

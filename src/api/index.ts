@@ -8,6 +8,7 @@ import type { MetaStore } from '../meta/metastore.ts';
 import type { TufPublisher } from '../trust/tuf/index.ts';
 import type { TrustService } from '../trust/service.ts';
 import type { PolicyService } from '../policy/service.ts';
+import type { Quotas } from '../lifecycle/quota.ts';
 import { registerPolicies } from './policies.ts';
 import type { RetentionService } from '../lifecycle/retention.ts';
 import { registerRetention } from './retention.ts';
@@ -23,6 +24,7 @@ import { registerTeams } from './teams.ts';
 import { registerTokens } from './tokens.ts';
 import { tufApi } from './tuf.ts';
 import { registerTrust } from './trust.ts';
+import { registerUsage } from './usage.ts';
 import { registerUsers } from './users.ts';
 
 export interface ApiDeps {
@@ -33,6 +35,7 @@ export interface ApiDeps {
   trust?: TrustService;
   policy?: PolicyService;
   retention?: RetentionService;
+  quota?: Quotas;
 }
 
 /** Management requests are small; anything larger is a mistake or an attack. */
@@ -46,6 +49,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     ...(deps.trust ? { trust: deps.trust } : {}),
     ...(deps.policy ? { policy: deps.policy } : {}),
     ...(deps.retention ? { retention: deps.retention } : {}),
+    ...(deps.quota ? { quota: deps.quota } : {}),
   };
   app.register(
     async (api) => {
@@ -67,6 +71,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         registerArtifacts,
         registerPolicies,
         registerRetention,
+        registerUsage,
       ])
         register(api, ctx);
     },

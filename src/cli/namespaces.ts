@@ -6,8 +6,9 @@ import { action, bool, emit, seg, table, withJson, type JsonOption } from './io.
 interface Namespace {
   name: string;
   anonymousRead: boolean;
-  /** what policies read as ns.quotaBytes; 0: none */
+  /** the hard quota (what policies read as ns.quotaBytes); 0: none */
   quotaBytes: number;
+  softQuotaBytes: number;
   /** what policies read as ns.labels */
   labels: Record<string, string>;
   /** null for a namespace that exists only because something was pushed to it */
@@ -17,6 +18,28 @@ interface Namespace {
 
 interface Shown extends Namespace {
   grants: { kind: string; name: string; role: string }[];
+}
+
+/** GET /api/v1/namespaces/<ns>/usage (src/api/usage.ts) */
+interface Usage {
+  namespace: string;
+  usedBytes: number;
+  fairBlobBytes: number;
+  physicalBlobBytes: number;
+  manifestBytes: number;
+  blobs: number;
+  sharedBlobs: number;
+  manifests: number;
+  hardQuotaBytes: number;
+  softQuotaBytes: number;
+  overSoftQuota: boolean;
+  overHardQuota: boolean;
+  softExceededAt?: string | null;
+}
+
+interface RegistryUsage {
+  namespaces: Usage[];
+  totals: { physicalBlobBytes: number; fairBlobBytes: number; manifestBytes: number; usedBytes: number };
 }
 
 const byteUnits: Record<string, number> = {
@@ -54,6 +77,21 @@ function showBytes(bytes: number): string {
 }
 
 const showQuota = (bytes: number) => (bytes > 0 ? `${showBytes(bytes)}${bytes >= 1024 ? ` (${bytes} bytes)` : ''}` : 'none');
+/** `used of quota (n %)`, or just the bytes when there is no quota. */
+const ofQuota = (used: number, quota: number) =>
+  quota > 0 ? `${showBytes(used)} of ${showBytes(quota)} (${((used / quota) * 100).toFixed(1)} %)` : 'no quota';
+
+function showUsage(u: Usage): string {
+  return [
+    `namespace:      ${u.namespace}`,
+    `used:           ${showBytes(u.usedBytes)} (${u.usedBytes} bytes): fair share of blobs + manifests`,
+    `  blobs:        ${showBytes(u.fairBlobBytes)} fair share of ${u.blobs} blobs (${u.sharedBlobs} shared with other namespaces); ${showBytes(u.physicalBlobBytes)} counted in full`,
+    `  manifests:    ${showBytes(u.manifestBytes)} in ${u.manifests} manifests`,
+    `hard quota:     ${ofQuota(u.usedBytes, u.hardQuotaBytes)}${u.overHardQuota ? ', OVER: pushes that add bytes are refused' : ''}`,
+    `soft quota:     ${ofQuota(u.usedBytes, u.softQuotaBytes)}${u.overSoftQuota ? `, OVER${u.softExceededAt ? ` since ${u.softExceededAt}` : ''}` : ''}`,
+  ].join('\n');
+}
+
 const showLabels = (labels: Record<string, string>) =>
   Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
@@ -97,6 +135,7 @@ export function registerNamespaces(program: Command): void {
           `anonymous read: ${n.anonymousRead ? 'yes' : 'no'}`,
           `created:        ${n.createdAt}`,
           `quota:          ${showQuota(n.quotaBytes)}`,
+          `soft quota:     ${showQuota(n.softQuotaBytes)}`,
           `labels:         ${showLabels(n.labels) || 'none'}`,
           '',
           n.grants.length === 0
@@ -116,14 +155,16 @@ export function registerNamespaces(program: Command): void {
       .description('create a namespace (registry administrators) or change its settings')
       .argument('<ns>')
       .option('--anonymous-read <true|false>', 'let anyone pull without logging in')
-      .option('--quota <size>', 'what policies read as ns.quotaBytes: bytes, or e.g. 10GiB, 500MB; 0 for none')
+      .option('--quota <size>', 'the hard quota: a push over it is refused (policies read it as ns.quotaBytes): bytes, or e.g. 10GiB, 500MB; 0 for none')
+      .option('--soft-quota <size>', 'the soft quota: crossing it is logged and shown by custody namespace usage; 0 for none')
       .option('--label <key=value>', 'set a label policies read in ns.labels (KEY- removes one); repeatable, other labels stay', collect, []),
   ).action(
-    action(async (ns: string, opts: JsonOption & { anonymousRead?: string; quota?: string; label: string[] }) => {
+    action(async (ns: string, opts: JsonOption & { anonymousRead?: string; quota?: string; softQuota?: string; label: string[] }) => {
       const client = await loggedIn();
-      const body: { anonymousRead?: boolean; quotaBytes?: number; labels?: Record<string, string> } = {};
+      const body: { anonymousRead?: boolean; quotaBytes?: number; softQuotaBytes?: number; labels?: Record<string, string> } = {};
       if (opts.anonymousRead !== undefined) body.anonymousRead = bool(opts.anonymousRead);
       if (opts.quota !== undefined) body.quotaBytes = byteSize(opts.quota);
+      if (opts.softQuota !== undefined) body.softQuotaBytes = byteSize(opts.softQuota);
       if (opts.label.length > 0) {
         // the API replaces the labels whole; read them first so that --label changes only those it names
         const res = await client.send(`/api/v1/namespaces/${seg(ns)}`, { headers: { accept: 'application/json' } });
@@ -139,7 +180,43 @@ export function registerNamespaces(program: Command): void {
         () =>
           `namespace ${n.name}: anonymous read ${n.anonymousRead ? 'on' : 'off'}` +
           (n.quotaBytes > 0 ? `, quota ${showQuota(n.quotaBytes)}` : '') +
+          (n.softQuotaBytes > 0 ? `, soft quota ${showQuota(n.softQuotaBytes)}` : '') +
           (Object.keys(n.labels).length > 0 ? `, labels ${showLabels(n.labels)}` : ''),
+      );
+    }),
+  );
+
+  withJson(
+    namespace
+      .command('usage')
+      .description("a namespace's storage, counted fairly, beside its quotas; without NS, every namespace (registry administrators)")
+      .argument('[ns]'),
+  ).action(
+    action(async (ns: string | undefined, opts: JsonOption) => {
+      const client = await loggedIn();
+      if (ns !== undefined) {
+        const u = await client.call<Usage>('GET', `/namespaces/${seg(ns)}/usage`);
+        emit(opts, u, () => showUsage(u));
+        return;
+      }
+      const r = await client.call<RegistryUsage>('GET', '/usage');
+      emit(opts, r, () =>
+        [
+          table(
+            ['namespace', 'used', 'fair blobs', 'blobs in full', 'manifests', 'hard quota', 'soft quota'],
+            r.namespaces.map((u) => [
+              u.namespace,
+              u.usedBytes,
+              u.fairBlobBytes,
+              u.physicalBlobBytes,
+              u.manifestBytes,
+              u.hardQuotaBytes > 0 ? `${u.hardQuotaBytes}${u.overHardQuota ? ' OVER' : ''}` : '',
+              u.softQuotaBytes > 0 ? `${u.softQuotaBytes}${u.overSoftQuota ? ' OVER' : ''}` : '',
+            ]),
+          ),
+          '',
+          `stored blobs: ${showBytes(r.totals.physicalBlobBytes)} (${r.totals.physicalBlobBytes} bytes, each once: the sum of the fair shares); manifests: ${showBytes(r.totals.manifestBytes)} (${r.totals.manifestBytes} bytes)`,
+        ].join('\n'),
       );
     }),
   );

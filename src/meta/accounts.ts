@@ -44,8 +44,13 @@ export interface Namespace {
   name: string;
   /** pull without logging in */
   anonymousRead: boolean;
-  /** the storage quota in bytes that policies read (ns.quotaBytes); 0 when none */
+  /**
+   * the hard storage quota in bytes: a push over it is refused (src/lifecycle/quota.ts); policies
+   * read it as ns.quotaBytes; 0 when none
+   */
   quotaBytes: number;
+  /** the soft quota in bytes: crossing it is logged and shown; 0 when none */
+  softQuotaBytes: number;
   /** labels that policies read (ns.labels), e.g. team and cost-center */
   labels: Record<string, string>;
   createdAt: number;
@@ -131,6 +136,7 @@ export interface Principals {
 export interface NamespaceSettings {
   anonymousRead?: boolean;
   quotaBytes?: number;
+  softQuotaBytes?: number;
   labels?: Record<string, string>;
 }
 

@@ -8,6 +8,7 @@ import type { TufStore } from './tuf.ts';
 import type { TrustStore } from './trust.ts';
 import type { PolicyStore } from './policy.ts';
 import type { RetentionStore } from './retention.ts';
+import type { QuotaStore } from './quota.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -89,7 +90,10 @@ export interface ManifestIndex {
   listTags(repo: string, page: Page): Promise<string[]>;
   listRepositories(page: Page): Promise<string[]>;
   listReferrers(repo: string, subject: string): Promise<ManifestRecord[]>;
-  /** Bytes of the distinct blobs linked to a namespace's repositories, plus their manifests. */
+  /**
+   * A namespace's usage as quotas count it: its fair share of the blobs its repositories link (a
+   * blob k namespaces link counts size/k to each, see quota.ts), plus its manifests in full.
+   */
   storedBytes(namespace: string): Promise<number>;
 }
 
@@ -104,6 +108,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly policy: PolicyStore;
   /** retention rules, pull counts, retention runs and their lease (see retention.ts) */
   readonly retention: RetentionStore;
+  /** fair usage per namespace and the soft-quota mark (see quota.ts) */
+  readonly quota: QuotaStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import type { Auditor } from '../auth/audit.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import type { Answer, Question } from '../policy/service.ts';
+import type { QuotaGuard } from '../lifecycle/quota.ts';
 
 export interface RegistryContext {
   meta: MetaStore;
@@ -18,6 +19,8 @@ export interface RegistryContext {
   policy?: { decide(q: Question): Promise<Answer> };
   /** counts manifest pulls for retention (src/lifecycle/pulls.ts): a map update, never awaited; none: not counted */
   pulls?: { record(repo: string, digest: string): void };
+  /** the namespaces' quotas, asked before a push's bytes are kept (src/oci/quota-gate.ts); none: no quotas */
+  quota?: QuotaGuard;
   /** the clock policies see as the request's time (tests move it); default Date.now */
   now?: () => number;
 }

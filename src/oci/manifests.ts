@@ -8,6 +8,7 @@ import { parseManifest } from './manifest-parse.ts';
 import { isTag } from '../reference.ts';
 import { checkTag } from './names.ts';
 import { askPolicy } from './policy-gate.ts';
+import { checkManifestQuota } from './quota-gate.ts';
 
 export const getManifest: Handler = async (ctx, req, reply, m) => {
   const byDigest = isDigest(m.ref);
@@ -34,12 +35,14 @@ export const putManifest: Handler = async (ctx, req, reply, m) => {
   }
   const parsed = parseManifest(content, req.headers['content-type']);
   await askPolicy(ctx, req, 'push', m, { digest, mediaType: parsed.mediaType, content }, tag);
+  const stored = await checkManifestQuota(ctx, m.name, digest, content.byteLength);
   const result = await ctx.meta.putManifest({ repo: m.name, digest, content, tag, ...parsed });
   if (!result.ok) {
     throw new OciError('MANIFEST_BLOB_UNKNOWN', `the manifest references ${result.missing}, which is not in repository ${m.name}`, {
       detail: { digest: result.missing },
     });
   }
+  await stored();
   await ctx.events?.manifestPushed({ repo: m.name, digest, mediaType: parsed.mediaType, content, ...(tag ? { tag } : {}) });
   if (parsed.subject) reply.header('oci-subject', parsed.subject);
   await reply.code(201).header('location', `/v2/${m.name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();

@@ -15,22 +15,25 @@ import type { Handler, Match, RegistryContext } from './context.ts';
 import { blobKey, hashing, parseDigest, type Digest } from './digest.ts';
 import { OciError } from './errors.ts';
 import { checkName } from './names.ts';
+import { checkBlobQuota, checkMountQuota, isQuotaDenial, type Stored } from './quota-gate.ts';
 
 export const startUpload: Handler = async (ctx, req, reply, m) => {
   const mount = m.query.get('mount');
   const from = m.query.get('from');
   if (mount !== null && from !== null) {
     const digest = parseDigest(mount);
+    const stored = await checkMountQuota(ctx, m.name, checkName(from), digest.value);
     const size = await ctx.meta.blobInRepo(checkName(from), digest.value);
     if (size !== undefined) {
       await ctx.meta.linkBlob(m.name, digest.value, size);
+      await stored();
       return blobCreated(reply, m.name, digest);
     }
   }
   const digestParam = m.query.get('digest');
   if (digestParam !== null && mount === null) {
     const digest = parseDigest(digestParam);
-    await storeVerified(ctx, m.name, digest, req.raw);
+    await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
     return blobCreated(reply, m.name, digest);
   }
   const id = randomUUID();
@@ -57,16 +60,17 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
   try {
     if (hasBody(req) && upload.offset === 0) {
       // POST then PUT with the whole blob: stream straight to its place.
-      await storeVerified(ctx, m.name, digest, req.raw);
+      await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
     } else {
       const last = hasBody(req) ? await appendChunk(ctx, upload, req, reply) : undefined;
       if (last) upload.parts.push(last);
-      const size = await assemble(ctx, upload.parts, digest);
+      const { size, stored } = await assemble(ctx, upload.parts, digest, (total) => checkBlobQuota(ctx, m.name, digest.value, total));
       await ctx.meta.linkBlob(m.name, digest.value, size);
+      await stored();
     }
   } catch (err) {
     // A finish that fails leaves nothing behind: the client starts a new upload.
-    if (err instanceof OciError && err.code === 'DIGEST_INVALID') await discardUpload(ctx, upload);
+    if ((err instanceof OciError && err.code === 'DIGEST_INVALID') || isQuotaDenial(err)) await discardUpload(ctx, upload);
     // Parts vanish when a concurrent request finished or cancelled the same upload.
     if (err instanceof BlobNotFoundError) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${upload.id} was finished or cancelled by another request`);
     throw err;
@@ -86,27 +90,48 @@ export async function discardUpload(ctx: RegistryContext, upload: Upload): Promi
   await Promise.all(upload.parts.map((p) => ctx.blobs.delete(p.key)));
 }
 
-/** Streams a blob to its place, verifying its digest before it becomes visible, and links it. */
-async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>): Promise<void> {
+/**
+ * Streams a blob to its place, verifying its digest before it becomes visible, and links it. The
+ * namespace's quota judges a body of `declared` length before a byte of it is read, one of unknown
+ * length once all of it is written and before it becomes visible.
+ */
+async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>, declared?: number): Promise<void> {
+  let stored = declared === undefined ? undefined : await checkBlobQuota(ctx, repo, digest.value, declared);
   const { stream, hash } = hashing(body, digest.algorithm);
-  const { size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: () => checkDigest(digest, hash.digest('hex')) });
+  const { size } = await ctx.blobs.write(blobKey(digest), stream, {
+    beforeCommit: async (written) => {
+      checkDigest(digest, hash.digest('hex'));
+      if (written !== declared) stored = await checkBlobQuota(ctx, repo, digest.value, written);
+    },
+  });
   await ctx.meta.linkBlob(repo, digest.value, size);
+  await stored?.();
 }
 
-/** Joins an upload's parts into the blob; returns its size. */
-async function assemble(ctx: RegistryContext, parts: UploadPart[], digest: Digest): Promise<number> {
+/**
+ * Joins an upload's parts into the blob; returns its size. `admit` (the quota) judges the size
+ * before anything is moved or written, and what it returns is called once the blob is linked.
+ */
+async function assemble(
+  ctx: RegistryContext,
+  parts: UploadPart[],
+  digest: Digest,
+  admit: (size: number) => Promise<Stored>,
+): Promise<{ size: number; stored: Stored }> {
   const only = parts.length === 1 ? parts[0] : undefined;
   if (only && digest.algorithm === 'sha256') {
     checkDigest(digest, only.sha256);
+    const stored = await admit(only.size);
     await ctx.blobs.move(only.key, blobKey(digest));
-    return only.size;
+    return { size: only.size, stored };
   }
   async function* joined(): AsyncIterable<Uint8Array> {
     for (const part of parts) yield* await ctx.blobs.read(part.key);
   }
+  const stored = await admit(parts.reduce((sum, p) => sum + p.size, 0));
   const { stream, hash } = hashing(joined(), digest.algorithm);
   const { size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: () => checkDigest(digest, hash.digest('hex')) });
-  return size;
+  return { size, stored };
 }
 
 function checkDigest(expected: Digest, actualHex: string): void {
@@ -157,6 +182,14 @@ async function loadUpload(ctx: RegistryContext, m: Match): Promise<Upload> {
   const upload = /^[0-9a-f-]{36}$/.test(m.ref) ? await ctx.meta.getUpload(m.ref) : undefined;
   if (!upload || upload.repo !== m.name) throw new OciError('BLOB_UPLOAD_UNKNOWN', `no upload ${m.ref.slice(0, 100)} in repository ${m.name}`);
   return upload;
+}
+
+/** The body's length when the request announces it (no Transfer-Encoding). */
+function declaredLength(req: FastifyRequest): number | undefined {
+  const length = req.headers['content-length'];
+  if (length === undefined || req.headers['transfer-encoding'] !== undefined) return undefined;
+  const n = Number(length);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
 function hasBody(req: FastifyRequest): boolean {

@@ -110,8 +110,10 @@ export const inputSchema = {
     // `ns`, not `namespace`: that is a reserved word in CEL.
     ns: object({
       name: str('the namespace'),
-      storedBytes: num("bytes of the distinct blobs and manifests stored in the namespace's repositories (on push: including the blobs this push uploaded)"),
-      quotaBytes: num('the storage quota set for the namespace; 0 when none'),
+      storedBytes: num(
+        "the namespace's usage as quotas count it: its fair share of the blobs its repositories link (a blob k namespaces link counts size/k to each) plus its manifests (on push: including the blobs this push uploaded)",
+      ),
+      quotaBytes: num("the namespace's hard storage quota, which the registry enforces on every push; 0 when none"),
       labels: stringMap("the namespace's labels (e.g. team, cost-center)"),
     }),
     request: object({

@@ -18,6 +18,7 @@ import { startTrust } from '../trust/index.ts';
 import { startPolicies } from '../policy/index.ts';
 import { PullRecorder } from '../lifecycle/pulls.ts';
 import { RetentionService } from '../lifecycle/retention.ts';
+import { Quotas } from '../lifecycle/quota.ts';
 import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
@@ -130,7 +131,8 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     ...(trust ? { events: trust } : {}),
     ...(parts.now ? { now: parts.now } : {}),
   });
-  registerApi(app, { meta, auth, tuf, policy, retention, ...(trust ? { trust } : {}) });
+  const quota = new Quotas(meta, app.log, parts.now);
+  registerApi(app, { meta, auth, tuf, policy, retention, quota, ...(trust ? { trust } : {}) });
   const ctx: RegistryContext = {
     meta,
     blobs,
@@ -139,6 +141,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     audit: auth.audit,
     policy,
     pulls,
+    quota,
     ...(parts.now ? { now: parts.now } : {}),
     ...(trust ? { events: trust } : {}),
   };

@@ -27,10 +27,13 @@ const toUser = (r: Selectable<Database['users']>): User => ({
   createdAt: r.created_at,
 });
 const toRobot = (r: Selectable<Database['robots']>): Robot => ({ id: r.id, name: r.name, namespace: r.namespace, createdAt: r.created_at });
-const toNamespace = (r: Pick<Selectable<Database['namespaces']>, 'name' | 'anonymous_read' | 'created_at' | 'quota_bytes' | 'labels'>): Namespace => ({
+const toNamespace = (
+  r: Pick<Selectable<Database['namespaces']>, 'name' | 'anonymous_read' | 'created_at' | 'quota_bytes' | 'soft_quota_bytes' | 'labels'>,
+): Namespace => ({
   name: r.name,
   anonymousRead: r.anonymous_read === 1,
   quotaBytes: Number(r.quota_bytes),
+  softQuotaBytes: Number(r.soft_quota_bytes),
   labels: JSON.parse(r.labels) as Record<string, string>,
   createdAt: r.created_at,
 });
@@ -173,13 +176,23 @@ export class KyselyAccountStore implements AccountStore {
       name,
       anonymous_read: (settings.anonymousRead ?? existing?.anonymousRead ?? false) ? 1 : 0,
       quota_bytes: settings.quotaBytes ?? existing?.quotaBytes ?? 0,
+      soft_quota_bytes: settings.softQuotaBytes ?? existing?.softQuotaBytes ?? 0,
       labels: JSON.stringify(settings.labels ?? existing?.labels ?? {}),
       created_at: existing?.createdAt ?? Date.now(),
     };
     await this.db
       .insertInto('namespaces')
       .values(row)
-      .onConflict((c) => c.column('name').doUpdateSet({ anonymous_read: row.anonymous_read, quota_bytes: row.quota_bytes, labels: row.labels }))
+      .onConflict((c) =>
+        c.column('name').doUpdateSet({
+          anonymous_read: row.anonymous_read,
+          quota_bytes: row.quota_bytes,
+          soft_quota_bytes: row.soft_quota_bytes,
+          // a changed soft quota is judged afresh: a namespace over the new one is logged again
+          ...(row.soft_quota_bytes !== existing?.softQuotaBytes ? { soft_exceeded_at: null } : {}),
+          labels: row.labels,
+        }),
+      )
       .execute();
     return toNamespace(row);
   }

@@ -355,6 +355,31 @@ export function migrations(engine: Engine): MigrationProvider {
           .execute();
       },
     },
+    '0010-quotas': {
+      async up(db: Kysely<unknown>) {
+        // Each link's namespace (namespaceOf(repo), the first path segment), so that a namespace's
+        // fair share of its blobs and who else links each are index reads (src/meta/kysely/quota.ts).
+        await db.schema
+          .alterTable('repo_blobs')
+          .addColumn('namespace', name, (c) => c.notNull().defaultTo(''))
+          .execute();
+        const firstSegment =
+          engine === 'postgres' ? sql`split_part(repo, '/', 1)` : sql`case when instr(repo, '/') > 0 then substr(repo, 1, instr(repo, '/') - 1) else repo end`;
+        await sql`update repo_blobs set namespace = ${firstSegment}`.execute(db);
+        await db.schema.createIndex('repo_blobs_namespace').on('repo_blobs').columns(['namespace', 'digest']).execute();
+        await db.schema.createIndex('repo_blobs_digest_namespace').on('repo_blobs').columns(['digest', 'namespace']).execute();
+        // what was linked or stored lately, for the push path's cheap upper bound (src/lifecycle/quota.ts)
+        await db.schema.createIndex('repo_blobs_namespace_created').on('repo_blobs').columns(['namespace', 'created_at']).execute();
+        await db.schema.createIndex('manifests_created').on('manifests').columns(['created_at']).execute();
+        // quota_bytes (0007) is the hard quota; the soft one is logged and shown when crossed,
+        // once per crossing: soft_exceeded_at marks a namespace seen over it.
+        await db.schema
+          .alterTable('namespaces')
+          .addColumn('soft_quota_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.alterTable('namespaces').addColumn('soft_exceeded_at', 'bigint').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

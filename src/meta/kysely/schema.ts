@@ -4,7 +4,8 @@ import type { Generated } from 'kysely';
 export interface Database {
   repositories: { name: string; created_at: number };
   blobs: { digest: string; size: number; created_at: number };
-  repo_blobs: { repo: string; digest: string; created_at: number };
+  /** namespace: namespaceOf(repo), for the fair shares of quotas (src/meta/kysely/quota.ts) */
+  repo_blobs: { repo: string; digest: string; created_at: number; namespace: string };
   manifests: {
     repo: string;
     digest: string;
@@ -25,8 +26,19 @@ export interface Database {
   teams: { id: string; name: string; created_at: number };
   team_members: { team_id: string; user_id: string };
   robots: { id: string; name: string; namespace: string; created_at: number };
-  /** labels: a JSON object of strings; quota_bytes 0 when none */
-  namespaces: { name: string; anonymous_read: number; created_at: number; quota_bytes: Generated<number>; labels: Generated<string> };
+  /**
+   * labels: a JSON object of strings; quota_bytes (hard) and soft_quota_bytes 0 when none;
+   * soft_exceeded_at: since when a push took the namespace over its soft quota, null when not over
+   */
+  namespaces: {
+    name: string;
+    anonymous_read: number;
+    created_at: number;
+    quota_bytes: Generated<number>;
+    labels: Generated<string>;
+    soft_quota_bytes: Generated<number>;
+    soft_exceeded_at: number | null;
+  };
   /** document: JSON; deleted: 1 on the version that deleted the policy */
   policies: {
     name: string;

@@ -6,6 +6,8 @@ import { KyselyTufStore } from './tuf.ts';
 import { KyselyTrustStore } from './trust.ts';
 import { KyselyPolicyStore } from './policy.ts';
 import { KyselyRetentionStore } from './retention.ts';
+import { KyselyQuotaStore } from './quota.ts';
+import { namespaceOf } from '../../reference.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -21,6 +23,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly trust: KyselyTrustStore;
   readonly policy: KyselyPolicyStore;
   readonly retention: KyselyRetentionStore;
+  readonly quota: KyselyQuotaStore;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
    * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
@@ -34,6 +37,7 @@ export class KyselyMetaStore implements MetaStore {
     this.tuf = new KyselyTufStore(db);
     this.trust = new KyselyTrustStore(db);
     this.policy = new KyselyPolicyStore(db);
+    this.quota = new KyselyQuotaStore(db);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db
@@ -84,7 +88,7 @@ export class KyselyMetaStore implements MetaStore {
         .execute();
       await tx
         .insertInto('repo_blobs')
-        .values({ repo, digest, created_at: now })
+        .values({ repo, digest, namespace: namespaceOf(repo), created_at: now })
         .onConflict((c) => c.doNothing())
         .execute();
     });
@@ -246,20 +250,9 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async storedBytes(namespace: string): Promise<number> {
-    // A range rather than LIKE, so that `_` and `%` in names need no escaping ('0' follows '/').
-    const inNs = (column: string) =>
-      sql<boolean>`(${sql.ref(column)} = ${namespace} or (${sql.ref(column)} >= ${`${namespace}/`} and ${sql.ref(column)} < ${`${namespace}0`}))`;
-    const blobs = await this.db
-      .selectFrom('blobs')
-      .select((eb) => eb.fn.sum<number>('size').as('n'))
-      .where('digest', 'in', (eb) => eb.selectFrom('repo_blobs').select('digest').where(inNs('repo_blobs.repo')))
-      .executeTakeFirst();
-    const manifests = await this.db
-      .selectFrom('manifests')
-      .select((eb) => eb.fn.sum<number>('size').as('n'))
-      .where(inNs('manifests.repo'))
-      .executeTakeFirst();
-    return Number(blobs?.n ?? 0) + Number(manifests?.n ?? 0);
+    // the figure quotas judge by: the namespace's fair share of its blobs, plus its manifests
+    const usage = await this.quota.usage(namespace);
+    return usage.fairBlobBytes + usage.manifestBytes;
   }
 
   async ping(): Promise<void> {
