@@ -1,14 +1,19 @@
 /**
- * The quota arithmetic and the soft quota's log: fair shares add up to the blob's size for every
- * size and number of namespaces; a crossing of the soft quota is logged once, also when two
- * replicas (two Quotas on one database) see it, and again after the usage was seen back under.
+ * The quota arithmetic, the push path's bound and the soft quota's log: fair shares add up to the
+ * blob's size for every size and number of namespaces; pushes are judged by a bound that only errs
+ * strict and refused by the exact figure; a crossing of the soft quota is logged once, also when
+ * two replicas (two Quotas on one database, SQLite, and two connection pools on PostgreSQL) see
+ * it, and again after the usage was seen back under.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { fairShare, Quotas, type QuotaVerdict } from '../src/lifecycle/quota.ts';
 import { openMetaStore } from '../src/meta/open.ts';
+import { dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
+
+const havePostgres = await postgresAvailable();
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -16,6 +21,13 @@ const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 async function stored(verdict: QuotaVerdict | undefined): Promise<void> {
   if (!verdict || verdict.refusal) throw new Error(`expected an admitted push, got ${JSON.stringify(verdict)}`);
   await verdict.stored();
+}
+
+/** A logger that keeps what it is told. */
+function recorder() {
+  const lines: { level: string; msg: string; obj: Record<string, unknown> }[] = [];
+  const at = (level: string) => (obj: unknown, msg?: unknown) => void lines.push({ level, obj: obj as Record<string, unknown>, msg: String(msg) });
+  return { lines, log: { warn: at('warn'), info: at('info') } as unknown as ConstructorParameters<typeof Quotas>[1] };
 }
 
 describe('fairShare', () => {
@@ -41,12 +53,6 @@ describe('fairShare', () => {
 });
 
 describe('Quotas', () => {
-  function recorder() {
-    const lines: { level: string; msg: string; obj: Record<string, unknown> }[] = [];
-    const at = (level: string) => (obj: unknown, msg?: unknown) => void lines.push({ level, obj: obj as Record<string, unknown>, msg: String(msg) });
-    return { lines, log: { warn: at('warn'), info: at('info') } as unknown as ConstructorParameters<typeof Quotas>[1] };
-  }
-
   it('logs a crossing of the soft quota once across replicas, and the next crossing again', async () => {
     const meta = await openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-quota-')), 'custody.db'));
     try {
@@ -149,6 +155,37 @@ describe('Quotas', () => {
       expect((await q.checkManifest('capped/app', digest(5), 26)).refusal).toMatchObject({ pushBytes: 26 });
     } finally {
       await meta.close();
+    }
+  });
+});
+
+describe.runIf(havePostgres)('Quotas: two replicas on one PostgreSQL database', () => {
+  afterAll(dropDatabases);
+
+  it("counts the other replica's pushes at once, refuses by the exact figure, and logs a soft crossing once", async () => {
+    const url = await freshDatabase();
+    const [a, b] = [await openMetaStore(url), await openMetaStore(url)];
+    try {
+      const logs = [recorder(), recorder()];
+      const [qa, qb] = [new Quotas(a, (logs[0] ?? recorder()).log), new Quotas(b, (logs[1] ?? recorder()).log)];
+      await a.accounts.upsertNamespace('team', { quotaBytes: 1000, softQuotaBytes: 500 });
+      await stored(await qa.checkBlob('team/app', digest(1), 400)); // replica a reads the usage exactly: 0
+      await a.linkBlob('team/app', digest(1), 400);
+      // replica b pushes 500 more, which a never judged
+      const pushed = await qb.checkBlob('team/app', digest(2), 500);
+      await b.linkBlob('team/app', digest(2), 500);
+      await stored(pushed);
+      // a's bound counts b's link: 101 more does not fit, and the refusal gives the exact figure
+      expect((await qa.checkBlob('team/app', digest(3), 101)).refusal).toMatchObject({ usedBytes: 900, pushBytes: 101, quotaBytes: 1000 });
+      expect((await qa.checkBlob('team/app', digest(3), 100)).refusal).toBeUndefined();
+      // the crossing (to 900 over 500) was logged once, by b, whose push crossed
+      const warned = logs.map((l) => l.lines.filter((x) => x.level === 'warn').length);
+      expect(warned).toEqual([0, 1]);
+      await stored(await qa.checkBlob('team/app', digest(4), 10));
+      expect(logs.map((l) => l.lines.filter((x) => x.level === 'warn').length)).toEqual([0, 1]);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });
