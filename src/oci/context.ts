@@ -16,7 +16,7 @@ export interface RegistryContext {
   /** told after a change is stored (trust, later insight); a listener must not fail the request */
   events?: RegistryEvents;
   /** decides pushes, pulls and deletes at the manifest (src/oci/policy-gate.ts); none: everything is allowed */
-  policy?: { decide(q: Question): Promise<Answer> };
+  policy?: { decide(q: Question): Answer | Promise<Answer> };
   /** counts manifest pulls for retention (src/lifecycle/pulls.ts): a map update, never awaited; none: not counted */
   pulls?: { record(repo: string, digest: string): void };
   /** the namespaces' quotas, asked before a push's bytes are kept (src/oci/quota-gate.ts); none: no quotas */

@@ -32,6 +32,21 @@ export interface Question {
 
 const maxComponents = 10_000;
 
+/** The keys a question's cached sections are found by (see InputBuilder.build). */
+export interface InputKeys {
+  /** the manifest's facts as pulled by this reference: repository, digest and tag */
+  artifact: string;
+  /** its trust facts: repository and digest */
+  trust: string;
+  /** who asks, in this namespace */
+  identity: string;
+}
+
+export function inputKeys(q: Question): InputKeys {
+  const trust = `${q.repository}@${q.digest}`;
+  return { artifact: `${trust}:${q.tag ?? ''}`, trust, identity: `${q.principal.kind}:${q.principal.id}:${q.namespace}` };
+}
+
 /** The request time as RFC 3339; requests that arrive in the same millisecond share the string. */
 let lastTime = 0;
 let lastIso = new Date(0).toISOString();
@@ -51,6 +66,16 @@ type Artifact = PolicyInput['artifact'];
 /** A cached value, or the read that will give it; `value` is set once the read has resolved. */
 type Stamped<T> = { at: number; value?: T; pending: Promise<T> };
 
+/**
+ * The cached value when it is fresh (or the read under way), else undefined. No closure is made
+ * for the read on a hit, as passing one to a lookup would on every decision.
+ */
+function hit<T>(map: BoundedMap<string, Stamped<T>>, key: string, ttl: number, now: number): T | Promise<T> | undefined {
+  const entry = map.get(key);
+  if (entry === undefined || !(now - entry.at < ttl)) return undefined;
+  return entry.value !== undefined ? entry.value : entry.pending;
+}
+
 export class InputBuilder {
   private readonly meta: MetaStore;
   private readonly blobs: BlobStore;
@@ -67,20 +92,24 @@ export class InputBuilder {
   /**
    * The input, with the sections in `reads` built (the others empty but present). When every
    * section it needs is cached it is built at once, without a promise: the pull path's budget
-   * is a few microseconds, and each await costs some.
+   * is a few microseconds, and each await costs some. `keys` are the question's cache keys
+   * (inputKeys), which the policy service keeps per request shape so that a pull builds and
+   * hashes no key string.
    */
-  build(q: Question, reads: ReadonlySet<Section>): PolicyInput | Promise<PolicyInput> {
+  build(q: Question, reads: ReadonlySet<Section>, keys: InputKeys = inputKeys(q)): PolicyInput | Promise<PolicyInput> {
     const fresh = q.action === 'push'; // a push decides on what it is about to change: no cache for the namespace
-    const key = `${q.repository}@${q.digest}`;
+    const now = q.time;
     const artifact = reads.has('artifact')
-      ? this.cached(this.artifacts, `${key}:${q.tag ?? ''}`, Infinity, q.time, () => this.readArtifact(q))
+      ? (hit(this.artifacts, keys.artifact, Infinity, now) ?? this.load(this.artifacts, keys.artifact, now, () => this.readArtifact(q)))
       : emptyArtifact(q);
-    const trust = reads.has('trust') ? this.cached(this.trusts, key, trustTtlMs, q.time, () => this.trust(q)) : emptyTrust();
+    const trust = reads.has('trust')
+      ? (hit(this.trusts, keys.trust, trustTtlMs, now) ?? this.load(this.trusts, keys.trust, now, () => this.trust(q)))
+      : emptyTrust();
     const ns = reads.has('ns')
-      ? this.cached(this.namespaces, q.namespace, fresh ? 0 : trustTtlMs, q.time, () => this.namespace(q.namespace))
+      ? (hit(this.namespaces, q.namespace, fresh ? 0 : trustTtlMs, now) ?? this.load(this.namespaces, q.namespace, now, () => this.namespace(q.namespace)))
       : emptyNamespace(q.namespace);
     const who = reads.has('request')
-      ? this.cached(this.identities, `${q.principal.kind}:${q.principal.id}:${q.namespace}`, identityTtlMs, q.time, () => this.identity(q))
+      ? (hit(this.identities, keys.identity, identityTtlMs, now) ?? this.load(this.identities, keys.identity, now, () => this.identity(q)))
       : undefined;
     if (artifact instanceof Promise || trust instanceof Promise || ns instanceof Promise || who instanceof Promise)
       return Promise.all([artifact, trust, ns, who]).then(([a, t, n, w]) => this.assemble(q, a, t, n, w));
@@ -120,13 +149,11 @@ export class InputBuilder {
     } else this.namespaces.delete(namespace);
   }
 
-  /** The cached value when it is fresh and read, else the read (shared by everyone asking meanwhile). */
-  private cached<T>(map: BoundedMap<string, Stamped<T>>, key: string, ttl: number, now: number, load: () => Promise<T>): T | Promise<T> {
-    const hit = map.get(key);
-    if (hit && now - hit.at < ttl) return hit.value !== undefined ? hit.value : hit.pending;
+  /** Starts the read of an entry that is missing or stale; everyone asking meanwhile shares it. */
+  private load<T>(map: BoundedMap<string, Stamped<T>>, key: string, now: number, read: () => Promise<T>): Promise<T> {
     const entry: Stamped<T> = {
       at: now,
-      pending: load().then((value) => {
+      pending: read().then((value) => {
         entry.value = value;
         return value;
       }),

@@ -3,16 +3,21 @@
  * as percentiles on demand (GET /api/v1/policy-stats, and the benchmark's decision-latency rows).
  * Recording is one store into a typed array, so the pull path pays nothing measurable for it.
  */
-const size = 4096;
+const size = 4096; // a power of two
 
-class Ring {
+/** Where one engine's evaluation times go: a policy holds its engine's, so recording one looks nothing up. */
+export interface LatencyRing {
+  add(micros: number): void;
+}
+
+class Ring implements LatencyRing {
   private readonly values = new Float64Array(size);
   private next = 0;
   count = 0;
 
   add(micros: number): void {
     this.values[this.next] = micros;
-    this.next = (this.next + 1) % size;
+    this.next = (this.next + 1) & (size - 1);
     this.count++;
   }
 
@@ -29,9 +34,14 @@ export class DecisionLatency {
   private readonly rings = new Map<string, Ring>();
 
   record(engine: string, micros: number): void {
+    this.ring(engine).add(micros);
+  }
+
+  /** The ring an engine's evaluations are recorded in; made when first asked for. */
+  ring(engine: string): LatencyRing {
     let ring = this.rings.get(engine);
     if (!ring) this.rings.set(engine, (ring = new Ring()));
-    ring.add(micros);
+    return ring;
   }
 
   /** Per engine: evaluations since start, and percentiles over the most recent 4096. */

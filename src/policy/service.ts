@@ -18,10 +18,10 @@ import type { BlobStore } from '../storage/blobstore.ts';
 import { compileCel } from './cel.ts';
 import { readPolicy, type OpaPolicyDocument, type PolicyDocument } from './document.ts';
 import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
-import { InputBuilder, type Question } from './input.ts';
+import { InputBuilder, inputKeys, type InputKeys, type Question } from './input.ts';
 import { sections, type Action, type PolicyInput, type Section } from './input-schema.ts';
 import { readBlobBytes } from './blob-bytes.ts';
-import { DecisionLatency } from './latency.ts';
+import { DecisionLatency, type LatencyRing } from './latency.ts';
 import { defaultBundleLimits } from './opa/index.ts';
 import { scopeMatcher } from './scope.ts';
 import { checkTemplate, renderTemplate } from './template.ts';
@@ -47,11 +47,47 @@ interface Loaded {
   doc: PolicyDocument;
   compiled: CompiledPolicy;
   applies: (namespace: string, repository: string) => boolean;
+  /** where its engine's evaluation times go */
+  latency: LatencyRing;
+  /** its outcomes by input sections, for a policy whose outcome depends on them alone (see Recall) */
+  recall: Recall | undefined;
 }
+
+type Applicable = { policies: Loaded[]; reads: Set<Section> };
+
+/**
+ * What a decision works out from the shape of a request (action, repository, digest, tag and
+ * who asks) rather than from the request itself: the cache keys of its input, the key its input
+ * is recorded under, the hour it was last recorded in, and the policies that apply. A pull by
+ * the same client of the same artifact finds it again by comparing those strings, without
+ * building or hashing a key, which on the pull path cost more than evaluating five CEL policies.
+ */
+interface Shape {
+  action: Action;
+  repository: string;
+  namespace: string;
+  digest: string;
+  tag: string | undefined;
+  kind: string;
+  id: string;
+  name: string;
+  keys: InputKeys;
+  /** the recorded input's key (remember) */
+  recordKey: string;
+  /** the hour this shape's input was last recorded in (or found recorded) */
+  recordedHour: number;
+  /** the policy set `applicable` was worked out for */
+  loaded: Loaded[] | undefined;
+  applicable: Applicable | undefined;
+}
+
+/** Slots of the shape table (a power of two): a slot holds the last shape that fell in it. */
+const shapeSlots = 1024;
 
 const flushMs = 1000;
 const allowed: Answer = Object.freeze({ allowed: true });
 const maxQueued = 10_000;
+const allSections: ReadonlySet<Section> = new Set(sections);
 
 export class PolicyService {
   private readonly meta: MetaStore;
@@ -64,7 +100,8 @@ export class PolicyService {
   private policies: Loaded[] = [];
   private revision = -1;
   /** the policies that apply to `${action} ${repository}`, and the input sections they read, worked out once per loaded set */
-  private applicable = new BoundedMap<string, { policies: Loaded[]; reads: Set<Section> }>(8192);
+  private applicable = new BoundedMap<string, Applicable>(8192);
+  private readonly shapes: (Shape | undefined)[] = new Array<Shape | undefined>(shapeSlots).fill(undefined);
   private decisions: DecisionRecord[] = [];
   private recorded = new BoundedMap<string, true>(65_536);
   private pendingInputs: { key: string; hour: number; at: number; action: string; repository: string; input: PolicyInput }[] = [];
@@ -132,7 +169,8 @@ export class PolicyService {
     for (const stored of await this.meta.policy.listPolicies()) {
       try {
         const doc = readPolicy(stored.document);
-        loaded.push({ stored, doc, compiled: await this.compile(doc), applies: scopeMatcher(doc) });
+        const compiled = await this.compile(doc);
+        loaded.push({ stored, doc, compiled, applies: scopeMatcher(doc), ...this.measure(doc, compiled) });
       } catch (err) {
         // Saved policies were checked when saved; one that no longer compiles (its bundle was
         // deleted) must not take the others down. It fails as its failure mode says.
@@ -145,7 +183,7 @@ export class PolicyService {
           },
         };
         const doc = stored.document as PolicyDocument;
-        loaded.push({ stored, doc, compiled: failing, applies: safeScope(doc) });
+        loaded.push({ stored, doc, compiled: failing, applies: safeScope(doc), latency: this.latency.ring(doc.engine), recall: undefined });
       }
     }
     const old = this.policies;
@@ -154,6 +192,11 @@ export class PolicyService {
     this.revision = revision;
     this.inputs.forget();
     await Promise.all(old.map(async (p) => p.compiled.close?.()));
+  }
+
+  /** Where a loaded policy's evaluation times go, and whether its outcomes can be recalled. */
+  private measure(doc: PolicyDocument, compiled: CompiledPolicy): { latency: LatencyRing; recall: Recall | undefined } {
+    return { latency: this.latency.ring(doc.engine), recall: doc.engine === 'cel' ? Recall.for(compiled.reads) : undefined };
   }
 
   /**
@@ -190,79 +233,190 @@ export class PolicyService {
 
   /** The whole input document a request would be decided on (for `custody policy test`). */
   async input(q: Question): Promise<PolicyInput> {
-    return this.inputs.build(q, new Set(sections));
+    return this.inputs.build(q, allSections);
   }
 
-  /** Whether any policy decides this action on this repository. */
-  private policiesFor(action: Action, namespace: string, repository: string): { policies: Loaded[]; reads: Set<Section> } {
-    const key = `${action} ${repository}`;
+  /** The shape of a request (see Shape): the one in its slot if it is the same, else a new one in its place. */
+  private shapeOf(q: Question): Shape {
+    const d = q.digest;
+    const n = d.length;
+    // A digest's last characters are hex of a hash: spread enough to pick a slot by.
+    const slot =
+      (d.charCodeAt(n - 1) * 961 +
+        d.charCodeAt(n - 2) * 31 +
+        d.charCodeAt(n - 3) +
+        q.repository.length * 7 +
+        (q.tag?.length ?? 0) * 3 +
+        q.principal.name.length) &
+      (shapeSlots - 1);
+    const s = this.shapes[slot];
+    const p = q.principal;
+    if (
+      s !== undefined &&
+      s.digest === d &&
+      s.repository === q.repository &&
+      s.tag === q.tag &&
+      s.action === q.action &&
+      s.namespace === q.namespace &&
+      s.kind === p.kind &&
+      s.id === p.id &&
+      s.name === p.name
+    )
+      return s;
+    const shape: Shape = {
+      action: q.action,
+      repository: q.repository,
+      namespace: q.namespace,
+      digest: d,
+      tag: q.tag,
+      kind: p.kind,
+      id: p.id,
+      name: p.name,
+      keys: inputKeys(q),
+      recordKey: `${q.action} ${p.kind}:${p.name} ${q.repository}@${d} ${q.tag ?? ''}`,
+      recordedHour: NaN,
+      loaded: undefined,
+      applicable: undefined,
+    };
+    this.shapes[slot] = shape;
+    return shape;
+  }
+
+  /** The policies that decide this action on this repository, and the input sections they read. */
+  private policiesFor(q: Question, shape: Shape): Applicable {
+    if (shape.loaded === this.policies && shape.applicable !== undefined) return shape.applicable;
+    const key = `${q.action} ${q.repository}`;
     let found = this.applicable.get(key);
     if (!found) {
-      const policies = this.policies.filter((p) => (p.doc.actions as string[]).includes(action) && p.applies(namespace, repository));
+      const policies = this.policies.filter((p) => (p.doc.actions as string[]).includes(q.action) && p.applies(q.namespace, q.repository));
       found = { policies, reads: new Set(policies.flatMap((p) => [...p.compiled.reads])) };
       this.applicable.set(key, found);
     }
+    shape.loaded = this.policies;
+    shape.applicable = found;
     return found;
   }
 
-  /** Decides a request. Never throws: a failing policy is answered by its failure mode. */
-  async decide(q: Question): Promise<Answer> {
-    this.remember(q);
-    const { policies, reads } = this.policiesFor(q.action, q.namespace, q.repository);
+  /**
+   * Decides a request. Never throws: a failing policy is answered by its failure mode. The answer
+   * comes at once, without a promise, when every input section the policies read is cached and
+   * every engine answered synchronously (CEL always does): a pull of a cached artifact then costs
+   * no await. OPA Wasm evaluations, and inputs still to be read, give a promise.
+   */
+  decide(q: Question): Answer | Promise<Answer> {
+    const shape = this.shapeOf(q);
+    this.remember(q, shape);
+    const { policies, reads } = this.policiesFor(q, shape);
     if (policies.length === 0) return allowed;
-    let input: PolicyInput;
+    let built: PolicyInput | Promise<PolicyInput>;
     try {
-      const built = this.inputs.build(q, reads);
-      input = built instanceof Promise ? await built : built;
+      built = this.inputs.build(q, reads, shape.keys);
     } catch (err) {
-      this.log.error({ err }, 'the policy input could not be built');
-      const closed = policies.find((p) => p.doc.failure === 'closed' && p.doc.mode === 'enforce');
-      return closed ? { allowed: false, message: `policy ${closed.doc.name} could not decide: the registry could not read what it needs` } : { allowed: true };
+      return this.unbuilt(policies, err);
     }
-    let refusal: string | undefined;
+    if (built instanceof Promise)
+      return built.then(
+        (input) => this.evaluate(q, policies, input),
+        (err: unknown) => this.unbuilt(policies, err),
+      );
+    return this.evaluate(q, policies, built);
+  }
+
+  /** The answer when the input could not be built: the first enforcing fail-closed policy refuses. */
+  private unbuilt(policies: Loaded[], err: unknown): Answer {
+    this.log.error({ err }, 'the policy input could not be built');
+    const closed = policies.find((p) => p.doc.failure === 'closed' && p.doc.mode === 'enforce');
+    return closed ? { allowed: false, message: `policy ${closed.doc.name} could not decide: the registry could not read what it needs` } : { allowed: true };
+  }
+
+  /** Evaluates the policies in order, synchronously until an engine answers with a promise. */
+  private evaluate(q: Question, policies: Loaded[], input: PolicyInput): Answer | Promise<Answer> {
     // One clock read between evaluations, not two around each: on the pull path it shows.
-    let started = performance.now();
-    for (const p of policies) {
+    const run: Run = { started: performance.now(), refusal: undefined };
+    for (let i = 0; i < policies.length; i++) {
+      const p = policies[i] as Loaded;
+      const recalled = p.recall?.get(input);
+      if (recalled !== undefined) {
+        this.settle(q, p, input, run, recalled, undefined, true);
+        continue;
+      }
+      let evaluated: Outcome | Promise<Outcome>;
+      try {
+        evaluated = p.compiled.evaluate(input);
+      } catch (err) {
+        this.settle(q, p, input, run, undefined, failureOf(err));
+        continue;
+      }
+      if (evaluated instanceof Promise) return this.evaluateRest(q, policies, input, run, i, evaluated);
+      p.recall?.set(input, evaluated);
+      this.settle(q, p, input, run, evaluated, undefined);
+    }
+    return run.refusal === undefined ? allowed : { allowed: false, message: run.refusal };
+  }
+
+  /** The rest of `evaluate` from policy `from`, whose evaluation gave `pending`. */
+  private async evaluateRest(q: Question, policies: Loaded[], input: PolicyInput, run: Run, from: number, pending: Promise<Outcome>): Promise<Answer> {
+    for (let i = from; i < policies.length; i++) {
+      const p = policies[i] as Loaded;
+      const recalled = i === from ? undefined : p.recall?.get(input);
+      if (recalled !== undefined) {
+        this.settle(q, p, input, run, recalled, undefined, true);
+        continue;
+      }
       let outcome: Outcome | undefined;
       let failure: string | undefined;
       try {
-        const evaluated = p.compiled.evaluate(input);
-        outcome = evaluated instanceof Promise ? await evaluated : evaluated;
+        const evaluated = i === from ? pending : p.compiled.evaluate(input);
+        if (evaluated instanceof Promise) outcome = await evaluated;
+        else p.recall?.set(input, (outcome = evaluated));
       } catch (err) {
-        failure = err instanceof Error ? err.message : String(err);
+        failure = failureOf(err);
       }
-      const ended = performance.now();
-      const micros = (ended - started) * 1000;
-      started = ended;
-      this.latency.record(p.doc.engine, micros);
-      const denied = outcome ? outcome.deny : p.doc.failure === 'closed';
-      // The common case, an enforcing policy that allows: nothing to say, nothing to log.
-      if (!denied && failure === undefined && p.doc.mode === 'enforce') continue;
-      const message =
-        failure !== undefined
-          ? `policy ${p.doc.name} failed (${failure}); it fails ${p.doc.failure === 'closed' ? 'closed: the request is denied' : 'open: the request is allowed'}`
-          : denied
-            ? renderTemplate(p.doc.message, input, { name: p.doc.name, version: p.stored.version }, outcome?.deny ? outcome.messages : [])
-            : '';
-      const enforced = denied && p.doc.mode === 'enforce';
-      if (enforced && refusal === undefined) refusal = message;
-      this.queue({
-        at: q.time,
-        policy: p.doc.name,
-        version: p.stored.version,
-        mode: p.doc.mode,
-        action: q.action,
-        repository: q.repository,
-        reference: q.tag ?? q.digest,
-        result: failure !== undefined ? 'error' : denied ? 'deny' : 'allow',
-        message,
-        latencyMicros: micros,
-        actor: q.principal.name,
-        source: q.sourceAddress,
-        enforced,
-      });
+      this.settle(q, p, input, run, outcome, failure);
     }
-    return refusal === undefined ? allowed : { allowed: false, message: refusal };
+    return run.refusal === undefined ? allowed : { allowed: false, message: run.refusal };
+  }
+
+  /**
+   * After one policy's evaluation: its latency, and, unless it is an enforcing policy that allowed,
+   * its log entry. A recalled outcome is logged as an evaluated one is, with a latency of 0: it
+   * was no evaluation, so it is not in the engine's latency figures, nor is the clock read for it
+   * (the next evaluation's time includes the few lookups).
+   */
+  private settle(q: Question, p: Loaded, input: PolicyInput, run: Run, outcome: Outcome | undefined, failure: string | undefined, recalled = false): void {
+    let micros = 0;
+    if (!recalled) {
+      const ended = performance.now();
+      micros = (ended - run.started) * 1000;
+      run.started = ended;
+      p.latency.add(micros);
+    }
+    const denied = outcome ? outcome.deny : p.doc.failure === 'closed';
+    // The common case, an enforcing policy that allows: nothing to say, nothing to log.
+    if (!denied && failure === undefined && p.doc.mode === 'enforce') return;
+    const message =
+      failure !== undefined
+        ? `policy ${p.doc.name} failed (${failure}); it fails ${p.doc.failure === 'closed' ? 'closed: the request is denied' : 'open: the request is allowed'}`
+        : denied
+          ? renderTemplate(p.doc.message, input, { name: p.doc.name, version: p.stored.version }, outcome?.deny ? outcome.messages : [])
+          : '';
+    const enforced = denied && p.doc.mode === 'enforce';
+    if (enforced && run.refusal === undefined) run.refusal = message;
+    this.queue({
+      at: q.time,
+      policy: p.doc.name,
+      version: p.stored.version,
+      mode: p.doc.mode,
+      action: q.action,
+      repository: q.repository,
+      reference: q.tag ?? q.digest,
+      result: failure !== undefined ? 'error' : denied ? 'deny' : 'allow',
+      message,
+      latencyMicros: micros,
+      actor: q.principal.name,
+      source: q.sourceAddress,
+      enforced,
+    });
   }
 
   private queue(record: DecisionRecord): void {
@@ -275,16 +429,23 @@ export class PolicyService {
       this.log.info({ policy: record.policy, result: record.result, action: record.action, repository: record.repository }, record.message);
   }
 
-  /** Records the input of a request once per action, identity, artifact and hour, off the request. */
-  private remember(q: Question): void {
+  /**
+   * Records the input of a request once per action, identity, artifact and hour, off the request.
+   * A shape remembers the hour it was recorded in, so a repeated pull builds no key and looks
+   * nothing up; the first of a shape in an hour asks the recorded set, which other shapes (a slot
+   * taken over meanwhile) may have filled.
+   */
+  private remember(q: Question, shape: Shape): void {
     if (!this.settings.recordInputs) return;
     const hour = Math.floor(q.time / 3600_000);
-    const key = `${q.action} ${q.principal.kind}:${q.principal.name} ${q.repository}@${q.digest} ${q.tag ?? ''}`;
+    if (shape.recordedHour === hour) return;
+    shape.recordedHour = hour;
+    const key = shape.recordKey;
     const seen = `${key} ${hour}`;
     if (this.recorded.get(seen)) return;
     this.recorded.set(seen, true);
     if (this.pendingInputs.length >= maxQueued) return;
-    void Promise.resolve(this.inputs.build(q, new Set(sections)))
+    void Promise.resolve(this.inputs.build(q, allSections, shape.keys))
       .then((input) => this.pendingInputs.push({ key, hour, at: q.time, action: q.action, repository: q.repository, input }))
       .catch((err: unknown) => this.log.warn({ err }, 'a policy input could not be recorded'));
   }
@@ -389,6 +550,61 @@ export interface Simulation {
   recorded: { evaluated: number; denied: (SimulatedDenial['where'] & { message: string })[] };
   errors: (SimulatedDenial['where'] & { error: string })[];
 }
+
+/**
+ * The outcomes of a CEL policy that reads nothing of the request section (who asks, from where,
+ * when): it decides on the artifact, its trust facts, the namespace and the action alone, and CEL
+ * has no clock, no randomness and no effects, so the same sections give the same outcome. The
+ * input builder hands every pull of an artifact the same section objects while they are cached
+ * (the artifact's facts for good, trust and namespace facts for two seconds), so an outcome is
+ * kept by their identity, in a WeakMap on the first section the policy reads: it goes when the
+ * builder drops the object, and a renewed trust or namespace object is a new key. Policies that
+ * read the request are evaluated every time; so are OPA ones (their engine reads everything).
+ */
+class Recall {
+  private readonly by: Section;
+  private readonly artifact: boolean;
+  private readonly trust: boolean;
+  private readonly ns: boolean;
+  private readonly outcomes = new WeakMap<object, { action: string; artifact: object; trust: object; ns: object; outcome: Outcome }>();
+
+  static for(reads: ReadonlySet<Section>): Recall | undefined {
+    if (reads.has('request') || reads.size === 0) return undefined;
+    return new Recall(reads);
+  }
+
+  private constructor(reads: ReadonlySet<Section>) {
+    this.artifact = reads.has('artifact');
+    this.trust = reads.has('trust');
+    this.ns = reads.has('ns');
+    this.by = this.artifact ? 'artifact' : this.trust ? 'trust' : 'ns';
+  }
+
+  get(input: PolicyInput): Outcome | undefined {
+    const kept = this.outcomes.get(input[this.by]);
+    if (
+      kept === undefined ||
+      kept.action !== input.action ||
+      (this.artifact && kept.artifact !== input.artifact) ||
+      (this.trust && kept.trust !== input.trust) ||
+      (this.ns && kept.ns !== input.ns)
+    )
+      return undefined;
+    return kept.outcome;
+  }
+
+  set(input: PolicyInput, outcome: Outcome): void {
+    this.outcomes.set(input[this.by], { action: input.action, artifact: input.artifact, trust: input.trust, ns: input.ns, outcome });
+  }
+}
+
+/** Where an evaluation has got to: when the last one ended, and the first enforced refusal. */
+interface Run {
+  started: number;
+  refusal: string | undefined;
+}
+
+const failureOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 function safeScope(doc: PolicyDocument): (namespace: string, repository: string) => boolean {
   try {
