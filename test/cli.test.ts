@@ -262,7 +262,16 @@ describe('custody namespace list', () => {
       namespaces: { name: string; created: boolean; createdAt: string | null; anonymousRead: boolean }[];
     };
     expect(data.namespaces.map((n) => n.name)).toEqual(['cli', 'proj', 'pushed.only']);
-    expect(data.namespaces[0]).toEqual({ name: 'cli', anonymousRead: false, quotaBytes: 0, softQuotaBytes: 0, labels: {}, createdAt: null, created: false });
+    expect(data.namespaces[0]).toEqual({
+      name: 'cli',
+      anonymousRead: false,
+      quotaBytes: 0,
+      softQuotaBytes: 0,
+      labels: {},
+      collectUntagged: false,
+      createdAt: null,
+      created: false,
+    });
     expect(data.namespaces[1]).toMatchObject({ name: 'proj', created: true, createdAt: expect.stringMatching(/^\d{4}-/) });
     const table = await ok(['namespace', 'list']);
     expect(table).toMatch(/\ncli\s+no\s+no \(pushed to; custody namespace set to create it\)\n/);

@@ -58,3 +58,20 @@ describe('TLS and proxy settings', () => {
     expect(redactUrl('/srv/custody/custody.db')).toBe('/srv/custody/custody.db');
   });
 });
+
+describe('garbage collection settings', () => {
+  it('an hour of grace by default; CUSTODY_GC_GRACE_SECONDS sets it, and must be a whole number of seconds', async () => {
+    expect((await loadConfig({ env: {} })).lifecycle.gc).toEqual({
+      graceSeconds: 3600,
+      intervalSeconds: 3600,
+      batchSize: 500,
+      heartbeatSeconds: 5,
+      busyShare: 0.1,
+    });
+    const set = await loadConfig({ env: { CUSTODY_GC_GRACE_SECONDS: '90' } });
+    expect(set.lifecycle.gc.graceSeconds).toBe(90);
+    expect(originOf(set, 'lifecycle.gc.graceSeconds')).toBe('CUSTODY_GC_GRACE_SECONDS');
+    await expect(loadConfig({ env: { CUSTODY_GC_GRACE_SECONDS: 'an hour' } })).rejects.toThrow('CUSTODY_GC_GRACE_SECONDS must be a number, not "an hour"');
+    await expect(loadConfig({ env: { CUSTODY_GC_GRACE_SECONDS: '-5' } })).rejects.toThrow(/lifecycle\.gc\.graceSeconds/);
+  });
+});

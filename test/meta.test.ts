@@ -8,8 +8,9 @@ import { metaStoreSuite } from './suites/meta.ts';
 import { trustStoreSuite } from './suites/trust-store.ts';
 import { tufStoreSuite } from './suites/tuf-store.ts';
 import { policyStoreSuite } from './suites/policy-store.ts';
-import { retentionStoreSuite } from './suites/retention-store.ts';
+import { gcStoreSuite } from './suites/gc-store.ts';
 import { quotaStoreSuite } from './suites/quota-store.ts';
+import { retentionStoreSuite } from './suites/retention-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -18,6 +19,7 @@ trustStoreSuite('sqlite', sqlite);
 tufStoreSuite('sqlite', sqlite);
 policyStoreSuite('sqlite', sqlite);
 retentionStoreSuite('sqlite', sqlite);
+gcStoreSuite('sqlite', sqlite);
 quotaStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
@@ -28,6 +30,7 @@ describe.runIf(havePostgres)('postgres', () => {
   tufStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   policyStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   retentionStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  gcStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   quotaStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {

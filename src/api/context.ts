@@ -13,8 +13,9 @@ import type { MetaStore } from '../meta/metastore.ts';
 import { isNamespaceName, maxNameLength, namespaceRule } from '../reference.ts';
 import type { TrustService } from '../trust/service.ts';
 import type { PolicyService } from '../policy/service.ts';
-import type { RetentionService } from '../lifecycle/retention.ts';
+import type { GarbageCollector } from '../lifecycle/gc.ts';
 import type { Quotas } from '../lifecycle/quota.ts';
+import type { RetentionService } from '../lifecycle/retention.ts';
 import { ApiError, codeOf, conflict } from './errors.ts';
 
 export interface ApiContext {
@@ -25,10 +26,12 @@ export interface ApiContext {
   trust?: TrustService;
   /** the policies every push, pull and delete is decided by */
   policy?: PolicyService;
-  /** retention rules and runs (src/lifecycle/retention.ts) */
-  retention?: RetentionService;
   /** namespaces' usage and quotas (/api/v1/usage, …/namespaces/:ns/usage) */
   quota?: Quotas;
+  /** online garbage collection (src/lifecycle/gc.ts) */
+  gc?: GarbageCollector;
+  /** retention rules and runs (src/lifecycle/retention.ts) */
+  retention?: RetentionService;
 }
 
 /** The accesses API routes ask for. */

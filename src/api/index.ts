@@ -10,6 +10,8 @@ import type { TrustService } from '../trust/service.ts';
 import type { PolicyService } from '../policy/service.ts';
 import type { Quotas } from '../lifecycle/quota.ts';
 import { registerPolicies } from './policies.ts';
+import { registerGc } from './gc.ts';
+import type { GarbageCollector } from '../lifecycle/gc.ts';
 import type { RetentionService } from '../lifecycle/retention.ts';
 import { registerRetention } from './retention.ts';
 import { registerArtifacts } from './artifacts.ts';
@@ -34,8 +36,9 @@ export interface ApiDeps {
   tuf?: TufPublisher;
   trust?: TrustService;
   policy?: PolicyService;
-  retention?: RetentionService;
   quota?: Quotas;
+  gc?: GarbageCollector;
+  retention?: RetentionService;
 }
 
 /** Management requests are small; anything larger is a mistake or an attack. */
@@ -48,8 +51,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     auth: deps.auth,
     ...(deps.trust ? { trust: deps.trust } : {}),
     ...(deps.policy ? { policy: deps.policy } : {}),
-    ...(deps.retention ? { retention: deps.retention } : {}),
     ...(deps.quota ? { quota: deps.quota } : {}),
+    ...(deps.gc ? { gc: deps.gc } : {}),
+    ...(deps.retention ? { retention: deps.retention } : {}),
   };
   app.register(
     async (api) => {
@@ -70,8 +74,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         registerTrust,
         registerArtifacts,
         registerPolicies,
-        registerRetention,
         registerUsage,
+        registerGc,
+        registerRetention,
       ])
         register(api, ctx);
     },

@@ -17,6 +17,8 @@ const settingsBody = z.strictObject({
   quotaBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   /** the soft quota: crossing it is logged and shown in …/usage (0: none) */
   softQuotaBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** garbage collection may remove untagged manifests that nothing reaches */
+  collectUntagged: z.boolean().optional(),
   /** what policies read as ns.labels */
   labels: z
     .record(z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'a label key is lowercase letters, digits and . _ / -'), z.string().max(256))
@@ -32,6 +34,7 @@ export const view = (n: Namespace) => ({
   quotaBytes: n.quotaBytes,
   softQuotaBytes: n.softQuotaBytes,
   labels: n.labels,
+  collectUntagged: n.collectUntagged,
   createdAt: iso(n.createdAt),
 });
 
@@ -53,7 +56,8 @@ export function registerNamespaces(api: FastifyInstance, ctx: ApiContext): void 
   api.get('/namespaces', async (req, reply) => {
     const listed = new Map((await ctx.accounts.listNamespaces()).map((n) => [n.name, { ...view(n), created: true }]));
     for (const name of await pushedNamespaces(ctx.meta))
-      if (!listed.has(name)) listed.set(name, { name, anonymousRead: false, quotaBytes: 0, softQuotaBytes: 0, labels: {}, createdAt: null, created: false });
+      if (!listed.has(name))
+        listed.set(name, { name, anonymousRead: false, quotaBytes: 0, softQuotaBytes: 0, labels: {}, collectUntagged: false, createdAt: null, created: false });
     const all = [...listed.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const decision = await decide(ctx, req, reply, [
       access.login,

@@ -11,6 +11,7 @@ interface Namespace {
   softQuotaBytes: number;
   /** what policies read as ns.labels */
   labels: Record<string, string>;
+  collectUntagged: boolean;
   /** null for a namespace that exists only because something was pushed to it */
   createdAt: string | null;
   created?: boolean;
@@ -137,6 +138,7 @@ export function registerNamespaces(program: Command): void {
           `quota:          ${showQuota(n.quotaBytes)}`,
           `soft quota:     ${showQuota(n.softQuotaBytes)}`,
           `labels:         ${showLabels(n.labels) || 'none'}`,
+          `collect untagged manifests: ${n.collectUntagged ? 'yes' : 'no'}`,
           '',
           n.grants.length === 0
             ? 'no roles granted'
@@ -157,14 +159,16 @@ export function registerNamespaces(program: Command): void {
       .option('--anonymous-read <true|false>', 'let anyone pull without logging in')
       .option('--quota <size>', 'the hard quota: a push over it is refused (policies read it as ns.quotaBytes): bytes, or e.g. 10GiB, 500MB; 0 for none')
       .option('--soft-quota <size>', 'the soft quota: crossing it is logged and shown by custody namespace usage; 0 for none')
+      .option('--collect-untagged <true|false>', 'let garbage collection remove untagged manifests that nothing reaches')
       .option('--label <key=value>', 'set a label policies read in ns.labels (KEY- removes one); repeatable, other labels stay', collect, []),
   ).action(
-    action(async (ns: string, opts: JsonOption & { anonymousRead?: string; quota?: string; softQuota?: string; label: string[] }) => {
+    action(async (ns: string, opts: JsonOption & { anonymousRead?: string; quota?: string; softQuota?: string; collectUntagged?: string; label: string[] }) => {
       const client = await loggedIn();
-      const body: { anonymousRead?: boolean; quotaBytes?: number; softQuotaBytes?: number; labels?: Record<string, string> } = {};
+      const body: { anonymousRead?: boolean; quotaBytes?: number; softQuotaBytes?: number; collectUntagged?: boolean; labels?: Record<string, string> } = {};
       if (opts.anonymousRead !== undefined) body.anonymousRead = bool(opts.anonymousRead);
       if (opts.quota !== undefined) body.quotaBytes = byteSize(opts.quota);
       if (opts.softQuota !== undefined) body.softQuotaBytes = byteSize(opts.softQuota);
+      if (opts.collectUntagged !== undefined) body.collectUntagged = bool(opts.collectUntagged);
       if (opts.label.length > 0) {
         // the API replaces the labels whole; read them first so that --label changes only those it names
         const res = await client.send(`/api/v1/namespaces/${seg(ns)}`, { headers: { accept: 'application/json' } });
@@ -181,6 +185,7 @@ export function registerNamespaces(program: Command): void {
           `namespace ${n.name}: anonymous read ${n.anonymousRead ? 'on' : 'off'}` +
           (n.quotaBytes > 0 ? `, quota ${showQuota(n.quotaBytes)}` : '') +
           (n.softQuotaBytes > 0 ? `, soft quota ${showQuota(n.softQuotaBytes)}` : '') +
+          (n.collectUntagged ? ', untagged manifests collected' : '') +
           (Object.keys(n.labels).length > 0 ? `, labels ${showLabels(n.labels)}` : ''),
       );
     }),

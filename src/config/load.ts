@@ -16,7 +16,7 @@ export class ConfigError extends Error {
 type Raw = Record<string, unknown>;
 
 /** Environment variables and the config keys they set; a `list` is comma-separated. */
-export const environment: Record<string, { key: string[]; type: 'string' | 'boolean' | 'list' }> = {
+export const environment: Record<string, { key: string[]; type: 'string' | 'boolean' | 'list' | 'number' }> = {
   CUSTODY_LISTEN: { key: ['listen'], type: 'string' },
   CUSTODY_DATA_DIR: { key: ['dataDir'], type: 'string' },
   CUSTODY_DATABASE_URL: { key: ['database', 'url'], type: 'string' },
@@ -30,6 +30,7 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_TLS_CERT: { key: ['tls', 'certificate'], type: 'string' },
   CUSTODY_TLS_KEY: { key: ['tls', 'key'], type: 'string' },
   CUSTODY_TRUSTED_PROXIES: { key: ['trustedProxies'], type: 'list' },
+  CUSTODY_GC_GRACE_SECONDS: { key: ['lifecycle', 'gc', 'graceSeconds'], type: 'number' },
 };
 
 /** Where each setting of a loaded configuration came from, by dotted key; unset keys are defaults. */
@@ -87,7 +88,11 @@ export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessE
   for (const [name, { key, type }] of Object.entries(environment)) {
     const value = (options.env ?? process.env)[name];
     if (value === undefined || value === '') continue;
-    setPath(raw, key, type === 'boolean' ? parseBoolean(name, value) : type === 'list' ? parseList(value) : value);
+    setPath(
+      raw,
+      key,
+      type === 'boolean' ? parseBoolean(name, value) : type === 'list' ? parseList(value) : type === 'number' ? parseNumber(name, value) : value,
+    );
     for (const k of [...from.keys()]) if (k === key.join('.') || k.startsWith(`${key.join('.')}.`)) from.delete(k);
     from.set(key.join('.'), name);
   }
@@ -106,6 +111,12 @@ export function validate(raw: unknown, source = 'configuration'): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(`invalid ${source}:\n${z.prettifyError(result.error)}`);
   return result.data;
+}
+
+function parseNumber(name: string, value: string): number {
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`${name} must be a number, not ${JSON.stringify(value)}`);
+  return n;
 }
 
 function setPath(target: Raw, key: string[], value: unknown): void {

@@ -190,6 +190,20 @@ export const configSchema = z.strictObject({
   /** garbage collection, retention and quotas (docs/lifecycle.md) */
   lifecycle: z
     .strictObject({
+      gc: z
+        .strictObject({
+          /** blobs and manifests written or linked more recently than this are never collected (a push in progress) */
+          graceSeconds: z.number().int().min(0).default(3600),
+          /** how often a collection runs on its own; 0: only with `custody gc` */
+          intervalSeconds: z.number().int().min(0).default(3600),
+          /** rows per sweep transaction */
+          batchSize: z.number().int().min(1).max(10_000).default(500),
+          /** how often a running collection records that it is alive; after three missed beats another process resumes it */
+          heartbeatSeconds: z.number().positive().max(600).default(5),
+          /** while requests are being served, the share of the time a collection may work; it rests the rest */
+          busyShare: z.number().gt(0).max(1).default(0.1),
+        })
+        .default({ graceSeconds: 3600, intervalSeconds: 3600, batchSize: 500, heartbeatSeconds: 5, busyShare: 0.1 }),
       retention: z
         .strictObject({
           /** how often retention runs over every rule set on its own (one replica at a time); 0: only when started through the API */
@@ -199,7 +213,10 @@ export const configSchema = z.strictObject({
         })
         .default({ intervalSeconds: 86_400, keepRunsDays: 90 }),
     })
-    .default({ retention: { intervalSeconds: 86_400, keepRunsDays: 90 } }),
+    .default({
+      gc: { graceSeconds: 3600, intervalSeconds: 3600, batchSize: 500, heartbeatSeconds: 5, busyShare: 0.1 },
+      retention: { intervalSeconds: 86_400, keepRunsDays: 90 },
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;

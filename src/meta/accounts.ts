@@ -53,6 +53,8 @@ export interface Namespace {
   softQuotaBytes: number;
   /** labels that policies read (ns.labels), e.g. team and cost-center */
   labels: Record<string, string>;
+  /** garbage collection may remove untagged manifests that nothing reaches (docs/lifecycle.md) */
+  collectUntagged: boolean;
   createdAt: number;
 }
 
@@ -138,6 +140,7 @@ export interface NamespaceSettings {
   quotaBytes?: number;
   softQuotaBytes?: number;
   labels?: Record<string, string>;
+  collectUntagged?: boolean;
 }
 
 export interface Namespaces {

@@ -7,8 +7,9 @@ import type { AccountStore } from './accounts.ts';
 import type { TufStore } from './tuf.ts';
 import type { TrustStore } from './trust.ts';
 import type { PolicyStore } from './policy.ts';
-import type { RetentionStore } from './retention.ts';
+import type { GcStore } from './gc.ts';
 import type { QuotaStore } from './quota.ts';
+import type { RetentionStore } from './retention.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -56,8 +57,22 @@ export interface Page {
 
 /** Which blobs each repository may serve (the bytes themselves are in the BlobStore). */
 export interface BlobLinks {
-  /** Links a blob that is stored under its digest to a repository (creating the repository). */
-  linkBlob(repo: string, digest: string, size: number): Promise<void>;
+  /**
+   * Called before a blob's bytes are written to its key: restarts the GC's grace period for the
+   * blob (creating its row, unlinked, when new), so a sweep cannot take the bytes being written.
+   */
+  touchBlob(digest: string): Promise<void>;
+  /**
+   * Links a blob whose bytes were just written under its digest to a repository (creating the
+   * repository). `collected` is true when the blob's row had been swept since touchBlob (a write
+   * that outlasted the grace period): the bytes may be gone, and the caller must check them. With
+   * `afterTouch` (the caller touched the blob before writing), a collected blob's row is made again
+   * but not linked: the caller links it once it has seen the bytes, and never has to unlink, which
+   * would take away a link another upload made meanwhile.
+   */
+  linkBlob(repo: string, digest: string, size: number, options?: { afterTouch?: boolean }): Promise<{ collected: boolean }>;
+  /** Links a blob that `from` may serve to `repo` as well (a mount); its size, or undefined when `from` has no such blob. */
+  linkExistingBlob(repo: string, from: string, digest: string): Promise<number | undefined>;
   /** The blob's size, if the repository may serve it. */
   blobInRepo(repo: string, digest: string): Promise<number | undefined>;
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
@@ -106,10 +121,12 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly trust: TrustStore;
   /** policies, their versions, the decision log and recorded inputs (see policy.ts) */
   readonly policy: PolicyStore;
-  /** retention rules, pull counts, retention runs and their lease (see retention.ts) */
-  readonly retention: RetentionStore;
+  /** what online garbage collection sweeps, and its runs (see gc.ts) */
+  readonly gc: GcStore;
   /** fair usage per namespace and the soft-quota mark (see quota.ts) */
   readonly quota: QuotaStore;
+  /** retention rules, pull counts, retention runs and their lease (see retention.ts) */
+  readonly retention: RetentionStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -17,10 +17,10 @@ export interface RegistryContext {
   events?: RegistryEvents;
   /** decides pushes, pulls and deletes at the manifest (src/oci/policy-gate.ts); none: everything is allowed */
   policy?: { decide(q: Question): Answer | Promise<Answer> };
-  /** counts manifest pulls for retention (src/lifecycle/pulls.ts): a map update, never awaited; none: not counted */
-  pulls?: { record(repo: string, digest: string): void };
   /** the namespaces' quotas, asked before a push's bytes are kept (src/oci/quota-gate.ts); none: no quotas */
   quota?: QuotaGuard;
+  /** counts manifest pulls for retention (src/lifecycle/pulls.ts): a map update, never awaited; none: not counted */
+  pulls?: { record(repo: string, digest: string): void };
   /** the clock policies see as the request's time (tests move it); default Date.now */
   now?: () => number;
 }

@@ -23,9 +23,8 @@ export const startUpload: Handler = async (ctx, req, reply, m) => {
   if (mount !== null && from !== null) {
     const digest = parseDigest(mount);
     const stored = await checkMountQuota(ctx, m.name, checkName(from), digest.value);
-    const size = await ctx.meta.blobInRepo(checkName(from), digest.value);
-    if (size !== undefined) {
-      await ctx.meta.linkBlob(m.name, digest.value, size);
+    // Otherwise (no such blob in `from`, or collected meanwhile) the spec says: start an upload.
+    if ((await ctx.meta.linkExistingBlob(m.name, checkName(from), digest.value)) !== undefined) {
       await stored();
       return blobCreated(reply, m.name, digest);
     }
@@ -65,7 +64,7 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
       const last = hasBody(req) ? await appendChunk(ctx, upload, req, reply) : undefined;
       if (last) upload.parts.push(last);
       const { size, stored } = await assemble(ctx, upload.parts, digest, (total) => checkBlobQuota(ctx, m.name, digest.value, total));
-      await ctx.meta.linkBlob(m.name, digest.value, size);
+      await link(ctx, m.name, digest, size);
       await stored();
     }
   } catch (err) {
@@ -98,14 +97,29 @@ export async function discardUpload(ctx: RegistryContext, upload: Upload): Promi
 async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>, declared?: number): Promise<void> {
   let stored = declared === undefined ? undefined : await checkBlobQuota(ctx, repo, digest.value, declared);
   const { stream, hash } = hashing(body, digest.algorithm);
+  await ctx.meta.touchBlob(digest.value);
   const { size } = await ctx.blobs.write(blobKey(digest), stream, {
     beforeCommit: async (written) => {
       checkDigest(digest, hash.digest('hex'));
       if (written !== declared) stored = await checkBlobQuota(ctx, repo, digest.value, written);
     },
   });
-  await ctx.meta.linkBlob(repo, digest.value, size);
+  await link(ctx, repo, digest, size);
   await stored?.();
+}
+
+/**
+ * Links a blob whose bytes were just written. If the GC swept its row during a write that
+ * outlasted the grace period, the bytes may have gone with it: linkBlob then makes the row again
+ * (held for another grace period) without a link, one look at the store settles it, and a blob
+ * whose bytes are gone is not acknowledged. Nothing is unlinked: a link made meanwhile is another
+ * upload's, and acknowledged.
+ */
+async function link(ctx: RegistryContext, repo: string, digest: Digest, size: number): Promise<void> {
+  const afterTouch = { afterTouch: true };
+  if (!(await ctx.meta.linkBlob(repo, digest.value, size, afterTouch)).collected) return;
+  if ((await ctx.blobs.stat(blobKey(digest)))?.size === size && !(await ctx.meta.linkBlob(repo, digest.value, size, afterTouch)).collected) return;
+  throw new OciError('BLOB_UPLOAD_INVALID', `blob ${digest.value} was garbage-collected while it was being uploaded; upload it again`);
 }
 
 /**
@@ -122,6 +136,7 @@ async function assemble(
   if (only && digest.algorithm === 'sha256') {
     checkDigest(digest, only.sha256);
     const stored = await admit(only.size);
+    await ctx.meta.touchBlob(digest.value);
     await ctx.blobs.move(only.key, blobKey(digest));
     return { size: only.size, stored };
   }
@@ -129,6 +144,7 @@ async function assemble(
     for (const part of parts) yield* await ctx.blobs.read(part.key);
   }
   const stored = await admit(parts.reduce((sum, p) => sum + p.size, 0));
+  await ctx.meta.touchBlob(digest.value);
   const { stream, hash } = hashing(joined(), digest.algorithm);
   const { size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: () => checkDigest(digest, hash.digest('hex')) });
   return { size, stored };

@@ -16,9 +16,10 @@ import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
 import { startTrust } from '../trust/index.ts';
 import { startPolicies } from '../policy/index.ts';
+import { GarbageCollector, gcSettings } from '../lifecycle/gc.ts';
+import { Quotas } from '../lifecycle/quota.ts';
 import { PullRecorder } from '../lifecycle/pulls.ts';
 import { RetentionService } from '../lifecycle/retention.ts';
-import { Quotas } from '../lifecycle/quota.ts';
 import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
@@ -104,7 +105,10 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   let open: () => void = () => {};
   const opened = new Promise<void>((resolve) => (open = resolve));
   // A callback hook: once bootstrapped, a request passes without a promise.
+  // When the last request arrived: garbage collection rests between its batches while requests come.
+  let lastRequestAt = 0;
   app.addHook('onRequest', (_req, _reply, done) => {
+    lastRequestAt = performance.now();
     if (bootstrapped) done();
     else opened.then(() => done(), done);
   });
@@ -120,6 +124,15 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const tufRefresh = startRefreshing(tuf, meta.tuf, refreshInterval(config.tuf.timestampExpirySeconds), app.log);
   const trust = await startTrust(config, { meta, blobs, log: app.log });
   const policy = await startPolicies(config, { meta, blobs, log: app.log, ...(parts.now ? { now: parts.now } : {}) });
+  const quota = new Quotas(meta, app.log, parts.now);
+  const gc = new GarbageCollector({
+    meta,
+    blobs,
+    log: app.log,
+    settings: gcSettings(config),
+    busy: () => performance.now() - lastRequestAt < 250,
+    ...(parts.now ? { now: parts.now } : {}),
+  });
   const pulls = new PullRecorder(meta.retention, app.log, parts.now ? { now: parts.now } : {});
   const retention = new RetentionService({
     meta,
@@ -131,8 +144,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     ...(trust ? { events: trust } : {}),
     ...(parts.now ? { now: parts.now } : {}),
   });
-  const quota = new Quotas(meta, app.log, parts.now);
-  registerApi(app, { meta, auth, tuf, policy, retention, quota, ...(trust ? { trust } : {}) });
+  registerApi(app, { meta, auth, tuf, policy, quota, gc, retention, ...(trust ? { trust } : {}) });
   const ctx: RegistryContext = {
     meta,
     blobs,
@@ -140,8 +152,8 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     log: app.log,
     audit: auth.audit,
     policy,
-    pulls,
     quota,
+    pulls,
     ...(parts.now ? { now: parts.now } : {}),
     ...(trust ? { events: trust } : {}),
   };
@@ -173,10 +185,12 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     Math.min(Math.max(maxAge / 2, 1000), 10 * 60 * 1000),
   );
   expiry.unref();
+  gc.start();
   pulls.start();
   retention.start();
   app.addHook('onClose', async () => {
     clearInterval(expiry);
+    await gc.stop();
     await retention.stop();
     await pulls.stop();
     auth.audit.stop();

@@ -7,12 +7,15 @@ import type { AccountStore, Role } from '../../src/meta/accounts.ts';
 import { hashPassword } from '../../src/auth/passwords.ts';
 import { newTokenSecret } from '../../src/auth/secrets.ts';
 import { openMetaStore } from '../../src/meta/open.ts';
+import type { MetaStore } from '../../src/meta/metastore.ts';
 import type { AppParts } from '../../src/server/app.ts';
 import { request, type Reply } from './http.ts';
 import { startInProcess, tempDir, type InProcessServer } from './server.ts';
 
 export interface AccountsServer extends InProcessServer {
   accounts: AccountStore;
+  /** the server's metadata store, for tests that set up or look at what the API does not show */
+  meta: MetaStore;
 }
 
 /** `listen: false`: answered by inject(), on no port (see startInjected). */
@@ -24,7 +27,7 @@ export async function startWithAccounts(
   const dataDir = await tempDir();
   const meta = await openMetaStore(path.join(dataDir, 'custody.db'));
   const server = await startInProcess({ dataDir, parts: { ...parts, meta }, config, ...options });
-  return { ...server, accounts: meta.accounts };
+  return { ...server, accounts: meta.accounts, meta };
 }
 
 export async function createUser(accounts: AccountStore, name: string, password: string, grants: Record<string, Role> = {}): Promise<string> {

@@ -28,13 +28,14 @@ const toUser = (r: Selectable<Database['users']>): User => ({
 });
 const toRobot = (r: Selectable<Database['robots']>): Robot => ({ id: r.id, name: r.name, namespace: r.namespace, createdAt: r.created_at });
 const toNamespace = (
-  r: Pick<Selectable<Database['namespaces']>, 'name' | 'anonymous_read' | 'created_at' | 'quota_bytes' | 'soft_quota_bytes' | 'labels'>,
+  r: Pick<Selectable<Database['namespaces']>, 'name' | 'anonymous_read' | 'created_at' | 'quota_bytes' | 'soft_quota_bytes' | 'labels' | 'collect_untagged'>,
 ): Namespace => ({
   name: r.name,
   anonymousRead: r.anonymous_read === 1,
   quotaBytes: Number(r.quota_bytes),
   softQuotaBytes: Number(r.soft_quota_bytes),
   labels: JSON.parse(r.labels) as Record<string, string>,
+  collectUntagged: r.collect_untagged === 1,
   createdAt: r.created_at,
 });
 const toToken = (r: Selectable<Database['tokens']>): TokenRecord => ({
@@ -178,6 +179,7 @@ export class KyselyAccountStore implements AccountStore {
       quota_bytes: settings.quotaBytes ?? existing?.quotaBytes ?? 0,
       soft_quota_bytes: settings.softQuotaBytes ?? existing?.softQuotaBytes ?? 0,
       labels: JSON.stringify(settings.labels ?? existing?.labels ?? {}),
+      collect_untagged: (settings.collectUntagged ?? existing?.collectUntagged ?? false) ? 1 : 0,
       created_at: existing?.createdAt ?? Date.now(),
     };
     await this.db
@@ -191,6 +193,7 @@ export class KyselyAccountStore implements AccountStore {
           // a changed soft quota is judged afresh: a namespace over the new one is logged again
           ...(row.soft_quota_bytes !== existing?.softQuotaBytes ? { soft_exceeded_at: null } : {}),
           labels: row.labels,
+          collect_untagged: row.collect_untagged,
         }),
       )
       .execute();

@@ -301,6 +301,47 @@ export function migrations(engine: Engine): MigrationProvider {
           .execute();
       },
     },
+    '0008-gc': {
+      async up(db: Kysely<unknown>) {
+        // When a blob or manifest was last written or linked: the GC's grace period counts from
+        // here (src/lifecycle/gc.ts). An upload touches its blob before writing the bytes.
+        for (const table of ['blobs', 'manifests']) {
+          await db.schema
+            .alterTable(table)
+            .addColumn('touched_at', 'bigint', (c) => c.notNull().defaultTo(0))
+            .execute();
+          await sql`update ${sql.table(table)} set touched_at = created_at`.execute(db);
+        }
+        await db.schema.createIndex('blobs_touched').on('blobs').columns(['touched_at', 'digest']).execute();
+        // "is this blob (or child manifest) still referenced in this repository?"
+        await db.schema.createIndex('manifest_refs_ref').on('manifest_refs').columns(['repo', 'ref', 'kind']).execute();
+        // a namespace setting: untagged manifests that nothing reaches may be collected
+        await db.schema
+          .alterTable('namespaces')
+          .addColumn('collect_untagged', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        // every GC run, its progress while it runs (a run whose heartbeat stops is resumed)
+        await db.schema
+          .createTable('gc_runs')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('dry_run', 'integer', (c) => c.notNull())
+          .addColumn('phase', 'text', (c) => c.notNull())
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+          .addColumn('finished_at', 'bigint')
+          .addColumn('grace_ms', 'bigint', (c) => c.notNull())
+          .addColumn('resumed', 'integer', (c) => c.notNull())
+          .addColumn('planned', 'text', (c) => c.notNull())
+          .addColumn('done', 'text', (c) => c.notNull())
+          .addColumn('error', 'text')
+          .execute();
+        await db.schema.createIndex('gc_runs_started').on('gc_runs').columns(['started_at', 'id']).execute();
+        // at most one run in progress, across every replica sharing the database
+        await db.schema.createIndex('gc_runs_one_running').on('gc_runs').column('state').unique().where(sql.ref('state'), '=', 'running').execute();
+      },
+    },
     '0009-retention': {
       async up(db: Kysely<unknown>) {
         // A rule set per namespace and per repository (src/lifecycle/retention-rules.ts).

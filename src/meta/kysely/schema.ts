@@ -3,7 +3,8 @@ import type { Generated } from 'kysely';
 /** The tables, as Kysely sees them. Times are milliseconds since the epoch. */
 export interface Database {
   repositories: { name: string; created_at: number };
-  blobs: { digest: string; size: number; created_at: number };
+  /** touched_at: last written or linked (the GC's grace period counts from it) */
+  blobs: { digest: string; size: number; created_at: number; touched_at: Generated<number> };
   /** namespace: namespaceOf(repo), for the fair shares of quotas (src/meta/kysely/quota.ts) */
   repo_blobs: { repo: string; digest: string; created_at: number; namespace: string };
   manifests: {
@@ -16,6 +17,7 @@ export interface Database {
     subject: string | null;
     annotations: string | null;
     created_at: number;
+    touched_at: Generated<number>;
   };
   /** what a manifest references: kind 'blob' or 'manifest' (for garbage collection) */
   manifest_refs: { repo: string; digest: string; ref: string; kind: string };
@@ -36,8 +38,25 @@ export interface Database {
     created_at: number;
     quota_bytes: Generated<number>;
     labels: Generated<string>;
+    collect_untagged: Generated<number>;
     soft_quota_bytes: Generated<number>;
     soft_exceeded_at: number | null;
+  };
+  /** planned, done: JSON GcCounts (src/meta/gc.ts); state running | done | failed */
+  gc_runs: {
+    id: string;
+    state: string;
+    dry_run: number;
+    phase: string;
+    owner: string;
+    started_at: number;
+    heartbeat_at: number;
+    finished_at: number | null;
+    grace_ms: number;
+    resumed: number;
+    planned: string;
+    done: string;
+    error: string | null;
   };
   /** document: JSON; deleted: 1 on the version that deleted the policy */
   policies: {

@@ -1,12 +1,13 @@
 /** The MetaStore on Kysely: one implementation for SQLite and PostgreSQL. */
-import { CompiledQuery, Kysely, sql, type Dialect } from 'kysely';
+import { CompiledQuery, Kysely, sql, type Dialect, type Transaction } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { KyselyAccountStore } from './accounts.ts';
 import { KyselyTufStore } from './tuf.ts';
 import { KyselyTrustStore } from './trust.ts';
 import { KyselyPolicyStore } from './policy.ts';
-import { KyselyRetentionStore } from './retention.ts';
+import { KyselyGcStore } from './gc.ts';
 import { KyselyQuotaStore } from './quota.ts';
+import { KyselyRetentionStore } from './retention.ts';
 import { namespaceOf } from '../../reference.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
@@ -22,8 +23,10 @@ export class KyselyMetaStore implements MetaStore {
   readonly tuf: KyselyTufStore;
   readonly trust: KyselyTrustStore;
   readonly policy: KyselyPolicyStore;
-  readonly retention: KyselyRetentionStore;
+  readonly gc: KyselyGcStore;
   readonly quota: KyselyQuotaStore;
+  readonly retention: KyselyRetentionStore;
+  private readonly engine: Engine;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
    * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
@@ -32,12 +35,14 @@ export class KyselyMetaStore implements MetaStore {
 
   private constructor(db: Kysely<Database>, engine: Engine) {
     this.db = db;
-    this.retention = new KyselyRetentionStore(db, engine);
+    this.engine = engine;
+    this.gc = new KyselyGcStore(db, engine);
     this.accounts = new KyselyAccountStore(db);
     this.tuf = new KyselyTufStore(db);
     this.trust = new KyselyTrustStore(db);
     this.policy = new KyselyPolicyStore(db);
     this.quota = new KyselyQuotaStore(db);
+    this.retention = new KyselyRetentionStore(db, engine);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db
@@ -73,25 +78,77 @@ export class KyselyMetaStore implements MetaStore {
     return new KyselyMetaStore(db, engine);
   }
 
-  async linkBlob(repo: string, digest: string, size: number): Promise<void> {
+  async touchBlob(digest: string): Promise<void> {
     const now = Date.now();
-    await this.db.transaction().execute(async (tx) => {
+    // size 0 until linkBlob knows it; an unlinked row is never served, and the GC sweeps it
+    // (with any bytes a failed write left) once the grace period has passed.
+    await this.db
+      .insertInto('blobs')
+      .values({ digest, size: 0, created_at: now, touched_at: now })
+      .onConflict((c) => c.column('digest').doUpdateSet({ touched_at: now }))
+      .execute();
+  }
+
+  async linkBlob(repo: string, digest: string, size: number, options: { afterTouch?: boolean } = {}): Promise<{ collected: boolean }> {
+    const now = Date.now();
+    return this.db.transaction().execute(async (tx) => {
       await tx
         .insertInto('repositories')
         .values({ name: repo, created_at: now })
         .onConflict((c) => c.doNothing())
         .execute();
-      await tx
-        .insertInto('blobs')
-        .values({ digest, size, created_at: now })
-        .onConflict((c) => c.doNothing())
-        .execute();
-      await tx
-        .insertInto('repo_blobs')
-        .values({ repo, digest, namespace: namespaceOf(repo), created_at: now })
-        .onConflict((c) => c.doNothing())
-        .execute();
+      // An update first: it waits for a sweep that holds the row, and finds it gone if the sweep won.
+      const touched = await tx.updateTable('blobs').set({ size, touched_at: now }).where('digest', '=', digest).executeTakeFirst();
+      const collected = touched.numUpdatedRows === 0n;
+      if (collected) {
+        await tx
+          .insertInto('blobs')
+          .values({ digest, size, created_at: now, touched_at: now })
+          .onConflict((c) => c.column('digest').doUpdateSet({ size, touched_at: now }))
+          .execute();
+        // swept since the caller's touchBlob: its bytes may have gone with it; no link before the caller has looked
+        if (options.afterTouch) return { collected };
+      }
+      await this.link(tx, repo, digest, now);
+      return { collected };
     });
+  }
+
+  async linkExistingBlob(repo: string, from: string, digest: string): Promise<number | undefined> {
+    const now = Date.now();
+    try {
+      return await this.db.transaction().execute(async (tx) => {
+        // Rows in the order linkBlob takes them: the repository, the blob, then links. Share-locking
+        // the source link before the blob row deadlocked (PostgreSQL) with an upload of the same
+        // blob into `from`, and with a mount of it the other way round.
+        await tx
+          .insertInto('repositories')
+          .values({ name: repo, created_at: now })
+          .onConflict((c) => c.doNothing())
+          .execute();
+        // Touching the row holds it against a sweep; a row already swept means there is nothing to mount.
+        const blob = await tx.updateTable('blobs').set({ touched_at: now }).where('digest', '=', digest).returning('size').executeTakeFirst();
+        if (!blob) throw new NothingToMount();
+        let source = tx.selectFrom('repo_blobs').select('digest').where('repo', '=', from).where('digest', '=', digest);
+        if (this.engine === 'postgres') source = source.forShare();
+        if (!(await source.executeTakeFirst())) throw new NothingToMount();
+        await this.link(tx, repo, digest, now);
+        return blob.size;
+      });
+    } catch (err) {
+      // rolled back: no repository made, no blob touched
+      if (err instanceof NothingToMount) return undefined;
+      throw err;
+    }
+  }
+
+  /** A link's created_at restarts on every link: the GC's grace period for an unreferenced link counts from it. */
+  private async link(tx: Transaction<Database>, repo: string, digest: string, now: number): Promise<void> {
+    await tx
+      .insertInto('repo_blobs')
+      .values({ repo, digest, namespace: namespaceOf(repo), created_at: now })
+      .onConflict((c) => c.columns(['repo', 'digest']).doUpdateSet({ created_at: now }))
+      .execute();
   }
 
   async blobInRepo(repo: string, digest: string): Promise<number | undefined> {
@@ -149,13 +206,18 @@ export class KyselyMetaStore implements MetaStore {
   async putManifest(m: NewManifest): Promise<PutManifestResult> {
     const now = Date.now();
     return this.db.transaction().execute(async (tx) => {
+      // On PostgreSQL the rows found are share-locked until commit, so a GC sweep (which locks
+      // them for update and checks again) cannot take a blob link or child this manifest needs.
+      const share = this.engine === 'postgres';
       const missing =
-        (await missingFrom(m.blobs, (chunk) =>
-          tx.selectFrom('repo_blobs').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute(),
-        )) ??
-        (await missingFrom(m.manifests, (chunk) =>
-          tx.selectFrom('manifests').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk).execute(),
-        ));
+        (await missingFrom(m.blobs, (chunk) => {
+          const q = tx.selectFrom('repo_blobs').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk);
+          return (share ? q.forShare() : q).execute();
+        })) ??
+        (await missingFrom(m.manifests, (chunk) => {
+          const q = tx.selectFrom('manifests').select('digest').where('repo', '=', m.repo).where('digest', 'in', chunk);
+          return (share ? q.forShare() : q).execute();
+        }));
       if (missing) return { ok: false, missing };
       await tx
         .insertInto('repositories')
@@ -174,8 +236,10 @@ export class KyselyMetaStore implements MetaStore {
           subject: m.subject ?? null,
           annotations: m.annotations ? JSON.stringify(m.annotations) : null,
           created_at: now,
+          touched_at: now,
         })
-        .onConflict((c) => c.columns(['repo', 'digest']).doNothing())
+        // a re-push touches the row (and locks it): the grace period restarts, and a sweep waits
+        .onConflict((c) => c.columns(['repo', 'digest']).doUpdateSet({ touched_at: now }))
         .execute();
       const refs = [...new Set(m.blobs)].map((ref) => ({ repo: m.repo, digest: m.digest, ref, kind: 'blob' }));
       refs.push(...[...new Set(m.manifests)].map((ref) => ({ repo: m.repo, digest: m.digest, ref, kind: 'manifest' })));
@@ -267,6 +331,9 @@ export class KyselyMetaStore implements MetaStore {
     return this.db.selectFrom('manifests').select(manifestFields);
   }
 }
+
+/** A mount finds no blob to link: its transaction is rolled back. */
+class NothingToMount extends Error {}
 
 /** The first digest of `wanted` that the lookup does not find, asked in chunks of 500. */
 async function missingFrom(wanted: string[], lookup: (chunk: string[]) => Promise<{ digest: string }[]>): Promise<string | undefined> {
