@@ -15,12 +15,12 @@
  *   --load N                            N busy loops beside the run, for figures on a loaded machine
  *   --json FILE                         also write the results as JSON
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { basicAuth } from './client.ts';
 import { ensureBinNodeFlags } from './node-flags.ts';
+import { startBusyLoops } from './load.ts';
 import { celPolicies, decisionLatency, opaPolicies, withPolicies, type EngineLatency } from './policies.ts';
 import { sampleProcess } from './process-sample.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
@@ -343,12 +343,6 @@ function checks(rows: Row[]): Check[] {
   return out;
 }
 
-/** `--load N`: busy loops, one process each, for as long as the run lasts. */
-function startLoad(n: number): () => void {
-  const loops = Array.from({ length: n }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
-  return () => loops.forEach((l) => l.kill());
-}
-
 async function runSoak(server: Server, seconds: number): Promise<void> {
   process.stderr.write(`soak: mixed pushes and pulls (4 KiB, 1 MiB, 64 MiB at 90:9:1, concurrency 4) for ${seconds} s…\n`);
   const result = await soak(server, seconds, (line) => console.log(line));
@@ -365,7 +359,8 @@ async function runSoak(server: Server, seconds: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const stopLoad = startLoad(Number(args.load ?? 0));
+  const busy = startBusyLoops(Number(args.load ?? 0));
+  const stopLoad = () => busy.stop();
   try {
     const t = await targets();
     try {

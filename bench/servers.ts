@@ -70,8 +70,9 @@ async function launch(cmd: string, args: string[], dir: string, port: number, en
   };
 }
 
-export async function startCustody(extraEnv: Record<string, string> = {}): Promise<Server> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'custody-bench-'));
+/** `dataDir`: a data directory prepared beforehand (removed on stop, as a fresh one is). */
+export async function startCustody(extraEnv: Record<string, string> = {}, dataDir?: string): Promise<Server> {
+  const dir = dataDir ?? (await mkdtemp(path.join(tmpdir(), 'custody-bench-')));
   const port = await freePort();
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dir];
   // Run as installed, through the bin's #! line and its node flags, on the Node running this.
