@@ -19,6 +19,9 @@ const slow = [
   // `custody serve` as a process behind a configuration file, and with and without its Node flags
   'test/proxies.test.ts',
   'test/buffer-gc.test.ts',
+  // garbage collection under load and killed mid-sweep: seconds of concurrent clients, real kills
+  'test/gc-fire.test.ts',
+  'test/gc-crash.test.ts',
 ];
 
 const shared = {
