@@ -11,6 +11,7 @@ import { policyStoreSuite } from './suites/policy-store.ts';
 import { gcStoreSuite } from './suites/gc-store.ts';
 import { quotaStoreSuite } from './suites/quota-store.ts';
 import { retentionStoreSuite } from './suites/retention-store.ts';
+import { insightStoreSuite } from './suites/insight-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -21,6 +22,7 @@ policyStoreSuite('sqlite', sqlite);
 retentionStoreSuite('sqlite', sqlite);
 gcStoreSuite('sqlite', sqlite);
 quotaStoreSuite('sqlite', sqlite);
+insightStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -32,6 +34,7 @@ describe.runIf(havePostgres)('postgres', () => {
   retentionStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   gcStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   quotaStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  insightStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

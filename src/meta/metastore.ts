@@ -10,6 +10,7 @@ import type { PolicyStore } from './policy.ts';
 import type { GcStore } from './gc.ts';
 import type { QuotaStore } from './quota.ts';
 import type { RetentionStore } from './retention.ts';
+import type { InsightStore } from './insight.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -127,6 +128,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly quota: QuotaStore;
   /** retention rules, pull counts, retention runs and their lease (see retention.ts) */
   readonly retention: RetentionStore;
+  /** usage events and their hourly and daily rollups (see insight.ts) */
+  readonly insight: InsightStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 /** The one migration set, for SQLite and PostgreSQL alike. */
-import { sql, type Kysely } from 'kysely';
+import { sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 
 export type Engine = 'sqlite' | 'postgres';
@@ -419,6 +419,53 @@ export function migrations(engine: Engine): MigrationProvider {
           .addColumn('soft_quota_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
           .execute();
         await db.schema.alterTable('namespaces').addColumn('soft_exceeded_at', 'bigint').execute();
+      },
+    },
+    '0011-insight-events': {
+      async up(db: Kysely<unknown>) {
+        // Every push, pull, delete, login, token issue and policy decision (src/meta/insight.ts),
+        // written in batches by src/insight/events.ts. Absent text is '', never null.
+        const text = (c: ColumnDefinitionBuilder) => c.notNull().defaultTo('');
+        await db.schema
+          .createTable('usage_events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('object', 'text', text)
+          .addColumn('namespace', name, text)
+          .addColumn('repository', name, text)
+          .addColumn('digest', 'text', text)
+          .addColumn('tag', name, text)
+          .addColumn('media_type', 'text', text)
+          .addColumn('actor', name, text)
+          .addColumn('actor_kind', 'text', text)
+          .addColumn('token_id', 'text', text)
+          .addColumn('bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('user_agent', 'text', text)
+          .addColumn('source', 'text', text)
+          .addColumn('duration_micros', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('status', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('result', 'text', (c) => c.notNull())
+          .addColumn('detail', 'text', (c) => c.notNull().defaultTo('{}'))
+          .execute();
+        await db.schema.createIndex('usage_events_at').on('usage_events').columns(['at', 'id']).execute();
+        await db.schema.createIndex('usage_events_namespace').on('usage_events').columns(['namespace', 'at']).execute();
+        await db.schema.createIndex('usage_events_repository').on('usage_events').columns(['repository', 'at']).execute();
+        await db.schema.createIndex('usage_events_type').on('usage_events').columns(['type', 'at']).execute();
+        // Counts and bytes per hour and per (UTC) day, added to by the batch that inserts the events.
+        await db.schema
+          .createTable('usage_rollups')
+          .addColumn('period', 'text', (c) => c.notNull())
+          .addColumn('start', 'bigint', (c) => c.notNull())
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('repository', name, (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('object', 'text', (c) => c.notNull())
+          .addColumn('count', 'bigint', (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('usage_rollups_pk', ['period', 'start', 'namespace', 'repository', 'type', 'object'])
+          .execute();
+        await db.schema.createIndex('usage_rollups_namespace').on('usage_rollups').columns(['period', 'namespace', 'start']).execute();
       },
     },
   };

@@ -166,4 +166,28 @@ export interface Database {
     result: string | null;
   };
   retention_leases: { name: string; holder: string; expires_at: number };
+  /** one row per event (src/meta/insight.ts); detail: a JSON object; absent text is '' */
+  usage_events: {
+    id: string;
+    at: number;
+    type: string;
+    object: string;
+    namespace: string;
+    repository: string;
+    digest: string;
+    tag: string;
+    media_type: string;
+    actor: string;
+    actor_kind: string;
+    token_id: string;
+    bytes: number;
+    user_agent: string;
+    source: string;
+    duration_micros: number;
+    status: number;
+    result: string;
+    detail: string;
+  };
+  /** period 'hour' or 'day'; start: ms since the epoch */
+  usage_rollups: { period: string; start: number; namespace: string; repository: string; type: string; object: string; count: number; bytes: number };
 }

@@ -8,6 +8,7 @@ import { KyselyPolicyStore } from './policy.ts';
 import { KyselyGcStore } from './gc.ts';
 import { KyselyQuotaStore } from './quota.ts';
 import { KyselyRetentionStore } from './retention.ts';
+import { KyselyInsightStore } from './insight.ts';
 import { namespaceOf } from '../../reference.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
@@ -26,6 +27,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly gc: KyselyGcStore;
   readonly quota: KyselyQuotaStore;
   readonly retention: KyselyRetentionStore;
+  readonly insight: KyselyInsightStore;
   private readonly engine: Engine;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
@@ -43,6 +45,7 @@ export class KyselyMetaStore implements MetaStore {
     this.policy = new KyselyPolicyStore(db);
     this.quota = new KyselyQuotaStore(db);
     this.retention = new KyselyRetentionStore(db, engine);
+    this.insight = new KyselyInsightStore(db);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db

@@ -1,0 +1,128 @@
+/**
+ * What insight (src/insight/) keeps in the shared metadata store: usage events (every push, pull,
+ * delete, login, token issue and policy decision) and their rollups per hour and per day.
+ *
+ * Events are written in batches (src/insight/events.ts). The batch that inserts them also adds
+ * them to the rollups, in the same transaction: a rollup always agrees with the events written,
+ * replicas add up (each adds only its own events), and a batch retried after an unknown outcome
+ * cannot count twice (its event ids collide and the whole transaction fails). Rollups outlive the
+ * events they were made from: pruning events leaves them alone.
+ *
+ * Text fields are empty strings, never null, when absent.
+ */
+
+export type EventType = 'push' | 'pull' | 'delete' | 'login' | 'token' | 'decision';
+export type EventObject = 'manifest' | 'blob' | 'tag' | '';
+export type EventResult = 'ok' | 'denied' | 'error' | 'aborted';
+
+export interface UsageEvent {
+  /** time-sortable: eventId(at) */
+  id: string;
+  /** ms since the epoch, when the request began */
+  at: number;
+  type: EventType;
+  object: EventObject;
+  namespace: string;
+  repository: string;
+  digest: string;
+  tag: string;
+  mediaType: string;
+  /** the identity's name; 'anonymous' when none */
+  actor: string;
+  /** 'user' | 'robot' | 'anonymous' | 'token' | … */
+  actorKind: string;
+  /** the personal or robot token that authenticated the request, or '' */
+  tokenId: string;
+  /** bytes actually sent (pulls) or received (pushes) */
+  bytes: number;
+  userAgent: string;
+  /** the client's address */
+  source: string;
+  durationMicros: number;
+  /** the HTTP status, 0 when there was none */
+  status: number;
+  result: EventResult;
+  /** small facts of the kind (a decision's policy and message, a token's scopes); {} when none */
+  detail: Record<string, unknown>;
+}
+
+/** A position in (at, id) order: the last event read. */
+export interface EventCursor {
+  at: number;
+  id: string;
+}
+
+export interface EventFilter {
+  types?: EventType[];
+  /** one namespace, or any of several (an empty list matches nothing) */
+  namespaces?: string[];
+  repository?: string;
+  /** at >= since */
+  since?: number;
+  /** at < until */
+  until?: number;
+}
+
+export type RollupPeriod = 'hour' | 'day';
+
+export interface Rollup {
+  period: RollupPeriod;
+  /** ms since the epoch, the start of the hour or (UTC) day */
+  start: number;
+  namespace: string;
+  repository: string;
+  type: EventType;
+  object: EventObject;
+  count: number;
+  bytes: number;
+}
+
+export interface RollupFilter {
+  period: RollupPeriod;
+  namespaces?: string[];
+  repository?: string;
+  /** start >= since */
+  since?: number;
+  /** start < until */
+  until?: number;
+}
+
+export interface InsightStore {
+  /**
+   * Inserts the events (one transaction, batched statements) and adds them to the hour and day
+   * rollups. Ids must be new: a repeated id fails the whole call and nothing is written.
+   */
+  recordEvents(events: UsageEvent[]): Promise<void>;
+  /**
+   * Events after `cursor` (from the oldest without one) in (at, id) order, at most `limit`: what
+   * webhooks and exports read. Another replica's events are committed up to a flush interval
+   * (more when its database is behind) after their `at`: a reader that must see everything should
+   * read with `until` a margin behind now, and keep its cursor.
+   */
+  eventsAfter(cursor: EventCursor | undefined, limit: number, filter?: EventFilter): Promise<UsageEvent[]>;
+  /** Newest first; `before` is the `next` of the previous page. */
+  listEvents(filter: EventFilter, page: { limit: number; before?: EventCursor }): Promise<{ events: UsageEvent[]; next?: EventCursor }>;
+  /** Rollups in (start, namespace, repository, type, object) order. */
+  rollups(filter: RollupFilter): Promise<Rollup[]>;
+  /** Deletes up to `limit` events older than `before` (oldest first); how many. */
+  pruneEvents(before: number, limit: number): Promise<number>;
+  /** Deletes the rollups of the period that start before `before` (pruned hourly: an hour's rows at a time); how many. */
+  pruneRollups(period: RollupPeriod, before: number): Promise<number>;
+}
+
+let sequence = 0;
+const replica = Math.floor(Math.random() * 0x1_0000_0000)
+  .toString(16)
+  .padStart(8, '0');
+
+/**
+ * A new event id: 13-digit zero-padded ms, '-', this process's random tag and a counter, so ids
+ * sort as (at, id) and, within one process, in the order they were made.
+ */
+export function eventId(at: number): string {
+  sequence = (sequence + 1) % 0x1_0000_0000;
+  return `${String(at).padStart(13, '0')}-${replica}${sequence.toString(16).padStart(8, '0')}`;
+}
+
+export const hourMs = 3_600_000;
+export const dayMs = 86_400_000;

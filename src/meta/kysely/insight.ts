@@ -1,0 +1,238 @@
+/** The InsightStore on Kysely: the same queries on SQLite and PostgreSQL. */
+import { CompiledQuery, sql, type Kysely, type Selectable, type SelectQueryBuilder } from 'kysely';
+import {
+  dayMs,
+  hourMs,
+  type EventCursor,
+  type EventFilter,
+  type EventObject,
+  type EventResult,
+  type EventType,
+  type InsightStore,
+  type Rollup,
+  type RollupFilter,
+  type RollupPeriod,
+  type UsageEvent,
+} from '../insight.ts';
+import type { Database } from './schema.ts';
+
+type EventRow = Selectable<Database['usage_events']>;
+
+/** Column order of the batch insert; the parameters follow it. */
+const columns = [
+  'id',
+  'at',
+  'type',
+  'object',
+  'namespace',
+  'repository',
+  'digest',
+  'tag',
+  'media_type',
+  'actor',
+  'actor_kind',
+  'token_id',
+  'bytes',
+  'user_agent',
+  'source',
+  'duration_micros',
+  'status',
+  'result',
+  'detail',
+] as const satisfies readonly (keyof EventRow)[];
+
+/** Rows per insert statement: 19 parameters each, well under SQLite's 32 766 and PostgreSQL's 65 535. */
+const rowsPerInsert = 500;
+
+function toEvent(r: EventRow): UsageEvent {
+  return {
+    id: r.id,
+    at: r.at,
+    type: r.type as EventType,
+    object: r.object as EventObject,
+    namespace: r.namespace,
+    repository: r.repository,
+    digest: r.digest,
+    tag: r.tag,
+    mediaType: r.media_type,
+    actor: r.actor,
+    actorKind: r.actor_kind,
+    tokenId: r.token_id,
+    bytes: r.bytes,
+    userAgent: r.user_agent,
+    source: r.source,
+    durationMicros: r.duration_micros,
+    status: r.status,
+    result: r.result as EventResult,
+    detail: parseDetail(r.detail),
+  };
+}
+
+function parseDetail(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function params(e: UsageEvent, out: unknown[]): void {
+  out.push(
+    e.id,
+    e.at,
+    e.type,
+    e.object,
+    e.namespace,
+    e.repository,
+    e.digest,
+    e.tag,
+    e.mediaType,
+    e.actor,
+    e.actorKind,
+    e.tokenId,
+    e.bytes,
+    e.userAgent,
+    e.source,
+    Math.round(e.durationMicros),
+    e.status,
+    e.result,
+    JSON.stringify(e.detail),
+  );
+}
+
+/** The hour, or the UTC day, that `at` falls in. */
+export const periodStart = (period: RollupPeriod, at: number): number => at - (at % (period === 'hour' ? hourMs : dayMs));
+
+/** The events' additions to the hour and day rollups, one row per key, in key order (so that concurrent batches lock rows in one order). */
+function rollupDeltas(events: UsageEvent[]): Rollup[] {
+  const sums = new Map<string, Rollup>();
+  for (const e of events) {
+    for (const period of ['hour', 'day'] as const) {
+      const start = periodStart(period, e.at);
+      const key = JSON.stringify([period, start, e.namespace, e.repository, e.type, e.object]);
+      const seen = sums.get(key);
+      if (seen) {
+        seen.count += 1;
+        seen.bytes += e.bytes;
+      } else sums.set(key, { period, start, namespace: e.namespace, repository: e.repository, type: e.type, object: e.object, count: 1, bytes: e.bytes });
+    }
+  }
+  return [...sums.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+}
+
+export class KyselyInsightStore implements InsightStore {
+  private readonly db: Kysely<Database>;
+  /** the batch insert's SQL per row count, compiled once */
+  private readonly inserts = new Map<number, string>();
+
+  constructor(db: Kysely<Database>) {
+    this.db = db;
+  }
+
+  async recordEvents(events: UsageEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const deltas = rollupDeltas(events);
+    await this.db.transaction().execute(async (tx) => {
+      for (let i = 0; i < events.length; i += rowsPerInsert) {
+        const chunk = events.slice(i, i + rowsPerInsert);
+        const values: unknown[] = [];
+        for (const e of chunk) params(e, values);
+        await tx.executeQuery(CompiledQuery.raw(this.insertSql(chunk.length), values));
+      }
+      for (let i = 0; i < deltas.length; i += rowsPerInsert) {
+        await tx
+          .insertInto('usage_rollups')
+          .values(deltas.slice(i, i + rowsPerInsert))
+          .onConflict((c) =>
+            c.columns(['period', 'start', 'namespace', 'repository', 'type', 'object']).doUpdateSet({
+              count: sql<number>`usage_rollups.count + excluded.count`,
+              bytes: sql<number>`usage_rollups.bytes + excluded.bytes`,
+            }),
+          )
+          .execute();
+      }
+    });
+  }
+
+  /** Building a 500-row insert costs more than running it on SQLite: the text is made once per size. */
+  private insertSql(rows: number): string {
+    let text = this.inserts.get(rows);
+    if (text === undefined) {
+      const row = Object.fromEntries(columns.map((c) => [c, ''])) as unknown as Database['usage_events'];
+      text = this.db
+        .insertInto('usage_events')
+        .values(Array.from({ length: rows }, () => row))
+        .compile().sql;
+      this.inserts.set(rows, text);
+    }
+    return text;
+  }
+
+  async eventsAfter(cursor: EventCursor | undefined, limit: number, filter: EventFilter = {}): Promise<UsageEvent[]> {
+    if (!matchesAny(filter)) return [];
+    let q = filtered(this.db.selectFrom('usage_events').selectAll(), filter);
+    if (cursor) q = q.where((eb) => eb.or([eb('at', '>', cursor.at), eb.and([eb('at', '=', cursor.at), eb('id', '>', cursor.id)])]));
+    const rows = await q.orderBy('at').orderBy('id').limit(limit).execute();
+    return rows.map(toEvent);
+  }
+
+  async listEvents(filter: EventFilter, page: { limit: number; before?: EventCursor }): Promise<{ events: UsageEvent[]; next?: EventCursor }> {
+    if (!matchesAny(filter)) return { events: [] };
+    let q = filtered(this.db.selectFrom('usage_events').selectAll(), filter);
+    const b = page.before;
+    if (b) q = q.where((eb) => eb.or([eb('at', '<', b.at), eb.and([eb('at', '=', b.at), eb('id', '<', b.id)])]));
+    const rows = await q
+      .orderBy('at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(page.limit + 1)
+      .execute();
+    const events = rows.slice(0, page.limit).map(toEvent);
+    const last = events.at(-1);
+    return rows.length > page.limit && last ? { events, next: { at: last.at, id: last.id } } : { events };
+  }
+
+  async rollups(filter: RollupFilter): Promise<Rollup[]> {
+    if (filter.namespaces?.length === 0) return [];
+    let q = this.db.selectFrom('usage_rollups').selectAll().where('period', '=', filter.period);
+    if (filter.namespaces) q = q.where('namespace', 'in', filter.namespaces);
+    if (filter.repository !== undefined) q = q.where('repository', '=', filter.repository);
+    if (filter.since !== undefined) q = q.where('start', '>=', filter.since);
+    if (filter.until !== undefined) q = q.where('start', '<', filter.until);
+    const rows = await q.orderBy('start').orderBy('namespace').orderBy('repository').orderBy('type').orderBy('object').execute();
+    return rows.map((r) => ({
+      period: r.period as RollupPeriod,
+      start: r.start,
+      namespace: r.namespace,
+      repository: r.repository,
+      type: r.type as EventType,
+      object: r.object as EventObject,
+      count: r.count,
+      bytes: r.bytes,
+    }));
+  }
+
+  async pruneEvents(before: number, limit: number): Promise<number> {
+    const oldest = this.db.selectFrom('usage_events').select('id').where('at', '<', before).orderBy('at').orderBy('id').limit(limit);
+    const r = await this.db.deleteFrom('usage_events').where('id', 'in', oldest).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async pruneRollups(period: RollupPeriod, before: number): Promise<number> {
+    const r = await this.db.deleteFrom('usage_rollups').where('period', '=', period).where('start', '<', before).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}
+
+function matchesAny(filter: EventFilter): boolean {
+  return filter.namespaces?.length !== 0 && filter.types?.length !== 0;
+}
+
+function filtered<O>(q: SelectQueryBuilder<Database, 'usage_events', O>, filter: EventFilter): SelectQueryBuilder<Database, 'usage_events', O> {
+  if (filter.types) q = q.where('type', 'in', filter.types);
+  if (filter.namespaces) q = q.where('namespace', 'in', filter.namespaces);
+  if (filter.repository !== undefined) q = q.where('repository', '=', filter.repository);
+  if (filter.since !== undefined) q = q.where('at', '>=', filter.since);
+  if (filter.until !== undefined) q = q.where('at', '<', filter.until);
+  return q;
+}
