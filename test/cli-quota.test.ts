@@ -1,5 +1,5 @@
 /**
- * `custody namespace set --quota/--soft-quota` and `custody namespace usage`, run
+ * `custody namespace set --quota/--soft-quota/--collect-untagged` and `custody namespace usage`, run
  * as a user runs them: the built CLI (`npm run build` first) against a listening server here.
  */
 import { randomBytes } from 'node:crypto';
@@ -33,11 +33,12 @@ afterAll(async () => {
 
 describe('custody namespace usage', () => {
   it('sets hard and soft quotas, shows the fair usage beside them, and lists every namespace', async () => {
-    expect(await ok(['namespace', 'set', 'team', '--quota', '2KiB', '--soft-quota', '1000'])).toBe(
-      'namespace team: anonymous read off, quota 2 KiB (2048 bytes), soft quota 1000 B\n',
+    expect(await ok(['namespace', 'set', 'team', '--quota', '2KiB', '--soft-quota', '1000', '--collect-untagged', 'true'])).toBe(
+      'namespace team: anonymous read off, quota 2 KiB (2048 bytes), soft quota 1000 B, untagged manifests collected\n',
     );
     const shown = await ok(['namespace', 'show', 'team']);
     expect(shown).toContain('\nquota:          2 KiB (2048 bytes)\nsoft quota:     1000 B\n');
+    expect(shown).toContain('\ncollect untagged manifests: yes\n');
 
     const shared = randomBytes(600);
     await pushBlob(server.url, 'team/app', shared);

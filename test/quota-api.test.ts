@@ -276,13 +276,13 @@ describe('the soft quota and the usage API', () => {
     for (const n of all.namespaces) expect((await usage(n.namespace)).usedBytes).toBe(n.usedBytes);
   });
 
-  it('keeps softQuotaBytes as a namespace setting, and refuses bad ones', async () => {
-    const r = await setNamespace('s1', { quotaBytes: 5000, softQuotaBytes: 4000 });
+  it('keeps softQuotaBytes and collectUntagged as namespace settings, and refuses bad ones', async () => {
+    const r = await setNamespace('s1', { quotaBytes: 5000, softQuotaBytes: 4000, collectUntagged: true });
     expect(r.status).toBe(200);
-    expect(r.json()).toMatchObject({ name: 's1', quotaBytes: 5000, softQuotaBytes: 4000 });
-    expect((await request(base, '/api/v1/namespaces/s1')).json()).toMatchObject({ softQuotaBytes: 4000 });
-    expect((await setNamespace('s1', { anonymousRead: true })).json()).toMatchObject({ softQuotaBytes: 4000 });
-    for (const bad of [{ softQuotaBytes: -1 }, { softQuotaBytes: 1.5 }, { quotaBytes: 2 ** 60 }]) {
+    expect(r.json()).toMatchObject({ name: 's1', quotaBytes: 5000, softQuotaBytes: 4000, collectUntagged: true });
+    expect((await request(base, '/api/v1/namespaces/s1')).json()).toMatchObject({ softQuotaBytes: 4000, collectUntagged: true });
+    expect((await setNamespace('s1', { anonymousRead: true })).json()).toMatchObject({ softQuotaBytes: 4000, collectUntagged: true });
+    for (const bad of [{ softQuotaBytes: -1 }, { softQuotaBytes: 1.5 }, { collectUntagged: 'yes' }, { quotaBytes: 2 ** 60 }]) {
       const refused = await setNamespace('s1', bad);
       expect(refused.status).toBe(400);
       expect(refused.json<{ error: { code: string } }>().error.code).toBe('INVALID');

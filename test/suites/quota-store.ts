@@ -183,7 +183,7 @@ export function quotaStoreSuite(name: string, open: () => Promise<MetaStore>): v
       const meta = await open();
       expect(await meta.quota.settings('team')).toBeUndefined();
       await meta.accounts.upsertNamespace('team', { quotaBytes: 1000, softQuotaBytes: 800 });
-      expect(await meta.accounts.getNamespace('team')).toMatchObject({ quotaBytes: 1000, softQuotaBytes: 800 });
+      expect(await meta.accounts.getNamespace('team')).toMatchObject({ quotaBytes: 1000, softQuotaBytes: 800, collectUntagged: false });
       expect(await meta.quota.settings('team')).toEqual({ hardBytes: 1000, softBytes: 800, softExceededAt: null });
       expect(await meta.quota.markSoftExceeded('team', 5000)).toBe(true);
       expect(await meta.quota.markSoftExceeded('team', 6000)).toBe(false);
@@ -194,9 +194,10 @@ export function quotaStoreSuite(name: string, open: () => Promise<MetaStore>): v
       expect(await meta.quota.markSoftExceeded('team', null)).toBe(true);
       expect(await meta.quota.markSoftExceeded('team', null)).toBe(false);
       expect(await meta.quota.markSoftExceeded('team', 7000)).toBe(true);
-      expect(await meta.accounts.upsertNamespace('team', { softQuotaBytes: 900 })).toMatchObject({
+      expect(await meta.accounts.upsertNamespace('team', { softQuotaBytes: 900, collectUntagged: true })).toMatchObject({
         quotaBytes: 1000,
         softQuotaBytes: 900,
+        collectUntagged: true,
         anonymousRead: true,
       });
       expect((await meta.quota.settings('team'))?.softExceededAt).toBeNull();
