@@ -6,7 +6,7 @@
 import progress from 'cli-progress';
 import type { Command } from 'commander';
 import { CliError, loggedIn, type Client } from './client.ts';
-import { action, emit, table, wholeNumber, withJson, type JsonOption } from './io.ts';
+import { action, bytesText, emit, table, wholeNumber, withJson, type JsonOption } from './io.ts';
 
 interface Counts {
   manifests: number;
@@ -29,17 +29,6 @@ interface Run {
 }
 
 const steps = (c: Counts) => c.manifests + c.links + c.blobs;
-
-export function bytesText(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
 
 function summary(run: Run): string {
   const seconds = run.finishedAt ? (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000 : 0;

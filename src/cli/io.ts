@@ -64,3 +64,12 @@ export function bool(value: string): boolean {
 
 /** Path segments as they go into a URL. */
 export const seg = encodeURIComponent;
+
+/** 10737418240 → `10 GiB`; sizes that are no whole binary unit keep one decimal (`1.5 KiB`, `22 B`). */
+export function bytesText(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (i < units.length - 1 && bytes >= 1024 ** (i + 1)) i++;
+  const value = bytes / 1024 ** i;
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[i]}`;
+}

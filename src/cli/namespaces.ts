@@ -1,7 +1,7 @@
 /** `custody namespace …`: namespaces, their settings and who holds which role in them. */
 import type { Command } from 'commander';
 import { CliError, loggedIn } from './client.ts';
-import { action, bool, emit, seg, table, withJson, type JsonOption } from './io.ts';
+import { action, bool, bytesText, emit, seg, table, withJson, type JsonOption } from './io.ts';
 
 interface Namespace {
   name: string;
@@ -68,26 +68,17 @@ export function byteSize(value: string): number {
   return bytes;
 }
 
-/** 10737418240 → `10 GiB`; sizes that are no whole binary unit keep one decimal. */
-function showBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (i < units.length - 1 && bytes >= 1024 ** (i + 1)) i++;
-  const value = bytes / 1024 ** i;
-  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[i]}`;
-}
-
-const showQuota = (bytes: number) => (bytes > 0 ? `${showBytes(bytes)}${bytes >= 1024 ? ` (${bytes} bytes)` : ''}` : 'none');
+const showQuota = (bytes: number) => (bytes > 0 ? `${bytesText(bytes)}${bytes >= 1024 ? ` (${bytes} bytes)` : ''}` : 'none');
 /** `used of quota (n %)`, or just the bytes when there is no quota. */
 const ofQuota = (used: number, quota: number) =>
-  quota > 0 ? `${showBytes(used)} of ${showBytes(quota)} (${((used / quota) * 100).toFixed(1)} %)` : 'no quota';
+  quota > 0 ? `${bytesText(used)} of ${bytesText(quota)} (${((used / quota) * 100).toFixed(1)} %)` : 'no quota';
 
 function showUsage(u: Usage): string {
   return [
     `namespace:      ${u.namespace}`,
-    `used:           ${showBytes(u.usedBytes)} (${u.usedBytes} bytes): fair share of blobs + manifests`,
-    `  blobs:        ${showBytes(u.fairBlobBytes)} fair share of ${u.blobs} blobs (${u.sharedBlobs} shared with other namespaces); ${showBytes(u.physicalBlobBytes)} counted in full`,
-    `  manifests:    ${showBytes(u.manifestBytes)} in ${u.manifests} manifests`,
+    `used:           ${bytesText(u.usedBytes)} (${u.usedBytes} bytes): fair share of blobs + manifests`,
+    `  blobs:        ${bytesText(u.fairBlobBytes)} fair share of ${u.blobs} blobs (${u.sharedBlobs} shared with other namespaces); ${bytesText(u.physicalBlobBytes)} counted in full`,
+    `  manifests:    ${bytesText(u.manifestBytes)} in ${u.manifests} manifests`,
     `hard quota:     ${ofQuota(u.usedBytes, u.hardQuotaBytes)}${u.overHardQuota ? ', OVER: pushes that add bytes are refused' : ''}`,
     `soft quota:     ${ofQuota(u.usedBytes, u.softQuotaBytes)}${u.overSoftQuota ? `, OVER${u.softExceededAt ? ` since ${u.softExceededAt}` : ''}` : ''}`,
   ].join('\n');
@@ -220,7 +211,7 @@ export function registerNamespaces(program: Command): void {
             ]),
           ),
           '',
-          `stored blobs: ${showBytes(r.totals.physicalBlobBytes)} (${r.totals.physicalBlobBytes} bytes, each once: the sum of the fair shares); manifests: ${showBytes(r.totals.manifestBytes)} (${r.totals.manifestBytes} bytes)`,
+          `stored blobs: ${bytesText(r.totals.physicalBlobBytes)} (${r.totals.physicalBlobBytes} bytes, each once: the sum of the fair shares); manifests: ${bytesText(r.totals.manifestBytes)} (${r.totals.manifestBytes} bytes)`,
         ].join('\n'),
       );
     }),

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { CliError, loggedIn, type Client } from './client.ts';
-import { action, emit, seg, table, wholeNumber, withJson, type JsonOption } from './io.ts';
+import { action, bytesText, emit, seg, table, wholeNumber, withJson, type JsonOption } from './io.ts';
 
 interface RulesView {
   kind: 'namespace' | 'repository';
@@ -79,17 +79,6 @@ async function readText(file: string): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-export function bytesText(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 const scopeText = (s: RunView['scope']) => ('name' in s ? `${s.kind} ${s.name}` : 'every rule set');
