@@ -31,6 +31,7 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_TLS_KEY: { key: ['tls', 'key'], type: 'string' },
   CUSTODY_TRUSTED_PROXIES: { key: ['trustedProxies'], type: 'list' },
   CUSTODY_GC_GRACE_SECONDS: { key: ['lifecycle', 'gc', 'graceSeconds'], type: 'number' },
+  CUSTODY_EVENTS_ENABLED: { key: ['insight', 'events', 'enabled'], type: 'boolean' },
 };
 
 /** Where each setting of a loaded configuration came from, by dotted key; unset keys are defaults. */

@@ -217,6 +217,31 @@ export const configSchema = z.strictObject({
       gc: { graceSeconds: 3600, intervalSeconds: 3600, batchSize: 500, heartbeatSeconds: 5, busyShare: 0.1 },
       retention: { intervalSeconds: 86_400, keepRunsDays: 90 },
     }),
+  /** usage events and their rollups (docs/insight.md) */
+  insight: z
+    .strictObject({
+      events: z
+        .strictObject({
+          /** record every push, pull, delete, login, token issue and policy decision */
+          enabled: z.boolean().default(true),
+          /** events older than this are deleted (their rollups stay) */
+          retentionDays: z.number().int().positive().default(30),
+          /** how often buffered events are written */
+          flushMs: z.number().int().min(10).max(60_000).default(1000),
+          /** a batch is written as soon as this many events wait */
+          batchSize: z.number().int().min(1).max(10_000).default(1000),
+          /** the most events held while the database is behind; past it new events are dropped and counted in a warning */
+          maxBuffered: z.number().int().min(1).max(10_000_000).default(100_000),
+        })
+        .default({ enabled: true, retentionDays: 30, flushMs: 1000, batchSize: 1000, maxBuffered: 100_000 }),
+      rollups: z
+        .strictObject({
+          /** hourly and daily rollups older than this are deleted */
+          retentionDays: z.number().int().positive().default(400),
+        })
+        .default({ retentionDays: 400 }),
+    })
+    .default({ events: { enabled: true, retentionDays: 30, flushMs: 1000, batchSize: 1000, maxBuffered: 100_000 }, rollups: { retentionDays: 400 } }),
 });
 
 export type Config = z.infer<typeof configSchema>;
