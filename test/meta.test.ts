@@ -12,6 +12,7 @@ import { gcStoreSuite } from './suites/gc-store.ts';
 import { quotaStoreSuite } from './suites/quota-store.ts';
 import { retentionStoreSuite } from './suites/retention-store.ts';
 import { insightStoreSuite } from './suites/insight-store.ts';
+import { webhookStoreSuite } from './suites/webhook-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -23,6 +24,7 @@ retentionStoreSuite('sqlite', sqlite);
 gcStoreSuite('sqlite', sqlite);
 quotaStoreSuite('sqlite', sqlite);
 insightStoreSuite('sqlite', sqlite);
+webhookStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -35,6 +37,7 @@ describe.runIf(havePostgres)('postgres', () => {
   gcStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   quotaStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   insightStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  webhookStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

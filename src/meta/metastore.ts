@@ -11,6 +11,7 @@ import type { GcStore } from './gc.ts';
 import type { QuotaStore } from './quota.ts';
 import type { RetentionStore } from './retention.ts';
 import type { InsightStore } from './insight.ts';
+import type { WebhookStore } from './webhooks.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -130,6 +131,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly retention: RetentionStore;
   /** usage events and their hourly and daily rollups (see insight.ts) */
   readonly insight: InsightStore;
+  /** webhooks per namespace and the outbox they are delivered from (see webhooks.ts) */
+  readonly webhooks: WebhookStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -4,6 +4,9 @@ import type { Migration, MigrationProvider } from 'kysely/migration';
 
 export type Engine = 'sqlite' | 'postgres';
 
+/** The PostgreSQL advisory lock that numbers the webhook feed in commit order (0012-webhooks). */
+export const webhookFeedLock = 0x7765_6268; // 'wehb'
+
 export function migrations(engine: Engine): MigrationProvider {
   // Names compare byte by byte on both engines (PostgreSQL would otherwise sort by locale, and
   // the spec wants tags and repositories in lexical order).
@@ -466,6 +469,100 @@ export function migrations(engine: Engine): MigrationProvider {
           .addPrimaryKeyConstraint('usage_rollups_pk', ['period', 'start', 'namespace', 'repository', 'type', 'object'])
           .execute();
         await db.schema.createIndex('usage_rollups_namespace').on('usage_rollups').columns(['period', 'namespace', 'start']).execute();
+      },
+    },
+    '0012-webhooks': {
+      async up(db: Kysely<unknown>) {
+        // Webhooks per namespace and the outbox they are delivered from (src/meta/webhooks.ts,
+        // src/insight/webhooks/README.md). types and repositories: JSON arrays.
+        await db.schema
+          .createTable('webhooks')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('secret', 'text', (c) => c.notNull())
+          .addColumn('types', 'text', (c) => c.notNull())
+          .addColumn('repositories', 'text', (c) => c.notNull())
+          .addColumn('mode', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('webhooks_namespace').on('webhooks').columns(['namespace', 'created_at']).execute();
+        // The feed: the pushes, pulls and deletes of namespaces that have a webhook, numbered in
+        // commit order by the triggers below.
+        await db.schema
+          .createTable('webhook_feed')
+          .addColumn('seq', engine === 'postgres' ? 'bigserial' : 'integer', (c) => (engine === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn('event_id', 'text', (c) => c.notNull())
+          .addColumn('namespace', name, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('webhook_feed_namespace').on('webhook_feed').columns(['namespace', 'seq']).execute();
+        await db.schema
+          .createTable('webhook_cursors')
+          .addColumn('webhook_id', 'text', (c) => c.primaryKey())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('holder', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('lease_until', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .createTable('webhook_queue')
+          .addColumn('webhook_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('repository', name, (c) => c.notNull())
+          .addColumn('event', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+          .addColumn('queued_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('webhook_queue_pk', ['webhook_id', 'seq'])
+          .execute();
+        await db.schema.createIndex('webhook_queue_repository').on('webhook_queue').columns(['webhook_id', 'repository', 'seq']).execute();
+        await db.schema
+          .createTable('webhook_deliveries')
+          .addColumn('id', engine === 'postgres' ? 'bigserial' : 'integer', (c) => (engine === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn('webhook_id', 'text', (c) => c.notNull())
+          .addColumn('event_id', 'text', (c) => c.notNull())
+          .addColumn('event_type', 'text', (c) => c.notNull())
+          .addColumn('repository', name, (c) => c.notNull())
+          .addColumn('attempt', 'integer', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('duration_ms', 'integer', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('error', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('response', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'id']).execute();
+        await db.schema.createIndex('webhook_deliveries_at').on('webhook_deliveries').columns(['at']).execute();
+        if (engine === 'postgres') {
+          // One statement's rows at a time. The advisory lock is held until the batch commits, so
+          // batches number their rows one after the other: a reader that has seen number n has
+          // seen every committed row below it, and no row below it can commit later.
+          await sql`
+            create function webhook_feed_append() returns trigger language plpgsql as $$
+            begin
+              if exists (select 1 from new_events e join webhooks w on w.namespace = e.namespace where e.type in ('push', 'pull', 'delete')) then
+                perform pg_advisory_xact_lock(${sql.raw(String(webhookFeedLock))});
+                insert into webhook_feed (event_id, namespace)
+                  select e.id, e.namespace from new_events e
+                  where e.type in ('push', 'pull', 'delete') and exists (select 1 from webhooks w where w.namespace = e.namespace)
+                  order by e.at, e.id;
+              end if;
+              return null;
+            end $$`.execute(db);
+          await sql`
+            create trigger usage_events_webhook_feed after insert on usage_events
+            referencing new table as new_events for each statement execute function webhook_feed_append()`.execute(db);
+        } else {
+          // SQLite writes one transaction at a time: rows are numbered in commit order already.
+          await sql`
+            create trigger usage_events_webhook_feed after insert on usage_events
+            when new.type in ('push', 'pull', 'delete') and exists (select 1 from webhooks where namespace = new.namespace)
+            begin
+              insert into webhook_feed (event_id, namespace) values (new.id, new.namespace);
+            end`.execute(db);
+        }
       },
     },
   };

@@ -190,4 +190,37 @@ export interface Database {
   };
   /** period 'hour' or 'day'; start: ms since the epoch */
   usage_rollups: { period: string; start: number; namespace: string; repository: string; type: string; object: string; count: number; bytes: number };
+  /** types, repositories: JSON arrays (src/meta/webhooks.ts) */
+  webhooks: {
+    id: string;
+    namespace: string;
+    url: string;
+    secret: string;
+    types: string;
+    repositories: string;
+    mode: string;
+    description: string;
+    created_by: string;
+    created_at: number;
+    updated_at: number;
+  };
+  /** written by a trigger on usage_events, numbered in commit order (migration 0012-webhooks) */
+  webhook_feed: { seq: Generated<number>; event_id: string; namespace: string };
+  webhook_cursors: { webhook_id: string; seq: number; holder: string; lease_until: number };
+  /** event: the UsageEvent as JSON */
+  webhook_queue: { webhook_id: string; seq: number; repository: string; event: string; attempts: number; next_attempt_at: number; queued_at: number };
+  webhook_deliveries: {
+    id: Generated<number>;
+    webhook_id: string;
+    event_id: string;
+    event_type: string;
+    repository: string;
+    attempt: number;
+    at: number;
+    duration_ms: number;
+    status: number;
+    outcome: string;
+    error: string;
+    response: string;
+  };
 }

@@ -9,6 +9,7 @@ import { KyselyGcStore } from './gc.ts';
 import { KyselyQuotaStore } from './quota.ts';
 import { KyselyRetentionStore } from './retention.ts';
 import { KyselyInsightStore } from './insight.ts';
+import { KyselyWebhookStore } from './webhooks.ts';
 import { namespaceOf } from '../../reference.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
@@ -28,6 +29,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly quota: KyselyQuotaStore;
   readonly retention: KyselyRetentionStore;
   readonly insight: KyselyInsightStore;
+  readonly webhooks: KyselyWebhookStore;
   private readonly engine: Engine;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
@@ -46,6 +48,7 @@ export class KyselyMetaStore implements MetaStore {
     this.quota = new KyselyQuotaStore(db);
     this.retention = new KyselyRetentionStore(db, engine);
     this.insight = new KyselyInsightStore(db);
+    this.webhooks = new KyselyWebhookStore(db, engine);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db
