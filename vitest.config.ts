@@ -22,6 +22,8 @@ const slow = [
   // garbage collection under load and killed mid-sweep: seconds of concurrent clients, real kills
   'test/gc-fire.test.ts',
   'test/gc-crash.test.ts',
+  // usage events written when `custody serve` stops on SIGTERM
+  'test/insight-sigterm.test.ts',
 ];
 
 const shared = {

@@ -21,7 +21,15 @@ export interface Access {
 
 export type Decision =
   | { granted: true; principal: Principal; refused: Access[] }
-  | { granted: false; status: 401 | 403 | 429; message: string; challenge?: string; retryAfter?: number };
+  | {
+      granted: false;
+      status: 401 | 403 | 429;
+      message: string;
+      challenge?: string;
+      retryAfter?: number;
+      /** who was refused, when the credentials held (for logs and usage events) */
+      principal?: Principal;
+    };
 
 /** The headers a refusal is sent with: its challenge, and for 429 when to try again. */
 export function refusalHeaders(decision: Extract<Decision, { granted: false }>): Record<string, string> {

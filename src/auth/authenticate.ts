@@ -55,6 +55,11 @@ export interface LoginEvent {
   source: string;
   outcome: 'success' | 'failure';
   reason?: string;
+  /** who logged in (on success) and with what: a password, or a personal or robot token */
+  kind?: 'user' | 'robot';
+  via: 'password' | 'token';
+  tokenId?: string;
+  userAgent: string;
 }
 
 const passwordCacheMs = 60_000;
@@ -108,10 +113,10 @@ export class Authenticator {
   }
 
   /** Basic credentials: a user's password, or a user's or robot's token. */
-  async basic(username: string, password: string, source: string): Promise<Principal> {
+  async basic(username: string, password: string, source: string, userAgent = ''): Promise<Principal> {
     const token = parseToken(password);
     // A token's secret cannot be guessed, so a correct one is let in before any throttle.
-    const byToken = token ? await this.tokenPrincipal(username, token, source) : undefined;
+    const byToken = token ? await this.tokenPrincipal(username, token, source, userAgent) : undefined;
     if (byToken) return byToken;
     const limits = this.settings.loginFailures;
     const now = this.now();
@@ -128,13 +133,20 @@ export class Authenticator {
         throw new AuthError(429, `too many failed logins for ${f.what}; try again in ${retryAfter} s`, { retryAfter });
       }
     }
-    const principal = token ? undefined : await this.passwordPrincipal(username, password, source);
+    const principal = token ? undefined : await this.passwordPrincipal(username, password, source, userAgent);
     if (principal) {
       if ((failures[0]?.count ?? 0) > 0) await this.accounts.clearFailures(failureKeys.accountAt(username, source));
       return principal;
     }
     await Promise.all(counted.map(({ key }) => this.accounts.recordFailure(key, this.now())));
-    this.onLogin({ principal: username.slice(0, 200), source, outcome: 'failure', reason: 'invalid username or password' });
+    this.onLogin({
+      principal: username.slice(0, 200),
+      source,
+      outcome: 'failure',
+      reason: 'invalid username or password',
+      via: token ? 'token' : 'password',
+      userAgent,
+    });
     throw new AuthError(401, 'invalid username or password');
   }
 
@@ -142,7 +154,7 @@ export class Authenticator {
    * A user's password. An unknown user, or one without a password, costs the same scrypt as a
    * wrong password, so the time taken does not tell which names exist.
    */
-  private async passwordPrincipal(username: string, password: string, source: string): Promise<Principal | undefined> {
+  private async passwordPrincipal(username: string, password: string, source: string, userAgent: string): Promise<Principal | undefined> {
     const user = await this.accounts.getUser({ name: username });
     const cacheKey = createHmac('sha256', this.cacheKey).update(`${username}\0${password}`).digest('base64');
     if (!user?.passwordHash) {
@@ -153,7 +165,7 @@ export class Authenticator {
     if (!(cached && cached.hash === user.passwordHash && cached.until > this.now())) {
       if (!(await this.verifyOnce(cacheKey, password, user.passwordHash))) return undefined;
       this.passwords.set(cacheKey, { hash: user.passwordHash, until: this.now() + passwordCacheMs });
-      this.onLogin({ principal: user.name, source, outcome: 'success' });
+      this.onLogin({ principal: user.name, source, outcome: 'success', kind: 'user', via: 'password', userAgent });
     }
     return { kind: 'user', id: user.id, name: user.name, admin: user.admin };
   }
@@ -174,7 +186,7 @@ export class Authenticator {
     return pending;
   }
 
-  private async tokenPrincipal(username: string, token: { id: string; secret: string }, source: string): Promise<Principal | undefined> {
+  private async tokenPrincipal(username: string, token: { id: string; secret: string }, source: string, userAgent: string): Promise<Principal | undefined> {
     const record = await this.accounts.getToken(token.id);
     if (!record || !secretMatches(token.secret, record.secretHash)) return undefined;
     if (record.expiresAt !== null && record.expiresAt <= this.now()) return undefined;
@@ -183,7 +195,16 @@ export class Authenticator {
     // last_used_at is for people reading the token list; a minute's precision spares a write per request.
     if (record.lastUsedAt === null || this.now() - record.lastUsedAt > 60_000) {
       await this.accounts.touchToken(record.id, this.now());
-      this.onLogin({ principal: owner.name, source, outcome: 'success', reason: `token ${record.name}` });
+      this.onLogin({
+        principal: owner.name,
+        source,
+        outcome: 'success',
+        reason: `token ${record.name}`,
+        kind: 'namespace' in owner ? 'robot' : 'user',
+        via: 'token',
+        tokenId: record.id,
+        userAgent,
+      });
     }
     const scopes = record.scopes.filter((s): s is Action => (allActions as readonly string[]).includes(s));
     if ('namespace' in owner) return { kind: 'robot', id: owner.id, name: owner.name, admin: false, namespace: owner.namespace, tokenId: record.id, scopes };

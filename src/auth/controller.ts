@@ -68,7 +68,7 @@ export class TokenAccessController implements AccessController {
       case 'none':
         return { principal: anonymous, via: 'none' };
       case 'basic':
-        return { principal: await this.auth.basic(credentials.username, credentials.password, req.ip), via: 'basic' };
+        return { principal: await this.auth.basic(credentials.username, credentials.password, req.ip, req.headers['user-agent']), via: 'basic' };
       case 'bearer': {
         const claims = await this.auth.bearer(credentials.token);
         return { principal: claims.principal, via: 'bearer', access: claims.access };
@@ -104,17 +104,18 @@ export class TokenAccessController implements AccessController {
       const message = who.access
         ? tokenLacks(who.access, missing)
         : `${who.principal.name} may not ${missing.type === 'registry' ? `use the registry ${missing.name}` : `${missing.actions.join(', ')} ${missing.name}`}`;
-      if (who.via === 'basic') return { granted: false, status: 403, message };
+      if (who.via === 'basic') return { granted: false, status: 403, message, principal: who.principal };
       const anonymous = who.principal.kind === 'anonymous';
       return {
         granted: false,
         status: 401,
         message: anonymous ? 'authentication required' : message,
         challenge: this.challenge(req, accesses, who.via === 'bearer' ? 'insufficient_scope' : undefined),
+        principal: who.principal,
       };
     }
     if (!this.limiter.take(who.principal.kind === 'anonymous' ? `source:${req.ip}` : `${who.principal.kind}:${who.principal.id}`)) {
-      return { granted: false, status: 429, message: 'too many requests; slow down', retryAfter: 1 };
+      return { granted: false, status: 429, message: 'too many requests; slow down', retryAfter: 1, principal: who.principal };
     }
     return { granted: true, principal: who.principal, refused };
   }

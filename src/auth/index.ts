@@ -11,6 +11,17 @@ import { KeyRing } from './keys.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { Rbac } from './rbac.ts';
 import { registerTokenRoute } from './token-route.ts';
+import type { LoginEvent } from './authenticate.ts';
+import type { TokenAnswer } from './token-route.ts';
+
+export type { LoginEvent } from './authenticate.ts';
+export type { TokenAnswer } from './token-route.ts';
+
+/** Who hears of logins and /token answers besides the audit log (usage events). */
+export interface AuthObserver {
+  login(e: LoginEvent): void;
+  token(answer: TokenAnswer): void;
+}
 
 export interface Auth {
   controller: TokenAccessController;
@@ -18,6 +29,7 @@ export interface Auth {
   rbac: Rbac;
   keys: KeyRing;
   audit: Auditor;
+  observer?: AuthObserver;
   /** forget every cached decision: call after changing an account, grant or token */
   changed(): void;
   /**
@@ -29,24 +41,27 @@ export interface Auth {
 }
 
 /** `now`: the clock tokens, login failures and request rates are judged by (tests move it). */
-export async function createAuth(config: Config, accounts: AccountStore, log: FastifyBaseLogger, now: () => number = Date.now): Promise<Auth> {
+export async function createAuth(
+  config: Config,
+  accounts: AccountStore,
+  log: FastifyBaseLogger,
+  now: () => number = Date.now,
+  observer?: AuthObserver,
+): Promise<Auth> {
   const keys = new KeyRing(accounts, { tokenTtlSeconds: config.auth.tokenTtlSeconds, now });
   await keys.init();
   const audit = new Auditor(accounts, log, config.audit.retentionDays);
-  const authenticator = new Authenticator(
-    accounts,
-    keys,
-    { service: config.auth.service, loginFailures: config.auth.loginFailures, now },
-    (e) =>
-      void audit.record({
-        actor: e.principal,
-        source: e.source,
-        action: 'login',
-        target: e.principal,
-        outcome: e.outcome,
-        detail: e.reason ? { reason: e.reason } : {},
-      }),
-  );
+  const authenticator = new Authenticator(accounts, keys, { service: config.auth.service, loginFailures: config.auth.loginFailures, now }, (e) => {
+    observer?.login(e);
+    void audit.record({
+      actor: e.principal,
+      source: e.source,
+      action: 'login',
+      target: e.principal,
+      outcome: e.outcome,
+      detail: e.reason ? { reason: e.reason } : {},
+    });
+  });
   const rbac = new Rbac(accounts, now);
   const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond, undefined, now), {
     service: config.auth.service,
@@ -58,6 +73,7 @@ export async function createAuth(config: Config, accounts: AccountStore, log: Fa
     rbac,
     keys,
     audit,
+    ...(observer ? { observer } : {}),
     changed: () => {
       authenticator.forget();
       rbac.forget();
@@ -78,6 +94,7 @@ export function registerAuthRoutes(app: FastifyInstance, auth: Auth, config: Con
     keys: auth.keys,
     service: config.auth.service,
     ttlSeconds: config.auth.tokenTtlSeconds,
-    authenticate: (u, p, source) => auth.authenticator.basic(u, p, source),
+    authenticate: (u, p, source, userAgent) => auth.authenticator.basic(u, p, source, userAgent),
+    ...(auth.observer ? { observe: auth.observer.token.bind(auth.observer) } : {}),
   });
 }

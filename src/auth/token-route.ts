@@ -20,8 +20,30 @@ export interface TokenRouteDeps {
   keys: KeyRing;
   service: string;
   ttlSeconds: number;
-  authenticate: (username: string, password: string, source: string) => Promise<Principal>;
+  authenticate: (username: string, password: string, source: string, userAgent: string) => Promise<Principal>;
+  /** told of every /token answer, issued or refused, once it is sent (usage events) */
+  observe?: (answer: TokenAnswer) => void;
 }
+
+/** A /token request as it ended. */
+export interface TokenAnswer {
+  /** who asked: the principal when the credentials held, else the username given (or 'anonymous') */
+  actor: string;
+  actorKind: string;
+  /** the personal or robot token given as the password, if any */
+  tokenId: string;
+  /** what the issued token grants (`repository:team/app:pull`), empty when none was issued */
+  granted: string[];
+  status: number;
+  source: string;
+  userAgent: string;
+  /** ms since the epoch, when the request began */
+  at: number;
+  durationMicros: number;
+}
+
+/** What handle() found, for the onResponse hook: the principal and what the token grants. */
+const answers = new WeakMap<FastifyRequest, { principal: Principal; granted: TokenAccess[] }>();
 
 class ScopeError extends Error {}
 
@@ -50,6 +72,12 @@ export function registerTokenRoute(app: FastifyInstance, deps: TokenRouteDeps): 
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) =>
       done(null, new URLSearchParams(body as string)),
     );
+    const observe = deps.observe;
+    if (observe)
+      scope.addHook('onResponse', (req, reply, done) => {
+        observe(tokenAnswer(req, reply));
+        done();
+      });
     scope.get('/token', (req, reply) => handle(deps, req, reply, req.query as Record<string, string | string[]>, 'get'));
     scope.post('/token', (req, reply) => {
       const form = req.body instanceof URLSearchParams ? req.body : new URLSearchParams();
@@ -76,7 +104,7 @@ async function handle(
     if (via === 'post') {
       const grant = list(params.grant_type)[0];
       if (grant !== 'password') return fail(reply, 400, 'unsupported_grant_type', `grant_type ${String(grant).slice(0, 50)} is not supported; use password`);
-      principal = await deps.authenticate(list(params.username)[0] ?? '', list(params.password)[0] ?? '', req.ip);
+      principal = await deps.authenticate(list(params.username)[0] ?? '', list(params.password)[0] ?? '', req.ip, req.headers['user-agent'] ?? '');
       requested = list(params.scope)
         .flatMap((s) => s.split(' '))
         .filter(Boolean)
@@ -120,6 +148,7 @@ async function handle(
   if (principal.kind !== 'anonymous')
     Object.assign(claims, { pid: principal.id, adm: principal.admin || undefined, ns: principal.namespace, tid: principal.tokenId, scp: principal.scopes });
   const token = await deps.keys.sign(claims, deps.ttlSeconds, deps.service);
+  answers.set(req, { principal, granted });
   const issuedAt = new Date().toISOString();
   await reply.header('cache-control', 'no-store').send({
     token,
@@ -128,6 +157,31 @@ async function handle(
     issued_at: issuedAt,
     ...(via === 'post' ? { scope: granted.map((g) => `${g.type}:${g.name}:${g.actions.join(',')}`).join(' ') } : {}),
   });
+}
+
+function tokenAnswer(req: FastifyRequest, reply: FastifyReply): TokenAnswer {
+  const answer = answers.get(req);
+  const p = answer?.principal;
+  const elapsedMs = reply.elapsedTime;
+  return {
+    actor: p?.name ?? askedAs(req),
+    actorKind: p?.kind ?? 'anonymous',
+    tokenId: p?.tokenId ?? '',
+    granted: answer ? answer.granted.filter((g) => g.actions.length > 0).map((g) => `${g.type}:${g.name}:${g.actions.join(',')}`) : [],
+    status: reply.statusCode,
+    source: req.ip,
+    userAgent: req.headers['user-agent'] ?? '',
+    at: Date.now() - Math.round(elapsedMs),
+    durationMicros: Math.round(elapsedMs * 1000),
+  };
+}
+
+/** The username a refused request gave (Basic, or the password grant's form), else 'anonymous'. */
+function askedAs(req: FastifyRequest): string {
+  const credentials = parseAuthorization(req.headers.authorization);
+  const fromForm = req.body instanceof URLSearchParams ? req.body.get('username') : null;
+  const name = credentials.kind === 'basic' ? credentials.username : (fromForm ?? '');
+  return name === '' ? 'anonymous' : name.slice(0, 200);
 }
 
 async function fail(reply: FastifyReply, status: number, code: string, message: string): Promise<void> {

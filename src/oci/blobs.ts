@@ -1,12 +1,12 @@
 /** GET, HEAD and DELETE of blobs. */
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import { BlobNotFoundError, type ByteRange } from '../storage/blobstore.ts';
-import type { Handler, RegistryContext } from './context.ts';
+import type { Handler, Match, RegistryContext } from './context.ts';
 import { blobKey, parseDigest, type Digest } from './digest.ts';
 import { OciError } from './errors.ts';
 
-export const getBlob: Handler = (ctx, req, reply, m) => sendBlob(ctx, req.method === 'HEAD', req.headers.range, reply, m.name, parseDigest(m.ref));
+export const getBlob: Handler = (ctx, req, reply, m) => sendBlob(ctx, req.method === 'HEAD', req.headers.range, reply, m, parseDigest(m.ref));
 
 export const deleteBlob: Handler = async (ctx, _req, reply, m) => {
   const digest = parseDigest(m.ref);
@@ -20,9 +20,10 @@ async function sendBlob(
   head: boolean,
   rangeHeader: string | undefined,
   reply: Parameters<Handler>[2],
-  name: string,
+  m: Match,
   digest: Digest,
 ): Promise<void> {
+  const name = m.name;
   const size = await ctx.meta.blobInRepo(name, digest.value);
   if (size === undefined) throw new OciError('BLOB_UNKNOWN', `blob ${digest.value} is not in repository ${name}`);
   reply.header('docker-content-digest', digest.value).header('etag', `"${digest.value}"`).header('accept-ranges', 'bytes');
@@ -37,7 +38,7 @@ async function sendBlob(
   reply.header('content-length', length);
   if (head || length === 0) return void (await reply.send());
   try {
-    await sendCopy(ctx, reply, await ctx.blobs.openCopy(blobKey(digest), range ?? { start: 0, end: size - 1 }));
+    await sendCopy(ctx, reply, await ctx.blobs.openCopy(blobKey(digest), range ?? { start: 0, end: size - 1 }), m);
   } catch (err) {
     if (!(err instanceof BlobNotFoundError)) throw err;
     ctx.log.error({ digest: digest.value, repo: name }, 'blob is linked but its bytes are missing from storage');
@@ -49,10 +50,12 @@ async function sendBlob(
  * Writes the blob to the socket with the driver's own copy, past fastify's send (which would
  * want a stream of fresh buffers). Once the status
  * line is out an error can only cut the connection, which tells the client that the body is short.
+ * The bytes that went out are counted in `m.bytes` as the socket takes them (see countWrites).
  */
-async function sendCopy(ctx: RegistryContext, reply: Parameters<Handler>[2], copy: (out: Writable) => Promise<void>): Promise<void> {
+async function sendCopy(ctx: RegistryContext, reply: Parameters<Handler>[2], copy: (out: Writable) => Promise<void>, m: Match): Promise<void> {
   reply.hijack();
   const res = reply.raw;
+  countWrites(res, m);
   res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
   try {
     await copy(res);
@@ -63,6 +66,24 @@ async function sendCopy(ctx: RegistryContext, reply: Parameters<Handler>[2], cop
     if (clientLeft) return;
     ctx.log.error({ err }, 'sending a blob failed midway; the connection was cut');
   }
+}
+
+/**
+ * Counts in `m.bytes` the body bytes whose writes completed: what was handed to the connection.
+ * A client that goes away gets its last write cancelled, which is not counted; a count of bytes
+ * given to write() (or the socket's bytesWritten) would include it, up to a chunk (1 MiB) more
+ * than went out.
+ */
+function countWrites(res: ServerResponse, m: Match): void {
+  const write = res.write.bind(res) as (chunk: Uint8Array, callback: (err?: Error | null) => void) => boolean;
+  m.bytes = 0;
+  res.write = ((chunk: Uint8Array, encodingOrCallback?: unknown, callback?: unknown) => {
+    const done = (typeof encodingOrCallback === 'function' ? encodingOrCallback : callback) as ((err?: Error | null) => void) | undefined;
+    return write(chunk, (err) => {
+      if (!err) m.bytes = (m.bytes ?? 0) + chunk.byteLength;
+      done?.(err);
+    });
+  }) as ServerResponse['write'];
 }
 
 /**

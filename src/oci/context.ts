@@ -37,6 +37,11 @@ export interface Match {
   name: string;
   ref: string;
   query: URLSearchParams;
+  /**
+   * For whoever observes the request (usage events): the bytes of a blob's body that went out
+   * (counted as the socket took them), or the size of what a push stored.
+   */
+  bytes?: number;
 }
 
 export type Handler = (ctx: RegistryContext, req: FastifyRequest, reply: FastifyReply, match: Match) => Promise<void>;

@@ -5,15 +5,18 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { refusalHeaders, type AccessController } from '../auth/access.ts';
+import type { V2Call } from '../insight/v2-events.ts';
 import type { Match, RegistryContext } from './context.ts';
 import { OciError } from './errors.ts';
 import { checkName } from './names.ts';
 import { routes, type Method, type Route } from './routes.ts';
 
-export function registerV2(app: FastifyInstance, ctx: RegistryContext, access: AccessController): void {
+/** `observe` adds hooks to the /v2 routes only (usage events, src/insight/v2-events.ts). */
+export function registerV2(app: FastifyInstance, ctx: RegistryContext, access: AccessController, observe?: (v2: FastifyInstance) => void): void {
   app.register(async (v2) => {
     v2.removeAllContentTypeParsers();
     v2.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+    observe?.(v2);
     const handle = (req: FastifyRequest, reply: FastifyReply) => dispatch(ctx, access, req, reply);
     const methods: Method[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
     v2.route({ method: methods, url: '/v2', handler: handle });
@@ -33,8 +36,10 @@ async function dispatch(ctx: RegistryContext, access: AccessController, req: Fas
     reply.header('allow', Object.keys(route.methods).join(', '));
     throw new OciError('UNSUPPORTED', `${req.method} is not supported on ${path}`);
   }
+  req.v2 = { route: route.id, match, reply } satisfies V2Call;
   const decision = await access.authorize(req, operation.access(match));
   if (!decision.granted) {
+    if (decision.principal) req.principal = decision.principal;
     reply.headers(refusalHeaders(decision));
     throw new OciError(decision.status === 401 ? 'UNAUTHORIZED' : decision.status === 429 ? 'TOOMANYREQUESTS' : 'DENIED', decision.message, {
       status: decision.status,

@@ -43,6 +43,7 @@ export const putManifest: Handler = async (ctx, req, reply, m) => {
     });
   }
   await stored();
+  m.bytes = content.byteLength;
   await ctx.events?.manifestPushed({ repo: m.name, digest, mediaType: parsed.mediaType, content, ...(tag ? { tag } : {}) });
   if (parsed.subject) reply.header('oci-subject', parsed.subject);
   await reply.code(201).header('location', `/v2/${m.name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();

@@ -32,7 +32,7 @@ export const startUpload: Handler = async (ctx, req, reply, m) => {
   const digestParam = m.query.get('digest');
   if (digestParam !== null && mount === null) {
     const digest = parseDigest(digestParam);
-    await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
+    m.bytes = await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
     return blobCreated(reply, m.name, digest);
   }
   const id = randomUUID();
@@ -59,13 +59,14 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
   try {
     if (hasBody(req) && upload.offset === 0) {
       // POST then PUT with the whole blob: stream straight to its place.
-      await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
+      m.bytes = await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
     } else {
       const last = hasBody(req) ? await appendChunk(ctx, upload, req, reply) : undefined;
       if (last) upload.parts.push(last);
       const { size, stored } = await assemble(ctx, upload.parts, digest, (total) => checkBlobQuota(ctx, m.name, digest.value, total));
       await link(ctx, m.name, digest, size);
       await stored();
+      m.bytes = size;
     }
   } catch (err) {
     // A finish that fails leaves nothing behind: the client starts a new upload.
@@ -90,11 +91,11 @@ export async function discardUpload(ctx: RegistryContext, upload: Upload): Promi
 }
 
 /**
- * Streams a blob to its place, verifying its digest before it becomes visible, and links it. The
- * namespace's quota judges a body of `declared` length before a byte of it is read, one of unknown
- * length once all of it is written and before it becomes visible.
+ * Streams a blob to its place, verifying its digest before it becomes visible, and links it; its
+ * size. The namespace's quota judges a body of `declared` length before a byte of it is read, one
+ * of unknown length once all of it is written and before it becomes visible.
  */
-async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>, declared?: number): Promise<void> {
+async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>, declared?: number): Promise<number> {
   let stored = declared === undefined ? undefined : await checkBlobQuota(ctx, repo, digest.value, declared);
   const { stream, hash } = hashing(body, digest.algorithm);
   await ctx.meta.touchBlob(digest.value);
@@ -106,6 +107,7 @@ async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest,
   });
   await link(ctx, repo, digest, size);
   await stored?.();
+  return size;
 }
 
 /**

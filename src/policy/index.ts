@@ -7,13 +7,14 @@ import type { Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { compileOpa, createOpaPool, type OpaPool } from './opa/index.ts';
-import { PolicyService } from './service.ts';
+import { PolicyService, type Question } from './service.ts';
+import type { DecisionRecord } from '../meta/policy.ts';
 
 export { PolicyService } from './service.ts';
 
 export async function startPolicies(
   config: Config,
-  parts: { meta: MetaStore; blobs: BlobStore; log: FastifyBaseLogger; now?: () => number },
+  parts: { meta: MetaStore; blobs: BlobStore; log: FastifyBaseLogger; now?: () => number; decided?: (record: DecisionRecord, q: Question) => void },
 ): Promise<PolicyService> {
   let pool: OpaPool | undefined;
   const opa = config.policy.opa;

@@ -111,6 +111,7 @@ export class PolicyService {
   readonly latency = new DecisionLatency();
 
   private readonly onStop: (() => Promise<void>) | undefined;
+  private readonly decided: ((record: DecisionRecord, q: Question) => void) | undefined;
 
   constructor(parts: {
     meta: MetaStore;
@@ -121,8 +122,11 @@ export class PolicyService {
     now?: () => number;
     /** run last when stopping (the OPA worker pool's close) */
     onStop?: () => Promise<void>;
+    /** told of each decision the log records, with its question (usage events); must not throw */
+    decided?: (record: DecisionRecord, q: Question) => void;
   }) {
     this.onStop = parts.onStop;
+    this.decided = parts.decided;
     this.meta = parts.meta;
     this.blobs = parts.blobs;
     this.log = parts.log;
@@ -402,7 +406,7 @@ export class PolicyService {
           : '';
     const enforced = denied && p.doc.mode === 'enforce';
     if (enforced && run.refusal === undefined) run.refusal = message;
-    this.queue({
+    const record: DecisionRecord = {
       at: q.time,
       policy: p.doc.name,
       version: p.stored.version,
@@ -416,7 +420,9 @@ export class PolicyService {
       actor: q.principal.name,
       source: q.sourceAddress,
       enforced,
-    });
+    };
+    this.queue(record);
+    this.decided?.(record, q);
   }
 
   private queue(record: DecisionRecord): void {

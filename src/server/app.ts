@@ -20,6 +20,9 @@ import { GarbageCollector, gcSettings } from '../lifecycle/gc.ts';
 import { Quotas } from '../lifecycle/quota.ts';
 import { PullRecorder } from '../lifecycle/pulls.ts';
 import { RetentionService } from '../lifecycle/retention.ts';
+import { EventRecorder, recorderSettings } from '../insight/events.ts';
+import { decisionEvent, loginEvent, tokenEvent } from '../insight/sources.ts';
+import { recordV2Events } from '../insight/v2-events.ts';
 import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
@@ -99,7 +102,16 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   });
   installErrorHandlers(app);
 
-  const auth = await createAuth(config, meta.accounts, app.log, parts.now);
+  // usage events (docs/insight.md): the recorder writes them in batches; the sources only hand them over
+  const events = config.insight.events.enabled ? new EventRecorder(meta.insight, app.log, recorderSettings(config), parts.now) : undefined;
+  const clock = parts.now ?? Date.now;
+  const auth = await createAuth(
+    config,
+    meta.accounts,
+    app.log,
+    parts.now,
+    events && { login: (e) => events.record(loginEvent(e, clock())), token: (answer) => events.record(tokenEvent(answer)) },
+  );
   // Requests wait until bootstrap(app) has run (serve calls it once the port is bound).
   let bootstrapped = false;
   let open: () => void = () => {};
@@ -123,7 +135,13 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   registerTufRoutes(app, { publisher: tuf, manifests: meta, controller: auth.controller });
   const tufRefresh = startRefreshing(tuf, meta.tuf, refreshInterval(config.tuf.timestampExpirySeconds), app.log);
   const trust = await startTrust(config, { meta, blobs, log: app.log });
-  const policy = await startPolicies(config, { meta, blobs, log: app.log, ...(parts.now ? { now: parts.now } : {}) });
+  const policy = await startPolicies(config, {
+    meta,
+    blobs,
+    log: app.log,
+    ...(parts.now ? { now: parts.now } : {}),
+    ...(events ? { decided: (record, q) => events.record(decisionEvent(record, q)) } : {}),
+  });
   const quota = new Quotas(meta, app.log, parts.now);
   const gc = new GarbageCollector({
     meta,
@@ -157,7 +175,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     ...(parts.now ? { now: parts.now } : {}),
     ...(trust ? { events: trust } : {}),
   };
-  registerV2(app, ctx, auth.controller);
+  registerV2(app, ctx, auth.controller, events && ((v2) => recordV2Events(v2, events)));
 
   // Someone who opens the registry's address in a browser, or curls it, learns where to go.
   app.get('/', async () => ({
@@ -188,6 +206,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   gc.start();
   pulls.start();
   retention.start();
+  events?.start();
   app.addHook('onClose', async () => {
     clearInterval(expiry);
     await gc.stop();
@@ -197,6 +216,8 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     tufRefresh.stop();
     await trust?.stop();
     await policy.stop();
+    // last before the database closes: every request is done, and so is every decision
+    await events?.stop();
     await meta.close();
   });
   return app;
