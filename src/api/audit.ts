@@ -8,7 +8,7 @@ import { access, authorize, iso, type ApiContext } from './context.ts';
 import { parse } from './errors.ts';
 
 /** ISO 8601 or milliseconds since the epoch. */
-const time = z.string().transform((s, c) => {
+export const timeParam = z.string().transform((s, c) => {
   const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
   if (Number.isNaN(ms)) {
     c.addIssue({ code: 'custom', message: 'use an ISO 8601 time or milliseconds since the epoch' });
@@ -23,8 +23,8 @@ const querySchema = z.strictObject({
   actor: filter.optional(),
   action: filter.optional(),
   target: filter.optional(),
-  since: time.optional(),
-  until: time.optional(),
+  since: timeParam.optional(),
+  until: timeParam.optional(),
   before: z.coerce.number<string>().int().positive().optional(),
   limit: z.coerce.number<string>().int().min(1, 'at least 1').max(500, 'at most 500').default(100),
 });

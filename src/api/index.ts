@@ -16,6 +16,7 @@ import type { RetentionService } from '../lifecycle/retention.ts';
 import { registerRetention } from './retention.ts';
 import { registerArtifacts } from './artifacts.ts';
 import { registerAudit } from './audit.ts';
+import { registerEvents } from './events.ts';
 import { authenticateBeforeBody, installJsonParser } from './bodies.ts';
 import type { ApiContext } from './context.ts';
 import { installApiErrors } from './errors.ts';
@@ -77,6 +78,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         registerUsage,
         registerGc,
         registerRetention,
+        registerEvents,
       ])
         register(api, ctx);
     },

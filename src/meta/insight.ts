@@ -85,6 +85,8 @@ export interface RollupFilter {
   since?: number;
   /** start < until */
   until?: number;
+  /** at most this many rows (the first in order) */
+  limit?: number;
 }
 
 export interface InsightStore {
@@ -126,3 +128,6 @@ export function eventId(at: number): string {
 
 export const hourMs = 3_600_000;
 export const dayMs = 86_400_000;
+
+/** The start of the hour, or of the UTC day, that `at` falls in. */
+export const periodStart = (period: RollupPeriod, at: number): number => at - (at % (period === 'hour' ? hourMs : dayMs));

@@ -148,6 +148,7 @@ export function insightStoreSuite(name: string, open: () => Promise<MetaStore>):
       expect(await store.rollups({ period: 'hour', since: t0 + hourMs, until: t0 + 2 * hourMs })).toHaveLength(1);
       expect(await store.rollups({ period: 'hour', repository: 'other/x' })).toHaveLength(1);
       expect(await store.rollups({ period: 'hour', namespaces: [] })).toEqual([]);
+      expect((await store.rollups({ period: 'day', limit: 2 })).map((r) => r.namespace)).toEqual(['other', 'team']);
       await meta.close();
     });
 

@@ -1,8 +1,7 @@
 /** The InsightStore on Kysely: the same queries on SQLite and PostgreSQL. */
 import { CompiledQuery, sql, type Kysely, type Selectable, type SelectQueryBuilder } from 'kysely';
 import {
-  dayMs,
-  hourMs,
+  periodStart,
   type EventCursor,
   type EventFilter,
   type EventObject,
@@ -101,9 +100,6 @@ function params(e: UsageEvent, out: unknown[]): void {
   );
 }
 
-/** The hour, or the UTC day, that `at` falls in. */
-export const periodStart = (period: RollupPeriod, at: number): number => at - (at % (period === 'hour' ? hourMs : dayMs));
-
 /** The events' additions to the hour and day rollups, one row per key, in key order (so that concurrent batches lock rows in one order). */
 function rollupDeltas(events: UsageEvent[]): Rollup[] {
   const sums = new Map<string, Rollup>();
@@ -199,7 +195,9 @@ export class KyselyInsightStore implements InsightStore {
     if (filter.repository !== undefined) q = q.where('repository', '=', filter.repository);
     if (filter.since !== undefined) q = q.where('start', '>=', filter.since);
     if (filter.until !== undefined) q = q.where('start', '<', filter.until);
-    const rows = await q.orderBy('start').orderBy('namespace').orderBy('repository').orderBy('type').orderBy('object').execute();
+    q = q.orderBy('start').orderBy('namespace').orderBy('repository').orderBy('type').orderBy('object');
+    if (filter.limit !== undefined) q = q.limit(filter.limit);
+    const rows = await q.execute();
     return rows.map((r) => ({
       period: r.period as RollupPeriod,
       start: r.start,
