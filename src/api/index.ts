@@ -10,6 +10,7 @@ import type { TrustService } from '../trust/service.ts';
 import type { PolicyService } from '../policy/service.ts';
 import type { Quotas } from '../lifecycle/quota.ts';
 import { registerPolicies } from './policies.ts';
+import { registerQuery } from './query.ts';
 import { registerGc } from './gc.ts';
 import type { GarbageCollector } from '../lifecycle/gc.ts';
 import type { RetentionService } from '../lifecycle/retention.ts';
@@ -78,6 +79,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         registerUsage,
         registerGc,
         registerRetention,
+        registerQuery,
         registerEvents,
       ])
         register(api, ctx);

@@ -39,6 +39,21 @@ export class Rbac {
     return actions;
   }
 
+  /**
+   * Every namespace the principal may pull from, sorted; 'all' for a registry administrator (whose
+   * token, if any, allows pulls). The candidates are the namespaces open to anonymous reads and
+   * those granted to the principal (or its teams); actions() has the last word on each.
+   */
+  async readable(principal: Principal): Promise<'all' | string[]> {
+    if (principal.admin && (!principal.scopes || principal.scopes.includes('pull'))) return 'all';
+    const candidates = new Set<string>();
+    for (const ns of await this.accounts.listNamespaces()) if (ns.anonymousRead) candidates.add(ns.name);
+    for (const ns of await this.accounts.grantedNamespaces(await this.who(principal))) candidates.add(ns);
+    const readable: string[] = [];
+    for (const ns of [...candidates].sort()) if ((await this.actions(principal, ns)).has('pull')) readable.push(ns);
+    return readable;
+  }
+
   /** Drops every cached answer (after a grant, membership, user or robot changes). */
   forget(): void {
     this.cache.clear();
@@ -48,15 +63,18 @@ export class Rbac {
     const allowed = new Set<Action>();
     if (principal.admin) for (const a of allActions) allowed.add(a);
     else if (principal.kind !== 'robot' || principal.namespace === namespace) {
-      const who: { kind: 'user' | 'team' | 'robot'; id: string }[] = [];
-      if (principal.kind === 'user') {
-        who.push({ kind: 'user', id: principal.id });
-        for (const team of await this.accounts.teamsOf(principal.id)) who.push({ kind: 'team', id: team });
-      } else if (principal.kind === 'robot') who.push({ kind: 'robot', id: principal.id });
-      for (const role of await this.accounts.rolesIn(namespace, who)) for (const a of roleActions[role]) allowed.add(a);
+      for (const role of await this.accounts.rolesIn(namespace, await this.who(principal))) for (const a of roleActions[role]) allowed.add(a);
       if ((await this.accounts.getNamespace(namespace))?.anonymousRead) allowed.add('pull');
     }
     if (principal.scopes) for (const a of [...allowed]) if (!principal.scopes.includes(a)) allowed.delete(a);
     return allowed;
+  }
+
+  /** Whom grants to the principal name: a user and its teams, or a robot. */
+  private async who(principal: Principal): Promise<{ kind: 'user' | 'team' | 'robot'; id: string }[]> {
+    if (principal.kind === 'user')
+      return [{ kind: 'user', id: principal.id }, ...(await this.accounts.teamsOf(principal.id)).map((id) => ({ kind: 'team' as const, id }))];
+    if (principal.kind === 'robot') return [{ kind: 'robot', id: principal.id }];
+    return [];
   }
 }

@@ -7,6 +7,7 @@ import { registerKeys } from './keys.ts';
 import { registerLogin } from './login.ts';
 import { registerNamespaces } from './namespaces.ts';
 import { registerPolicy } from './policy.ts';
+import { registerQuery } from './query.ts';
 import { registerRetention } from './retention.ts';
 import { registerRobots } from './robots.ts';
 import { registerTeams } from './teams.ts';
@@ -29,6 +30,7 @@ export function registerManagementCommands(program: Command): void {
     registerPolicy,
     registerGc,
     registerRetention,
+    registerQuery,
   ])
     register(program);
 }

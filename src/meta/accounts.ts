@@ -152,6 +152,8 @@ export interface Namespaces {
   listGrants(namespace: string): Promise<Grant[]>;
   /** every role that applies to these principals in a namespace */
   rolesIn(namespace: string, principals: { kind: PrincipalKind; id: string }[]): Promise<Role[]>;
+  /** the namespaces where any of these principals has a grant, sorted */
+  grantedNamespaces(principals: { kind: PrincipalKind; id: string }[]): Promise<string[]>;
 }
 
 export interface Tokens {

@@ -10,6 +10,7 @@ import type { PolicyStore } from './policy.ts';
 import type { GcStore } from './gc.ts';
 import type { QuotaStore } from './quota.ts';
 import type { RetentionStore } from './retention.ts';
+import type { QueryStore } from './query.ts';
 import type { InsightStore } from './insight.ts';
 import type { WebhookStore } from './webhooks.ts';
 
@@ -133,6 +134,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly insight: InsightStore;
   /** webhooks per namespace and the outbox they are delivered from (see webhooks.ts) */
   readonly webhooks: WebhookStore;
+  /** read-only queries the query language planned (see query.ts) */
+  readonly query: QueryStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

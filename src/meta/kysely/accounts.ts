@@ -243,6 +243,18 @@ export class KyselyAccountStore implements AccountStore {
     return rows.map((r) => r.role as Role);
   }
 
+  async grantedNamespaces(principals: { kind: PrincipalKind; id: string }[]): Promise<string[]> {
+    if (principals.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('grants')
+      .select('namespace')
+      .distinct()
+      .where((eb) => eb.or(principals.map((p) => eb.and([eb('kind', '=', p.kind), eb('principal', '=', p.id)]))))
+      .orderBy('namespace')
+      .execute();
+    return rows.map((r) => r.namespace);
+  }
+
   // Tokens and signing keys
 
   async createToken(token: Omit<TokenRecord, 'lastUsedAt' | 'createdAt'>): Promise<TokenRecord> {

@@ -6,6 +6,14 @@ import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlit
 import { SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { BoundedMap } from '../../bounded-map.ts';
 
+/** Thrown by custody_query_deadline(ms) once the clock is past ms: SQLite abandons the statement. */
+export class DeadlinePassed extends Error {
+  constructor() {
+    super('the query ran past its deadline');
+    this.name = 'DeadlinePassed';
+  }
+}
+
 export function nodeSqliteDialect(file: string): SqliteDialect {
   return new SqliteDialect({ database: async () => openDatabase(file) });
 }
@@ -15,6 +23,12 @@ function openDatabase(file: string): SqliteDatabase {
   // WAL with synchronous=NORMAL: a committed transaction survives a killed process; busy_timeout
   // lets a second process (the CLI, a second server) wait for the lock instead of failing.
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+  // How a query-language scan keeps its time limit (src/meta/kysely/query.ts): node:sqlite has no
+  // interrupt and no progress handler, but a function called from the scan may throw.
+  db.function('custody_query_deadline', { deterministic: false, directOnly: true }, (deadline) => {
+    if (typeof deadline === 'number' && Date.now() > deadline) throw new DeadlinePassed();
+    return 1;
+  });
   const cache = new BoundedMap<string, SqliteStatement>(500);
   return {
     close: () => db.close(),

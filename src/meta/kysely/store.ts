@@ -8,6 +8,7 @@ import { KyselyPolicyStore } from './policy.ts';
 import { KyselyGcStore } from './gc.ts';
 import { KyselyQuotaStore } from './quota.ts';
 import { KyselyRetentionStore } from './retention.ts';
+import { KyselyQueryStore } from './query.ts';
 import { KyselyInsightStore } from './insight.ts';
 import { KyselyWebhookStore } from './webhooks.ts';
 import { namespaceOf } from '../../reference.ts';
@@ -28,6 +29,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly gc: KyselyGcStore;
   readonly quota: KyselyQuotaStore;
   readonly retention: KyselyRetentionStore;
+  readonly query: KyselyQueryStore;
   readonly insight: KyselyInsightStore;
   readonly webhooks: KyselyWebhookStore;
   private readonly engine: Engine;
@@ -47,6 +49,7 @@ export class KyselyMetaStore implements MetaStore {
     this.policy = new KyselyPolicyStore(db);
     this.quota = new KyselyQuotaStore(db);
     this.retention = new KyselyRetentionStore(db, engine);
+    this.query = new KyselyQueryStore(db, engine);
     this.insight = new KyselyInsightStore(db);
     this.webhooks = new KyselyWebhookStore(db, engine);
     this.hot = {
