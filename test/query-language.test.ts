@@ -4,7 +4,7 @@
  * the caller's text never an identifier). The same queries against real data on both engines are
  * in test/suites/query.ts.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -205,6 +205,24 @@ describe('the query language: the SQL a plan becomes', () => {
     for (const t of catalog) {
       const r = await runQuery(meta.query, `FROM ${t.name}`, { access: ['team'] });
       expect(r.columns.map((c) => c.name)).toEqual(t.columns.map((c) => c.name));
+    }
+  });
+});
+
+describe('the query language: docs/insight.md', () => {
+  it('lists every table and every column of the catalog, with its type, in the order of the catalog', async () => {
+    const doc = await readFile(new URL('../docs/insight.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Query language'), doc.indexOf('### Access', doc.indexOf('## Query language')));
+    for (const t of catalog) {
+      const heading = section.split('\n').findIndex((line) => line.startsWith('#### ') && line.includes(`\`${t.name}\``));
+      expect(heading, t.name).toBeGreaterThan(0);
+      expect(section).toContain(`- \`${t.name}\`: ${t.doc}`);
+      const rows = section
+        .split('\n')
+        .slice(heading)
+        .filter((line) => line.startsWith('| `'));
+      const documented = rows.slice(0, t.columns.length).map((line) => line.split(' | ').slice(0, 2).join(' | '));
+      expect(documented, t.name).toEqual(t.columns.map((c) => `| \`${c.name}\` | ${c.type}`));
     }
   });
 });
