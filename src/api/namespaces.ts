@@ -73,6 +73,7 @@ export function registerNamespaces(api: FastifyInstance, ctx: ApiContext): void 
     await authorize(ctx, req, reply, [before ? access.manage(ns) : access.admin]);
     const body = parse(settingsBody, req.body ?? {}, 'namespace settings');
     const after = await ctx.accounts.upsertNamespace(ns, body);
+    ctx.policy?.namespaceChanged(ns);
     await recorded(ctx, req, before ? 'namespace.update' : 'namespace.create', ns, { ...body });
     return view(after);
   });

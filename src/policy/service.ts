@@ -235,6 +235,11 @@ export class PolicyService {
     return bytes;
   }
 
+  /** A namespace's settings changed (quota, labels): its cached section is read again at the next decision on this replica. */
+  namespaceChanged(namespace: string): void {
+    this.inputs.forget(namespace);
+  }
+
   /** The whole input document a request would be decided on (for `custody policy test`). */
   async input(q: Question): Promise<PolicyInput> {
     return this.inputs.build(q, allSections);
