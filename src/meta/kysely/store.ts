@@ -39,7 +39,7 @@ export class KyselyMetaStore implements MetaStore {
    */
   private readonly hot: { byDigest: string; byTag: string; blobSize: string };
 
-  private constructor(db: Kysely<Database>, engine: Engine, options: { sqliteFile?: string }) {
+  private constructor(db: Kysely<Database>, engine: Engine) {
     this.db = db;
     this.engine = engine;
     this.gc = new KyselyGcStore(db, engine);
@@ -50,7 +50,7 @@ export class KyselyMetaStore implements MetaStore {
     this.quota = new KyselyQuotaStore(db);
     this.retention = new KyselyRetentionStore(db, engine);
     this.query = new KyselyQueryStore(db, engine);
-    this.insight = new KyselyInsightStore(db, options);
+    this.insight = new KyselyInsightStore(db);
     this.webhooks = new KyselyWebhookStore(db, engine);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
@@ -71,8 +71,7 @@ export class KyselyMetaStore implements MetaStore {
     };
   }
 
-  /** `sqliteFile`: the database's file, where events get a writer thread of their own (sqlite-events.ts) */
-  static async open(dialect: Dialect, engine: Engine, options: { sqliteFile?: string } = {}): Promise<KyselyMetaStore> {
+  static async open(dialect: Dialect, engine: Engine): Promise<KyselyMetaStore> {
     const db = new Kysely<Database>({ dialect });
     const migrator = new Migrator({
       db,
@@ -85,7 +84,7 @@ export class KyselyMetaStore implements MetaStore {
       await db.destroy();
       throw error instanceof Error ? error : new Error(`migration failed: ${JSON.stringify(error)}`);
     }
-    return new KyselyMetaStore(db, engine, options);
+    return new KyselyMetaStore(db, engine);
   }
 
   async touchBlob(digest: string): Promise<void> {
@@ -334,7 +333,6 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async close(): Promise<void> {
-    await this.insight.close();
     await this.db.destroy();
   }
 
