@@ -43,7 +43,8 @@ const columns = [
 /** Rows per insert statement: 19 parameters each, well under SQLite's 32 766 and PostgreSQL's 65 535. */
 const rowsPerInsert = 500;
 
-function toEvent(r: EventRow): UsageEvent {
+/** A usage_events row as a UsageEvent (a damaged detail becomes {}); the webhook outbox reads rows with it too. */
+export function toEvent(r: EventRow): UsageEvent {
   return {
     id: r.id,
     at: r.at,

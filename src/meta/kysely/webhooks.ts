@@ -1,6 +1,5 @@
 /** The WebhookStore on Kysely: the same queries on SQLite and PostgreSQL (the outbox: ../webhooks.ts). */
 import type { Kysely, Selectable } from 'kysely';
-import type { EventObject, EventResult, EventType, UsageEvent } from '../insight.ts';
 import type {
   Delivery,
   DeliveryOutcome,
@@ -15,6 +14,8 @@ import type {
 } from '../webhooks.ts';
 import type { Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
+import type { UsageEvent } from '../insight.ts';
+import { toEvent } from './insight.ts';
 
 const chunkSize = 200;
 
@@ -59,37 +60,6 @@ const toQueued = (r: Selectable<Database['webhook_queue']>): QueuedEvent => ({
 });
 
 type EventRow = Selectable<Database['usage_events']>;
-
-function toEvent(r: EventRow): UsageEvent {
-  let detail: Record<string, unknown> = {};
-  try {
-    const parsed: unknown = JSON.parse(r.detail);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) detail = parsed as Record<string, unknown>;
-  } catch {
-    // a damaged detail is left out, not a failed delivery
-  }
-  return {
-    id: r.id,
-    at: r.at,
-    type: r.type as EventType,
-    object: r.object as EventObject,
-    namespace: r.namespace,
-    repository: r.repository,
-    digest: r.digest,
-    tag: r.tag,
-    mediaType: r.media_type,
-    actor: r.actor,
-    actorKind: r.actor_kind,
-    tokenId: r.token_id,
-    bytes: r.bytes,
-    userAgent: r.user_agent,
-    source: r.source,
-    durationMicros: r.duration_micros,
-    status: r.status,
-    result: r.result as EventResult,
-    detail,
-  };
-}
 
 export class KyselyWebhookStore implements WebhookStore {
   private readonly db: Kysely<Database>;
