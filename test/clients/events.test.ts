@@ -38,13 +38,17 @@ describe.runIf(available)('skopeo and usage events', () => {
   const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { REGISTRY_AUTH_FILE: path.join(work, 'auth.json') });
   const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
-  /** The repository's events of one type, oldest first, once `count` of them succeeded (batches go every 50 ms). */
+  /**
+   * The repository's events of one type, oldest first, once `count` of them succeeded and sent or
+   * stored bytes (batches go every 50 ms). Counting only those: a HEAD skopeo sends during the copy
+   * in is a pull that succeeded with no bytes, and must not end the wait before the copy back's GETs.
+   */
   async function events(type: string, count: number): Promise<EventView[]> {
     for (let i = 0; ; i++) {
       const r = await request(server.url, `/api/v1/events?repository=team/app&type=${type}&limit=500`);
       expect(r.status).toBe(200);
       const found = r.json<{ events: EventView[] }>().events.reverse();
-      if (found.filter((e) => e.result === 'ok').length >= count || i > 100) return found;
+      if (found.filter((e) => e.result === 'ok' && e.bytes > 0).length >= count || i > 100) return found;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
