@@ -48,7 +48,7 @@ describe.runIf(available)('skopeo and usage events', () => {
       const r = await request(server.url, `/api/v1/events?repository=team/app&type=${type}&limit=500`);
       expect(r.status).toBe(200);
       const found = r.json<{ events: EventView[] }>().events.reverse();
-      if (found.filter((e) => e.result === 'ok' && e.bytes > 0).length >= count || i > 100) return found;
+      if (found.filter((e) => e.result === 'ok' && e.bytes > 0).length >= count || i > 600) return found; // up to 30 s: the whole suite runs beside it
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
