@@ -199,6 +199,38 @@ describe('usage events of the Distribution API', () => {
   });
 });
 
+describe('usage events written from their own SQLite thread', () => {
+  it('never fail a push that writes while they are being written (main-thread transactions begin IMMEDIATE)', async () => {
+    // batches of 5 every 5 ms: the writer thread commits all the time
+    const busy = await startWithAccounts({ insight: { events: { flushMs: 10, batchSize: 5 } } });
+    try {
+      const repo = 'team/contended';
+      const statuses: number[] = [];
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, worker) => {
+          for (let i = 0; i < 25; i++) {
+            const { body } = await imageManifest(busy.url, repo, [`layer ${worker} ${i}`]);
+            statuses.push((await putManifest(busy.url, repo, `t${worker}-${i}`, body)).status);
+            statuses.push((await request(busy.url, `/v2/${repo}/manifests/t${worker}-${i}`)).status);
+          }
+        }),
+      );
+      expect(statuses.filter((s) => s !== 201 && s !== 200)).toEqual([]);
+      const events = await (async () => {
+        for (let i = 0; ; i++) {
+          const found = await busy.meta.insight.eventsAfter(undefined, 10_000, { repository: repo });
+          if (found.length >= 8 * 25 * 4 || i > 200) return found;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
+      // per push: config blob, layer, manifest; and the pull
+      expect(events).toHaveLength(8 * 25 * 4);
+    } finally {
+      await busy.stop();
+    }
+  });
+});
+
 describe('usage events of /token and of policy decisions', () => {
   it('records an issued token with what it grants, and a refused one', async () => {
     const query = new URLSearchParams({ service: 'custody', scope: 'repository:team/app:pull,push' });

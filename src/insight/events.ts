@@ -7,8 +7,8 @@
  * a time. While the database is behind, at most `maxBuffered` events wait: past that, new ones are
  * dropped and counted, and the count is logged as a warning once per flush, so a slow or absent
  * database costs the registry memory up to that bound and no more. A batch that fails to write
- * is kept (within the bound) and written again with the same ids; a retry that finds them taken
- * (the first attempt committed after all) drops it, so nothing counts twice.
+ * is kept (within the bound) and written again with the same ids: the store skips the events it
+ * holds already (a first attempt that committed after all), so nothing counts twice.
  *
  * On close (the server's onClose, which `custody serve` reaches on SIGTERM once in-flight requests
  * are done) everything buffered is written before the database closes. A crash or SIGKILL loses
@@ -96,7 +96,7 @@ export class EventRecorder {
     this.timers.push(flush, prune);
   }
 
-  /** Writes everything buffered now (and what comes while it writes, batch by batch); one flush at a time. */
+  /** Writes everything buffered now (and full batches of what comes while it writes); one flush at a time. */
   flush(): Promise<void> {
     if (this.soon) clearImmediate(this.soon);
     this.soon = undefined;
@@ -120,17 +120,23 @@ export class EventRecorder {
       );
       this.droppedSinceWarning = 0;
     }
+    // what was buffered when this flush began is written; what comes meanwhile only in full
+    // batches (a writer that answers in a fraction of a millisecond, the SQLite thread, would
+    // otherwise be sent a stream of batches of a few events, each a commit)
+    let owed = this.buffer.length;
     for (;;) {
       const retry = this.retries[0];
       if (retry) {
-        await this.writeAgain(retry);
+        await this.store.recordEvents(retry);
+        this.totals.written += retry.length;
         this.retries.shift();
         this.retrying -= retry.length;
         continue;
       }
-      if (this.buffer.length === 0) return;
+      if (this.buffer.length === 0 || (owed <= 0 && this.buffer.length < this.settings.batchSize)) return;
       const taken = this.buffer.length <= this.settings.batchSize ? this.buffer : this.buffer.slice(0, this.settings.batchSize);
       this.buffer = taken === this.buffer ? [] : this.buffer.slice(taken.length);
+      owed -= taken.length;
       const batch = withIds(taken);
       try {
         await this.store.recordEvents(batch);
@@ -140,18 +146,6 @@ export class EventRecorder {
         this.retrying += batch.length;
         throw err;
       }
-    }
-  }
-
-  /** A batch whose first write failed: written again, or dropped if the first write had in fact committed. */
-  private async writeAgain(batch: UsageEvent[]): Promise<void> {
-    try {
-      await this.store.recordEvents(batch);
-      this.totals.written += batch.length;
-    } catch (err) {
-      if (!isUniqueViolation(err)) throw err;
-      // all or nothing: one id taken means the whole batch was written
-      this.totals.written += batch.length;
     }
   }
 
@@ -175,6 +169,8 @@ export class EventRecorder {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     try {
+      // a flush under way when stop() came may have left what arrived meanwhile
+      for (let i = 0; i < 1000 && (this.buffer.length > 0 || this.retries.length > 0); i++) await this.flush();
       await this.flush();
     } catch (err) {
       this.log.error({ err, lost: this.stats().buffered }, 'usage events could not be written before stopping; they are lost');
@@ -185,12 +181,6 @@ export class EventRecorder {
 function withIds(events: NewEvent[]): UsageEvent[] {
   for (const e of events) if (e.id === '') e.id = eventId(e.at);
   return events;
-}
-
-/** SQLite's and PostgreSQL's duplicate-key errors. */
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  return e.code === '23505' || (typeof e.message === 'string' && /UNIQUE constraint failed/.test(e.message));
 }
 
 /** The recorder's settings from the configuration (insight.events, insight.rollups). */

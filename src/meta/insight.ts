@@ -2,11 +2,11 @@
  * What insight (src/insight/) keeps in the shared metadata store: usage events (every push, pull,
  * delete, login, token issue and policy decision) and their rollups per hour and per day.
  *
- * Events are written in batches (src/insight/events.ts). The batch that inserts them also adds
- * them to the rollups, in the same transaction: a rollup always agrees with the events written,
- * replicas add up (each adds only its own events), and a batch retried after an unknown outcome
- * cannot count twice (its event ids collide and the whole transaction fails). Rollups outlive the
- * events they were made from: pruning events leaves them alone.
+ * Events are written in batches (src/insight/events.ts). The transaction that inserts events also
+ * adds them to the rollups: a rollup always agrees with the events written, and replicas add up
+ * (each adds only its own events). Writing is idempotent by id: an event already stored is
+ * skipped and not counted again, so a batch retried after an unknown outcome counts once. Rollups
+ * outlive the events they were made from: pruning events leaves them alone.
  *
  * Text fields are empty strings, never null, when absent.
  */
@@ -91,8 +91,9 @@ export interface RollupFilter {
 
 export interface InsightStore {
   /**
-   * Inserts the events (one transaction, batched statements) and adds them to the hour and day
-   * rollups. Ids must be new: a repeated id fails the whole call and nothing is written.
+   * Inserts the events and adds them to the hour and day rollups, in transactions that do both
+   * (on SQLite, of at most 250 events, from a thread of its own: src/meta/kysely/sqlite-events.ts;
+   * on PostgreSQL, one). Events whose id is stored already are skipped, and counted once.
    */
   recordEvents(events: UsageEvent[]): Promise<void>;
   /**

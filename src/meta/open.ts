@@ -21,7 +21,7 @@ export async function openMetaStore(url: string, onIdleError: (err: Error) => vo
   }
   const file = url.startsWith('sqlite://') ? url.slice('sqlite://'.length) : url;
   await ownerOnly(file);
-  return KyselyMetaStore.open(nodeSqliteDialect(file), 'sqlite');
+  return KyselyMetaStore.open(nodeSqliteDialect(file), 'sqlite', file === ':memory:' || file === '' ? {} : { sqliteFile: file });
 }
 
 /**

@@ -61,14 +61,18 @@ export function insightStoreSuite(name: string, open: () => Promise<MetaStore>):
       await meta.close();
     });
 
-    it('writes a batch whole or not at all: a repeated id writes nothing and counts nothing', async () => {
+    it('skips events it holds already and counts them once: a batch written again adds nothing', async () => {
       const meta = await open();
       const store = meta.insight;
-      const a = event(t0);
-      await store.recordEvents([a]);
-      await expect(store.recordEvents([event(t0 + 1), { ...a }])).rejects.toThrow();
-      expect(await store.eventsAfter(undefined, 10)).toHaveLength(1);
-      expect((await store.rollups({ period: 'hour' })).map((r) => r.count)).toEqual([1]);
+      const a = event(t0, { bytes: 5 });
+      const batch = [a, ...Array.from({ length: 300 }, (_, i) => event(t0 + i, { bytes: 1 }))];
+      await store.recordEvents(batch);
+      await store.recordEvents(batch.map((e) => ({ ...e })));
+      // one written before, one new
+      await store.recordEvents([{ ...a }, event(t0 + 1, { bytes: 100 })]);
+      expect(await store.eventsAfter(undefined, 1000)).toHaveLength(302);
+      expect((await store.rollups({ period: 'hour' })).map((r) => [r.count, r.bytes])).toEqual([[302, 405]]);
+      expect((await store.rollups({ period: 'day' })).map((r) => [r.count, r.bytes])).toEqual([[302, 405]]);
       await store.recordEvents([]);
       await meta.close();
     });

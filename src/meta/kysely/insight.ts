@@ -14,6 +14,8 @@ import {
   type UsageEvent,
 } from '../insight.ts';
 import type { Database } from './schema.ts';
+import { SqliteEventWriter } from './sqlite-events.ts';
+import type { SQLInputValue } from 'node:sqlite';
 
 type EventRow = Selectable<Database['usage_events']>;
 
@@ -40,8 +42,12 @@ const columns = [
   'detail',
 ] as const satisfies readonly (keyof EventRow)[];
 
-/** Rows per insert statement: 19 parameters each, well under SQLite's 32 766 and PostgreSQL's 65 535. */
-const rowsPerInsert = 500;
+/**
+ * Rows per insert statement (19 parameters each). On SQLite 50-row statements cost 3.4 µs of CPU
+ * per event against 3.9 for single rows; 500-row ones were slower again, their parameters spread
+ * into one call.
+ */
+const rowsPerInsert = 50;
 
 /** A usage_events row as a UsageEvent (a damaged detail becomes {}); the webhook outbox reads rows with it too. */
 export function toEvent(r: EventRow): UsageEvent {
@@ -77,7 +83,8 @@ function parseDetail(text: string): Record<string, unknown> {
   }
 }
 
-function params(e: UsageEvent, out: unknown[]): void {
+function params(e: UsageEvent, out: SQLInputValue[]): void {
+  // the order of `columns`
   out.push(
     e.id,
     e.at,
@@ -97,23 +104,32 @@ function params(e: UsageEvent, out: unknown[]): void {
     Math.round(e.durationMicros),
     e.status,
     e.result,
-    JSON.stringify(e.detail),
+    detailText(e.detail),
   );
+}
+
+/** Most events have no detail: '{}' without serialising. */
+function detailText(detail: Record<string, unknown>): string {
+  for (const _ in detail) return JSON.stringify(detail);
+  return '{}';
 }
 
 /** The events' additions to the hour and day rollups, one row per key, in key order (so that concurrent batches lock rows in one order). */
 function rollupDeltas(events: UsageEvent[]): Rollup[] {
   const sums = new Map<string, Rollup>();
+  const add = (period: RollupPeriod, e: UsageEvent) => {
+    const start = periodStart(period, e.at);
+    // NUL cannot occur in the fields, so the key is unambiguous
+    const key = `${period}\0${start}\0${e.namespace}\0${e.repository}\0${e.type}\0${e.object}`;
+    const seen = sums.get(key);
+    if (seen) {
+      seen.count += 1;
+      seen.bytes += e.bytes;
+    } else sums.set(key, { period, start, namespace: e.namespace, repository: e.repository, type: e.type, object: e.object, count: 1, bytes: e.bytes });
+  };
   for (const e of events) {
-    for (const period of ['hour', 'day'] as const) {
-      const start = periodStart(period, e.at);
-      const key = JSON.stringify([period, start, e.namespace, e.repository, e.type, e.object]);
-      const seen = sums.get(key);
-      if (seen) {
-        seen.count += 1;
-        seen.bytes += e.bytes;
-      } else sums.set(key, { period, start, namespace: e.namespace, repository: e.repository, type: e.type, object: e.object, count: 1, bytes: e.bytes });
-    }
+    add('hour', e);
+    add('day', e);
   }
   return [...sums.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }
@@ -122,21 +138,28 @@ export class KyselyInsightStore implements InsightStore {
   private readonly db: Kysely<Database>;
   /** the batch insert's SQL per row count, compiled once */
   private readonly inserts = new Map<number, string>();
+  /** on an SQLite file, events are written from a thread of their own (sqlite-events.ts) */
+  private readonly writer: SqliteEventWriter | undefined;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, options: { sqliteFile?: string } = {}) {
     this.db = db;
+    this.writer = options.sqliteFile ? new SqliteEventWriter(options.sqliteFile, columns, params) : undefined;
   }
 
   async recordEvents(events: UsageEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const deltas = rollupDeltas(events);
+    if (this.writer) return this.writer.write(events);
     await this.db.transaction().execute(async (tx) => {
+      const stored = new Set<string>();
       for (let i = 0; i < events.length; i += rowsPerInsert) {
         const chunk = events.slice(i, i + rowsPerInsert);
-        const values: unknown[] = [];
+        const values: SQLInputValue[] = [];
         for (const e of chunk) params(e, values);
-        await tx.executeQuery(CompiledQuery.raw(this.insertSql(chunk.length), values));
+        const { rows } = await tx.executeQuery<{ id: string }>(CompiledQuery.raw(this.insertSql(chunk.length), values));
+        for (const r of rows) stored.add(r.id);
       }
+      // only what was new counts: a batch written again adds nothing
+      const deltas = rollupDeltas(stored.size === events.length ? events : events.filter((e) => stored.has(e.id)));
       for (let i = 0; i < deltas.length; i += rowsPerInsert) {
         await tx
           .insertInto('usage_rollups')
@@ -160,6 +183,8 @@ export class KyselyInsightStore implements InsightStore {
       text = this.db
         .insertInto('usage_events')
         .values(Array.from({ length: rows }, () => row))
+        .onConflict((c) => c.column('id').doNothing())
+        .returning('id')
         .compile().sql;
       this.inserts.set(rows, text);
     }
@@ -215,6 +240,11 @@ export class KyselyInsightStore implements InsightStore {
     const oldest = this.db.selectFrom('usage_events').select('id').where('at', '<', before).orderBy('at').orderBy('id').limit(limit);
     const r = await this.db.deleteFrom('usage_events').where('id', 'in', oldest).executeTakeFirst();
     return Number(r.numDeletedRows);
+  }
+
+  /** Ends the SQLite writer thread, once its writes in flight are done. */
+  async close(): Promise<void> {
+    await this.writer?.close();
   }
 
   async pruneRollups(period: RollupPeriod, before: number): Promise<number> {

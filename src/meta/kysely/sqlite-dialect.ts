@@ -3,7 +3,7 @@
  * Kysely expects better-sqlite3's shape; this adapts DatabaseSync to it.
  */
 import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
-import { SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { CompiledQuery, SqliteDialect, type Driver, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { BoundedMap } from '../../bounded-map.ts';
 
 /** Thrown by custody_query_deadline(ms) once the clock is past ms: SQLite abandons the statement. */
@@ -15,7 +15,23 @@ export class DeadlinePassed extends Error {
 }
 
 export function nodeSqliteDialect(file: string): SqliteDialect {
-  return new SqliteDialect({ database: async () => openDatabase(file) });
+  return new ImmediateSqliteDialect({ database: async () => openDatabase(file) });
+}
+
+/**
+ * Transactions that take the write lock when they begin. The file has a second writer, the usage
+ * events' thread (sqlite-events.ts): a deferred transaction that read before that writer committed
+ * could not then write (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not wait out), so a push
+ * would fail; one begun IMMEDIATE waits for the lock instead (busy_timeout), then sees everything.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    driver.beginTransaction = async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    };
+    return driver;
+  }
 }
 
 function openDatabase(file: string): SqliteDatabase {

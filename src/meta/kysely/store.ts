@@ -39,7 +39,7 @@ export class KyselyMetaStore implements MetaStore {
    */
   private readonly hot: { byDigest: string; byTag: string; blobSize: string };
 
-  private constructor(db: Kysely<Database>, engine: Engine) {
+  private constructor(db: Kysely<Database>, engine: Engine, options: { sqliteFile?: string }) {
     this.db = db;
     this.engine = engine;
     this.gc = new KyselyGcStore(db, engine);
@@ -50,7 +50,7 @@ export class KyselyMetaStore implements MetaStore {
     this.quota = new KyselyQuotaStore(db);
     this.retention = new KyselyRetentionStore(db, engine);
     this.query = new KyselyQueryStore(db, engine);
-    this.insight = new KyselyInsightStore(db);
+    this.insight = new KyselyInsightStore(db, options);
     this.webhooks = new KyselyWebhookStore(db, engine);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
@@ -71,7 +71,8 @@ export class KyselyMetaStore implements MetaStore {
     };
   }
 
-  static async open(dialect: Dialect, engine: Engine): Promise<KyselyMetaStore> {
+  /** `sqliteFile`: the database's file, where events get a writer thread of their own (sqlite-events.ts) */
+  static async open(dialect: Dialect, engine: Engine, options: { sqliteFile?: string } = {}): Promise<KyselyMetaStore> {
     const db = new Kysely<Database>({ dialect });
     const migrator = new Migrator({
       db,
@@ -84,7 +85,7 @@ export class KyselyMetaStore implements MetaStore {
       await db.destroy();
       throw error instanceof Error ? error : new Error(`migration failed: ${JSON.stringify(error)}`);
     }
-    return new KyselyMetaStore(db, engine);
+    return new KyselyMetaStore(db, engine, options);
   }
 
   async touchBlob(digest: string): Promise<void> {
@@ -212,6 +213,14 @@ export class KyselyMetaStore implements MetaStore {
     return uploads.filter((u): u is Upload => u !== undefined);
   }
 
+  async countUploads(): Promise<number> {
+    const row = await this.db
+      .selectFrom('uploads')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   async putManifest(m: NewManifest): Promise<PutManifestResult> {
     const now = Date.now();
     return this.db.transaction().execute(async (tx) => {
@@ -333,6 +342,7 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async close(): Promise<void> {
+    await this.insight.close();
     await this.db.destroy();
   }
 
