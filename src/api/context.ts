@@ -32,6 +32,8 @@ export interface ApiContext {
   gc?: GarbageCollector;
   /** retention rules and runs (src/lifecycle/retention.ts) */
   retention?: RetentionService;
+  /** what webhook URLs may point at (insight.webhooks) */
+  webhooks?: { allowPrivateNetworks: boolean };
 }
 
 /** The accesses API routes ask for. */

@@ -30,6 +30,7 @@ import { tufApi } from './tuf.ts';
 import { registerTrust } from './trust.ts';
 import { registerUsage } from './usage.ts';
 import { registerUsers } from './users.ts';
+import { registerWebhooks } from './webhooks.ts';
 
 export interface ApiDeps {
   meta: MetaStore;
@@ -41,6 +42,8 @@ export interface ApiDeps {
   quota?: Quotas;
   gc?: GarbageCollector;
   retention?: RetentionService;
+  /** what webhook URLs may point at (insight.webhooks.allowPrivateNetworks) */
+  webhooks?: { allowPrivateNetworks: boolean };
 }
 
 /** Management requests are small; anything larger is a mistake or an attack. */
@@ -56,6 +59,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     ...(deps.quota ? { quota: deps.quota } : {}),
     ...(deps.gc ? { gc: deps.gc } : {}),
     ...(deps.retention ? { retention: deps.retention } : {}),
+    ...(deps.webhooks ? { webhooks: deps.webhooks } : {}),
   };
   app.register(
     async (api) => {
@@ -79,8 +83,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         registerUsage,
         registerGc,
         registerRetention,
-        registerQuery,
         registerEvents,
+        registerQuery,
+        registerWebhooks,
       ])
         register(api, ctx);
     },

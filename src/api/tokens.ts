@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { allActions, type Action, type Principal } from '../auth/principal.ts';
+import { allActions, type Principal, type Scope } from '../auth/principal.ts';
 import { newTokenSecret } from '../auth/secrets.ts';
 import type { TokenRecord } from '../meta/accounts.ts';
 import { access, authorize, iso, recorded, viaBasic, type ApiContext } from './context.ts';
@@ -15,7 +15,7 @@ import { ApiError, denied, notFound, parse } from './errors.ts';
 export const tokenBody = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use 1 to 64 characters of A-Z, a-z, 0-9, ".", "_" and "-", starting with a letter or digit'),
   scopes: z
-    .array(z.enum(['pull', 'push', 'delete', 'manage'], 'use pull, push, delete or manage'))
+    .array(z.enum(['pull', 'push', 'delete', 'manage', 'metrics'], 'use pull, push, delete, manage or metrics'))
     .min(1, 'give at least one scope')
     .transform((s) => [...new Set(s)])
     .optional(),
@@ -45,8 +45,10 @@ export async function createToken(
 ) {
   // A Bearer JWT from /token was issued for some repositories, for minutes: not for this.
   if (!viaBasic(req)) throw denied('create tokens with a password or token sent as Basic credentials');
+  const scopes: Scope[] = body.scopes ?? [...allActions];
+  // Metrics are the whole registry's: only an administrator hands out a token that reads them.
+  if (scopes.includes('metrics') && !req.principal?.admin) throw denied('only a registry administrator may create a token with the metrics scope');
   const secret = newTokenSecret();
-  const scopes: Action[] = body.scopes ?? [...allActions];
   const asked = body.expiresInDays === undefined ? null : Date.now() + body.expiresInDays * 86_400_000;
   const expiresAt = await expiryWithin(ctx, req.principal, asked);
   const record = await ctx.accounts.createToken({

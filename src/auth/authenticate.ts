@@ -12,7 +12,7 @@ import type { AccountStore } from '../meta/accounts.ts';
 import { BoundedMap } from '../bounded-map.ts';
 import type { KeyRing } from './keys.ts';
 import { decoyHash, verifyPassword } from './passwords.ts';
-import { allActions, anonymous, type Action, type Principal } from './principal.ts';
+import { allScopes, anonymous, type Principal, type Scope } from './principal.ts';
 import { parseToken, secretMatches } from './secrets.ts';
 
 export class AuthError extends Error {
@@ -206,7 +206,7 @@ export class Authenticator {
         userAgent,
       });
     }
-    const scopes = record.scopes.filter((s): s is Action => (allActions as readonly string[]).includes(s));
+    const scopes = record.scopes.filter((s): s is Scope => (allScopes as readonly string[]).includes(s));
     if ('namespace' in owner) return { kind: 'robot', id: owner.id, name: owner.name, admin: false, namespace: owner.namespace, tokenId: record.id, scopes };
     return { kind: 'user', id: owner.id, name: owner.name, admin: owner.admin, tokenId: record.id, scopes };
   }
@@ -229,7 +229,7 @@ export class Authenticator {
         adm?: boolean;
         ns?: string;
         tid?: string;
-        scp?: Action[];
+        scp?: Scope[];
         access?: TokenAccess[];
         exp?: number;
       };
@@ -242,6 +242,19 @@ export class Authenticator {
     if (!(await this.stillExists(entry.claims.principal)))
       throw new AuthError(401, 'the account or token behind this token no longer exists', { bearerError: 'invalid_token' });
     return entry.claims;
+  }
+
+  /**
+   * A personal or robot token sent as Bearer (as Prometheus sends the credentials it is given):
+   * the same as Basic credentials with the token's owner as the username.
+   */
+  async tokenBearer(value: string, source: string): Promise<Principal> {
+    const token = parseToken(value);
+    const record = token ? await this.accounts.getToken(token.id) : undefined;
+    const owner =
+      record && (record.ownerKind === 'user' ? await this.accounts.getUser({ id: record.ownerId }) : await this.accounts.getRobot({ id: record.ownerId }));
+    if (!owner) throw new AuthError(401, 'invalid token: no such personal or robot token', { bearerError: 'invalid_token' });
+    return this.basic(owner.name, value, source);
   }
 
   /** Deleted users and robots, and revoked or expired tokens, stop working on the next request. */

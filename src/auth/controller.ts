@@ -1,8 +1,8 @@
 /**
- * The access controller for /v2 and /api/v1. Credentials come as Basic (password or token) or as
- * a Bearer JWT from /token; no credentials means anonymous. A Bearer token allows what it says
- * (the intersection computed when it was issued); Basic and anonymous requests are decided from
- * the roles in the store. Refusals follow the Docker token flow: 401 with a challenge naming the
+ * The access controller for /v2 and /api/v1. Credentials come as Basic (password or token), as
+ * a Bearer JWT from /token, or as a Bearer personal or robot token (decided as Basic with that
+ * token); no credentials means anonymous. A JWT allows what it says (the intersection computed
+ * when it was issued); Basic and anonymous requests are decided from the roles in the store. Refusals follow the Docker token flow: 401 with a challenge naming the
  * scope to ask /token for, or 403 when the caller is known and simply may not.
  */
 import type { FastifyRequest } from 'fastify';
@@ -10,7 +10,8 @@ import type { Access, AccessController, Decision } from './access.ts';
 import { scopeString } from './access.ts';
 import { AuthError, type Authenticator, type TokenAccess } from './authenticate.ts';
 import { namespaceOf } from '../reference.ts';
-import { anonymous, type Principal } from './principal.ts';
+import { anonymous, mayReadMetrics, type Principal } from './principal.ts';
+import { parseToken } from './secrets.ts';
 import type { Rbac } from './rbac.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
@@ -54,7 +55,9 @@ export class TokenAccessController implements AccessController {
   }
 
   challenge(req: FastifyRequest, accesses: Access[], error?: string): string {
-    const scopes = accesses.filter((a) => !(a.type === 'registry' && (a.name === 'login' || a.name === 'credentials'))).map(scopeString);
+    const scopes = accesses
+      .filter((a) => !(a.type === 'registry' && (a.name === 'login' || a.name === 'credentials' || a.name === 'metrics')))
+      .map(scopeString);
     let value = `Bearer realm="${this.realm(req)}",service="${this.settings.service}"`;
     if (scopes.length > 0) value += `,scope="${scopes.join(' ')}"`;
     if (error) value += `,error="${error}"`;
@@ -70,6 +73,7 @@ export class TokenAccessController implements AccessController {
       case 'basic':
         return { principal: await this.auth.basic(credentials.username, credentials.password, req.ip, req.headers['user-agent']), via: 'basic' };
       case 'bearer': {
+        if (parseToken(credentials.token)) return { principal: await this.auth.tokenBearer(credentials.token, req.ip), via: 'basic' };
         const claims = await this.auth.bearer(credentials.token);
         return { principal: claims.principal, via: 'bearer', access: claims.access };
       }
@@ -131,6 +135,8 @@ export class TokenAccessController implements AccessController {
     // Logged in means a user or robot: an anonymous JWT from /token is no login, only credentials.
     if (access.type === 'registry' && access.name === 'login') return principal.kind === 'anonymous' ? everything : [];
     if (access.type === 'registry' && access.name === 'credentials') return via === 'none' ? everything : [];
+    // /metrics: never through a JWT from /token (a scraper sends its token itself, Basic or Bearer).
+    if (access.type === 'registry' && access.name === 'metrics') return !tokenAccess && mayReadMetrics(principal) ? [] : everything;
     if (tokenAccess)
       return access.actions.filter(
         (a) => !tokenAccess.some((t) => t.type === access.type && t.name === access.name && (t.actions.includes(a) || t.actions.includes('*'))),

@@ -32,6 +32,8 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_TRUSTED_PROXIES: { key: ['trustedProxies'], type: 'list' },
   CUSTODY_GC_GRACE_SECONDS: { key: ['lifecycle', 'gc', 'graceSeconds'], type: 'number' },
   CUSTODY_EVENTS_ENABLED: { key: ['insight', 'events', 'enabled'], type: 'boolean' },
+  CUSTODY_METRICS_ENABLED: { key: ['insight', 'metrics', 'enabled'], type: 'boolean' },
+  CUSTODY_METRICS_ACCESS: { key: ['insight', 'metrics', 'access'], type: 'string' },
 };
 
 /** Where each setting of a loaded configuration came from, by dotted key; unset keys are defaults. */

@@ -48,6 +48,55 @@ export function isAddressOrRange(value: string): boolean {
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
+const webhooksDefaults = {
+  allowPrivateNetworks: false,
+  timeoutSeconds: 10,
+  concurrency: 16,
+  perWebhook: 4,
+  backoff: { initialSeconds: 1, maxSeconds: 300 },
+  giveUpAfterSeconds: 3 * 86_400,
+  maxQueued: 10_000,
+  pollSeconds: 1,
+  leaseSeconds: 60,
+  deliveryLog: { keepDays: 7, keepPerWebhook: 10_000 },
+};
+
+const webhooksConfig = z
+  .strictObject({
+    /** let webhooks reach loopback, private and link-local addresses (off: refused when set and when connecting) */
+    allowPrivateNetworks: z.boolean().default(false),
+    /** the registry's URL as receivers know it; the CloudEvents source is <registryUrl>/<repository> (default: the origin of auth.realm, else http://<listen>) */
+    registryUrl: z.url({ protocol: /^https?$/, error: 'insight.webhooks.registryUrl is an http(s) URL' }).optional(),
+    /** one delivery attempt's deadline: connecting, sending and reading the answer */
+    timeoutSeconds: z.number().positive().max(300).default(10),
+    /** outbound requests at once, per replica */
+    concurrency: z.number().int().min(1).max(1024).default(16),
+    /** repositories of one webhook delivered at once (one event at a time per repository) */
+    perWebhook: z.number().int().min(1).max(64).default(4),
+    /** the wait after a failed attempt: initialSeconds, doubling up to maxSeconds */
+    backoff: z
+      .strictObject({ initialSeconds: z.number().positive().default(1), maxSeconds: z.number().positive().default(300) })
+      .refine((b) => b.maxSeconds >= b.initialSeconds, 'insight.webhooks.backoff.maxSeconds is at least initialSeconds')
+      .default({ initialSeconds: 1, maxSeconds: 300 }),
+    /** an event that has waited this long is dropped at its next failure (and logged so) */
+    giveUpAfterSeconds: z
+      .number()
+      .positive()
+      .default(3 * 86_400),
+    /** events queued per webhook at most; beyond that the feed waits */
+    maxQueued: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** how often each replica looks for events to deliver */
+    pollSeconds: z.number().positive().max(60).default(1),
+    /** one replica delivers a webhook at a time, under a lease of this length */
+    leaseSeconds: z.number().positive().max(3600).default(60),
+    /** attempts older than keepDays, or beyond a webhook's newest keepPerWebhook, leave the delivery log */
+    deliveryLog: z
+      .strictObject({ keepDays: z.number().positive().default(7), keepPerWebhook: z.number().int().min(1).default(10_000) })
+      .default({ keepDays: 7, keepPerWebhook: 10_000 }),
+  })
+  .refine((w) => w.leaseSeconds > 3 * w.timeoutSeconds, 'insight.webhooks.leaseSeconds must be more than three times timeoutSeconds')
+  .default(webhooksDefaults);
+
 export const configSchema = z.strictObject({
   /** HOST:PORT to listen on; [::1]:5000 for IPv6 */
   listen: z
@@ -217,7 +266,7 @@ export const configSchema = z.strictObject({
       gc: { graceSeconds: 3600, intervalSeconds: 3600, batchSize: 500, heartbeatSeconds: 5, busyShare: 0.1 },
       retention: { intervalSeconds: 86_400, keepRunsDays: 90 },
     }),
-  /** usage events and their rollups (docs/insight.md) */
+  /** usage events and their rollups, metrics (docs/insight.md) */
   insight: z
     .strictObject({
       events: z
@@ -240,8 +289,26 @@ export const configSchema = z.strictObject({
           retentionDays: z.number().int().positive().default(400),
         })
         .default({ retentionDays: 400 }),
+      /** Prometheus metrics at GET /metrics (docs/insight.md, Metrics) */
+      metrics: z
+        .strictObject({
+          /** keep the figures and serve /metrics; false: no metrics hook on the request path, /metrics is a 404 */
+          enabled: z.boolean().default(true),
+          /** who may read /metrics: `admin` (administrators, and tokens with the metrics scope) or `open` (anyone who reaches it) */
+          access: z.enum(['admin', 'open'], 'insight.metrics.access is admin or open').default('admin'),
+          /** namespaces with their own series in the per-namespace metrics; the others are added up as `other` */
+          topNamespaces: z.number().int().min(0).max(1000).default(20),
+        })
+        .default({ enabled: true, access: 'admin', topNamespaces: 20 }),
+      /** webhooks: CloudEvents over HTTP, per namespace (docs/insight.md, Webhooks) */
+      webhooks: webhooksConfig,
     })
-    .default({ events: { enabled: true, retentionDays: 30, flushMs: 1000, batchSize: 1000, maxBuffered: 100_000 }, rollups: { retentionDays: 400 } }),
+    .default({
+      events: { enabled: true, retentionDays: 30, flushMs: 1000, batchSize: 1000, maxBuffered: 100_000 },
+      rollups: { retentionDays: 400 },
+      metrics: { enabled: true, access: 'admin', topNamespaces: 20 },
+      webhooks: webhooksDefaults,
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -68,6 +68,17 @@ export class Pacer {
 
 const zero = (): GcCounts => ({ manifests: 0, links: 0, blobs: 0, bytes: 0 });
 
+/**
+ * How a run this process executed ended: done, failed, lost (another process took it over) or
+ * stopped (this process is stopping; another resumes it). `done` is what this process swept.
+ */
+export interface GcRunReport {
+  dryRun: boolean;
+  outcome: 'done' | 'failed' | 'lost' | 'stopped';
+  seconds: number;
+  done: GcCounts;
+}
+
 export class GarbageCollector {
   private readonly meta: MetaStore;
   private readonly blobs: BlobStore;
@@ -82,9 +93,20 @@ export class GarbageCollector {
 
   /** whether requests are being served now (the server counts them) */
   private readonly busy: () => boolean;
+  /** told of every run this process ends (the metrics) */
+  private readonly onRunEnded: ((report: GcRunReport) => void) | undefined;
 
-  constructor(parts: { meta: MetaStore; blobs: BlobStore; log: FastifyBaseLogger; settings: GcSettings; now?: () => number; busy?: () => boolean }) {
+  constructor(parts: {
+    meta: MetaStore;
+    blobs: BlobStore;
+    log: FastifyBaseLogger;
+    settings: GcSettings;
+    now?: () => number;
+    busy?: () => boolean;
+    onRunEnded?: (report: GcRunReport) => void;
+  }) {
     this.busy = parts.busy ?? (() => false);
+    this.onRunEnded = parts.onRunEnded;
     this.meta = parts.meta;
     this.blobs = parts.blobs;
     this.log = parts.log;
@@ -112,6 +134,11 @@ export class GarbageCollector {
       t.unref();
       this.timers.push(t);
     }
+  }
+
+  /** Whether this process is executing a run now. */
+  get running(): boolean {
+    return this.active !== undefined;
   }
 
   /** Stops scheduling, and lets a run in progress stop after its current batch (another process resumes it). */
@@ -164,6 +191,9 @@ export class GarbageCollector {
     const pacer = new Pacer(this.settings.busyShare, this.busy);
     const heartbeat = setInterval(() => void beat().catch(() => {}), this.settings.heartbeatMs);
     heartbeat.unref();
+    const before = { ...done };
+    const clock = performance.now();
+    let outcome: GcRunReport['outcome'] = 'stopped';
     try {
       const phases: GcPhase[] = ['plan', 'manifests', 'links', 'blobs'];
       for (const phase of phases.slice(Math.max(0, phases.indexOf(run.phase)))) {
@@ -202,6 +232,7 @@ export class GarbageCollector {
         if (this.stopping) return;
       }
       await beat({ state: 'done', phase: 'done', finishedAt: this.now() });
+      outcome = 'done';
       const seconds = (this.now() - started) / 1000;
       this.log.info(
         { run: run.id, dryRun: run.dryRun, planned, done, seconds },
@@ -209,13 +240,22 @@ export class GarbageCollector {
       );
     } catch (err) {
       if (err instanceof LostRun) {
+        outcome = 'lost';
         this.log.warn({ run: run.id }, 'another process took over this garbage collection');
         return;
       }
+      outcome = 'failed';
       this.log.error({ err, run: run.id }, 'garbage collection failed');
       await beat({ state: 'failed', error: err instanceof Error ? err.message : String(err), finishedAt: this.now() }).catch(() => {});
     } finally {
       clearInterval(heartbeat);
+      const delta = {
+        manifests: done.manifests - before.manifests,
+        links: done.links - before.links,
+        blobs: done.blobs - before.blobs,
+        bytes: done.bytes - before.bytes,
+      };
+      this.onRunEnded?.({ dryRun: run.dryRun, outcome, seconds: (performance.now() - clock) / 1000, done: delta });
     }
   }
 

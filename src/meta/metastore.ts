@@ -90,6 +90,8 @@ export interface UploadSessions {
   deleteUpload(id: string): Promise<void>;
   /** Uploads untouched since before `cutoff` (ms since the epoch), for expiry. */
   staleUploads(cutoff: number): Promise<Upload[]>;
+  /** How many uploads are open now, on every replica (the metrics' uploads in progress). */
+  countUploads(): Promise<number>;
 }
 
 /** Manifests, tags and what can be listed of them. */

@@ -1,10 +1,12 @@
 /**
  * The /v2 dispatcher: a fastify plugin that takes every /v2 request, finds its route in the
- * table, validates the name, asks the access controller, and calls the handler. Bodies are
- * not parsed here: handlers stream `request.raw` themselves (blobs) or read it bounded (manifests).
+ * table, names it for metrics and traces, validates the name, asks the access controller, and
+ * calls the handler. Bodies are not parsed here: handlers stream `request.raw` themselves (blobs)
+ * or read it bounded (manifests).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { refusalHeaders, type AccessController } from '../auth/access.ts';
+import { nameRepository, nameRoute } from '../insight/requests.ts';
 import type { V2Call } from '../insight/v2-events.ts';
 import type { Match, RegistryContext } from './context.ts';
 import { OciError } from './errors.ts';
@@ -30,8 +32,11 @@ async function dispatch(ctx: RegistryContext, access: AccessController, req: Fas
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-  const { route, match } = findRoute(path, query);
+  const { route, found } = findRoute(path);
   const operation = route.methods[req.method as Method];
+  nameRoute(req, route.template);
+  const match = matchOf(route, found, query);
+  if (route.named) nameRepository(req, match.name, operation?.transfer);
   if (!operation) {
     reply.header('allow', Object.keys(route.methods).join(', '));
     throw new OciError('UNSUPPORTED', `${req.method} is not supported on ${path}`);
@@ -54,14 +59,18 @@ async function dispatch(ctx: RegistryContext, access: AccessController, req: Fas
   }
 }
 
-function findRoute(path: string, query: URLSearchParams): { route: Route; match: Match } {
+function findRoute(path: string): { route: Route; found: RegExpExecArray } {
   for (const route of routes) {
-    const m = route.pattern.exec(path);
-    if (!m) continue;
-    const name = route.named ? checkName(decodeSlashes(m[1] ?? '')) : '';
-    return { route, match: { name, ref: decodeReference(m[2] ?? ''), query } };
+    const found = route.pattern.exec(path);
+    if (found) return { route, found };
   }
   throw new OciError('NAME_UNKNOWN', `no registry API at ${path.slice(0, 300)}`, { status: 404 });
+}
+
+/** The name and reference of a matched path, checked (NAME_INVALID when they break the grammar). */
+function matchOf(route: Route, found: RegExpExecArray, query: URLSearchParams): Match {
+  const name = route.named ? checkName(decodeSlashes(found[1] ?? '')) : '';
+  return { name, ref: decodeReference(found[2] ?? ''), query };
 }
 
 /**

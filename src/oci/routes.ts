@@ -19,10 +19,14 @@ export interface Operation {
   audit?: 'push' | 'delete';
   /** adjusts the request when an optional access was refused */
   refused?: (match: Match) => void;
+  /** the bytes it moves are a pull (sent) or a push (received), in the per-namespace metrics */
+  transfer?: 'pull' | 'push';
 }
 
 export interface Route {
   id: string;
+  /** the route as metrics and traces name it: the path with the name and reference left out */
+  template: string;
   /** matched against the raw path; group 1 is the repository name, group 2 the reference */
   pattern: RegExp;
   /** false for routes without a repository name */
@@ -50,51 +54,74 @@ const dropMount = (m: Match) => {
 
 // Order matters: `…/blobs/uploads/…` must be tried before `…/blobs/<digest>`.
 export const routes: Route[] = [
-  { id: 'base', pattern: /^\/v2\/?$/, named: false, methods: { GET: { handle: apiBase, access: loggedIn }, HEAD: { handle: apiBase, access: loggedIn } } },
+  {
+    id: 'base',
+    template: '/v2/',
+    pattern: /^\/v2\/?$/,
+    named: false,
+    methods: { GET: { handle: apiBase, access: loggedIn }, HEAD: { handle: apiBase, access: loggedIn } },
+  },
   {
     id: 'catalog',
+    template: '/v2/_catalog',
     pattern: /^\/v2\/_catalog$/,
     named: false,
     methods: { GET: { handle: catalog, access: () => [{ type: 'registry', name: 'catalog', actions: ['*'] }] } },
   },
   {
     id: 'upload-start',
+    template: '/v2/:name/blobs/uploads/',
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/,
     named: true,
-    methods: { POST: { handle: startUpload, access: pushOrMount, refused: dropMount } },
+    methods: { POST: { handle: startUpload, access: pushOrMount, refused: dropMount, transfer: 'push' } },
   },
   {
     id: 'upload',
+    template: '/v2/:name/blobs/uploads/:uuid',
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
     named: true,
     methods: {
       GET: { handle: uploadStatus, access: repo('pull', 'push') },
-      PATCH: { handle: patchUpload, access: repo('pull', 'push') },
-      PUT: { handle: finishUpload, access: repo('pull', 'push') },
+      PATCH: { handle: patchUpload, access: repo('pull', 'push'), transfer: 'push' },
+      PUT: { handle: finishUpload, access: repo('pull', 'push'), transfer: 'push' },
       DELETE: { handle: cancelUpload, access: repo('pull', 'push') },
     },
   },
   {
     id: 'blob',
+    template: '/v2/:name/blobs/:digest',
     pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
     named: true,
     methods: {
-      GET: { handle: getBlob, access: repo('pull') },
+      GET: { handle: getBlob, access: repo('pull'), transfer: 'pull' },
       HEAD: { handle: getBlob, access: repo('pull') },
       DELETE: { handle: deleteBlob, access: repo('delete'), audit: 'delete' },
     },
   },
   {
     id: 'manifest',
+    template: '/v2/:name/manifests/:reference',
     pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
     named: true,
     methods: {
-      GET: { handle: getManifest, access: repo('pull') },
+      GET: { handle: getManifest, access: repo('pull'), transfer: 'pull' },
       HEAD: { handle: getManifest, access: repo('pull') },
-      PUT: { handle: putManifest, access: repo('pull', 'push'), audit: 'push' },
+      PUT: { handle: putManifest, access: repo('pull', 'push'), audit: 'push', transfer: 'push' },
       DELETE: { handle: deleteManifest, access: repo('delete'), audit: 'delete' },
     },
   },
-  { id: 'tags', pattern: /^\/v2\/(.+)\/tags\/list$/, named: true, methods: { GET: { handle: listTags, access: repo('pull') } } },
-  { id: 'referrers', pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, named: true, methods: { GET: { handle: referrers, access: repo('pull') } } },
+  {
+    id: 'tags',
+    template: '/v2/:name/tags/list',
+    pattern: /^\/v2\/(.+)\/tags\/list$/,
+    named: true,
+    methods: { GET: { handle: listTags, access: repo('pull') } },
+  },
+  {
+    id: 'referrers',
+    template: '/v2/:name/referrers/:digest',
+    pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/,
+    named: true,
+    methods: { GET: { handle: referrers, access: repo('pull') } },
+  },
 ];

@@ -1,6 +1,6 @@
 /**
  * How long decisions take, per engine: the last 4096 evaluations of each, kept in a ring, read
- * as percentiles on demand (GET /api/v1/policy-stats, and the benchmark's decision-latency rows).
+ * as percentiles on demand (GET /api/v1/policy-stats, /metrics, and the benchmark's decision-latency rows).
  * Recording is one store into a typed array, so the pull path pays nothing measurable for it.
  */
 const size = 4096; // a power of two
@@ -14,11 +14,14 @@ class Ring implements LatencyRing {
   private readonly values = new Float64Array(size);
   private next = 0;
   count = 0;
+  /** every evaluation's time added up, since start */
+  sumMicros = 0;
 
   add(micros: number): void {
     this.values[this.next] = micros;
     this.next = (this.next + 1) & (size - 1);
     this.count++;
+    this.sumMicros += micros;
   }
 
   percentiles(): { p50Micros: number; p99Micros: number; maxMicros: number } | undefined {
@@ -42,6 +45,13 @@ export class DecisionLatency {
     let ring = this.rings.get(engine);
     if (!ring) this.rings.set(engine, (ring = new Ring()));
     return ring;
+  }
+
+  /** Per engine: evaluations since start and their time added up (the metrics' summary reads these with summary()). */
+  totals(): Record<string, { evaluations: number; sumMicros: number }> {
+    const out: Record<string, { evaluations: number; sumMicros: number }> = {};
+    for (const [engine, ring] of this.rings) out[engine] = { evaluations: ring.count, sumMicros: ring.sumMicros };
+    return out;
   }
 
   /** Per engine: evaluations since start, and percentiles over the most recent 4096. */

@@ -106,6 +106,8 @@ export class PolicyService {
   private recorded = new BoundedMap<string, true>(65_536);
   private pendingInputs: { key: string; hour: number; at: number; action: string; repository: string; input: PolicyInput }[] = [];
   private timers: NodeJS.Timeout[] = [];
+  /** decisions not logged because the queue was full */
+  private dropped = 0;
   private reloading: Promise<void> | undefined;
   /** how long evaluations take, per engine (GET /api/v1/policy-stats) */
   readonly latency = new DecisionLatency();
@@ -430,8 +432,14 @@ export class PolicyService {
     this.decided?.(record, q);
   }
 
+  /** What waits to be written to the decision log, and what was dropped because too much waited (metrics). */
+  get backlog(): { decisions: number; inputs: number; dropped: number } {
+    return { decisions: this.decisions.length, inputs: this.pendingInputs.length, dropped: this.dropped };
+  }
+
   private queue(record: DecisionRecord): void {
     if (this.decisions.length >= maxQueued) {
+      this.dropped++;
       this.log.warn({ policy: record.policy }, 'the policy decision log is behind; a decision was not logged');
       return;
     }

@@ -23,6 +23,12 @@ import { RetentionService } from '../lifecycle/retention.ts';
 import { EventRecorder, recorderSettings } from '../insight/events.ts';
 import { decisionEvent, loginEvent, tokenEvent } from '../insight/sources.ts';
 import { recordV2Events } from '../insight/v2-events.ts';
+import { instrument, probes } from '../insight/instrument.ts';
+import { Metrics } from '../insight/metrics.ts';
+import { observeRequests } from '../insight/requests.ts';
+import { startTracing } from '../insight/tracing.ts';
+import { registerMetricsRoute } from '../api/metrics.ts';
+import { startWebhooks } from '../insight/webhooks/index.ts';
 import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
@@ -36,6 +42,8 @@ export interface AppParts {
   now?: () => number;
   /** the certificate and key to serve (default: read from tls.certificate and tls.key, if set) */
   tls?: TlsFiles;
+  /** where the OTEL_* variables are read (tracing, docs/insight.md); default process.env */
+  env?: NodeJS.ProcessEnv;
 }
 
 const bootstraps = new WeakMap<FastifyInstance, () => Promise<void>>();
@@ -55,12 +63,18 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // The logger exists only once the app does; a connection failing before that has no one to tell.
   const logger: { log?: FastifyBaseLogger } = {};
-  const meta =
+  const store =
     parts.meta ??
     (await openMetaStore(databaseUrl(config), (err) =>
       logger.log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed'),
     ));
-  const blobs = parts.blobs ?? (await openBlobStore(storageUrl(config), blobStoreOptions(config)));
+  const openedBlobs = parts.blobs ?? (await openBlobStore(storageUrl(config), blobStoreOptions(config)));
+  // Metrics and traces wrap the stores once: every part below calls them through the wrappers.
+  const metrics = config.insight.metrics.enabled ? new Metrics({ topNamespaces: config.insight.metrics.topNamespaces }) : undefined;
+  const tracing = await startTracing(parts.env ?? process.env);
+  const probe = metrics || tracing ? probes(...[metrics?.probe, tracing?.probe].filter((p) => p !== undefined)) : undefined;
+  const meta = probe ? instrument(store, 'meta', probe) : store;
+  const blobs = probe ? instrument(openedBlobs, 'storage', probe) : openedBlobs;
   const https = parts.tls ?? (await readTls(config));
   const app = Fastify({
     // HTTPS when tls.certificate and tls.key are set; serve.ts reloads a renewed certificate.
@@ -81,6 +95,9 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   });
   app.server.on('connect', answerConnect);
   logger.log = app.log;
+  // First: the clock and the server span start before anything else runs.
+  observeRequests(app, { ...(metrics ? { metrics } : {}), ...(tracing ? { tracing } : {}) });
+  if (tracing) app.log.info({ endpoint: tracing.endpoint }, 'sending OpenTelemetry traces');
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
@@ -150,6 +167,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     settings: gcSettings(config),
     busy: () => performance.now() - lastRequestAt < 250,
     ...(parts.now ? { now: parts.now } : {}),
+    ...(metrics ? { onRunEnded: metrics.gcRunEnded } : {}),
   });
   const pulls = new PullRecorder(meta.retention, app.log, parts.now ? { now: parts.now } : {});
   const retention = new RetentionService({
@@ -162,7 +180,18 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     ...(trust ? { events: trust } : {}),
     ...(parts.now ? { now: parts.now } : {}),
   });
-  registerApi(app, { meta, auth, tuf, policy, quota, gc, retention, ...(trust ? { trust } : {}) });
+  const webhooks = startWebhooks(config, { store: meta.webhooks, log: app.log, ...(parts.now ? { now: parts.now } : {}), ...(metrics ? { metrics } : {}) });
+  registerApi(app, {
+    meta,
+    auth,
+    tuf,
+    policy,
+    quota,
+    gc,
+    retention,
+    webhooks: { allowPrivateNetworks: config.insight.webhooks.allowPrivateNetworks },
+    ...(trust ? { trust } : {}),
+  });
   const ctx: RegistryContext = {
     meta,
     blobs,
@@ -176,12 +205,24 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     ...(trust ? { events: trust } : {}),
   };
   registerV2(app, ctx, auth.controller, events && ((v2) => recordV2Events(v2, events)));
+  if (metrics) {
+    metrics.watch({ meta, policy, gc, ...(trust ? { trust } : {}) });
+    registerMetricsRoute(app, { metrics, controller: auth.controller, access: config.insight.metrics.access });
+  }
 
   // Someone who opens the registry's address in a browser, or curls it, learns where to go.
   app.get('/', async () => ({
     service: 'custody',
     description: 'an OCI artifact registry (OCI Distribution 1.1)',
-    endpoints: { registry: '/v2/', token: '/token', management: '/api/v1/', tuf: '/tuf/<namespace>/', health: '/healthz', ready: '/readyz' },
+    endpoints: {
+      registry: '/v2/',
+      token: '/token',
+      management: '/api/v1/',
+      tuf: '/tuf/<namespace>/',
+      health: '/healthz',
+      ready: '/readyz',
+      ...(metrics ? { metrics: '/metrics' } : {}),
+    },
     docs: 'README.md and docs/ in the Custody repository: docs/api.md (/v2), docs/api-v1.md (/api/v1 and the custody CLI)',
   }));
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -206,6 +247,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   gc.start();
   pulls.start();
   retention.start();
+  webhooks.start();
   events?.start();
   app.addHook('onClose', async () => {
     clearInterval(expiry);
@@ -216,9 +258,13 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     tufRefresh.stop();
     await trust?.stop();
     await policy.stop();
+    // deliveries in flight end within their deadline
+    await webhooks.stop();
     // last before the database closes: every request is done, and so is every decision
     await events?.stop();
     await meta.close();
+    // Last: the spans of everything above are sent before the process ends.
+    await tracing?.shutdown().catch((err: unknown) => app.log.warn({ err }, 'could not send the last traces'));
   });
   return app;
 }

@@ -49,6 +49,11 @@ export class TrustService {
     return this.deps.resolver;
   }
 
+  /** Artifacts waiting for a verification in this process, and those being verified (metrics). */
+  get backlog(): { queued: number; running: number } {
+    return { queued: this.queued.size, running: this.running.size };
+  }
+
   /** A manifest was stored: record it when it is a signature, attestation or SBOM. Never throws. */
   async manifestPushed(e: { repo: string; digest: string; content: Uint8Array; tag?: string }): Promise<void> {
     try {
