@@ -36,12 +36,15 @@ class FakeStore implements Pick<InsightStore, 'recordEvents' | 'pruneEvents' | '
   /** commits, then reports a failure: the write went through but the caller cannot know */
   commitThenFail = false;
   hold: Promise<void> | undefined;
+  /** a value the store cannot take: any batch holding an event from this source fails */
+  refuseSource: string | undefined;
   pruned: number[] = [];
   oldRows = 0;
 
   async recordEvents(events: UsageEvent[]): Promise<void> {
     if (this.hold) await this.hold;
     this.batches.push(events.length);
+    if (events.some((e) => e.source === this.refuseSource)) throw new Error('Provided value cannot be bound to SQLite parameter 15.');
     if (this.failNext) {
       const err = this.failNext;
       this.failNext = undefined;
@@ -135,6 +138,43 @@ describe('EventRecorder', () => {
     // the retry wrote nothing new; the new event went in; nothing twice
     expect(store.rows.size).toBe(9);
     expect(r.stats()).toEqual({ buffered: 0, written: 9, dropped: 0 });
+  });
+
+  it('drops an event the store cannot take after a few tries, and holds back none of the others', async () => {
+    const store = new FakeStore();
+    store.refuseSource = 'bad';
+    const { r, warnings } = recorder(store);
+    for (let i = 0; i < 4; i++) r.record(event(i));
+    r.record({ ...event(4), source: 'bad' });
+    for (let i = 5; i < 8; i++) r.record(event(i));
+    for (let attempt = 0; attempt < 3; attempt++) await expect(r.flush()).rejects.toThrow('cannot be bound');
+    expect(store.rows.size).toBe(0);
+    // the fourth try writes the batch event by event
+    await r.flush();
+    expect([...store.rows.values()].map((e) => e.at)).toEqual([0, 1, 2, 3, 5, 6, 7]);
+    expect(warnings).toEqual([
+      {
+        obj: expect.objectContaining({ event: expect.objectContaining({ at: 4, source: 'bad' }) }),
+        msg: expect.stringMatching(/could not be written and is dropped/),
+      },
+    ]);
+    // what comes afterwards flows as before
+    for (let i = 10; i < 13; i++) r.record(event(i));
+    await r.flush();
+    expect(store.rows.size).toBe(10);
+    expect(r.stats()).toEqual({ buffered: 0, written: 10, dropped: 1 });
+  });
+
+  it('keeps a batch of which no event could be written: the database, not the events, is what fails', async () => {
+    const store = new FakeStore();
+    const { r } = recorder(store);
+    for (let i = 0; i < 3; i++) r.record(event(i));
+    store.refuseSource = '127.0.0.1';
+    for (let attempt = 0; attempt < 5; attempt++) await expect(r.flush()).rejects.toThrow('cannot be bound');
+    expect(r.stats()).toEqual({ buffered: 3, written: 0, dropped: 0 });
+    store.refuseSource = undefined;
+    await r.flush();
+    expect(r.stats()).toEqual({ buffered: 0, written: 3, dropped: 0 });
   });
 
   it('says on stop how many events it could not write', async () => {

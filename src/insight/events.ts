@@ -46,6 +46,8 @@ export interface RecorderStats {
 }
 
 const pruneChunk = 5000;
+/** a batch that failed this often is written event by event, and what still fails is dropped */
+const failuresBeforeSplitting = 3;
 
 export class EventRecorder {
   private readonly store: InsightStore;
@@ -54,8 +56,8 @@ export class EventRecorder {
   private readonly now: () => number;
   /** recorded, not yet given to a write */
   private buffer: NewEvent[] = [];
-  /** batches whose write failed, with their ids, to be written again */
-  private retries: UsageEvent[][] = [];
+  /** batches whose write failed, with their ids, to be written again, and how often they failed */
+  private retries: { events: UsageEvent[]; failures: number }[] = [];
   private retrying = 0;
   private flushing: Promise<void> | undefined;
   private soon: NodeJS.Immediate | undefined;
@@ -127,10 +129,18 @@ export class EventRecorder {
     for (;;) {
       const retry = this.retries[0];
       if (retry) {
-        await this.store.recordEvents(retry);
-        this.totals.written += retry.length;
+        if (retry.failures >= failuresBeforeSplitting) await this.writeEach(retry.events);
+        else {
+          try {
+            await this.store.recordEvents(retry.events);
+          } catch (err) {
+            retry.failures++;
+            throw err;
+          }
+          this.totals.written += retry.events.length;
+        }
         this.retries.shift();
-        this.retrying -= retry.length;
+        this.retrying -= retry.events.length;
         continue;
       }
       if (this.buffer.length === 0 || (owed <= 0 && this.buffer.length < this.settings.batchSize)) return;
@@ -142,10 +152,34 @@ export class EventRecorder {
         await this.store.recordEvents(batch);
         this.totals.written += batch.length;
       } catch (err) {
-        this.retries.push(batch);
+        this.retries.push({ events: batch, failures: 1 });
         this.retrying += batch.length;
         throw err;
       }
+    }
+  }
+
+  /**
+   * A batch that failed again and again: each event on its own, so that one the store cannot take
+   * costs only itself. Such an event is dropped and logged with what it was. When every event of
+   * the batch fails, the store is what fails (the database is down): this throws and the batch
+   * waits for the next flush, unless it is one event, which would otherwise block all others.
+   */
+  private async writeEach(batch: UsageEvent[]): Promise<void> {
+    const failed: { event: UsageEvent; err: unknown }[] = [];
+    for (const event of batch) {
+      try {
+        await this.store.recordEvents([event]);
+        this.totals.written++;
+      } catch (err) {
+        failed.push({ event, err });
+      }
+    }
+    // nothing went in: the store is what fails, not the events; they wait for the next flush
+    if (failed.length === batch.length && batch.length > 1) throw failed[0]?.err;
+    for (const { event, err } of failed) {
+      this.totals.dropped++;
+      this.log.error({ err, event }, 'a usage event could not be written and is dropped');
     }
   }
 

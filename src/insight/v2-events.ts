@@ -31,6 +31,12 @@ export interface V2Call {
     bytes?: number;
   };
   reply: FastifyReply;
+  /**
+   * the client's address (req.ip), read when the route matched: a response that ends after the
+   * client closed the connection (a blob it read to the end and hung up on) has a socket that no
+   * longer knows its peer, and req.ip is then undefined
+   */
+  source: string;
 }
 
 declare module 'fastify' {
@@ -98,6 +104,11 @@ export function v2Event(req: FastifyRequest, call: V2Call, aborted: boolean): Us
       return undefined;
   }
   const raw = reply.raw;
+  // A client may hang up the moment it has a blob's last byte, before the response's 'finish'
+  // (before the copy even returned to end it): fastify then calls onRequestAbort, but the pull
+  // was whole, every byte's write having completed.
+  if (aborted && route === 'blob' && req.method === 'GET' && match.bytes !== undefined && match.bytes === Number(reply.getHeader('content-length') ?? -1))
+    aborted = false;
   const status = aborted && !raw.headersSent ? 0 : reply.statusCode;
   // an upload that starts (202) is no push yet; its finishing PUT is
   if (route === 'upload-start' && status === 202) return undefined;
@@ -142,7 +153,7 @@ export function v2Event(req: FastifyRequest, call: V2Call, aborted: boolean): Us
     tokenId: principal?.tokenId ?? '',
     bytes,
     userAgent: userAgent.length > maxUserAgent ? userAgent.slice(0, maxUserAgent) : userAgent,
-    source: req.ip,
+    source: call.source,
     durationMicros: Math.round(elapsedMs * 1000),
     status,
     result,

@@ -41,7 +41,8 @@ async function dispatch(ctx: RegistryContext, access: AccessController, req: Fas
     reply.header('allow', Object.keys(route.methods).join(', '));
     throw new OciError('UNSUPPORTED', `${req.method} is not supported on ${path}`);
   }
-  req.v2 = { route: route.id, match, reply } satisfies V2Call;
+  // the client's address now: once the client has closed the connection, the socket forgets it
+  req.v2 = { route: route.id, match, reply, source: req.ip } satisfies V2Call;
   const decision = await access.authorize(req, operation.access(match));
   if (!decision.granted) {
     if (decision.principal) req.principal = decision.principal;

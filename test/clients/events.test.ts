@@ -86,7 +86,11 @@ describe.runIf(available)('skopeo and usage events', () => {
     await skopeo('copy', ...tls, `docker://${server.host}/team/app:v1`, `oci:${back}:v1`);
     // before the copy in, skopeo asked (HEAD) for each blob, and was told 404: pulls that failed
     const all = await events('pull', blobs.length + 1);
-    expect(all.filter((e) => e.result !== 'ok').every((e) => e.object === 'blob' && e.status === 404 && e.bytes === 0)).toBe(true);
+    const failed = all.filter((e) => e.result !== 'ok');
+    expect(
+      failed.every((e) => e.object === 'blob' && e.status === 404 && e.bytes === 0),
+      JSON.stringify(failed),
+    ).toBe(true);
     const pulls = all.filter((e) => e.result === 'ok');
     const pulledBlobs = pulls.filter((e) => e.object === 'blob' && e.status === 200);
     // each blob whole, once; skopeo may ask HEAD first, which sends no bytes

@@ -77,6 +77,16 @@ export function insightStoreSuite(name: string, open: () => Promise<MetaStore>):
       await meta.close();
     });
 
+    it('stores a field the caller left undefined as empty, rather than failing the batch', async () => {
+      const meta = await open();
+      // req.ip is undefined once the client has gone: such an event once failed every batch it was in
+      const odd = { ...event(t0), source: undefined, userAgent: undefined, bytes: Number.NaN } as unknown as UsageEvent;
+      await meta.insight.recordEvents([event(t0 - 1), odd]);
+      const [, stored] = await meta.insight.eventsAfter(undefined, 10);
+      expect(stored).toMatchObject({ id: odd.id, source: '', userAgent: '', bytes: 0 });
+      await meta.close();
+    });
+
     it('writes batches larger than one statement holds', async () => {
       const meta = await open();
       const events = Array.from({ length: 1203 }, (_, i) => event(t0 + i, { repository: `team/r${i % 7}`, bytes: i }));

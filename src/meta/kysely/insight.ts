@@ -83,30 +83,37 @@ function parseDetail(text: string): Record<string, unknown> {
   }
 }
 
+/**
+ * An event's values in the order of `columns`. Every value is checked to be what its column takes:
+ * one value SQLite cannot bind (an undefined where a string belongs) fails its whole batch, and a
+ * batch that fails is written again, so one such event would hold back every event after it.
+ */
 function params(e: UsageEvent, out: SQLInputValue[]): void {
-  // the order of `columns`
   out.push(
-    e.id,
-    e.at,
-    e.type,
-    e.object,
-    e.namespace,
-    e.repository,
-    e.digest,
-    e.tag,
-    e.mediaType,
-    e.actor,
-    e.actorKind,
-    e.tokenId,
-    e.bytes,
-    e.userAgent,
-    e.source,
-    Math.round(e.durationMicros),
-    e.status,
-    e.result,
+    text(e.id),
+    whole(e.at),
+    text(e.type),
+    text(e.object),
+    text(e.namespace),
+    text(e.repository),
+    text(e.digest),
+    text(e.tag),
+    text(e.mediaType),
+    text(e.actor),
+    text(e.actorKind),
+    text(e.tokenId),
+    whole(e.bytes),
+    text(e.userAgent),
+    text(e.source),
+    whole(e.durationMicros),
+    whole(e.status),
+    text(e.result),
     detailText(e.detail),
   );
 }
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
+const whole = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : 0);
 
 /** Most events have no detail: '{}' without serialising. */
 function detailText(detail: Record<string, unknown>): string {
@@ -122,10 +129,11 @@ function rollupDeltas(events: UsageEvent[]): Rollup[] {
     // NUL cannot occur in the fields, so the key is unambiguous
     const key = `${period}\0${start}\0${e.namespace}\0${e.repository}\0${e.type}\0${e.object}`;
     const seen = sums.get(key);
+    const bytes = whole(e.bytes);
     if (seen) {
       seen.count += 1;
-      seen.bytes += e.bytes;
-    } else sums.set(key, { period, start, namespace: e.namespace, repository: e.repository, type: e.type, object: e.object, count: 1, bytes: e.bytes });
+      seen.bytes += bytes;
+    } else sums.set(key, { period, start, namespace: e.namespace, repository: e.repository, type: e.type, object: e.object, count: 1, bytes });
   };
   for (const e of events) {
     add('hour', e);
