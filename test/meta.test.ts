@@ -13,6 +13,7 @@ import { quotaStoreSuite } from './suites/quota-store.ts';
 import { retentionStoreSuite } from './suites/retention-store.ts';
 import { insightStoreSuite } from './suites/insight-store.ts';
 import { webhookStoreSuite } from './suites/webhook-store.ts';
+import { costStoreSuite } from './suites/cost-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -25,6 +26,7 @@ gcStoreSuite('sqlite', sqlite);
 quotaStoreSuite('sqlite', sqlite);
 insightStoreSuite('sqlite', sqlite);
 webhookStoreSuite('sqlite', sqlite);
+costStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -38,6 +40,7 @@ describe.runIf(havePostgres)('postgres', () => {
   quotaStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   insightStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   webhookStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  costStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

@@ -97,6 +97,76 @@ const webhooksConfig = z
   .refine((w) => w.leaseSeconds > 3 * w.timeoutSeconds, 'insight.webhooks.leaseSeconds must be more than three times timeoutSeconds')
   .default(webhooksDefaults);
 
+/** An address (10.0.0.7) or a CIDR (10.0.0.0/8, fd00::/8): no named ranges. */
+const isAddressOrCidr = (value: string): boolean => isAddressOrRange(value) && !namedRanges.includes(value);
+
+const costDefaults = {
+  currency: 'USD',
+  storagePerGbMonth: 0,
+  egress: { perGb: 0, networks: [] },
+  requests: { push: 0, pull: 0 },
+  sampleSeconds: 3600,
+  budgetCheckSeconds: 300,
+  focus: { provider: 'Custody', invoiceIssuer: 'Custody', billingAccountId: 'custody', billingAccountName: 'Custody', serviceName: 'Custody registry' },
+};
+
+const price = (what: string) => z.number(`${what} is a number`).nonnegative(`${what} is 0 or more`).finite();
+
+/** The price model and the cost jobs (docs/insight.md, Cost). */
+const costConfig = z
+  .strictObject({
+    /** ISO 4217 code of every price, budget and cost */
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'insight.cost.currency is an ISO 4217 code such as USD or EUR')
+      .default('USD'),
+    /** per GB (10^9 bytes) of fair storage held for a whole calendar month */
+    storagePerGbMonth: price('insight.cost.storagePerGbMonth').default(0),
+    egress: z
+      .strictObject({
+        /** per GB (10^9 bytes) pulled, to an address no network below contains */
+        perGb: price('insight.cost.egress.perGb').default(0),
+        /** networks with their own price; the first whose CIDRs contain the client address decides */
+        networks: z
+          .array(
+            z.strictObject({
+              name: z
+                .string()
+                .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'a network name is lowercase letters, digits and . _ -')
+                .refine((n) => n !== 'default', 'the network name default is taken: it is the rest'),
+              cidrs: z.array(z.string().refine(isAddressOrCidr, 'a network takes addresses or CIDRs, such as 10.0.0.0/8 or fd00::/8')).min(1),
+              perGb: price("a network's perGb"),
+            }),
+          )
+          .refine((l) => new Set(l.map((n) => n.name)).size === l.length, 'network names are unique')
+          .default([]),
+      })
+      .default({ perGb: 0, networks: [] }),
+    /** per request: each recorded push or pull (a manifest or blob request) */
+    requests: z
+      .strictObject({ push: price('insight.cost.requests.push').default(0), pull: price('insight.cost.requests.pull').default(0) })
+      .default({ push: 0, pull: 0 }),
+    /** how often one replica samples every repository's fair stored bytes; storage cost integrates the samples */
+    sampleSeconds: z.number().int().min(1).max(86_400).default(3600),
+    /** how often budgets are compared with the month's cost (a crossing is announced once per month) */
+    budgetCheckSeconds: z.number().int().min(1).max(86_400).default(300),
+    /** the fixed columns of the FOCUS export */
+    focus: z
+      .strictObject({
+        /** ProviderName and PublisherName */
+        provider: z.string().min(1).default('Custody'),
+        /** InvoiceIssuerName: who charges the teams */
+        invoiceIssuer: z.string().min(1).default('Custody'),
+        billingAccountId: z.string().min(1).default('custody'),
+        billingAccountName: z.string().min(1).default('Custody'),
+        serviceName: z.string().min(1).default('Custody registry'),
+        /** RegionId and RegionName (null when unset) */
+        region: z.string().min(1).optional(),
+      })
+      .default(costDefaults.focus),
+  })
+  .default(costDefaults);
+
 export const configSchema = z.strictObject({
   /** HOST:PORT to listen on; [::1]:5000 for IPv6 */
   listen: z
@@ -302,12 +372,15 @@ export const configSchema = z.strictObject({
         .default({ enabled: true, access: 'admin', topNamespaces: 20 }),
       /** webhooks: CloudEvents over HTTP, per namespace (docs/insight.md, Webhooks) */
       webhooks: webhooksConfig,
+      /** price models, cost reports, budgets (docs/insight.md, Cost) */
+      cost: costConfig,
     })
     .default({
       events: { enabled: true, retentionDays: 30, flushMs: 1000, batchSize: 1000, maxBuffered: 100_000 },
       rollups: { retentionDays: 400 },
       metrics: { enabled: true, access: 'admin', topNamespaces: 20 },
       webhooks: webhooksDefaults,
+      cost: costDefaults,
     }),
 });
 

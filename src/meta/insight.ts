@@ -11,7 +11,8 @@
  * Text fields are empty strings, never null, when absent.
  */
 
-export type EventType = 'push' | 'pull' | 'delete' | 'login' | 'token' | 'decision';
+/** budget: a namespace's or team's cost crossed a threshold of its budget (src/insight/cost/budgets.ts) */
+export type EventType = 'push' | 'pull' | 'delete' | 'login' | 'token' | 'decision' | 'budget';
 export type EventObject = 'manifest' | 'blob' | 'tag' | '';
 export type EventResult = 'ok' | 'denied' | 'error' | 'aborted';
 

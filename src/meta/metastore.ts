@@ -12,6 +12,7 @@ import type { QuotaStore } from './quota.ts';
 import type { RetentionStore } from './retention.ts';
 import type { QueryStore } from './query.ts';
 import type { InsightStore } from './insight.ts';
+import type { CostStore } from './cost.ts';
 import type { WebhookStore } from './webhooks.ts';
 
 export interface ManifestRecord {
@@ -134,6 +135,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly retention: RetentionStore;
   /** usage events and their hourly and daily rollups (see insight.ts) */
   readonly insight: InsightStore;
+  /** storage samples, egress per network, budgets and the lease of the cost jobs (see cost.ts) */
+  readonly cost: CostStore;
   /** webhooks per namespace and the outbox they are delivered from (see webhooks.ts) */
   readonly webhooks: WebhookStore;
   /** read-only queries the query language planned (see query.ts) */

@@ -565,6 +565,63 @@ export function migrations(engine: Engine): MigrationProvider {
         }
       },
     },
+    '0013-cost': {
+      async up(db: Kysely<unknown>) {
+        // Storage over time (src/meta/cost.ts): a tick is one sampling of every repository's fair
+        // bytes; it stands from `at` until `end_at` (the next tick), or until now while it is the last.
+        await db.schema
+          .createTable('cost_ticks')
+          .addColumn('at', 'bigint', (c) => c.primaryKey())
+          .addColumn('end_at', 'bigint')
+          .execute();
+        await db.schema
+          .createTable('cost_samples')
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('repository', name, (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('cost_samples_pk', ['at', 'namespace', 'repository'])
+          .execute();
+        await db.schema.createIndex('cost_samples_namespace').on('cost_samples').columns(['namespace', 'at']).execute();
+        // The bytes pulls sent to each configured network, per hour, rolled up from the events'
+        // source addresses by one replica; the cursor is where that rollup has read up to.
+        await db.schema
+          .createTable('cost_egress')
+          .addColumn('start', 'bigint', (c) => c.notNull())
+          .addColumn('namespace', name, (c) => c.notNull())
+          .addColumn('repository', name, (c) => c.notNull())
+          .addColumn('network', 'text', (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('cost_egress_pk', ['start', 'namespace', 'repository', 'network'])
+          .execute();
+        await db.schema.createIndex('cost_egress_namespace').on('cost_egress').columns(['namespace', 'start']).execute();
+        await db.schema
+          .createTable('cost_cursors')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .execute();
+        // Budgets per namespace or team; *_notified: the month ('2026-11') a threshold was last announced in.
+        await db.schema
+          .createTable('cost_budgets')
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('name', name, (c) => c.notNull())
+          .addColumn('monthly', 'double precision', (c) => c.notNull())
+          .addColumn('soft', 'double precision')
+          .addColumn('soft_notified', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('hard_notified', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('updated_by', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('cost_budgets_pk', ['scope', 'name'])
+          .execute();
+        await db.schema
+          .createTable('cost_leases')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

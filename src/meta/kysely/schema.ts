@@ -190,6 +190,26 @@ export interface Database {
   };
   /** period 'hour' or 'day'; start: ms since the epoch */
   usage_rollups: { period: string; start: number; namespace: string; repository: string; type: string; object: string; count: number; bytes: number };
+  /** a sampling of storage (src/meta/cost.ts): stands from at until end_at, or until now while end_at is null */
+  cost_ticks: { at: number; end_at: number | null };
+  /** a repository's fair bytes at a tick */
+  cost_samples: { at: number; namespace: string; repository: string; bytes: number };
+  /** bytes pulls sent to a configured network in the hour from start */
+  cost_egress: { start: number; namespace: string; repository: string; network: string; bytes: number };
+  /** how far a rollup has read the usage events: (at, id) of the last one */
+  cost_cursors: { name: string; at: number; id: string };
+  /** scope 'namespace' or 'team'; *_notified: the month ('2026-11') a threshold was last announced, or '' */
+  cost_budgets: {
+    scope: string;
+    name: string;
+    monthly: number;
+    soft: number | null;
+    soft_notified: Generated<string>;
+    hard_notified: Generated<string>;
+    updated_by: string;
+    updated_at: number;
+  };
+  cost_leases: { name: string; holder: string; expires_at: number };
   /** types, repositories: JSON arrays (src/meta/webhooks.ts) */
   webhooks: {
     id: string;

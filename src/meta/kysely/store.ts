@@ -10,6 +10,7 @@ import { KyselyQuotaStore } from './quota.ts';
 import { KyselyRetentionStore } from './retention.ts';
 import { KyselyQueryStore } from './query.ts';
 import { KyselyInsightStore } from './insight.ts';
+import { KyselyCostStore } from './cost.ts';
 import { KyselyWebhookStore } from './webhooks.ts';
 import { namespaceOf } from '../../reference.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
@@ -31,6 +32,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly retention: KyselyRetentionStore;
   readonly query: KyselyQueryStore;
   readonly insight: KyselyInsightStore;
+  readonly cost: KyselyCostStore;
   readonly webhooks: KyselyWebhookStore;
   private readonly engine: Engine;
   /**
@@ -51,6 +53,7 @@ export class KyselyMetaStore implements MetaStore {
     this.retention = new KyselyRetentionStore(db, engine);
     this.query = new KyselyQueryStore(db, engine);
     this.insight = new KyselyInsightStore(db, options);
+    this.cost = new KyselyCostStore(db);
     this.webhooks = new KyselyWebhookStore(db, engine);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
