@@ -311,6 +311,52 @@ const apiRows: ApiRow[] = [
   },
   { route: 'GET /tuf/:ns/root.json', call: (h) => as(h, '/tuf/team/root.json'), allowed: readers },
   { route: 'GET /tuf/:ns/timestamp.json', call: (h) => as(h, '/tuf/team/timestamp.json'), allowed: readers },
+  // cost: a namespace's admins read its figures and set its budget; everything else is the registry admin's
+  { route: 'GET /api/v1/cost', call: (h) => as(h, '/api/v1/cost'), allowed: ['admin'] },
+  { route: 'GET /api/v1/cost?namespace=team', call: (h) => as(h, '/api/v1/cost?namespace=team&by=repository'), allowed: managers },
+  { route: 'GET /api/v1/cost?namespace=other', call: (h) => as(h, '/api/v1/cost?namespace=other'), allowed: ['admin'] },
+  { route: 'GET /api/v1/cost/export', call: (h) => as(h, '/api/v1/cost/export?format=focus'), allowed: ['admin'] },
+  { route: 'GET /api/v1/cost/export?namespace=team', call: (h) => as(h, '/api/v1/cost/export?namespace=team'), allowed: managers },
+  { route: 'GET /api/v1/budgets', call: (h) => as(h, '/api/v1/budgets'), allowed: ['admin'] },
+  {
+    route: 'PUT /api/v1/budgets/namespace/:name',
+    call: (h) => json(h, '/api/v1/budgets/namespace/team', 'PUT', { monthly: 100, soft: 50 }),
+    allowed: managers,
+  },
+  {
+    route: 'GET /api/v1/budgets/namespace/:name',
+    call: async (h) => {
+      await asAdmin('/api/v1/budgets/namespace/team', 'PUT', { monthly: 100 });
+      return as(h, '/api/v1/budgets/namespace/team');
+    },
+    allowed: managers,
+  },
+  {
+    route: 'DELETE /api/v1/budgets/namespace/:name',
+    call: async (h) => {
+      await asAdmin('/api/v1/budgets/namespace/team', 'PUT', { monthly: 100 });
+      return as(h, '/api/v1/budgets/namespace/team', { method: 'DELETE' });
+    },
+    allowed: managers,
+  },
+  { route: 'PUT /api/v1/budgets/namespace/:name (other)', call: (h) => json(h, '/api/v1/budgets/namespace/other', 'PUT', { monthly: 1 }), allowed: ['admin'] },
+  { route: 'PUT /api/v1/budgets/team/:name', call: (h) => json(h, '/api/v1/budgets/team/platform', 'PUT', { monthly: 100 }), allowed: ['admin'] },
+  {
+    route: 'GET /api/v1/budgets/team/:name',
+    call: async (h) => {
+      await asAdmin('/api/v1/budgets/team/platform', 'PUT', { monthly: 100 });
+      return as(h, '/api/v1/budgets/team/platform');
+    },
+    allowed: ['admin'],
+  },
+  {
+    route: 'DELETE /api/v1/budgets/team/:name',
+    call: async (h) => {
+      await asAdmin('/api/v1/budgets/team/platform', 'PUT', { monthly: 100 });
+      return as(h, '/api/v1/budgets/team/platform', { method: 'DELETE' });
+    },
+    allowed: ['admin'],
+  },
 ];
 
 describe('every /api/v1 route as every caller', () => {

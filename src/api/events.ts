@@ -15,7 +15,7 @@ import { timeParam } from './audit.ts';
 import { access, authorize, iso, namespaceName, type ApiContext } from './context.ts';
 import { invalid, parse } from './errors.ts';
 
-const eventTypes: readonly EventType[] = ['push', 'pull', 'delete', 'login', 'token', 'decision'];
+const eventTypes: readonly EventType[] = ['push', 'pull', 'delete', 'login', 'token', 'decision', 'budget'];
 
 const repository = z.string().max(255).refine(isRepositoryName, nameRule);
 

@@ -18,6 +18,7 @@ import { registerRetention } from './retention.ts';
 import { registerArtifacts } from './artifacts.ts';
 import { registerAudit } from './audit.ts';
 import { registerEvents } from './events.ts';
+import { costApi, type CostApi } from './cost.ts';
 import { authenticateBeforeBody, installJsonParser } from './bodies.ts';
 import type { ApiContext } from './context.ts';
 import { installApiErrors } from './errors.ts';
@@ -44,6 +45,8 @@ export interface ApiDeps {
   retention?: RetentionService;
   /** what webhook URLs may point at (insight.webhooks.allowPrivateNetworks) */
   webhooks?: { allowPrivateNetworks: boolean };
+  /** cost reports, the FOCUS export and budgets (/api/v1/cost, /api/v1/budgets) */
+  cost?: CostApi;
 }
 
 /** Management requests are small; anything larger is a mistake or an attack. */
@@ -86,6 +89,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         registerEvents,
         registerQuery,
         registerWebhooks,
+        ...(deps.cost ? [costApi(deps.cost)] : []),
       ])
         register(api, ctx);
     },

@@ -35,6 +35,14 @@ export interface PriceModel {
   requests: { push: number; pull: number };
 }
 
+/** The price model of a config's insight.cost (which holds the jobs' settings beside it). */
+export const priceModelOf = (c: PriceModel): PriceModel => ({
+  currency: c.currency,
+  storagePerGbMonth: c.storagePerGbMonth,
+  egress: c.egress,
+  requests: c.requests,
+});
+
 /** Milliseconds since the epoch: [since, until), with storage counted no later than `now`. */
 export interface CostWindow {
   since: number;
@@ -188,4 +196,12 @@ export function monthOf(at: number): { start: number; end: number; name: string 
   const y = d.getUTCFullYear();
   const m = d.getUTCMonth();
   return { start: Date.UTC(y, m, 1), end: Date.UTC(y, m + 1, 1), name: `${y}-${String(m + 1).padStart(2, '0')}` };
+}
+
+/** What some namespaces' usage over a window costs (budgets and policy's `ns.costThisMonth` ask this). */
+export async function costOf(store: Pick<CostStore, 'usage'>, model: PriceModel, window: CostWindow, namespaces: string[]): Promise<number> {
+  if (namespaces.length === 0 || !pricesAnything(model)) return 0;
+  let total = 0;
+  for (const u of await store.usage(window, { namespaces })) total += priceUsage(u, model).cost;
+  return total;
 }

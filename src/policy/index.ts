@@ -9,6 +9,7 @@ import type { BlobStore } from '../storage/blobstore.ts';
 import { compileOpa, createOpaPool, type OpaPool } from './opa/index.ts';
 import { PolicyService, type Question } from './service.ts';
 import type { DecisionRecord } from '../meta/policy.ts';
+import { priceModelOf } from '../meta/cost.ts';
 
 export { PolicyService } from './service.ts';
 
@@ -20,6 +21,7 @@ export async function startPolicies(
   const opa = config.policy.opa;
   const service = new PolicyService({
     ...parts,
+    cost: priceModelOf(config.insight.cost),
     settings: {
       reloadMs: config.policy.reloadSeconds * 1000,
       retentionMs: config.policy.decisionRetentionDays * 86_400_000,

@@ -115,6 +115,8 @@ export const inputSchema = {
       ),
       quotaBytes: num("the namespace's hard storage quota, which the registry enforces on every push; 0 when none"),
       labels: stringMap("the namespace's labels (e.g. team, cost-center)"),
+      budget: num("the namespace's hard monthly cost budget, in the price model's currency; 0 when none"),
+      costThisMonth: num("what the namespace's usage cost this calendar month (UTC) so far, priced by insight.cost; read again at most once a minute"),
     }),
     request: object({
       repository: str('the repository the request names (the same as artifact.repository)'),
@@ -168,7 +170,7 @@ export interface PolicyInput {
       components: { name: string; version: string; purl: string; licenses: string[] }[];
     };
   };
-  ns: { name: string; storedBytes: number; quotaBytes: number; labels: Record<string, string> };
+  ns: { name: string; storedBytes: number; quotaBytes: number; labels: Record<string, string>; budget: number; costThisMonth: number };
   request: {
     repository: string;
     identity: { name: string; kind: 'user' | 'robot' | 'anonymous'; admin: boolean; teams: string[]; roles: string[] };

@@ -7,6 +7,7 @@
  */
 import { BoundedMap } from '../bounded-map.ts';
 import type { MetaStore } from '../meta/metastore.ts';
+import { costOf, monthOf, pricesAnything, type PriceModel } from '../meta/cost.ts';
 import type { TrustArtifact } from '../meta/trust.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { inputVersion, type Action, type PolicyInput, type Section } from './input-schema.ts';
@@ -61,6 +62,8 @@ function isoTime(ms: number): string {
 const maxWasmBytes = 16 * 1024 * 1024;
 const trustTtlMs = 2000;
 const identityTtlMs = 5000;
+/** ns.costThisMonth is read again at most this often, on push too: it sums a month of usage */
+export const costTtlMs = 60_000;
 
 type Artifact = PolicyInput['artifact'];
 /** A cached value, or the read that will give it; `value` is set once the read has resolved. */
@@ -83,10 +86,14 @@ export class InputBuilder {
   private readonly trusts = new BoundedMap<string, Stamped<PolicyInput['trust']>>(4096);
   private readonly namespaces = new BoundedMap<string, Stamped<PolicyInput['ns']>>(1024);
   private readonly identities = new BoundedMap<string, Stamped<{ teams: string[]; roles: string[] }>>(4096);
+  private readonly costs = new BoundedMap<string, Stamped<number>>(1024);
+  private readonly model: PriceModel | undefined;
 
-  constructor(meta: MetaStore, blobs: BlobStore) {
+  /** `model`: the price model ns.costThisMonth is priced by; without one it is 0 */
+  constructor(meta: MetaStore, blobs: BlobStore, model?: PriceModel) {
     this.meta = meta;
     this.blobs = blobs;
+    this.model = model;
   }
 
   /**
@@ -106,7 +113,7 @@ export class InputBuilder {
       ? (hit(this.trusts, keys.trust, trustTtlMs, now) ?? this.load(this.trusts, keys.trust, now, () => this.trust(q)))
       : emptyTrust();
     const ns = reads.has('ns')
-      ? (hit(this.namespaces, q.namespace, fresh ? 0 : trustTtlMs, now) ?? this.load(this.namespaces, q.namespace, now, () => this.namespace(q.namespace)))
+      ? (hit(this.namespaces, q.namespace, fresh ? 0 : trustTtlMs, now) ?? this.load(this.namespaces, q.namespace, now, () => this.namespace(q.namespace, now)))
       : emptyNamespace(q.namespace);
     const who = reads.has('request')
       ? (hit(this.identities, keys.identity, identityTtlMs, now) ?? this.load(this.identities, keys.identity, now, () => this.identity(q)))
@@ -144,6 +151,7 @@ export class InputBuilder {
   forget(namespace?: string): void {
     if (namespace === undefined) {
       this.namespaces.clear();
+      this.costs.clear();
       this.identities.clear();
       this.trusts.clear();
     } else this.namespaces.delete(namespace);
@@ -232,9 +240,25 @@ export class InputBuilder {
     return { signatures, attestations, sbom: { present: true, format: stored.format, componentCount: stored.components.length, licenses, components } };
   }
 
-  private async namespace(name: string): Promise<PolicyInput['ns']> {
-    const [settings, storedBytes] = await Promise.all([this.meta.accounts.getNamespace(name), this.meta.storedBytes(name)]);
-    return { name, storedBytes, quotaBytes: settings?.quotaBytes ?? 0, labels: settings?.labels ?? {} };
+  private async namespace(name: string, now: number): Promise<PolicyInput['ns']> {
+    const [settings, storedBytes, budget, costThisMonth] = await Promise.all([
+      this.meta.accounts.getNamespace(name),
+      this.meta.storedBytes(name),
+      this.meta.cost.getBudget('namespace', name),
+      this.costThisMonth(name, now),
+    ]);
+    return { name, storedBytes, quotaBytes: settings?.quotaBytes ?? 0, labels: settings?.labels ?? {}, budget: budget?.monthly ?? 0, costThisMonth };
+  }
+
+  /** The namespace's cost this month, cached for costTtlMs (a month of usage is several queries). */
+  private costThisMonth(name: string, now: number): number | Promise<number> {
+    const model = this.model;
+    if (!model || !pricesAnything(model)) return 0;
+    const month = monthOf(now);
+    const cached = hit(this.costs, name, costTtlMs, now);
+    // a cached figure of last month is not this month's
+    if (cached !== undefined && monthOf(this.costs.get(name)!.at).start === month.start) return cached;
+    return this.load(this.costs, name, now, () => costOf(this.meta.cost, model, { since: month.start, until: month.end, now }, [name]));
   }
 
   private async identity(q: Question): Promise<{ teams: string[]; roles: string[] }> {
@@ -292,7 +316,7 @@ const emptyArtifact = (q: Question): Artifact => ({
 });
 const emptySbom = (): PolicyInput['trust']['sbom'] => ({ present: false, format: '', componentCount: 0, licenses: [], components: [] });
 const emptyTrust = (): PolicyInput['trust'] => ({ signatures: [], attestations: [], sbom: emptySbom() });
-const emptyNamespace = (name: string): PolicyInput['ns'] => ({ name, storedBytes: 0, quotaBytes: 0, labels: {} });
+const emptyNamespace = (name: string): PolicyInput['ns'] => ({ name, storedBytes: 0, quotaBytes: 0, labels: {}, budget: 0, costThisMonth: 0 });
 
 const isImageConfig = (t: string) => t === 'application/vnd.oci.image.config.v1+json' || t === 'application/vnd.docker.container.image.v1+json';
 const isWasm = (t: string) => t === 'application/wasm' || t.startsWith('application/vnd.wasm.');

@@ -14,6 +14,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { BoundedMap } from '../bounded-map.ts';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
+import type { PriceModel } from '../meta/cost.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { compileCel } from './cel.ts';
 import { readPolicy, type OpaPolicyDocument, type PolicyDocument } from './document.ts';
@@ -122,6 +123,8 @@ export class PolicyService {
     settings: PolicySettings;
     opa?: OpaCompiler;
     now?: () => number;
+    /** the price model ns.costThisMonth is priced by (insight.cost) */
+    cost?: PriceModel;
     /** run last when stopping (the OPA worker pool's close) */
     onStop?: () => Promise<void>;
     /** told of each decision the log records, with its question (usage events); must not throw */
@@ -135,7 +138,7 @@ export class PolicyService {
     this.settings = parts.settings;
     this.opa = parts.opa;
     this.now = parts.now ?? Date.now;
-    this.inputs = new InputBuilder(parts.meta, parts.blobs);
+    this.inputs = new InputBuilder(parts.meta, parts.blobs, parts.cost);
   }
 
   async start(): Promise<void> {

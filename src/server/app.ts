@@ -29,6 +29,7 @@ import { observeRequests } from '../insight/requests.ts';
 import { startTracing } from '../insight/tracing.ts';
 import { registerMetricsRoute } from '../api/metrics.ts';
 import { startWebhooks } from '../insight/webhooks/index.ts';
+import { CostService } from '../insight/cost/service.ts';
 import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
@@ -181,6 +182,14 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     ...(parts.now ? { now: parts.now } : {}),
   });
   const webhooks = startWebhooks(config, { store: meta.webhooks, log: app.log, ...(parts.now ? { now: parts.now } : {}), ...(metrics ? { metrics } : {}) });
+  // cost (docs/insight.md, Cost): storage sampling, the network rollup, budget checks
+  const cost = new CostService({
+    meta,
+    log: app.log,
+    settings: config.insight.cost,
+    keepDays: config.insight.rollups.retentionDays,
+    ...(parts.now ? { now: parts.now } : {}),
+  });
   registerApi(app, {
     meta,
     auth,
@@ -190,6 +199,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     gc,
     retention,
     webhooks: { allowPrivateNetworks: config.insight.webhooks.allowPrivateNetworks },
+    cost: { model: cost.model, focus: config.insight.cost.focus, now: clock },
     ...(trust ? { trust } : {}),
   });
   const ctx: RegistryContext = {
@@ -248,6 +258,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   pulls.start();
   retention.start();
   webhooks.start();
+  cost.start();
   events?.start();
   app.addHook('onClose', async () => {
     clearInterval(expiry);
@@ -260,6 +271,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     await policy.stop();
     // deliveries in flight end within their deadline
     await webhooks.stop();
+    await cost.stop();
     // last before the database closes: every request is done, and so is every decision
     await events?.stop();
     await meta.close();

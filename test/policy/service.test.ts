@@ -64,6 +64,7 @@ async function service(docs: Record<string, unknown>[], options: { opa?: (doc: {
     },
     accounts: { getNamespace: async () => undefined, teamsOf: async () => [], listTeams: async () => [], rolesIn: async () => ['reader'] },
     storedBytes: async () => 0,
+    cost: { getBudget: async () => undefined, usage: async () => [] },
     getManifest: async () => ({ content: Buffer.from(bundleManifest) }),
   };
   const blobs = { read: async () => Readable.from([Buffer.from('wasm')]) };

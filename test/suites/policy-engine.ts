@@ -33,7 +33,7 @@ export function sampleInput(overrides: Overrides = {}): PolicyInput {
       wasm: { component: false, imports: [], exports: [], complete: false },
     },
     trust: { signatures: [], attestations: [], sbom: { present: false, format: '', componentCount: 0, licenses: [], components: [] } },
-    ns: { name: 'team', storedBytes: 1000, quotaBytes: 0, labels: {} },
+    ns: { name: 'team', storedBytes: 1000, quotaBytes: 0, labels: {}, budget: 0, costThisMonth: 0 },
     request: {
       repository: 'team/app',
       identity: { name: 'alice', kind: 'user', admin: false, teams: [], roles: ['writer'] },

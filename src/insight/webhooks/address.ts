@@ -38,7 +38,7 @@ for (const [net, prefix] of [
   blocked.addSubnet(net, prefix, 'ipv6');
 
 /** The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d) or NAT64 (64:ff9b::a.b.c.d) one. */
-function embeddedIpv4(address: string): string | undefined {
+export function embeddedIpv4(address: string): string | undefined {
   const m = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(address);
   if (!m) return undefined;
   if (m[1]) return m[1];
