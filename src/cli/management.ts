@@ -1,6 +1,7 @@
 /** The commands that wrap /api/v1 (see docs/api-v1.md), one file per group. */
 import type { Command } from 'commander';
 import { registerAudit } from './audit.ts';
+import { registerCost } from './cost.ts';
 import { registerEvents } from './events.ts';
 import { registerGc } from './gc.ts';
 import { registerKeys } from './keys.ts';
@@ -31,6 +32,7 @@ export function registerManagementCommands(program: Command): void {
     registerGc,
     registerRetention,
     registerQuery,
+    registerCost,
   ])
     register(program);
 }
