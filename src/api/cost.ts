@@ -84,8 +84,7 @@ export function costApi(cost: CostApi): (api: FastifyInstance, ctx: ApiContext) 
       const q = parse(exportQuery, req.query, 'cost export query');
       await authorize(ctx, req, reply, [q.namespace !== undefined ? access.manage(q.namespace) : access.admin]);
       const window = windowOf(q);
-      let rows = await focusRows(ctx.meta, cost.model, cost.focus, window);
-      if (q.namespace !== undefined) rows = rows.filter((r) => r.SubAccountId === q.namespace);
+      const rows = await focusRows(ctx.meta, cost.model, cost.focus, window, q.namespace !== undefined ? [q.namespace] : undefined);
       const name = `custody-cost-${iso(window.since)!.slice(0, 10)}-${iso(window.until)!.slice(0, 10)}.csv`;
       return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}"`).send(focusCsv(rows));
     });

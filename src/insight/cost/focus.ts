@@ -131,13 +131,15 @@ export async function focusRows(
   model: PriceModel,
   focus: FocusSettings,
   window: { since: number; until: number; now: number },
+  /** only these namespaces; undefined: all */
+  namespaces?: string[],
 ): Promise<FocusRow[]> {
   const labels = await namespaceLabels(meta);
   const rows: FocusRow[] = [];
   for (let from = window.since; from < window.until;) {
     const to = Math.min(window.until, (Math.floor(from / dayMs) + 1) * dayMs);
     const billing = monthOf(from);
-    for (const u of await meta.cost.usage({ since: from, until: to, now: window.now })) {
+    for (const u of await meta.cost.usage({ since: from, until: to, now: window.now }, namespaces ? { namespaces } : {})) {
       for (const c of chargesOf(u, model)) {
         const cost = decimal(c.quantity * c.price);
         rows.push({
