@@ -15,6 +15,7 @@ import { checkBudgets } from '../src/insight/cost/budgets.ts';
 import { createUser, startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
 import { basic, imageManifest, putManifest, request, type Reply } from './helpers/http.ts';
 import { validateFocus } from './helpers/focus.ts';
+import type { CostReport as Report, CostRow as Row } from '../src/insight/cost/report.ts';
 
 const nov = Date.UTC(2026, 10, 1);
 const dec = Date.UTC(2026, 11, 1);
@@ -162,21 +163,6 @@ const get = (path: string, auth?: { username: string; password: string }) =>
   request(server.url, path, auth ? { headers: { authorization: basic(auth.username, auth.password) } } : {});
 const errorOf = (r: Reply) => r.json<{ error: { code: string; message: string } }>().error;
 
-interface Row {
-  key: string;
-  storage: { gbMonths: number; cost: number };
-  egress: { gb: number; cost: number; networks: { network: string; gb: number; cost: number }[] };
-  requests: { push: number; pull: number; cost: number };
-  cost: number;
-}
-interface Report {
-  currency: string;
-  since: string;
-  until: string;
-  by: string;
-  rows: Row[];
-  total: Row;
-}
 const month = `since=${new Date(nov).toISOString()}&until=${new Date(dec).toISOString()}`;
 const report = async (q: string) => {
   const r = await get(`/api/v1/cost?${month}&${q}`);

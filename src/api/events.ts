@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Access } from '../auth/access.ts';
-import { periodStart, type EventType, type UsageEvent } from '../meta/insight.ts';
+import { eventJson, periodStart, type EventType } from '../meta/insight.ts';
 import { isRepositoryName, namespaceOf, nameRule } from '../reference.ts';
 import { timeParam } from './audit.ts';
 import { access, authorize, iso, namespaceName, type ApiContext } from './context.ts';
@@ -59,28 +59,6 @@ const maxRollups = 10_000;
 /** The default window of a rollup answer: the last day of hours, the last 31 days. */
 const defaultWindow = { hour: 86_400_000, day: 31 * 86_400_000 };
 
-const eventView = (e: UsageEvent) => ({
-  id: e.id,
-  time: iso(e.at),
-  type: e.type,
-  object: e.object,
-  namespace: e.namespace,
-  repository: e.repository,
-  digest: e.digest,
-  tag: e.tag,
-  mediaType: e.mediaType,
-  actor: e.actor,
-  actorKind: e.actorKind,
-  tokenId: e.tokenId,
-  bytes: e.bytes,
-  userAgent: e.userAgent,
-  source: e.source,
-  durationMicros: e.durationMicros,
-  status: e.status,
-  result: e.result,
-  detail: e.detail,
-});
-
 /**
  * Who may read what a query names: its namespace (a repository's, or the one given; both must
  * agree) for those logged in who may pull there, everything for registry administrators.
@@ -114,7 +92,7 @@ export function registerEvents(api: FastifyInstance, ctx: ApiContext): void {
       },
       { limit: q.limit, ...(before ? { before } : {}) },
     );
-    return { events: page.events.map(eventView), next: page.next ? page.next.id : null };
+    return { events: page.events.map(eventJson), next: page.next ? page.next.id : null };
   });
 
   api.get('/usage/rollups', async (req, reply) => {

@@ -9,22 +9,8 @@ import type { Command } from 'commander';
 import { CliError, loggedIn } from './client.ts';
 import { action, emit, seg, table, withJson, type JsonOption } from './io.ts';
 import { csv } from './query.ts';
+import type { CostReport as Report } from '../insight/cost/report.ts';
 
-interface Row {
-  key: string;
-  storage: { gbMonths: number; cost: number };
-  egress: { gb: number; cost: number; networks: { network: string; gb: number; cost: number }[] };
-  requests: { push: number; pull: number; cost: number };
-  cost: number;
-}
-interface Report {
-  currency: string;
-  since: string;
-  until: string;
-  by: string;
-  rows: Row[];
-  total: Row;
-}
 interface BudgetView {
   scope: string;
   name: string;

@@ -133,3 +133,28 @@ export const dayMs = 86_400_000;
 
 /** The start of the hour, or of the UTC day, that `at` falls in. */
 export const periodStart = (period: RollupPeriod, at: number): number => at - (at % (period === 'hour' ? hourMs : dayMs));
+
+/** An event as JSON, for the API's event lists and the webhooks' CloudEvent data: its time as ISO 8601. */
+export function eventJson(e: UsageEvent) {
+  return {
+    id: e.id,
+    time: new Date(e.at).toISOString(),
+    type: e.type,
+    object: e.object,
+    namespace: e.namespace,
+    repository: e.repository,
+    digest: e.digest,
+    tag: e.tag,
+    mediaType: e.mediaType,
+    actor: e.actor,
+    actorKind: e.actorKind,
+    tokenId: e.tokenId,
+    bytes: e.bytes,
+    userAgent: e.userAgent,
+    source: e.source,
+    durationMicros: e.durationMicros,
+    status: e.status,
+    result: e.result,
+    detail: e.detail,
+  };
+}

@@ -11,23 +11,9 @@ import { haveClient, run } from '../helpers/clients.ts';
 import { request } from '../helpers/http.ts';
 import { imageLayout, type Written } from '../helpers/layout.ts';
 import { startProcess, tempDir, type ProcessServer } from '../helpers/server.ts';
+import { eventsOnceSent, type EventView } from '../helpers/events.ts';
 
 const available = await haveClient('skopeo');
-
-interface EventView {
-  type: string;
-  object: string;
-  repository: string;
-  digest: string;
-  tag: string;
-  bytes: number;
-  actor: string;
-  actorKind: string;
-  userAgent: string;
-  result: string;
-  status: number;
-  detail: Record<string, unknown>;
-}
 
 describe.runIf(available)('skopeo and usage events', () => {
   let server: ProcessServer;
@@ -38,20 +24,7 @@ describe.runIf(available)('skopeo and usage events', () => {
   const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { REGISTRY_AUTH_FILE: path.join(work, 'auth.json') });
   const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
-  /**
-   * The repository's events of one type, oldest first, once `count` of them succeeded and sent or
-   * stored bytes (batches go every 50 ms). Counting only those: a HEAD skopeo sends during the copy
-   * in is a pull that succeeded with no bytes, and must not end the wait before the copy back's GETs.
-   */
-  async function events(type: string, count: number): Promise<EventView[]> {
-    for (let i = 0; ; i++) {
-      const r = await request(server.url, `/api/v1/events?repository=team/app&type=${type}&limit=500`);
-      expect(r.status).toBe(200);
-      const found = r.json<{ events: EventView[] }>().events.reverse();
-      if (found.filter((e) => e.result === 'ok' && e.bytes > 0).length >= count || i > 600) return found; // up to 30 s: the whole suite runs beside it
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  const events = (type: string, count: number) => eventsOnceSent(server.url, 'team/app', type, count);
 
   beforeAll(async () => {
     work = await tempDir('custody-skopeo-events-');

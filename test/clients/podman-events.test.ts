@@ -14,21 +14,9 @@ import { haveClient, run } from '../helpers/clients.ts';
 import { request } from '../helpers/http.ts';
 import { imageLayout } from '../helpers/layout.ts';
 import { startProcess, tempDir, type ProcessServer } from '../helpers/server.ts';
+import { eventsOnceSent } from '../helpers/events.ts';
 
 const available = await haveClient('podman');
-
-interface EventView {
-  type: string;
-  object: string;
-  digest: string;
-  tag: string;
-  bytes: number;
-  actor: string;
-  actorKind: string;
-  userAgent: string;
-  result: string;
-  status: number;
-}
 
 describe.runIf(available)('podman and usage events', () => {
   let server: ProcessServer;
@@ -53,16 +41,7 @@ describe.runIf(available)('podman and usage events', () => {
     );
   const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
-  /** The repository's events of one type, oldest first, once `count` of them succeeded with bytes (up to 30 s). */
-  async function events(type: string, count: number): Promise<EventView[]> {
-    for (let i = 0; ; i++) {
-      const r = await request(server.url, `/api/v1/events?repository=team/web&type=${type}&limit=500`);
-      expect(r.status).toBe(200);
-      const found = r.json<{ events: EventView[] }>().events.reverse();
-      if (found.filter((e) => e.result === 'ok' && e.bytes > 0).length >= count || i > 600) return found;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  const events = (type: string, count: number) => eventsOnceSent(server.url, 'team/web', type, count);
 
   beforeAll(async () => {
     work = await tempDir('custody-podman-events-');

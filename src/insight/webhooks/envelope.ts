@@ -10,7 +10,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { CloudEvent, HTTP } from 'cloudevents';
-import type { UsageEvent } from '../../meta/insight.ts';
+import { eventJson, type UsageEvent } from '../../meta/insight.ts';
 import type { WebhookMode } from '../../meta/webhooks.ts';
 
 export const signatureHeader = 'custody-signature';
@@ -19,29 +19,10 @@ export const timestampHeader = 'custody-timestamp';
 /** The CloudEvents type of an event: dev.custody.push, dev.custody.pull, dev.custody.delete. */
 export const cloudEventType = (type: string): string => `dev.custody.${type}`;
 
-/** The event's fields as the `data` of the CloudEvent. */
+/** The event's fields as the `data` of the CloudEvent: the API's view, with the address named for receivers. */
 export function eventData(e: UsageEvent): Record<string, unknown> {
-  return {
-    id: e.id,
-    time: new Date(e.at).toISOString(),
-    type: e.type,
-    object: e.object,
-    namespace: e.namespace,
-    repository: e.repository,
-    digest: e.digest,
-    tag: e.tag,
-    mediaType: e.mediaType,
-    actor: e.actor,
-    actorKind: e.actorKind,
-    tokenId: e.tokenId,
-    bytes: e.bytes,
-    userAgent: e.userAgent,
-    clientAddress: e.source,
-    durationMicros: e.durationMicros,
-    status: e.status,
-    result: e.result,
-    detail: e.detail,
-  };
+  const { source, ...rest } = eventJson(e);
+  return { ...rest, clientAddress: source };
 }
 
 export interface Envelope {
