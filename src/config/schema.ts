@@ -183,7 +183,7 @@ export const configSchema = z.strictObject({
     .default({}),
   storage: z
     .strictObject({
-      /** a directory, file:///dir or memory:// (default: <dataDir>/blobs) */
+      /** a directory, file:///dir, memory:// or s3://bucket/prefix?region=…&endpoint=…&forcePathStyle=true (default: <dataDir>/blobs) */
       url: z.string().min(1).optional(),
       /** fsync blobs before acknowledging them: survives power loss, not only crashes */
       fsync: z.boolean().default(true),

@@ -3,6 +3,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError, ociErrorBody } from '../oci/errors.ts';
+import { StorageUnavailableError } from '../storage/blobstore.ts';
 
 /** Errors that mean the client went away mid-request; nobody is left to answer. */
 const disconnects = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'EPIPE']);
@@ -12,6 +13,13 @@ export function installErrorHandlers(app: FastifyInstance): void {
     if (err instanceof OciError) {
       if (err.status >= 500) req.log.error({ err }, err.message);
       return send(reply, err.status, err.code, err.message, err.detail);
+    }
+    if (err instanceof StorageUnavailableError) {
+      // The blob store (S3) is unreachable, throttling or misconfigured, after its own retries:
+      // the client may try again later; nothing partial was made visible.
+      req.log.warn({ err }, err.message);
+      reply.header('retry-after', String(err.retryAfterSeconds));
+      return send(reply, 503, 'UNAVAILABLE', `storage is unavailable: ${err.message}`);
     }
     const code = (err as NodeJS.ErrnoException).code;
     if (req.raw.destroyed || (code !== undefined && disconnects.has(code))) {

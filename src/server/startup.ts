@@ -83,7 +83,12 @@ export function storesInUse(config: Config): { database: { engine: string; url: 
   const blobs = storageUrl(config);
   return {
     database: isPostgres(db) ? { engine: 'postgres', url: redactUrl(db) } : { engine: 'sqlite', url: path.resolve(db.replace(/^sqlite:\/\//, '')) },
-    storage: blobs === 'memory://' ? { driver: 'memory', url: blobs } : { driver: 'filesystem', url: blobs.includes('://') ? blobs : path.resolve(blobs) },
+    storage:
+      blobs === 'memory://'
+        ? { driver: 'memory', url: blobs }
+        : blobs.startsWith('s3://')
+          ? { driver: 's3', url: blobs }
+          : { driver: 'filesystem', url: blobs.includes('://') ? blobs : path.resolve(blobs) },
   };
 }
 
@@ -115,7 +120,7 @@ export async function openBlobs(config: Config): Promise<BlobStore> {
   const shown = storesInUse(config).storage.url;
   try {
     const blobs = await openBlobStore(url, blobStoreOptions(config));
-    if (url !== 'memory://') await probeWrite(url.startsWith('file://') ? new URL(url).pathname : path.resolve(url));
+    if (url !== 'memory://' && !url.startsWith('s3://')) await probeWrite(url.startsWith('file://') ? new URL(url).pathname : path.resolve(url));
     return blobs;
   } catch (err) {
     throw new StartupError(`cannot use the blob store ${shown} (${settingSource(config, 'storage.url', { defaultIs: '<dataDir>/blobs' })}): ${reason(err)}`);

@@ -79,3 +79,18 @@ export function checkKey(key: string): string {
   }
   return key;
 }
+
+/**
+ * The backend cannot serve the request now (unreachable, throttling, refusing our credentials,
+ * a missing bucket), after the driver's own retries. The HTTP layer answers 503 with
+ * `Retry-After: retryAfterSeconds`; nothing was made visible by the failed operation.
+ */
+export class StorageUnavailableError extends Error {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, options: { retryAfterSeconds: number; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.name = 'StorageUnavailableError';
+  }
+}

@@ -1,8 +1,10 @@
-/** Opens the BlobStore that a storage URL names: a filesystem path, `file://…` or `memory://`. */
+/** Opens the BlobStore that a storage URL names: a filesystem path, `file://…`, `memory://` or `s3://bucket/prefix?…` (src/storage/s3/url.ts). */
 import path from 'node:path';
 import type { BlobStore } from './blobstore.ts';
 import { FsBlobStore } from './fs/index.ts';
 import { MemoryBlobStore } from './memory/index.ts';
+import { S3BlobStore } from './s3/index.ts';
+import { parseS3Url } from './s3/url.ts';
 
 export interface OpenOptions {
   /** flush objects to disk before a write resolves */
@@ -18,7 +20,10 @@ export interface OpenOptions {
 export async function openBlobStore(url: string, options: OpenOptions): Promise<BlobStore> {
   if (url === 'memory://') return new MemoryBlobStore();
   if (url.startsWith('s3://')) {
-    throw new Error('the S3 storage driver is not built yet: use a filesystem path or memory://');
+    return S3BlobStore.open({
+      location: parseS3Url(url),
+      ...(options.uploadExpirySeconds !== undefined ? { abandonedUploadAfterMs: options.uploadExpirySeconds * 1000 } : {}),
+    });
   }
   const root = url.startsWith('file://') ? new URL(url).pathname : url;
   if (url.includes('://') && !url.startsWith('file://')) throw new Error(`unsupported storage URL: ${url}`);
