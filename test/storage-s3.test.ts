@@ -96,6 +96,24 @@ describe('S3 BlobStore faults', () => {
     }
   });
 
+  it('aborts the multipart upload when the source breaks off after some parts, and leaves nothing visible', async () => {
+    const proxy = await startFaultProxy(s3.endpoint);
+    try {
+      const store = await open({ partSize: 64 * 1024 }, proxy.endpoint);
+      async function* broken() {
+        yield randomBytes(64 * 1024 * 3);
+        throw new Error('client went away');
+      }
+      await expect(store.write('k/broken-multi', broken())).rejects.toThrow('client went away');
+      expect(proxy.seen.filter((r) => r.startsWith('PUT ') && r.includes('partNumber=')).length).toBeGreaterThanOrEqual(2);
+      expect(proxy.seen.some((r) => r.startsWith('DELETE ') && r.includes('uploadId='))).toBe(true);
+      expect(proxy.seen.some((r) => r.startsWith('POST ') && r.includes('uploadId='))).toBe(false); // never completed
+      expect(await store.stat('k/broken-multi')).toBeUndefined();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('answers a StorageUnavailableError within the deadline when S3 accepts connections but never answers', async () => {
     // A server that accepts and says nothing: a bare TCP listener.
     const net = await import('node:net');
