@@ -3,8 +3,6 @@ import path from 'node:path';
 import type { BlobStore } from './blobstore.ts';
 import { FsBlobStore } from './fs/index.ts';
 import { MemoryBlobStore } from './memory/index.ts';
-import { S3BlobStore } from './s3/index.ts';
-import { parseS3Url } from './s3/url.ts';
 
 export interface OpenOptions {
   /** flush objects to disk before a write resolves */
@@ -20,6 +18,8 @@ export interface OpenOptions {
 export async function openBlobStore(url: string, options: OpenOptions): Promise<BlobStore> {
   if (url === 'memory://') return new MemoryBlobStore();
   if (url.startsWith('s3://')) {
+    // loaded only here: the AWS SDK is large, and a registry on a filesystem never needs it
+    const [{ S3BlobStore }, { parseS3Url }] = await Promise.all([import('./s3/index.ts'), import('./s3/url.ts')]);
     return S3BlobStore.open({
       location: parseS3Url(url),
       ...(options.uploadExpirySeconds !== undefined ? { abandonedUploadAfterMs: options.uploadExpirySeconds * 1000 } : {}),
