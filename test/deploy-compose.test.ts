@@ -91,3 +91,18 @@ describe('deploy/compose', () => {
       expect(nginx).toContain(directive);
   });
 });
+
+describe('deploy/Dockerfile', () => {
+  const dockerfile = readFileSync(path.join(projectRoot, 'deploy/Dockerfile'), 'utf8');
+  const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { bin: { custody: string }; files: string[] };
+  const values = parseYaml(readFileSync(path.join(projectRoot, 'deploy/helm/custody/values.yaml'), 'utf8')) as {
+    podSecurityContext: { runAsUser: number; runAsGroup: number };
+  };
+  it("ships what the package publishes, runs the custody bin, as the chart's user", () => {
+    const copied = [...dockerfile.matchAll(/^COPY --from=build \/src\/(\S+)/gm)].map((m) => m[1]);
+    expect(copied).toEqual(expect.arrayContaining([...pkg.files, 'package.json', 'node_modules']));
+    expect(dockerfile).toContain(`ENTRYPOINT ["/app/${pkg.bin.custody}"]`);
+    expect(dockerfile).toContain(`USER ${values.podSecurityContext.runAsUser}:${values.podSecurityContext.runAsGroup}`);
+    expect(dockerfile).toMatch(/^FROM node:24\b/m);
+  });
+});
