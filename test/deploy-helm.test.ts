@@ -92,14 +92,16 @@ describe('values.schema.json', () => {
     const merged = HelmRenderer.mergedValues(chartDir, replicated);
     expect(valuesValid(merged), JSON.stringify(valuesValid.errors)).toBe(true);
   });
-  it('refuses several replicas on SQLite or a volume of their own, s3 without a URL, and unknown keys', () => {
+  it('refuses several replicas on SQLite or a volume of their own, S3 without a URL or without PostgreSQL, and unknown keys', () => {
     const bad: Record<string, unknown>[] = [
       { replicaCount: 2 },
       { replicaCount: 2, database: { existingSecret: 'db' } },
       { replicaCount: 2, storage: { mode: 's3', s3: { url: 's3://bucket/p' } } },
       { storage: { mode: 's3' } },
       { storage: { mode: 'gcs' } },
-      { storage: { mode: 's3', s3: { url: 's3://bucket/p', accessKeyId: 'AKIA' } } },
+      { database: { existingSecret: 'db' }, storage: { mode: 's3', s3: { url: 's3://bucket/p', accessKeyId: 'AKIA' } } },
+      // SQLite in the emptyDir that S3 mode mounts at /data would be lost with the pod
+      { storage: { mode: 's3', s3: { url: 's3://bucket/p' } } },
       { admin: { password: 'short' } },
       { database: { url: 'mysql://x' } },
       { config: { listen: '0.0.0.0:80' } },
