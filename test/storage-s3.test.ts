@@ -159,6 +159,52 @@ describe('S3 BlobStore faults', () => {
     }
   });
 
+  it('deletes many keys in DeleteObjects requests of at most deleteBatch keys, not one request per key', async () => {
+    const proxy = await startFaultProxy(s3.endpoint);
+    try {
+      const store = await open({ deleteBatch: 2 }, proxy.endpoint);
+      const keys = Array.from({ length: 5 }, (_, i) => `many/k${i}`);
+      for (const key of keys) await store.write(key, Readable.from([Buffer.from(key)]));
+      proxy.seen.length = 0;
+      await store.deleteMany(keys);
+      expect(proxy.seen.filter((r) => r.startsWith('POST ') && /[?&]delete(=|&|$)/.test(r))).toHaveLength(3);
+      expect(proxy.seen.filter((r) => r.startsWith('DELETE '))).toEqual([]);
+      expect(await keysUnder(store, 'many/')).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('fails deleteMany on a per-key error in the DeleteObjects answer, but not on NoSuchKey', async () => {
+    const proxy = await startFaultProxy(s3.endpoint);
+    try {
+      const store = await open({ maxAttempts: 1 }, proxy.endpoint);
+      const prefix = `t${n}/`;
+      const result = (errors: { key: string; code: string }[]) => ({
+        status: 200,
+        body:
+          '<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+          errors.map((e) => `<Error><Key>${prefix}${e.key}</Key><Code>${e.code}</Code><Message>${e.code} here</Message></Error>`).join('') +
+          '</DeleteResult>',
+      });
+      proxy.decide = (req) => (req.method === 'POST' ? result([{ key: 'gone/a', code: 'NoSuchKey' }]) : 'pass');
+      await expect(store.deleteMany(['gone/a', 'gone/b'])).resolves.toBeUndefined();
+
+      proxy.decide = (req) =>
+        req.method === 'POST'
+          ? result([
+              { key: 'gone/a', code: 'NoSuchKey' },
+              { key: 'kept/b', code: 'AccessDenied' },
+            ])
+          : 'pass';
+      const err = await store.deleteMany(['gone/a', 'kept/b']).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect((err as Error).message).toMatch(/did not delete 1 of them \(AccessDenied: AccessDenied here; kept\/b\)/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('refuses to open on a missing bucket, and names it', async () => {
     const err = await S3BlobStore.open({
       location: { bucket: 'no-such-bucket', prefix: '', endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' },

@@ -16,7 +16,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.ts';
 import type { GcCounts, GcPhase, GcRun } from '../meta/gc.ts';
 import type { MetaStore } from '../meta/metastore.ts';
-import { blobKeyOf, type BlobStore } from '../storage/blobstore.ts';
+import { blobKeyOf, deleteKeys, type BlobStore } from '../storage/blobstore.ts';
 
 export interface GcSettings {
   /** what was written or linked more recently than this is kept */
@@ -259,16 +259,16 @@ export class GarbageCollector {
     }
   }
 
-  /** A few deletes at a time: a batch's unlinks must not queue the pushes' own file work behind them. */
+  /**
+   * A batch's bytes in one deleteMany (on S3 one DeleteObjects request; on a filesystem a few
+   * unlinks at a time, so that they do not queue the pushes' own file work behind them).
+   */
   private async removeBytes(blobs: { digest: string }[]): Promise<void> {
-    const queue = [...blobs];
-    const worker = async () => {
-      for (let b = queue.pop(); b; b = queue.pop()) {
-        const colon = b.digest.indexOf(':');
-        await this.blobs.delete(blobKeyOf(b.digest.slice(0, colon), b.digest.slice(colon + 1)));
-      }
-    };
-    await Promise.all(Array.from({ length: 2 }, worker));
+    const keys = blobs.map((b) => {
+      const colon = b.digest.indexOf(':');
+      return blobKeyOf(b.digest.slice(0, colon), b.digest.slice(colon + 1));
+    });
+    await deleteKeys(this.blobs, keys);
   }
 }
 

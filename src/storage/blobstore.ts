@@ -49,10 +49,35 @@ export interface BlobStore {
   move(from: string, to: string): Promise<void>;
   /** Deletes an object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Deletes several objects, in as few requests as the backend allows (S3: DeleteObjects, 1000
+   * keys each); missing objects are not an error. When it rejects, some of the keys may be gone
+   * and others not: deleting them again is safe. Optional: deleteKeys() falls back to delete().
+   */
+  deleteMany?(keys: string[]): Promise<void>;
   /** Every key below a prefix, in no particular order. */
   list(prefix: string): AsyncIterable<string>;
   /** Answers whether the backend can be used (for /readyz). */
   ping(): Promise<void>;
+}
+
+/**
+ * Deletes `keys` with the store's deleteMany, or, for a store without one, with delete() calls,
+ * `concurrency` at a time.
+ */
+export async function deleteKeys(store: BlobStore, keys: string[], concurrency = 2): Promise<void> {
+  if (keys.length === 0) return;
+  if (store.deleteMany) return store.deleteMany(keys);
+  await deleteEach(store, keys, concurrency);
+}
+
+/** delete() for each key, `concurrency` at a time: a driver's deleteMany where there is no batch request. */
+export async function deleteEach(store: Pick<BlobStore, 'delete'>, keys: string[], concurrency: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) await store.delete(keys[next++] as string);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, keys.length) }, worker));
 }
 
 /** Where a blob's bytes live in a BlobStore: the one layout every part that reads blobs by digest uses. */

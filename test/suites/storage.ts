@@ -70,6 +70,23 @@ export function blobStoreSuite(name: string, open: () => Promise<BlobStore>): vo
       await expect(store.move('up/none', 'done/y')).rejects.toBeInstanceOf(BlobNotFoundError);
     });
 
+    it('deletes several objects at once, missing ones and an empty list being no error', async () => {
+      const store = await open();
+      const deleteMany = store.deleteMany?.bind(store);
+      expect(deleteMany, 'every driver has deleteMany').toBeDefined();
+      if (!deleteMany) return;
+      const keys = Array.from({ length: 5 }, (_, i) => `many/${i % 2}/k${i}`);
+      for (const key of keys) await store.write(key, Readable.from([Buffer.from(key)]));
+      await deleteMany([keys[0]!, keys[2]!, 'many/never/written', keys[3]!, keys[0]!]);
+      const left: string[] = [];
+      for await (const key of store.list('many/')) left.push(key);
+      expect(left.sort()).toEqual([keys[4], keys[1]].sort());
+      expect(await text(await store.read(keys[4]!))).toBe(keys[4]);
+      await expect(deleteMany([])).resolves.toBeUndefined();
+      await expect(deleteMany([keys[1]!, '../escape'])).rejects.toThrow(/invalid blob store key/);
+      expect(await store.stat(keys[1]!), 'a refused key fails the call before anything is deleted').toEqual({ size: keys[1]!.length });
+    });
+
     it('writes an empty object', async () => {
       const store = await open();
       await store.write('k/empty', Readable.from([]));

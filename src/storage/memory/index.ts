@@ -44,6 +44,11 @@ export class MemoryBlobStore implements BlobStore {
     this.objects.delete(checkKey(key));
   }
 
+  async deleteMany(keys: string[]): Promise<void> {
+    for (const key of keys) checkKey(key);
+    for (const key of keys) this.objects.delete(key);
+  }
+
   async *list(prefix: string): AsyncIterable<string> {
     for (const key of [...this.objects.keys()]) if (key.startsWith(prefix)) yield key;
   }

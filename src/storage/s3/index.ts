@@ -13,6 +13,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -26,7 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BlobNotFoundError, checkKey, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
+import { BlobNotFoundError, checkKey, StorageUnavailableError, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
 import { isNotFound, unavailable } from './errors.ts';
 import { splitParts } from './parts.ts';
 import type { S3Location } from './url.ts';
@@ -47,6 +48,8 @@ export interface S3BlobStoreOptions {
   abandonedUploadAfterMs?: number;
   /** objects larger than this are moved with a multipart copy (default and S3's limit: 5 GiB) */
   maxSingleCopy?: number;
+  /** keys per DeleteObjects request (default and S3's limit: 1000) */
+  deleteBatch?: number;
   /** default: the SDK's chain (AWS_* environment variables, profiles, instance roles) */
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
@@ -63,6 +66,7 @@ export class S3BlobStore implements BlobStore {
   private readonly deadlineMs: number;
   private readonly abandonedAfterMs: number;
   private readonly maxSingleCopy: number;
+  private readonly deleteBatch: number;
 
   constructor(options: S3BlobStoreOptions) {
     const { location } = options;
@@ -73,6 +77,7 @@ export class S3BlobStore implements BlobStore {
     this.deadlineMs = options.deadlineMs ?? 5 * 60_000;
     this.abandonedAfterMs = options.abandonedUploadAfterMs ?? 24 * 3600_000;
     this.maxSingleCopy = options.maxSingleCopy ?? 5 * GiB;
+    this.deleteBatch = Math.min(1000, Math.max(1, options.deleteBatch ?? 1000));
     this.client = new S3Client({
       region: location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       ...(location.endpoint !== undefined ? { endpoint: location.endpoint } : {}),
@@ -315,6 +320,40 @@ export class S3BlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await this.send(`delete ${key}`, (o) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), o));
+  }
+
+  /**
+   * DeleteObjects, up to 1000 keys a request (S3's limit), two requests at a time. S3 answers 200
+   * even when some keys could not be deleted, listing them as errors: a key already gone
+   * (NoSuchKey, as some S3-compatible servers answer) is fine, any other error fails the call.
+   */
+  async deleteMany(keys: string[]): Promise<void> {
+    const objectKeys = keys.map((k) => this.objectKey(k));
+    const batches: string[][] = [];
+    for (let i = 0; i < objectKeys.length; i += this.deleteBatch) batches.push(objectKeys.slice(i, i + this.deleteBatch));
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) await this.deleteBatchOf(batches[next++] as string[]);
+    };
+    await Promise.all(Array.from({ length: Math.min(2, batches.length) }, worker));
+  }
+
+  private async deleteBatchOf(objectKeys: string[]): Promise<void> {
+    const what = `delete ${objectKeys.length} objects`;
+    const answer = await this.send(what, (o) =>
+      this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objectKeys.map((Key) => ({ Key })), Quiet: true } }), o),
+    );
+    const failed = (answer.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+    if (failed.length === 0) return;
+    const first = failed[0]!;
+    const keys = failed
+      .slice(0, 3)
+      .map((e) => (e.Key ?? '?').slice(this.prefix.length))
+      .join(', ');
+    throw new StorageUnavailableError(
+      `${what}: S3 did not delete ${failed.length} of them (${first.Code ?? 'Error'}: ${first.Message ?? ''}; ${keys}${failed.length > 3 ? ', …' : ''})`,
+      { retryAfterSeconds: first.Code === 'SlowDown' ? 2 : 5 },
+    );
   }
 
   async *list(prefix: string): AsyncIterable<string> {
