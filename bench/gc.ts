@@ -13,6 +13,8 @@
  *   --rounds N       pairs of push rounds (default 5); --pushes N  blobs per round (default 2000)
  *   --postgres URL   part 1 on this PostgreSQL database (it must be empty) instead of SQLite
  *   --only sweep|push  one part only;  --load N  N busy loops beside the run
+ *   --storage fs|s3  the blob store: a directory (default) or S3, s3rver started here (bench/s3rver.ts);
+ *                    on S3 the sweep's table also gives s3rver's own CPU seconds
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -28,6 +30,7 @@ import { blobKeyOf, type BlobStore } from '../src/storage/blobstore.ts';
 import { openBlobStore } from '../src/storage/open.ts';
 import { sha256 } from './client.ts';
 import { startBusyLoops } from './load.ts';
+import { startBenchS3 } from './s3rver.ts';
 import { ensureBinNodeFlags } from './node-flags.ts';
 import { startCustody } from './servers.ts';
 import { fmt, table } from './stats.ts';
@@ -45,8 +48,18 @@ const { values: args } = parseArgs({
     postgres: { type: 'string' },
     only: { type: 'string' },
     load: { type: 'string', default: '0' },
+    storage: { type: 'string', default: 'fs' },
   },
 });
+if (args.storage !== 'fs' && args.storage !== 's3') throw new Error(`--storage: fs or s3, not ${args.storage}`);
+const s3 = args.storage === 's3' ? await startBenchS3() : undefined;
+if (s3) Object.assign(process.env, s3.env);
+
+/** The blob store of a run: `dir`/blobs, or a fresh prefix in s3rver's bucket; its URL too, for a server. */
+async function benchBlobStore(dir: string): Promise<{ url: string; blobs: BlobStore }> {
+  const url = s3 ? s3.url(`${path.basename(dir)}/`) : path.join(dir, 'blobs');
+  return { url, blobs: await openBlobStore(url, { fsync: false }) };
+}
 const blobCount = Number(args.blobs);
 const garbageShare = Number(args.garbage) / 100;
 const layersPerManifest = 10;
@@ -102,7 +115,7 @@ async function seed(meta: MetaStore, blobs: BlobStore, count: number): Promise<{
 async function sweepBenchmark(): Promise<string[][]> {
   const dir = await mkdtemp(path.join(tmpdir(), 'custody-bench-gc-'));
   const meta = await openMetaStore(args.postgres ?? path.join(dir, 'custody.db'));
-  const blobs = await openBlobStore(path.join(dir, 'blobs'), { fsync: false });
+  const { blobs } = await benchBlobStore(dir);
   try {
     const { referenced, garbage } = await seed(meta, blobs, blobCount);
     await new Promise((r) => setTimeout(r, 5));
@@ -116,8 +129,11 @@ async function sweepBenchmark(): Promise<string[][]> {
     for (const dryRun of [true, false]) {
       const loadBefore = load();
       const t = performance.now();
+      const cpu = process.cpuUsage();
+      const s3cpu = s3?.cpuSeconds() ?? 0;
       const run = await gc.collect({ dryRun });
       const seconds = (performance.now() - t) / 1000;
+      const spent = process.cpuUsage(cpu);
       if (!run || run.state !== 'done') throw new Error(`the ${dryRun ? 'dry run' : 'run'} did not finish: ${JSON.stringify(run)}`);
       const counts = dryRun ? run.planned : run.done;
       if (counts.blobs !== garbage || counts.links !== garbage) throw new Error(`expected ${garbage} blobs and links, got ${JSON.stringify(counts)}`);
@@ -127,6 +143,8 @@ async function sweepBenchmark(): Promise<string[][]> {
         String(counts.blobs),
         fmt(seconds, 2),
         fmt(counts.blobs / seconds, 0),
+        fmt((spent.user + spent.system) / 1e6, 2),
+        ...(s3 ? [fmt(s3.cpuSeconds() - s3cpu, 2)] : []),
         `${loadBefore} → ${load()}`,
       ]);
     }
@@ -200,10 +218,10 @@ async function pushBenchmark(): Promise<string[][]> {
   // the seeded data, in the server's own data dir
   const dir = await mkdtemp(path.join(tmpdir(), 'custody-bench-gcpush-'));
   const meta = await openMetaStore(path.join(dir, 'custody.db'));
-  const store = await openBlobStore(path.join(dir, 'blobs'), { fsync: false });
+  const { url: storageUrl, blobs: store } = await benchBlobStore(dir);
   await seed(meta, store, blobCount);
   await meta.close();
-  const custody = await startCustody({ CUSTODY_GC_GRACE_SECONDS: '2' }, dir);
+  const custody = await startCustody({ CUSTODY_GC_GRACE_SECONDS: '2', ...(s3 ? { ...s3.env, CUSTODY_STORAGE_URL: storageUrl } : {}) }, dir);
   const pushes = Number(args.pushes);
   const plan = { label: '4 KiB', size: 4096, count: pushes, concurrency: 8 };
   const clients = await prepareBlobs(plan);
@@ -262,8 +280,11 @@ try {
   console.log(`load average at start: ${load()}${Number(args.load) ? ` (+${args.load} busy loops)` : ''}`);
   if (!args.only || args.only === 'sweep') {
     const rows = await sweepBenchmark();
-    console.log(`\nMark and sweep on the fs store and ${args.postgres ? 'PostgreSQL' : 'SQLite'} (target: under 60 s)`);
-    console.log(table([['run', 'blobs', 'unreferenced', 's', 'unreferenced blobs/s', 'load'], ...rows]));
+    console.log(
+      `\nMark and sweep on the ${args.storage === 's3' ? 'S3 (s3rver)' : 'fs'} store and ${args.postgres ? 'PostgreSQL' : 'SQLite'} (target: under 60 s)`,
+    );
+    const head = ['run', 'blobs', 'unreferenced', 's', 'unreferenced blobs/s', 'bench CPU s', ...(s3 ? ['s3rver CPU s'] : []), 'load'];
+    console.log(table([head, ...rows]));
   }
   if (!args.only || args.only === 'push') {
     const rows = await pushBenchmark();
@@ -272,4 +293,5 @@ try {
   }
 } finally {
   busy.stop();
+  await s3?.stop();
 }

@@ -26,6 +26,15 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
+/** A process's CPU seconds so far (user and kernel), or undefined once it is gone. */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    return cpuSeconds(pid);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A process's resident memory now, in MiB: all of it and the anonymous part; undefined once it is gone. */
 export function memoryOf(pid: number): { rss: number; anon: number } | undefined {
   try {

@@ -13,6 +13,8 @@
  *   --soak SECONDS                      instead: mixed pushes and pulls for that long, the server's
  *                                       RSS printed as it goes (soak.ts)
  *   --load N                            N busy loops beside the run, for figures on a loaded machine
+ *   --storage fs|s3                     the Custody it starts stores blobs in its data dir (default) or
+ *                                       on S3: s3rver, started here (bench/s3rver.ts); its CPU is shown
  *   --json FILE                         also write the results as JSON
  */
 import { writeFile } from 'node:fs/promises';
@@ -24,6 +26,7 @@ import { startBusyLoops } from './load.ts';
 import { celPolicies, decisionLatency, opaPolicies, withPolicies, type EngineLatency } from './policies.ts';
 import { sampleProcess } from './process-sample.ts';
 import { startCustody, startReference, type Server } from './servers.ts';
+import { startBenchS3, type BenchS3 } from './s3rver.ts';
 import { soak } from './soak.ts';
 import { fmt, table, type Result } from './stats.ts';
 import { blobWorkload, manifestWorkload, prepareBlobs, tokenWorkload, type BlobPlan } from './workloads.ts';
@@ -43,6 +46,7 @@ const { values: args } = parseArgs({
     user: { type: 'string' },
     soak: { type: 'string' },
     load: { type: 'string' },
+    storage: { type: 'string', default: 'fs' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -59,6 +63,11 @@ if (args.help) {
   );
   process.exit(0);
 }
+
+if (args.storage !== 'fs' && args.storage !== 's3') throw new Error(`--storage: fs or s3, not ${args.storage}`);
+if (args.storage === 's3' && args.url) throw new Error('--storage s3 is for the Custody the benchmark starts, not one at --url');
+/** --storage s3: the S3 server under the Custody this run starts. */
+let s3: BenchS3 | undefined;
 
 /** Whether a workload was asked for: all of them unless --only names some. */
 const wanted = (label: string) => !args.only || args.only.split(',').some((w) => w.trim().toLowerCase() === label.replace(/\s/g, '').toLowerCase());
@@ -107,17 +116,25 @@ interface Target {
 async function targets(): Promise<Target> {
   const base: Server = args.url
     ? { url: args.url, pid: args.pid ? Number(args.pid) : undefined, credentials: userCredentials(), stop: async () => {} }
-    : await startCustody();
+    : await startCustodyOn(args.storage);
   if (args.reference) return { name: 'docker-registry', base, other: await startReference() };
   if (args.against) return { name: args.against, base, other: { url: args.against, pid: undefined, stop: async () => {} } };
   return { name: '', base };
+}
+
+async function startCustodyOn(storage: string | undefined): Promise<Server> {
+  if (storage !== 's3') return startCustody();
+  s3 = await startBenchS3();
+  return startCustody({ ...s3.env, CUSTODY_STORAGE_URL: s3.url('custody/') });
 }
 
 /** Runs one workload against a server while sampling its memory and CPU time. */
 async function measured(server: Server, run: () => Promise<Result>): Promise<Result> {
   const sample = sampleProcess(server.pid);
   const client = process.cpuUsage();
+  const storageCpu = s3?.cpuSeconds();
   const result = await run();
+  if (s3 && storageCpu !== undefined) result.storageCpuPercent = ((s3.cpuSeconds() - storageCpu) / result.seconds) * 100;
   const seen = sample.stop();
   const spent = process.cpuUsage(client);
   result.loadAvg1 = loadavg()[0];
@@ -283,16 +300,37 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
 const cpu = (r: Result) => `${fmt(r.serverCpuPercent, 0)}/${fmt(r.clientCpuPercent, 0)}`;
 
 function printTable(rows: Row[], name: string): void {
-  const head = ['workload', 'ops/s', 'MiB/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'anon', 'CPU % srv/cli', 'srv µs/op', 'srv s/GiB', 'load'];
+  const head = [
+    'workload',
+    'ops/s',
+    'MiB/s',
+    'p50 ms',
+    'p99 ms',
+    'RSS MiB',
+    'anon',
+    'CPU % srv/cli',
+    'srv µs/op',
+    'srv s/GiB',
+    ...(s3 ? ['s3rver CPU %'] : []),
+    'load',
+  ];
   const out = [name ? [...head, `${name} ops/s`, 'MiB/s', 'p50 ms', 'p99 ms', 'CPU % srv/cli', 'srv µs/op', 'srv s/GiB', 'ratio'] : head];
   // Throughput and latency, then (Custody only) memory, then what each side's CPU did.
   const speed = (r: Result) => [fmt(r.opsPerSec), fmt(r.mbPerSec), fmt(r.p50, 2), fmt(r.p99, 2)];
   const work = (r: Result) => [cpu(r), fmt(r.serverCpuMicrosPerOp, 0), fmt(r.serverCpuPerGiB, 2)];
   for (const { custody: c, other: o } of rows) {
-    const mine = [c.workload, ...speed(c), fmt(c.peakRssMiB, 0), fmt(c.peakAnonMiB, 0), ...work(c), fmt(c.loadAvg1, 2)];
+    const mine = [
+      c.workload,
+      ...speed(c),
+      fmt(c.peakRssMiB, 0),
+      fmt(c.peakAnonMiB, 0),
+      ...work(c),
+      ...(s3 ? [fmt(c.storageCpuPercent, 0)] : []),
+      fmt(c.loadAvg1, 2),
+    ];
     out.push(o ? [...mine, ...speed(o), ...work(o), `${fmt(ratio(c.opsPerSec, o.opsPerSec), 2)}×`] : mine);
   }
-  console.log(`\nCustody${name ? ` beside ${name}` : ''}:\n${table(out)}\n`);
+  console.log(`\nCustody${s3 ? ' on S3 (s3rver)' : ''}${name ? ` beside ${name}` : ''}:\n${table(out)}\n`);
 }
 
 interface Check {
@@ -375,6 +413,7 @@ async function main(): Promise<void> {
     } finally {
       await t.base.stop();
       await t.other?.stop();
+      await s3?.stop();
     }
   } finally {
     stopLoad();

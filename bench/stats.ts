@@ -18,6 +18,8 @@ export interface Result {
   serverCpuMicrosPerOp?: number;
   /** the server's CPU time per GiB of blob bytes moved, where bytes move */
   serverCpuPerGiB?: number;
+  /** with --storage s3: s3rver's CPU time over the wall time, in % of one core */
+  storageCpuPercent?: number;
   /** the benchmark's own CPU time (all its client threads) over the wall time, in % of one core */
   clientCpuPercent?: number;
   /** wall time of the workload */
