@@ -371,3 +371,19 @@ describe('racing finishes', () => {
     expect(sha256((await request(base, `/v2/race/finish/blobs/${digest}`)).body)).toBe(digest);
   });
 });
+
+describe('storage.redirect on a store without URLs of its own', () => {
+  it('is ignored by the fs store: the GET is answered with the bytes', async () => {
+    const fs = await startInjected({ config: { storage: { fsync: false, redirect: true } } });
+    try {
+      const data = randomBytes(4096);
+      const digest = await pushBlob(fs.url, 'redirect/fs', data);
+      const pull = await request(fs.url, `/v2/redirect/fs/blobs/${digest}`);
+      expect(pull.status).toBe(200);
+      expect(pull.headers.location).toBeUndefined();
+      expect(pull.body.equals(data)).toBe(true);
+    } finally {
+      await fs.stop();
+    }
+  });
+});

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../src/storage/s3/index.ts';
-import { request, sha256 } from './helpers/http.ts';
+import { basic, request, sha256, testAdmin } from './helpers/http.ts';
 import { s3Credentials, startFaultProxy, startS3, type FaultProxy, type RunningS3 } from './helpers/s3.ts';
 import { startInProcess, type InProcessServer } from './helpers/server.ts';
 
@@ -136,5 +136,65 @@ describe('registry on S3 (s3rver)', () => {
     const again = await request(server.url, `/v2/e2e/throttled/blobs/${digest}`);
     expect(again.status).toBe(200);
     expect(sha256(again.body)).toBe(digest);
+  });
+});
+
+describe('registry on S3 with storage.redirect', () => {
+  let redirecting: InProcessServer;
+  beforeAll(async () => {
+    const url = `s3://registry/redirect?region=us-east-1&endpoint=${encodeURIComponent(s3.endpoint)}&forcePathStyle=true`;
+    redirecting = await startInProcess({ config: { storage: { url, fsync: false, redirect: true }, log: { level: 'error' } } });
+  });
+  afterAll(async () => {
+    await redirecting?.stop();
+  });
+
+  it('answers a blob GET with 307 to a presigned URL of the bucket that serves the bytes; HEAD and ranges stay with Custody', async () => {
+    const data = randomBytes(300 * 1024 + 7);
+    const digest = sha256(data);
+    const push = await request(redirecting.url, `/v2/e2e/redirect/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      body: data,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    expect(push.status, push.body.toString()).toBe(201);
+
+    const pull = await request(redirecting.url, `/v2/e2e/redirect/blobs/${digest}`);
+    expect(pull.status).toBe(307);
+    expect(pull.body.length).toBe(0);
+    expect(pull.headers['cache-control']).toBe('no-store');
+    const location = String(pull.headers.location);
+    expect(location.startsWith(`${s3.endpoint}/registry/redirect/blobs/sha256/`)).toBe(true);
+    expect(new URL(location).searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/);
+
+    // a client following the redirect, as fetch does, gets the blob's bytes from S3
+    const followed = await fetch(`${redirecting.url}/v2/e2e/redirect/blobs/${digest}`, {
+      headers: { authorization: basic(testAdmin.username, testAdmin.password) },
+    });
+    expect(followed.status).toBe(200);
+    expect(followed.url.startsWith(`${s3.endpoint}/registry/redirect/blobs/sha256/`)).toBe(true);
+    const bytes = Buffer.from(await followed.arrayBuffer());
+    expect(sha256(bytes)).toBe(digest);
+    // signed with the store's credentials, for 20 minutes (s3rver checks neither V4 signatures nor
+    // that a GET is signed at all, so what it answers says nothing of the signature)
+    expect(new URL(location).searchParams.get('X-Amz-Credential')).toMatch(/^S3RVER\//);
+    expect(new URL(location).searchParams.get('X-Amz-Expires')).toBe('1200');
+
+    const head = await request(redirecting.url, `/v2/e2e/redirect/blobs/${digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers['content-length'])).toBe(data.length);
+    const ranged = await request(redirecting.url, `/v2/e2e/redirect/blobs/${digest}`, { headers: { range: 'bytes=100-199' } });
+    expect(ranged.status).toBe(206);
+    expect(ranged.body.equals(data.subarray(100, 200))).toBe(true);
+
+    // the redirected pull is an event that sent 0 bytes; the ranged one counts its 100
+    let pulls: { status: number; bytes: number }[] = [];
+    for (let i = 0; i < 200 && !(pulls.some((e) => e.status === 307) && pulls.some((e) => e.status === 206)); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const r = await request(redirecting.url, `/api/v1/events?repository=e2e/redirect&type=pull&limit=50`);
+      pulls = r.json<{ events: { status: number; bytes: number }[] }>().events;
+    }
+    expect(pulls.filter((e) => e.status === 307).map((e) => e.bytes)).toEqual([0, 0]);
+    expect(pulls.find((e) => e.status === 206)?.bytes).toBe(100);
   });
 });

@@ -22,6 +22,7 @@ export const environment: Record<string, { key: string[]; type: 'string' | 'bool
   CUSTODY_DATABASE_URL: { key: ['database', 'url'], type: 'string' },
   CUSTODY_STORAGE_URL: { key: ['storage', 'url'], type: 'string' },
   CUSTODY_STORAGE_FSYNC: { key: ['storage', 'fsync'], type: 'boolean' },
+  CUSTODY_STORAGE_REDIRECT: { key: ['storage', 'redirect'], type: 'boolean' },
   CUSTODY_LOG_LEVEL: { key: ['log', 'level'], type: 'string' },
   CUSTODY_ADMIN_PASSWORD: { key: ['auth', 'adminPassword'], type: 'string' },
   CUSTODY_AUTH_REALM: { key: ['auth', 'realm'], type: 'string' },

@@ -187,8 +187,14 @@ export const configSchema = z.strictObject({
       url: z.string().min(1).optional(),
       /** fsync blobs before acknowledging them: survives power loss, not only crashes */
       fsync: z.boolean().default(true),
+      /**
+       * answer a whole-blob GET with 307 to a URL of the storage itself (S3: presigned GetObject, valid
+       * 20 minutes), as distribution does; HEAD and ranged GETs are served as before. Drivers without
+       * such URLs (fs, memory) ignore it
+       */
+      redirect: z.boolean().default(false),
     })
-    .default({ fsync: true }),
+    .default({ fsync: true, redirect: false }),
   tls: z
     .strictObject({
       /** path to the PEM certificate (chain) served for HTTPS; with `key`, Custody serves HTTPS instead of HTTP */

@@ -15,6 +15,9 @@ export const deleteBlob: Handler = async (ctx, _req, reply, m) => {
   await reply.code(202).header('content-length', 0).send();
 };
 
+/** How long a redirect's URL is valid (distribution's default too): a client follows it at once, or asks again. */
+const redirectExpirySeconds = 20 * 60;
+
 async function sendBlob(
   ctx: RegistryContext,
   head: boolean,
@@ -27,6 +30,12 @@ async function sendBlob(
   const size = await ctx.meta.blobInRepo(name, digest.value);
   if (size === undefined) throw new OciError('BLOB_UNKNOWN', `blob ${digest.value} is not in repository ${name}`);
   reply.header('docker-content-digest', digest.value).header('etag', `"${digest.value}"`).header('accept-ranges', 'bytes');
+  if (!head && rangeHeader === undefined && size > 0 && ctx.redirect === true && ctx.blobs.readUrl) {
+    // The bytes come from the storage itself: Custody sends none (the pull's event counts 0 bytes).
+    // Not cached: the URL expires, the blob does not.
+    const location = await ctx.blobs.readUrl(blobKey(digest), redirectExpirySeconds);
+    return void (await reply.code(307).header('location', location).header('cache-control', 'no-store').header('content-length', 0).send());
+  }
   reply.header('content-type', 'application/octet-stream').header('cache-control', 'max-age=31536000, immutable');
   const range = rangeHeader === undefined ? undefined : parseRange(rangeHeader, size);
   if (range === 'unsatisfiable') {

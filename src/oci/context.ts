@@ -21,6 +21,8 @@ export interface RegistryContext {
   quota?: QuotaGuard;
   /** counts manifest pulls for retention (src/lifecycle/pulls.ts): a map update, never awaited; none: not counted */
   pulls?: { record(repo: string, digest: string): void };
+  /** answer whole-blob GETs with 307 to the storage's own URL where the driver has one (config storage.redirect) */
+  redirect?: boolean;
   /** the clock policies see as the request's time (tests move it); default Date.now */
   now?: () => number;
 }

@@ -211,6 +211,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     policy,
     quota,
     pulls,
+    ...(config.storage.redirect ? { redirect: true } : {}),
     ...(parts.now ? { now: parts.now } : {}),
     ...(trust ? { events: trust } : {}),
   };

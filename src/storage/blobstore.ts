@@ -55,6 +55,11 @@ export interface BlobStore {
    * and others not: deleting them again is safe. Optional: deleteKeys() falls back to delete().
    */
   deleteMany?(keys: string[]): Promise<void>;
+  /**
+   * A URL from which a client can GET the object itself, without this server, for `expiresInSeconds`
+   * (S3: a presigned GetObject). Optional: a driver without one is always served by the registry.
+   */
+  readUrl?(key: string, expiresInSeconds: number): Promise<string>;
   /** Every key below a prefix, in no particular order. */
   list(prefix: string): AsyncIterable<string>;
   /** Answers whether the backend can be used (for /readyz). */

@@ -25,6 +25,7 @@ import {
   UploadPartCopyCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, checkKey, StorageUnavailableError, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
@@ -354,6 +355,11 @@ export class S3BlobStore implements BlobStore {
       `${what}: S3 did not delete ${failed.length} of them (${first.Code ?? 'Error'}: ${first.Message ?? ''}; ${keys}${failed.length > 3 ? ', …' : ''})`,
       { retryAfterSeconds: first.Code === 'SlowDown' ? 2 : 5 },
     );
+  }
+
+  /** A presigned GetObject: signed here with the store's credentials, no request to S3. */
+  async readUrl(key: string, expiresInSeconds: number): Promise<string> {
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { expiresIn: expiresInSeconds });
   }
 
   async *list(prefix: string): AsyncIterable<string> {
