@@ -21,6 +21,7 @@ import {
   type RepositoryUsage,
   type StorageSample,
 } from '../cost.ts';
+import { acquireLease, releaseLease } from './leases.ts';
 import type { Database } from './schema.ts';
 
 /** PostgreSQL answers sum() of bigints as numeric (a string). */
@@ -260,22 +261,12 @@ export class KyselyCostStore implements CostStore {
     return r.numUpdatedRows > 0n;
   }
 
-  async acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
-    const r = await this.db
-      .insertInto('cost_leases')
-      .values({ name, holder, expires_at: now + ttlMs })
-      .onConflict((c) =>
-        c
-          .column('name')
-          .doUpdateSet({ holder, expires_at: now + ttlMs })
-          .where((eb) => eb.or([eb('cost_leases.expires_at', '<', now), eb('cost_leases.holder', '=', holder)])),
-      )
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
+    return acquireLease(this.db, 'cost_leases', name, holder, now, ttlMs);
   }
 
-  async releaseLease(name: string, holder: string): Promise<void> {
-    await this.db.deleteFrom('cost_leases').where('name', '=', name).where('holder', '=', holder).execute();
+  releaseLease(name: string, holder: string): Promise<void> {
+    return releaseLease(this.db, 'cost_leases', name, holder);
   }
 }
 

@@ -2,6 +2,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { PullCount, RepositoryContents, RetentionRun, RetentionStore, RulesKind, RunCounts, RunFilter, StoredRules } from '../retention.ts';
 import type { Engine } from './migrations.ts';
+import { acquireLease, releaseLease } from './leases.ts';
 import type { Database } from './schema.ts';
 
 const chunkSize = 500;
@@ -341,21 +342,11 @@ export class KyselyRetentionStore implements RetentionStore {
     return Number(r.numDeletedRows);
   }
 
-  async acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
-    const r = await this.db
-      .insertInto('retention_leases')
-      .values({ name, holder, expires_at: now + ttlMs })
-      .onConflict((c) =>
-        c
-          .column('name')
-          .doUpdateSet({ holder, expires_at: now + ttlMs })
-          .where((eb) => eb.or([eb('retention_leases.expires_at', '<', now), eb('retention_leases.holder', '=', holder)])),
-      )
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
+    return acquireLease(this.db, 'retention_leases', name, holder, now, ttlMs);
   }
 
-  async releaseLease(name: string, holder: string): Promise<void> {
-    await this.db.deleteFrom('retention_leases').where('name', '=', name).where('holder', '=', holder).execute();
+  releaseLease(name: string, holder: string): Promise<void> {
+    return releaseLease(this.db, 'retention_leases', name, holder);
   }
 }
