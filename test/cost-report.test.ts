@@ -7,7 +7,7 @@
  * ns.costThisMonth, and bad input answered with 400.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dayMs, eventId, hourMs, type UsageEvent } from '../src/meta/insight.ts';
+import { dayMs, hourMs } from '../src/meta/insight.ts';
 import { sampleStorage } from '../src/insight/cost/sampler.ts';
 import { rollUpNetworkEgress } from '../src/insight/cost/egress.ts';
 import { networkClassifier } from '../src/insight/cost/networks.ts';
@@ -16,6 +16,7 @@ import { createUser, startWithAccounts, type AccountsServer } from './helpers/ac
 import { basic, imageManifest, putManifest, request, type Reply } from './helpers/http.ts';
 import { validateFocus } from './helpers/focus.ts';
 import type { CostReport as Report, CostRow as Row } from '../src/insight/cost/report.ts';
+import { usageEvent } from './helpers/events.ts';
 
 const nov = Date.UTC(2026, 10, 1);
 const dec = Date.UTC(2026, 11, 1);
@@ -65,31 +66,6 @@ function fairShare(size: number, linkedBy: string[], ns: string): number {
   const i = sorted.indexOf(ns);
   if (i < 0) return 0;
   return Math.floor(size / sorted.length) + (i < size % sorted.length ? 1 : 0);
-}
-
-function event(at: number, extra: Partial<UsageEvent>): UsageEvent {
-  return {
-    id: eventId(at),
-    at,
-    type: 'pull',
-    object: 'blob',
-    namespace: 'team',
-    repository: 'team/app',
-    digest: `sha256:${'c'.repeat(64)}`,
-    tag: '',
-    mediaType: '',
-    actor: 'alice',
-    actorKind: 'user',
-    tokenId: '',
-    bytes: 1000,
-    userAgent: 'test',
-    source: '10.1.2.3',
-    durationMicros: 1,
-    status: 200,
-    result: 'ok',
-    detail: {},
-    ...extra,
-  };
 }
 
 /** Each namespace's fair bytes at the two ticks, worked out from the pushed sizes. */
@@ -144,15 +120,15 @@ beforeAll(async () => {
   teamRepos['team/lib'] = lib + (left > 1 ? 1 : 0) + manifests['team/lib']!;
 
   await server.meta.insight.recordEvents([
-    event(nov - hourMs, { bytes: 10_000 }), // October: not in the month
-    event(nov + 4 * dayMs, {}),
-    event(nov + 4 * dayMs + 1, {}),
-    event(nov + 20 * dayMs, { source: 'fd00::7' }), // office, IPv6
-    event(nov + 5 * dayMs, { bytes: 500, source: '203.0.113.9' }),
-    event(nov + 5 * dayMs + 1, { bytes: 500, source: '203.0.113.9' }),
-    event(nov + 6 * dayMs, { namespace: 'other', repository: 'other/x', bytes: 200, source: '::ffff:10.0.0.5' }), // office, IPv4-mapped
-    event(nov + 10 * dayMs, { type: 'push', namespace: 'lab', repository: 'lab/tool', bytes: 200, source: '10.0.0.9' }),
-    event(nov + 10 * dayMs + 1, { type: 'push', namespace: 'lab', repository: 'lab/tool', bytes: 50, source: '10.0.0.9' }),
+    usageEvent(nov - hourMs, { bytes: 10_000 }), // October: not in the month
+    usageEvent(nov + 4 * dayMs, {}),
+    usageEvent(nov + 4 * dayMs + 1, {}),
+    usageEvent(nov + 20 * dayMs, { source: 'fd00::7' }), // office, IPv6
+    usageEvent(nov + 5 * dayMs, { bytes: 500, source: '203.0.113.9' }),
+    usageEvent(nov + 5 * dayMs + 1, { bytes: 500, source: '203.0.113.9' }),
+    usageEvent(nov + 6 * dayMs, { namespace: 'other', repository: 'other/x', bytes: 200, source: '::ffff:10.0.0.5' }), // office, IPv4-mapped
+    usageEvent(nov + 10 * dayMs, { type: 'push', namespace: 'lab', repository: 'lab/tool', bytes: 200, source: '10.0.0.9' }),
+    usageEvent(nov + 10 * dayMs + 1, { type: 'push', namespace: 'lab', repository: 'lab/tool', bytes: 50, source: '10.0.0.9' }),
   ]);
   clock = dec + 2 * hourMs;
   await rollUpNetworkEgress(server.meta, networkClassifier(cost.egress.networks), clock);

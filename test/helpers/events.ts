@@ -1,6 +1,33 @@
-/** Reading a listening server's usage events as a client test does: through GET /api/v1/events, as the admin. */
+/** Usage events in tests: one made to order, and reading a listening server's as a client test does (GET /api/v1/events, as the admin). */
 import { expect } from 'vitest';
+import { eventId, type UsageEvent } from '../../src/meta/insight.ts';
 import { request } from './http.ts';
+
+/** A successful blob pull by alice in team/app at `at`, with `extra` over it. */
+export function usageEvent(at: number, extra: Partial<UsageEvent> = {}): UsageEvent {
+  return {
+    id: eventId(at),
+    at,
+    type: 'pull',
+    object: 'blob',
+    namespace: 'team',
+    repository: 'team/app',
+    digest: `sha256:${'c'.repeat(64)}`,
+    tag: '',
+    mediaType: '',
+    actor: 'alice',
+    actorKind: 'user',
+    tokenId: '',
+    bytes: 1000,
+    userAgent: 'test',
+    source: '10.1.2.3',
+    durationMicros: 1,
+    status: 200,
+    result: 'ok',
+    detail: {},
+    ...extra,
+  };
+}
 
 /** An event as GET /api/v1/events answers it. */
 export interface EventView {

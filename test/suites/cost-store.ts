@@ -1,7 +1,8 @@
 /** The CostStore suite: storage ticks and their integral, usage, network egress, budgets, leases; run on every engine from test/meta.test.ts. */
 import { describe, expect, it } from 'vitest';
-import { dayMs, eventId, hourMs, type UsageEvent } from '../../src/meta/insight.ts';
+import { dayMs, hourMs, type UsageEvent } from '../../src/meta/insight.ts';
 import type { MetaStore } from '../../src/meta/metastore.ts';
+import { usageEvent } from '../helpers/events.ts';
 
 /** November 2025: 30 days. */
 const nov = Date.UTC(2025, 10, 1);
@@ -10,30 +11,7 @@ const novMs = dec - nov;
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const manifestType = 'application/vnd.oci.image.manifest.v1+json';
 
-function event(at: number, extra: Partial<UsageEvent> = {}): UsageEvent {
-  return {
-    id: eventId(at),
-    at,
-    type: 'pull',
-    object: 'blob',
-    namespace: 'team',
-    repository: 'team/app',
-    digest: digest(1),
-    tag: '',
-    mediaType: '',
-    actor: 'alice',
-    actorKind: 'user',
-    tokenId: '',
-    bytes: 1000,
-    userAgent: 'test',
-    source: '10.0.0.1',
-    durationMicros: 1,
-    status: 200,
-    result: 'ok',
-    detail: {},
-    ...extra,
-  };
-}
+const event = (at: number, extra: Partial<UsageEvent> = {}): UsageEvent => usageEvent(at, { digest: digest(1), source: '10.0.0.1', ...extra });
 
 export function costStoreSuite(name: string, open: () => Promise<MetaStore>): void {
   describe(`CostStore: ${name}`, () => {
