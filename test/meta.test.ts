@@ -45,7 +45,7 @@ describe.runIf(havePostgres)('postgres', () => {
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();
     const failures: Error[] = [];
-    const meta = await openMetaStore(url, (err) => failures.push(err));
+    const meta = await openMetaStore(url, { onIdleError: (err) => failures.push(err) });
     try {
       await meta.ping();
       const admin = new pg.Client({ connectionString: adminUrl });

@@ -61,7 +61,7 @@ async function resetPassword(opts: ResetOptions): Promise<void> {
   const { openMetaStore } = await import('../meta/open.ts');
   let meta;
   try {
-    meta = await openMetaStore(url);
+    meta = await openMetaStore(url, { manifestCacheMiB: 0 });
   } catch (err) {
     throw new CliError(`cannot open the database ${redactUrl(url)}: ${(err as Error).message || (err as NodeJS.ErrnoException).code}`);
   }

@@ -179,8 +179,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** postgres://user:pass@host/db, or a path to an SQLite file (default: <dataDir>/custody.db) */
       url: z.string().min(1).optional(),
+      /** PostgreSQL: MiB of manifests kept in memory for GETs, kept current by LISTEN/NOTIFY; 0: none */
+      manifestCacheMiB: z.number().int().min(0).max(4096).default(64),
     })
-    .default({}),
+    .default({ manifestCacheMiB: 64 }),
   storage: z
     .strictObject({
       /** a directory, file:///dir, memory:// or s3://bucket/prefix?region=…&endpoint=…&forcePathStyle=true (default: <dataDir>/blobs) */

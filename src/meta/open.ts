@@ -2,22 +2,42 @@
 import { chmod, open } from 'node:fs/promises';
 import { PostgresDialect } from 'kysely';
 import { nodeSqliteDialect } from './kysely/sqlite-dialect.ts';
+import { feedApplicationName, ManifestChangeFeed } from './kysely/change-feed.ts';
 import { KyselyMetaStore } from './kysely/store.ts';
+import { ManifestCache } from './manifest-cache.ts';
 import type { MetaStore } from './metastore.ts';
+
+export interface OpenOptions {
+  /** PostgreSQL: hears of pooled connections that fail while idle (see below) */
+  onIdleError?: (err: Error) => void;
+  /** PostgreSQL: memory for the manifest cache, in MiB; 0 turns it off */
+  manifestCacheMiB?: number;
+  /** PostgreSQL: hears when the manifest cache's change feed goes down and comes back */
+  onFeedChange?: (message: string, err?: Error) => void;
+}
 
 /**
  * `onIdleError` hears of pooled PostgreSQL connections that fail while idle (the server restarted,
  * an administrator ended them): the pool drops them and opens new ones when needed. Without a
  * listener, pg's pool would raise the error as an uncaught exception and end the process.
  */
-export async function openMetaStore(url: string, onIdleError: (err: Error) => void = () => {}): Promise<MetaStore> {
+export async function openMetaStore(url: string, options: OpenOptions = {}): Promise<MetaStore> {
   if (/^postgres(ql)?:\/\//.test(url)) {
     // Loaded only when used: the embedded default should not pay pg's memory.
     const { default: pg } = await import('pg');
     const getTypeParser = int8AsNumber(pg.types.getTypeParser);
     const pool = new pg.Pool({ connectionString: url, max: 10, types: { getTypeParser } });
-    pool.on('error', onIdleError);
-    return KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres');
+    pool.on('error', options.onIdleError ?? (() => {}));
+    const cacheMiB = options.manifestCacheMiB ?? 64;
+    if (cacheMiB === 0) return KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres');
+    // SQLite needs no cache: a read there is a function call, not a round trip.
+    const manifestCache = new ManifestCache({ maxBytes: cacheMiB * 1024 * 1024 });
+    const connect = () => new pg.Client({ connectionString: url, keepAlive: true, application_name: feedApplicationName });
+    const feed = new ManifestChangeFeed(connect, manifestCache, { log: options.onFeedChange });
+    const store = await KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres', { manifestCache, closeFeed: () => feed.close() });
+    // after the migrations, which create the triggers it listens to
+    await feed.start();
+    return store;
   }
   const file = url.startsWith('sqlite://') ? url.slice('sqlite://'.length) : url;
   await ownerOnly(file);

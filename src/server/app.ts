@@ -66,9 +66,11 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const logger: { log?: FastifyBaseLogger } = {};
   const store =
     parts.meta ??
-    (await openMetaStore(databaseUrl(config), (err) =>
-      logger.log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed'),
-    ));
+    (await openMetaStore(databaseUrl(config), {
+      onIdleError: (err) => logger.log?.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed'),
+      manifestCacheMiB: config.database.manifestCacheMiB,
+      onFeedChange: (message, err) => logger.log?.warn({ err }, message),
+    }));
   const openedBlobs = parts.blobs ?? (await openBlobStore(storageUrl(config), blobStoreOptions(config)));
   // Metrics and traces wrap the stores once: every part below calls them through the wrappers.
   const metrics = config.insight.metrics.enabled ? new Metrics({ topNamespaces: config.insight.metrics.topNamespaces }) : undefined;

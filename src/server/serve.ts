@@ -20,7 +20,10 @@ export async function serve(config: Config): Promise<void> {
   let app: FastifyInstance | undefined;
   let tls: TlsReloader | undefined;
   try {
-    const stores = await openStores(config, (err) => app?.log.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed'));
+    const stores = await openStores(config, {
+      onIdleError: (err) => app?.log.warn({ err }, 'a pooled database connection failed while idle; a new one is opened when needed'),
+      onFeedChange: (message, err) => app?.log.warn({ err }, message),
+    });
     // Read once: the reloader compares later reads with exactly what is served.
     const files = await readTls(config);
     app = await buildApp(config, { ...stores, ...(files ? { tls: files } : {}) });

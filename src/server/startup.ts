@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { settingSource } from '../config/load.ts';
 import { blobStoreOptions, databaseUrl, parseListen, redactUrl, storageUrl, type Config } from '../config/schema.ts';
 import type { MetaStore } from '../meta/metastore.ts';
-import { openMetaStore } from '../meta/open.ts';
+import { openMetaStore, type OpenOptions } from '../meta/open.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { openBlobStore } from '../storage/open.ts';
 
@@ -92,8 +92,11 @@ export function storesInUse(config: Config): { database: { engine: string; url: 
   };
 }
 
+/** Who hears of PostgreSQL connections failing while the server runs (src/meta/open.ts). */
+export type DatabaseNotices = Pick<OpenOptions, 'onIdleError' | 'onFeedChange'>;
+
 /** Opens the metadata store; one line naming the (redacted) URL and its setting when it fails. */
-export async function openDatabase(config: Config, onIdleError: (err: Error) => void): Promise<MetaStore> {
+export async function openDatabase(config: Config, notices: DatabaseNotices): Promise<MetaStore> {
   const url = databaseUrl(config);
   const shown = storesInUse(config).database;
   const source = settingSource(config, 'database.url', { defaultIs: '<dataDir>/custody.db' });
@@ -101,7 +104,7 @@ export async function openDatabase(config: Config, onIdleError: (err: Error) => 
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
-      openMetaStore(url, onIdleError),
+      openMetaStore(url, { ...notices, manifestCacheMiB: config.database.manifestCacheMiB }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${databaseTimeoutMs / 1000} s`)), databaseTimeoutMs);
         timer.unref();
@@ -128,9 +131,9 @@ export async function openBlobs(config: Config): Promise<BlobStore> {
 }
 
 /** The data directory, then the database and the blob store; what buildApp takes as parts. */
-export async function openStores(config: Config, onIdleError: (err: Error) => void): Promise<{ meta: MetaStore; blobs: BlobStore }> {
+export async function openStores(config: Config, notices: DatabaseNotices): Promise<{ meta: MetaStore; blobs: BlobStore }> {
   await checkDataDir(config);
-  const meta = await openDatabase(config, onIdleError);
+  const meta = await openDatabase(config, notices);
   try {
     return { meta, blobs: await openBlobs(config) };
   } catch (err) {

@@ -1,6 +1,7 @@
 /** The one migration set, for SQLite and PostgreSQL alike. */
 import { sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
+import { manifestChannel } from './change-feed.ts';
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -620,6 +621,23 @@ export function migrations(engine: Engine): MigrationProvider {
           .addColumn('holder', 'text', (c) => c.notNull())
           .addColumn('expires_at', 'bigint', (c) => c.notNull())
           .execute();
+      },
+    },
+    '0014-manifest-notify': {
+      async up(db: Kysely<unknown>) {
+        // PostgreSQL: every change to what a manifest GET reads notifies the repository on commit,
+        // for the manifest cache of every replica (src/meta/kysely/change-feed.ts). Inserts need
+        // none: the cache keeps no misses. A manifest's bytes never change, so of its rows only
+        // deletes matter; a tag also moves (update). Safe beside older replicas: nobody listens there.
+        if (engine !== 'postgres') return;
+        await sql`
+          create function custody_manifest_changed() returns trigger language plpgsql as $$
+          begin
+            perform pg_notify(${sql.lit(manifestChannel)}, case when tg_op = 'DELETE' then old.repo else new.repo end);
+            return null;
+          end $$`.execute(db);
+        await sql`create trigger tags_changed after update or delete on tags for each row execute function custody_manifest_changed()`.execute(db);
+        await sql`create trigger manifests_changed after delete on manifests for each row execute function custody_manifest_changed()`.execute(db);
       },
     },
   };

@@ -13,6 +13,7 @@ import { KyselyInsightStore } from './insight.ts';
 import { KyselyCostStore } from './cost.ts';
 import { KyselyWebhookStore } from './webhooks.ts';
 import { namespaceOf } from '../../reference.ts';
+import type { ManifestCache } from '../manifest-cache.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -20,6 +21,14 @@ import type { Database } from './schema.ts';
 type ManifestRow = Pick<Database['manifests'], 'repo' | 'digest' | 'media_type' | 'content' | 'artifact_type' | 'subject' | 'annotations'>;
 
 const manifestFields = ['repo', 'digest', 'media_type', 'content', 'artifact_type', 'subject', 'annotations'] as const;
+
+export interface StoreOptions {
+  /** the SQLite database's file, where events get a writer thread of their own (sqlite-events.ts) */
+  sqliteFile?: string;
+  /** PostgreSQL: the manifest cache, kept live by a change feed that `closeFeed` stops */
+  manifestCache?: ManifestCache;
+  closeFeed?: () => Promise<void>;
+}
 
 export class KyselyMetaStore implements MetaStore {
   private readonly db: Kysely<Database>;
@@ -40,10 +49,15 @@ export class KyselyMetaStore implements MetaStore {
    * than running it on SQLite. Parameters are (repo, digest), (repo, tag) and (repo, digest).
    */
   private readonly hot: { byDigest: string; byTag: string; blobSize: string };
+  /** PostgreSQL: manifest GETs answered from memory while the change feed runs (manifest-cache.ts) */
+  private readonly manifests: ManifestCache | undefined;
+  private readonly closeFeed: () => Promise<void>;
 
-  private constructor(db: Kysely<Database>, engine: Engine, options: { sqliteFile?: string }) {
+  private constructor(db: Kysely<Database>, engine: Engine, options: StoreOptions) {
     this.db = db;
     this.engine = engine;
+    this.manifests = options.manifestCache;
+    this.closeFeed = options.closeFeed ?? (async () => {});
     this.gc = new KyselyGcStore(db, engine);
     this.accounts = new KyselyAccountStore(db);
     this.tuf = new KyselyTufStore(db);
@@ -74,8 +88,7 @@ export class KyselyMetaStore implements MetaStore {
     };
   }
 
-  /** `sqliteFile`: the database's file, where events get a writer thread of their own (sqlite-events.ts) */
-  static async open(dialect: Dialect, engine: Engine, options: { sqliteFile?: string } = {}): Promise<KyselyMetaStore> {
+  static async open(dialect: Dialect, engine: Engine, options: StoreOptions = {}): Promise<KyselyMetaStore> {
     const db = new Kysely<Database>({ dialect });
     const migrator = new Migrator({
       db,
@@ -86,6 +99,7 @@ export class KyselyMetaStore implements MetaStore {
     const { error } = await migrator.migrateToLatest();
     if (error) {
       await db.destroy();
+      await options.closeFeed?.();
       throw error instanceof Error ? error : new Error(`migration failed: ${JSON.stringify(error)}`);
     }
     return new KyselyMetaStore(db, engine, options);
@@ -225,6 +239,15 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async putManifest(m: NewManifest): Promise<PutManifestResult> {
+    try {
+      return await this.storeManifest(m);
+    } finally {
+      // at once for this replica's next GET; the others hear of it from the change feed
+      this.manifests?.invalidate(m.repo);
+    }
+  }
+
+  private storeManifest(m: NewManifest): Promise<PutManifestResult> {
     const now = Date.now();
     return this.db.transaction().execute(async (tx) => {
       // On PostgreSQL the rows found are share-locked until commit, so a GC sweep (which locks
@@ -282,13 +305,18 @@ export class KyselyMetaStore implements MetaStore {
     });
   }
 
-  async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
-    const { rows } = await this.db.executeQuery<ManifestRow>(CompiledQuery.raw(this.hot.byDigest, [repo, digest]));
-    return rows[0] && toRecord(rows[0]);
+  getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
+    const load = () => this.hotManifest(this.hot.byDigest, repo, digest);
+    return this.manifests ? this.manifests.read(repo, digest, load) : load();
   }
 
-  async getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
-    const { rows } = await this.db.executeQuery<ManifestRow>(CompiledQuery.raw(this.hot.byTag, [repo, tag]));
+  getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
+    const load = () => this.hotManifest(this.hot.byTag, repo, tag);
+    return this.manifests ? this.manifests.read(repo, tag, load) : load();
+  }
+
+  private async hotManifest(query: string, repo: string, ref: string): Promise<ManifestRecord | undefined> {
+    const { rows } = await this.db.executeQuery<ManifestRow>(CompiledQuery.raw(query, [repo, ref]));
     return rows[0] && toRecord(rows[0]);
   }
 
@@ -298,16 +326,19 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async deleteManifest(repo: string, digest: string): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
+    const deleted = await this.db.transaction().execute(async (tx) => {
       const r = await tx.deleteFrom('manifests').where('repo', '=', repo).where('digest', '=', digest).executeTakeFirst();
       await tx.deleteFrom('manifest_refs').where('repo', '=', repo).where('digest', '=', digest).execute();
       await tx.deleteFrom('tags').where('repo', '=', repo).where('digest', '=', digest).execute();
       return r.numDeletedRows > 0n;
     });
+    this.manifests?.invalidate(repo);
+    return deleted;
   }
 
   async deleteTag(repo: string, tag: string): Promise<boolean> {
     const r = await this.db.deleteFrom('tags').where('repo', '=', repo).where('name', '=', tag).executeTakeFirst();
+    this.manifests?.invalidate(repo);
     return r.numDeletedRows > 0n;
   }
 
@@ -345,6 +376,7 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async close(): Promise<void> {
+    await this.closeFeed();
     await this.insight.close();
     await this.db.destroy();
   }
