@@ -193,18 +193,49 @@ export class KyselyMetaStore implements MetaStore {
     await this.db.insertInto('uploads').values({ id, repo, offset: 0, created_at: now, updated_at: now }).execute();
   }
 
+  /** One query: the session and its parts, joined (a round trip each would double a PATCH's reads on PostgreSQL). */
   async getUpload(id: string): Promise<Upload | undefined> {
-    const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+    const rows = await this.db
+      .selectFrom('uploads')
+      .leftJoin('upload_parts', 'upload_parts.upload_id', 'uploads.id')
+      .select([
+        'uploads.id',
+        'uploads.repo',
+        'uploads.offset',
+        'uploads.created_at',
+        'upload_parts.start',
+        'upload_parts.size',
+        'upload_parts.sha256',
+        'upload_parts.key',
+      ])
+      .where('uploads.id', '=', id)
+      .orderBy('upload_parts.start')
+      .execute();
+    const row = rows[0];
     if (!row) return undefined;
-    const parts = await this.db.selectFrom('upload_parts').select(['start', 'size', 'sha256', 'key']).where('upload_id', '=', id).orderBy('start').execute();
+    const parts: UploadPart[] = [];
+    for (const p of rows)
+      if (p.start !== null && p.size !== null && p.sha256 !== null && p.key !== null)
+        parts.push({ start: p.start, size: p.size, sha256: p.sha256, key: p.key });
     return { id: row.id, repo: row.repo, offset: row.offset, parts, createdAt: row.created_at };
   }
 
   async appendUploadPart(id: string, part: UploadPart): Promise<boolean> {
+    const now = Date.now();
+    if (this.engine === 'postgres') {
+      // One statement, so one round trip and atomic as the transaction below: the part goes in
+      // only if the offset moved, and a concurrent PATCH at the same offset finds it moved.
+      const { rows } = await sql<{ upload_id: string }>`
+        with moved as (update uploads set "offset" = ${part.start + part.size}, updated_at = ${now} where id = ${id} and "offset" = ${part.start} returning id)
+        insert into upload_parts (upload_id, start, size, sha256, key)
+          select id, cast(${part.start} as bigint), cast(${part.size} as bigint), cast(${part.sha256} as text), cast(${part.key} as text) from moved
+        returning upload_id`.execute(this.db);
+      return rows.length > 0;
+    }
     return this.db.transaction().execute(async (tx) => {
       const moved = await tx
         .updateTable('uploads')
-        .set({ offset: part.start + part.size, updated_at: Date.now() })
+        .set({ offset: part.start + part.size, updated_at: now })
         .where('id', '=', id)
         .where('offset', '=', part.start)
         .executeTakeFirst();
@@ -218,6 +249,10 @@ export class KyselyMetaStore implements MetaStore {
   }
 
   async deleteUpload(id: string): Promise<void> {
+    if (this.engine === 'postgres') {
+      await sql`with parts as (delete from upload_parts where upload_id = ${id}) delete from uploads where id = ${id}`.execute(this.db);
+      return;
+    }
     await this.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('upload_parts').where('upload_id', '=', id).execute();
       await tx.deleteFrom('uploads').where('id', '=', id).execute();
