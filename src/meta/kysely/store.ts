@@ -118,6 +118,7 @@ export class KyselyMetaStore implements MetaStore {
 
   async linkBlob(repo: string, digest: string, size: number, options: { afterTouch?: boolean } = {}): Promise<{ collected: boolean }> {
     const now = Date.now();
+    if (this.engine === 'postgres' && (await this.linkTouchedBlob(repo, digest, size, now))) return { collected: false };
     return this.db.transaction().execute(async (tx) => {
       await tx
         .insertInto('repositories')
@@ -139,6 +140,23 @@ export class KyselyMetaStore implements MetaStore {
       await this.link(tx, repo, digest, now);
       return { collected };
     });
+  }
+
+  /**
+   * PostgreSQL, the usual case of linkBlob in one statement (one round trip where the transaction
+   * takes five): the repository, the blob's row updated — waiting for a sweep that holds it, as
+   * the transaction's update does — and the link, made only if the row was there. False when a
+   * sweep took the row: linkBlob then takes its transaction's path for collected blobs.
+   */
+  private async linkTouchedBlob(repo: string, digest: string, size: number, now: number): Promise<boolean> {
+    const { rows } = await sql<{ linked: number }>`
+      with repository as (insert into repositories (name, created_at) values (${repo}, ${now}) on conflict do nothing),
+      touched as (update blobs set size = ${size}, touched_at = ${now} where digest = ${digest} returning digest),
+      linked as (
+        insert into repo_blobs (repo, digest, namespace, created_at) select cast(${repo} as text), digest, cast(${namespaceOf(repo)} as text), cast(${now} as bigint) from touched
+        on conflict (repo, digest) do update set created_at = excluded.created_at returning 1)
+      select count(*) as linked from linked`.execute(this.db);
+    return Number(rows[0]?.linked) > 0;
   }
 
   async linkExistingBlob(repo: string, from: string, digest: string): Promise<number | undefined> {
