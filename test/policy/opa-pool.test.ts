@@ -175,10 +175,11 @@ describe('the OPA worker pool', () => {
   });
 
   it('refuses, when saved, a module whose loading does not end (a start function that loops)', async () => {
-    const p = pool({ size: 2, loadTimeoutMs: 500 });
+    // long enough for a sound module to load on a busy machine (500 ms was not, once, in CI)
+    const p = pool({ size: 2, loadTimeoutMs: 3000 });
     const err = await load(p, 'allow-all', { fields: '(func $spin (loop $l (br $l))) (start $spin)' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PolicyRejected);
-    expect((err as Error).message).toBe('the module could not be loaded: loading the module took longer than 500 ms: its worker was stopped');
+    expect((err as Error).message).toBe('the module could not be loaded: loading the module took longer than 3000 ms: its worker was stopped');
     expect(await (await load(p, 'deny-all')).evaluate(input)).toEqual({ deny: true, messages: [] });
   });
 
