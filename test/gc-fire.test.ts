@@ -18,6 +18,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collect, finishGc, noGarbage, startGc, storedBlobs, type GcRunView } from './helpers/gc.ts';
+import { done, Ledger } from './helpers/ledger.ts';
 import { request, sha256, types, type Reply, type RequestOptions } from './helpers/http.ts';
 import { dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 import { startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
@@ -35,51 +36,6 @@ const collecting = (repo: string) => repo.startsWith('tidy/');
 const havePostgres = await postgresAvailable();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
-
-/**
- * Requests that write a timestamp the GC judges by (a link's created_at, a blob's touched_at),
- * per key. A write sets the timestamp to a time within its request; the one in the row is the
- * last committed one's. So after a write W committed, the timestamp is at least the earliest
- * start among W and the writes that may have committed after it (those that ended after W began).
- */
-class Ledger {
-  private readonly writes = new Map<string, Write[]>();
-
-  begin(key: string): Write {
-    const w: Write = { start: Date.now(), end: Infinity, ok: false };
-    const list = this.writes.get(key);
-    if (list) list.push(w);
-    else this.writes.set(key, [w]);
-    return w;
-  }
-
-  /** The least the timestamp can be after `anchor` committed. */
-  boundAfter(key: string, anchor: Write): number {
-    let bound = anchor.start;
-    for (const w of this.writes.get(key) ?? []) if (w.end > anchor.start) bound = Math.min(bound, w.start);
-    return bound;
-  }
-
-  /** The least the timestamp can be at `time`, judged from the last write acknowledged before it. */
-  boundAt(key: string, time: number): number {
-    const list = this.writes.get(key) ?? [];
-    let anchor: Write | undefined;
-    for (const w of list) if (w.ok && w.end <= time && (!anchor || w.end > anchor.end)) anchor = w;
-    if (anchor) return this.boundAfter(key, anchor);
-    return Math.min(...list.map((w) => w.start));
-  }
-}
-
-interface Write {
-  start: number;
-  end: number;
-  ok: boolean;
-}
-
-const done = (w: Write, ok: boolean) => {
-  w.end = Date.now();
-  w.ok = ok;
-};
 
 /** Readers and writers per key: the clients keep their own model exact (a push and a delete of one manifest never overlap). */
 class Locks {
