@@ -57,7 +57,11 @@ export async function startProcess(options: { dataDir?: string; env?: Record<str
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${output}`)), 20_000);
+    const timer = setTimeout(() => {
+      // not left running: the caller never gets it to stop
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start in 20 s:\n${output}`));
+    }, 20_000);
     const look = () => {
       const m = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
       if (m) {
