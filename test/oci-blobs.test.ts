@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readlink, rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basic, pushBlob, request, sha256, testAdmin } from './helpers/http.ts';
 import { expireUploads } from '../src/oci/expiry.ts';
@@ -353,6 +354,36 @@ describe('upload expiry', () => {
       expect(await readdir(uploadDir)).toEqual([]);
     } finally {
       await short.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a part no upload records', () => {
+  it('is removed when its upload finishes, and when it expires', async () => {
+    const dataDir = await tempDir();
+    const parts = { meta: await openMetaStore(path.join(dataDir, 'custody.db')), blobs: await openBlobStore(path.join(dataDir, 'blobs'), { fsync: false }) };
+    const server = await startInjected({ dataDir, parts, config: { uploads: { expireAfterSeconds: 60 } } });
+    // What a PATCH leaves when its process dies after writing its part and before recording it.
+    const orphan = (loc: string) =>
+      parts.blobs.write(`uploads/${loc.split('/').pop() as string}/0-0badc0ffee00`, Readable.from([Buffer.from('killed mid-PATCH')]));
+    const partsOf = (loc: string) => readdir(path.join(dataDir, 'blobs', 'uploads', loc.split('/').pop() as string));
+    try {
+      const finished = (await request(server.url, '/v2/orphan/app/blobs/uploads/', { method: 'POST' })).headers.location as string;
+      await orphan(finished);
+      // the client, told nothing, sends the chunk again (to another replica, in a deployment)
+      expect((await request(server.url, finished, { method: 'PATCH', body: 'the chunk', headers: { 'content-range': '0-8' } })).status).toBe(202);
+      expect(await partsOf(finished)).toHaveLength(2);
+      expect((await request(server.url, `${finished}?digest=${sha256('the chunk')}`, { method: 'PUT' })).status).toBe(201);
+      expect(await partsOf(finished)).toEqual([]);
+
+      const abandoned = (await request(server.url, '/v2/orphan/app/blobs/uploads/', { method: 'POST' })).headers.location as string;
+      await orphan(abandoned);
+      const ctx = { ...parts, limits: { manifestBytes: 4 * 1024 * 1024 }, log: server.app.log };
+      expect(await expireUploads(ctx, 60_000, Date.now() + 61_000)).toBe(1);
+      expect(await partsOf(abandoned)).toEqual([]);
+    } finally {
+      await server.stop();
       await rm(dataDir, { recursive: true, force: true });
     }
   });

@@ -10,7 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Upload, UploadPart } from '../meta/metastore.ts';
-import { BlobNotFoundError } from '../storage/blobstore.ts';
+import { BlobNotFoundError, deleteKeys } from '../storage/blobstore.ts';
 import type { Handler, Match, RegistryContext } from './context.ts';
 import { blobKey, hashing, parseDigest, type Digest } from './digest.ts';
 import { OciError } from './errors.ts';
@@ -84,11 +84,22 @@ export const cancelUpload: Handler = async (ctx, _req, reply, m) => {
   await reply.code(204).send();
 };
 
-/** Removes an upload's record and its parts (a part already moved into place is gone already). */
+/**
+ * Removes an upload's record and every object under its prefix: the parts it records (one already
+ * moved into place is gone already), and a part that no record names, left by a PATCH whose
+ * process died between writing it and recording it (the client then sends that chunk again,
+ * to another replica). The record goes first: a PATCH still writing then fails to record its
+ * part, and deletes it itself.
+ */
 export async function discardUpload(ctx: RegistryContext, upload: Upload): Promise<void> {
   await ctx.meta.deleteUpload(upload.id);
-  await Promise.all(upload.parts.map((p) => ctx.blobs.delete(p.key)));
+  const keys = new Set(upload.parts.map((p) => p.key));
+  for await (const key of ctx.blobs.list(partsPrefix(upload.id))) keys.add(key);
+  await deleteKeys(ctx.blobs, [...keys]);
 }
+
+/** Where an upload's parts are kept, one object each. */
+const partsPrefix = (id: string) => `uploads/${id}/`;
 
 /**
  * Streams a blob to its place, verifying its digest before it becomes visible, and links it; its
@@ -166,7 +177,7 @@ async function appendChunk(ctx: RegistryContext, upload: Upload, req: FastifyReq
     throw new OciError('RANGE_INVALID', `chunk starts at ${range.start}, but the upload is at offset ${upload.offset}`);
   }
   const expected = range ? range.end - range.start + 1 : undefined;
-  const key = `uploads/${upload.id}/${upload.offset}-${randomBytes(6).toString('hex')}`;
+  const key = `${partsPrefix(upload.id)}${upload.offset}-${randomBytes(6).toString('hex')}`;
   const { stream, hash } = hashing(req.raw, 'sha256');
   const { size } = await ctx.blobs.write(key, stream, {
     // a part becomes a blob only by the PUT's move, which makes its name durable
