@@ -387,6 +387,37 @@ describe('a part no upload records', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('is left to the next expiry when removing the parts broke off: the upload is discarded only once they are gone', async () => {
+    const dataDir = await tempDir();
+    const fsStore = await openBlobStore(path.join(dataDir, 'blobs'), { fsync: false });
+    // deletes that fail while `broken` (the storage gone, or the process killed, mid-removal)
+    let broken = false;
+    const blobs = new Proxy(fsStore, {
+      get(target, prop) {
+        if (broken && (prop === 'delete' || prop === 'deleteMany')) return () => Promise.reject(new Error('storage went away'));
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const parts = { meta: await openMetaStore(path.join(dataDir, 'custody.db')), blobs };
+    const server = await startInjected({ dataDir, parts, config: { uploads: { expireAfterSeconds: 60 } } });
+    try {
+      const loc = (await request(server.url, '/v2/orphan/app/blobs/uploads/', { method: 'POST' })).headers.location as string;
+      expect((await request(server.url, loc, { method: 'PATCH', body: 'abandoned bytes' })).status).toBe(202);
+      const uploadDir = path.join(dataDir, 'blobs', 'uploads', loc.split('/').pop() as string);
+      const ctx = { ...parts, limits: { manifestBytes: 4 * 1024 * 1024 }, log: server.app.log };
+      broken = true;
+      await expect(expireUploads(ctx, 60_000, Date.now() + 61_000)).rejects.toThrow('storage went away');
+      expect(await readdir(uploadDir)).toHaveLength(1);
+      broken = false;
+      expect(await expireUploads(ctx, 60_000, Date.now() + 61_000)).toBe(1);
+      expect(await readdir(uploadDir)).toEqual([]);
+    } finally {
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('racing finishes', () => {

@@ -85,17 +85,19 @@ export const cancelUpload: Handler = async (ctx, _req, reply, m) => {
 };
 
 /**
- * Removes an upload's record and every object under its prefix: the parts it records (one already
- * moved into place is gone already), and a part that no record names, left by a PATCH whose
- * process died between writing it and recording it (the client then sends that chunk again,
- * to another replica). The record goes first: a PATCH still writing then fails to record its
- * part, and deletes it itself.
+ * Removes every object under an upload's prefix, then its record. The objects are the parts it
+ * records (one already moved into place is gone already) and any part no record names, left by a
+ * PATCH whose process died between writing it and recording it (the client then sends that chunk
+ * again, to another replica). The record goes last: a process that dies before it leaves the
+ * upload to expiry, which removes what is left; the other way round, the parts had no record left
+ * to find them by. (A PATCH that records a part while the upload ends, on another connection, can
+ * still leave that part behind: a client racing its own PUT.)
  */
 export async function discardUpload(ctx: RegistryContext, upload: Upload): Promise<void> {
-  await ctx.meta.deleteUpload(upload.id);
   const keys = new Set(upload.parts.map((p) => p.key));
   for await (const key of ctx.blobs.list(partsPrefix(upload.id))) keys.add(key);
   await deleteKeys(ctx.blobs, [...keys]);
+  await ctx.meta.deleteUpload(upload.id);
 }
 
 /** Where an upload's parts are kept, one object each. */
