@@ -22,6 +22,8 @@ const slow = [
   // garbage collection under load and killed mid-sweep: seconds of concurrent clients, real kills
   'test/gc-fire.test.ts',
   'test/gc-crash.test.ts',
+  // three replicas behind a balancer on PostgreSQL and S3, one SIGKILLed under load
+  'test/replicas-balancer.test.ts',
   // usage events written when `custody serve` stops on SIGTERM
   'test/insight-sigterm.test.ts',
 ];
