@@ -278,7 +278,15 @@ export class FsBlobStore implements BlobStore {
     for (const entry of entries) {
       const key = path.relative(this.root, path.join(start, entry)).split(path.sep).join('/');
       if (!key.startsWith(prefix) || key.startsWith('_tmp/')) continue;
-      if ((await fs.stat(path.join(this.root, key))).isFile()) yield key;
+      let stat;
+      try {
+        stat = await fs.stat(path.join(this.root, key));
+      } catch (err) {
+        // deleted since the directory was read (an upload that ended meanwhile): not there to list
+        if (isNotFound(err)) continue;
+        throw err;
+      }
+      if (stat.isFile()) yield key;
     }
   }
 
