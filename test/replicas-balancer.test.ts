@@ -30,8 +30,8 @@ import { startProcess, tempDir, type ProcessServer } from './helpers/server.ts';
 const fireMs = Number(process.env.CUSTODY_REPLICAS_LB_SECONDS ?? 12) * 1000;
 const workers = 8;
 const graceMs = 3000;
-/** runs only when asked (no schedule), beating every half second: a killed owner's run is stale 1.5 s later */
-const gcSettings = { graceSeconds: graceMs / 1000, intervalSeconds: 0, batchSize: 20, heartbeatSeconds: 0.5, busyShare: 1 };
+/** runs only when asked (no schedule), in small batches (a run lasts long enough to be killed in), beating every half second: a killed owner's run is stale 1.5 s later */
+const gcSettings = { graceSeconds: graceMs / 1000, intervalSeconds: 0, batchSize: 2, heartbeatSeconds: 0.5, busyShare: 1 };
 const repos = ['lb/a', 'lb/b', 'lb/c'];
 const MiB = 1024 * 1024;
 /** the share of layers over S3's 8 MiB part size: written to S3 as multipart uploads */
@@ -524,6 +524,11 @@ describe.runIf(havePostgres)('three replicas on PostgreSQL and S3 behind a round
     process.kill(killed.child.pid as number, 'SIGKILL');
     expect(await killed.kill('SIGKILL')).toBeNull();
     expect(killed.child.signalCode).toBe('SIGKILL');
+    // the caught run, if it did not finish first: left running by a dead owner, for another replica to take over
+    const interrupted = caught
+      ? (await db.query<{ id: string }>("select id from gc_runs where id = $1 and state = 'running' and owner like $2", [caught.id, `%:${killed.child.pid}:%`]))
+          .rows[0]?.id
+      : undefined;
     // started again on its port: the balancer's list stays as it was
     const restarted = await start(victim, port);
     replicas[victim] = restarted;
@@ -571,7 +576,7 @@ describe.runIf(havePostgres)('three replicas on PostgreSQL and S3 behind a round
       `3 replicas behind a balancer, ${workers} clients for ${(fired / 1000).toFixed(1)} s (replicas up in ${started} ms): ${clients.requests} requests (${Math.round(clients.busy / Math.max(1, clients.requests))} ms on average, slowest ${clients.slowest} ms), ` +
         `${JSON.stringify(Object.fromEntries(clients.counts))}; images ${JSON.stringify(states)}; ` +
         `refusals the grace period allows: ${JSON.stringify(Object.fromEntries(clients.allowed))}; ` +
-        `replica ${victim} killed at ${killedAt} ms with ${cutOff} requests on their way to it${caught ? ` in the ${caught.phase} sweep of run ${caught.id}` : ' (no collection caught in its sweeps)'}, serving again at ${back} ms; ` +
+        `replica ${victim} killed at ${killedAt} ms with ${cutOff} requests on their way to it${caught ? ` in the ${caught.phase} sweep of run ${caught.id}${interrupted ? ', which it interrupted' : ', which finished first'}` : ' (no collection caught in its sweeps)'}, serving again at ${back} ms; ` +
         `balancer: ${JSON.stringify({ forwarded: Object.fromEntries(balancer.stats.forwarded), refused: balancer.stats.refused, badGateway: balancer.stats.badGateway, cut: balancer.stats.cut })}; ` +
         `GC: ${tally.started} started, ${runs.length} runs (${runs.filter((r) => r.resumed > 0).length} resumed, ${tally.takeovers} taken over by a POST), ` +
         `${tally.conflicts} answered 409, swept ${JSON.stringify(swept)}; ` +
@@ -598,6 +603,7 @@ describe.runIf(havePostgres)('three replicas on PostgreSQL and S3 behind a round
       runs.filter((r) => r.state !== 'done'),
       'every collection finished',
     ).toEqual([]);
+    if (interrupted) expect(runs.find((r) => r.id === interrupted)?.resumed, 'the run the kill interrupted was taken over').toBeGreaterThan(0);
     // the load was real: writes on every replica, collections that removed something, a kill that cut requests off
     expect(clients.counts.get('manifests acknowledged') ?? 0).toBeGreaterThan(10);
     expect(states.deleted).toBeGreaterThan(0);
