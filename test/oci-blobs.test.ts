@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readlink, rm, truncate } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,11 @@ import { expireUploads } from '../src/oci/expiry.ts';
 import { openMetaStore } from '../src/meta/open.ts';
 import { openBlobStore } from '../src/storage/open.ts';
 import { startInjected, startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
+
+/** The files in a directory; none when it is gone (the fs store removes an upload's directory with its last part). */
+async function filesIn(dir: string): Promise<string[]> {
+  return readdir(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : Promise.reject(err)));
+}
 
 const server = await startInjected();
 afterAll(() => server.stop());
@@ -344,14 +350,14 @@ describe('upload expiry', () => {
       await request(short.url, loc, { method: 'PATCH', body: 'abandoned bytes' });
       const empty = await request(short.url, '/v2/expire/me/blobs/uploads/', { method: 'POST' });
       const uploadDir = path.join(dataDir, 'blobs', 'uploads', loc.split('/').pop() as string);
-      expect(await readdir(uploadDir)).toHaveLength(1);
+      expect(await filesIn(uploadDir)).toHaveLength(1);
       // What the server's timer runs, judged a minute and a second later instead of waiting for it.
       const ctx = { ...parts, limits: { manifestBytes: 4 * 1024 * 1024 }, log: short.app.log };
       expect(await expireUploads(ctx, 60_000, Date.now() - 30_000)).toBe(0);
       expect(await expireUploads(ctx, 60_000, Date.now() + 61_000)).toBe(2);
       expect((await request(short.url, loc)).status).toBe(404);
       expect((await request(short.url, empty.headers.location as string)).status).toBe(404);
-      expect(await readdir(uploadDir)).toEqual([]);
+      expect(await filesIn(uploadDir)).toEqual([]);
     } finally {
       await short.stop();
       await rm(dataDir, { recursive: true, force: true });
@@ -367,7 +373,7 @@ describe('a part no upload records', () => {
     // What a PATCH leaves when its process dies after writing its part and before recording it.
     const orphan = (loc: string) =>
       parts.blobs.write(`uploads/${loc.split('/').pop() as string}/0-0badc0ffee00`, Readable.from([Buffer.from('killed mid-PATCH')]));
-    const partsOf = (loc: string) => readdir(path.join(dataDir, 'blobs', 'uploads', loc.split('/').pop() as string));
+    const partsOf = (loc: string) => filesIn(path.join(dataDir, 'blobs', 'uploads', loc.split('/').pop() as string));
     try {
       const finished = (await request(server.url, '/v2/orphan/app/blobs/uploads/', { method: 'POST' })).headers.location as string;
       await orphan(finished);
@@ -382,6 +388,8 @@ describe('a part no upload records', () => {
       const ctx = { ...parts, limits: { manifestBytes: 4 * 1024 * 1024 }, log: server.app.log };
       expect(await expireUploads(ctx, 60_000, Date.now() + 61_000)).toBe(1);
       expect(await partsOf(abandoned)).toEqual([]);
+      // and the uploads' own directories went with their last parts
+      for (const loc of [finished, abandoned]) expect(existsSync(path.join(dataDir, 'blobs', 'uploads', loc.split('/').pop() as string))).toBe(false);
     } finally {
       await server.stop();
       await rm(dataDir, { recursive: true, force: true });
@@ -409,10 +417,10 @@ describe('a part no upload records', () => {
       const ctx = { ...parts, limits: { manifestBytes: 4 * 1024 * 1024 }, log: server.app.log };
       broken = true;
       await expect(expireUploads(ctx, 60_000, Date.now() + 61_000)).rejects.toThrow('storage went away');
-      expect(await readdir(uploadDir)).toHaveLength(1);
+      expect(await filesIn(uploadDir)).toHaveLength(1);
       broken = false;
       expect(await expireUploads(ctx, 60_000, Date.now() + 61_000)).toBe(1);
-      expect(await readdir(uploadDir)).toEqual([]);
+      expect(await filesIn(uploadDir)).toEqual([]);
     } finally {
       await server.stop();
       await rm(dataDir, { recursive: true, force: true });

@@ -48,6 +48,27 @@ describe('fs BlobStore shared by several servers', () => {
   });
 });
 
+describe('fs BlobStore directories', () => {
+  it('removes a directory its last delete left empty, and writes into it again afterwards', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'custody-fs-dirs-'));
+    const store = await FsBlobStore.open({ root });
+    const put = (key: string, body: string) => store.write(key, Readable.from([Buffer.from(body)]), { staging: true });
+    await put('uploads/one/0-a', 'first part');
+    await put('uploads/one/10-b', 'second part');
+    await store.delete('uploads/one/0-a');
+    expect(await readdir(path.join(root, 'uploads/one'))).toEqual(['10-b']);
+    await store.deleteMany(['uploads/one/10-b']);
+    expect(await readdir(path.join(root, 'uploads'))).toEqual([]);
+    // the store remembered the directory as made: a new write there must make it again
+    await put('uploads/one/0-c', 'again');
+    expect((await buffer(await store.read('uploads/one/0-c'))).toString()).toBe('again');
+    // never the root or _tmp
+    await store.delete('uploads/one/0-c');
+    await store.delete('top-level');
+    expect((await readdir(root)).sort()).toEqual(['_tmp', 'uploads']);
+  });
+});
+
 describe('fs BlobStore durability', () => {
   /** A store whose directory fsyncs are recorded: which directory, what it held when the fsync started, and when it ended. */
   async function recorded() {

@@ -252,11 +252,31 @@ export class FsBlobStore implements BlobStore {
   }
 
   async delete(key: string): Promise<void> {
+    const file = this.pathOf(key);
     try {
-      await fs.unlink(this.pathOf(key));
+      await fs.unlink(file);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+    await this.removeIfEmpty(path.dirname(file));
+  }
+
+  /**
+   * A directory a delete left empty goes too: every upload has one of its own (uploads/<id>/),
+   * which would otherwise stay forever. A write racing into it is safe: renameInto makes the
+   * directory again when the rename finds it gone. Never the root or _tmp (writes open files
+   * there directly).
+   */
+  private async removeIfEmpty(dir: string): Promise<void> {
+    if (dir === this.root || dir === this.tmp || !dir.startsWith(this.root + path.sep)) return;
+    try {
+      await fs.rmdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT' || code === 'EBUSY') return;
+      throw err;
+    }
+    this.dirs.delete(dir);
   }
 
   /** Two unlinks at a time: a batch of deletes must not queue the pushes' own file work behind it. */
