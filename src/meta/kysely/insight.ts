@@ -14,7 +14,9 @@ import {
   type UsageEvent,
 } from '../insight.ts';
 import type { Database } from './schema.ts';
+import type { Engine } from './migrations.ts';
 import { SqliteEventWriter } from './sqlite-events.ts';
+import { appendFeedAfter, lastEventRowid } from './sqlite-webhook-feed.ts';
 import type { SQLInputValue } from 'node:sqlite';
 
 type EventRow = Selectable<Database['usage_events']>;
@@ -148,9 +150,11 @@ export class KyselyInsightStore implements InsightStore {
   private readonly inserts = new Map<number, string>();
   /** on an SQLite file, events are written from a thread of their own (sqlite-events.ts) */
   private readonly writer: SqliteEventWriter | undefined;
+  private readonly engine: Engine;
 
-  constructor(db: Kysely<Database>, options: { sqliteFile?: string } = {}) {
+  constructor(db: Kysely<Database>, engine: Engine, options: { sqliteFile?: string } = {}) {
     this.db = db;
+    this.engine = engine;
     this.writer = options.sqliteFile ? new SqliteEventWriter(options.sqliteFile, columns, params) : undefined;
   }
 
@@ -158,6 +162,9 @@ export class KyselyInsightStore implements InsightStore {
     if (events.length === 0) return;
     if (this.writer) return this.writer.write(events);
     await this.db.transaction().execute(async (tx) => {
+      // SQLite appends the webhook feed itself (sqlite-webhook-feed.ts); PostgreSQL's trigger does
+      const feedAfter =
+        this.engine === 'sqlite' ? Number((await tx.executeQuery<{ last: number }>(CompiledQuery.raw(lastEventRowid))).rows[0]?.last ?? 0) : undefined;
       const stored = new Set<string>();
       for (let i = 0; i < events.length; i += rowsPerInsert) {
         const chunk = events.slice(i, i + rowsPerInsert);
@@ -180,6 +187,7 @@ export class KyselyInsightStore implements InsightStore {
           )
           .execute();
       }
+      if (feedAfter !== undefined) await tx.executeQuery(CompiledQuery.raw(appendFeedAfter, [feedAfter]));
     });
   }
 

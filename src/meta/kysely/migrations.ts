@@ -640,6 +640,13 @@ export function migrations(engine: Engine): MigrationProvider {
         await sql`create trigger manifests_changed after delete on manifests for each row execute function custody_manifest_changed()`.execute(db);
       },
     },
+    '0017-events-feed-by-batch': {
+      async up(db: Kysely<unknown>) {
+        // SQLite: the transaction that inserts events appends their webhook feed rows in one
+        // statement (sqlite-webhook-feed.ts), not a trigger per row. PostgreSQL keeps its trigger.
+        if (engine === 'sqlite') await sql`drop trigger if exists usage_events_webhook_feed`.execute(db);
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

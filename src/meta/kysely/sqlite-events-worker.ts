@@ -1,10 +1,12 @@
 /**
  * The SQLite events writer's thread (see sqlite-events.ts): its own connection to the database
  * file, and for each batch it is sent (19 values per event, in the columns' order) transactions
- * of at most `rowsPerTransaction` events that insert the new ones and add them to the rollups.
+ * of at most `rowsPerTransaction` events that insert the new ones, add them to the rollups and
+ * append them to the webhook feed (sqlite-webhook-feed.ts).
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
+import { appendFeedAfter, lastEventRowid } from './sqlite-webhook-feed.ts';
 
 export interface WriterSetup {
   file: string;
@@ -49,6 +51,8 @@ function insert(rows: number, skipping: boolean): StatementSync {
   }
   return stmt;
 }
+const lastRowid = db.prepare(lastEventRowid);
+const appendFeed = db.prepare(appendFeedAfter);
 const upsert = db.prepare(
   'insert into usage_rollups (period, start, namespace, repository, type, object, count, bytes) values (?, ?, ?, ?, ?, ?, ?, ?) ' +
     'on conflict (period, start, namespace, repository, type, object) do update set count = count + excluded.count, bytes = bytes + excluded.bytes',
@@ -110,6 +114,7 @@ function writeRange(values: SQLInputValue[], first: number, end: number, skippin
   let inserted = 0;
   db.exec('BEGIN IMMEDIATE');
   try {
+    const before = Number((lastRowid.get() as { last: number }).last);
     for (let i = first; i < end; i += rowsPerStatement) {
       const rows = Math.min(rowsPerStatement, end - i);
       const args = values.slice(i * width, (i + rows) * width);
@@ -124,6 +129,7 @@ function writeRange(values: SQLInputValue[], first: number, end: number, skippin
       inserted += stored.size;
     }
     upsertRollups(sums);
+    appendFeed.run(before);
     db.exec('COMMIT');
     return inserted;
   } catch (err) {

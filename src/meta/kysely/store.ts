@@ -66,7 +66,7 @@ export class KyselyMetaStore implements MetaStore {
     this.quota = new KyselyQuotaStore(db);
     this.retention = new KyselyRetentionStore(db, engine);
     this.query = new KyselyQueryStore(db, engine);
-    this.insight = new KyselyInsightStore(db, options);
+    this.insight = new KyselyInsightStore(db, engine, options);
     this.cost = new KyselyCostStore(db);
     this.webhooks = new KyselyWebhookStore(db, engine);
     this.hot = {
