@@ -60,6 +60,29 @@ describe('S3 BlobStore faults', () => {
     ).toBe(true);
   });
 
+  it('uploads at most partsInFlight parts at once across all its writes, so concurrent large pushes hold a bounded number of parts', async () => {
+    const proxy = await startFaultProxy(s3.endpoint);
+    let uploading = 0;
+    let most = 0;
+    proxy.decide = (req) => {
+      if (req.method === 'PUT' && req.url?.includes('partNumber=')) {
+        most = Math.max(most, ++uploading);
+        req.once('close', () => uploading--);
+      }
+      return 'pass';
+    };
+    try {
+      const store = await open({ partSize: 256 * 1024, partConcurrency: 4, partsInFlight: 2 }, proxy.endpoint);
+      const blobs = [1, 2, 3, 4].map(() => randomBytes(8 * 256 * 1024 + 5));
+      await Promise.all(blobs.map((data, i) => store.write(`blobs/concurrent-${i}`, Readable.from([data]))));
+      for (const [i, data] of blobs.entries()) expect((await buffer(await store.read(`blobs/concurrent-${i}`))).equals(data)).toBe(true);
+      expect(most).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(2);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('keeps a multipart object invisible until beforeCommit passes', async () => {
     const store = await open({ partSize: 64 * 1024 });
     let visibleAtCommit: unknown = 'not called';
@@ -289,6 +312,13 @@ describe('s3:// URLs', () => {
       forcePathStyle: true,
     });
     expect(parseS3Url('s3://my-bucket')).toEqual({ bucket: 'my-bucket', prefix: '', forcePathStyle: false });
+    expect(parseS3Url('s3://my-bucket?partSizeMiB=16&partsInFlight=8')).toEqual({
+      bucket: 'my-bucket',
+      prefix: '',
+      forcePathStyle: false,
+      partSize: 16 * 1024 * 1024,
+      partsInFlight: 8,
+    });
   });
 
   it('refuses bad URLs with the reason', async () => {
@@ -302,6 +332,10 @@ describe('s3:// URLs', () => {
       ['s3://key:secret@bucket', /credentials do not belong in the URL/],
       ['s3://bucket/a%20b', /prefix may hold only/],
       ['s3://bucket?region=a&region=b', /more than once/],
+      ['s3://bucket?partSizeMiB=4', /partSizeMiB must be a whole number from 5 to 5120/],
+      ['s3://bucket?partSizeMiB=8.5', /partSizeMiB must be a whole number/],
+      ['s3://bucket?partsInFlight=0', /partsInFlight must be a whole number from 1 to 64/],
+      ['s3://bucket?partsInFlight=65', /partsInFlight must be/],
     ];
     for (const [url, message] of bad) expect(() => parseS3Url(url), url).toThrow(message);
     await expect(openBlobStore('s3://bucket?nope=1', { fsync: true })).rejects.toThrow(/unknown query parameter/);

@@ -1,5 +1,6 @@
 /** Digests: `algorithm:hex`, with sha256 and sha512 supported (OCI image spec, descriptors). */
 import { blobKeyOf } from '../storage/blobstore.ts';
+import { streamed } from '../storage/streamed.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { OciError } from './errors.ts';
 
@@ -41,19 +42,9 @@ export function blobKey(digest: Digest): string {
   return blobKeyOf(digest.algorithm, digest.hex);
 }
 
-let onStreamed: ((bytes: number) => void) | undefined;
-
-/**
- * Who hears how many bytes hashing() has passed on: `custody serve` gives the buffer pacer's
- * counter (src/server/buffer-gc.ts), which frees the dead chunks early. None by default.
- */
-export function setStreamedBytesListener(listener: ((bytes: number) => void) | undefined): void {
-  onStreamed = listener;
-}
-
 /**
  * Passes bytes through while hashing them; `hash` holds the result once the stream is drained.
- * Each chunk, once passed on, is reported to the streamed-bytes listener.
+ * Each chunk, once passed on, is reported to the streamed-bytes listener (src/storage/streamed.ts).
  */
 export function hashing(source: AsyncIterable<Uint8Array>, algorithm: Algorithm): { stream: AsyncIterable<Uint8Array>; hash: Hash } {
   const hash = createHash(algorithm);
@@ -61,7 +52,7 @@ export function hashing(source: AsyncIterable<Uint8Array>, algorithm: Algorithm)
     for await (const chunk of source) {
       hash.update(chunk);
       yield chunk;
-      onStreamed?.(chunk.byteLength);
+      streamed(chunk.byteLength);
     }
   }
   return { stream: pass(), hash };

@@ -1,7 +1,8 @@
 /**
  * The buffer pacer: keeps dead blob buffers from piling up while blobs stream. A concern of the
  * server process, not of the registry: `serve()` starts it and hands its counter to the OCI layer
- * (`setStreamedBytesListener` in src/oci/digest.ts), which reports the bytes it streams.
+ * (`setStreamedBytesListener` in src/storage/streamed.ts), which the hashing of pushes and the S3
+ * store's reads report the bytes they stream to.
  *
  * Every chunk of a request body is an off-heap buffer that node:http allocates (64 KiB per socket
  * read). V8 frees them only after a collection, and streaming allocates almost nothing on the JS

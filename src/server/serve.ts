@@ -7,7 +7,7 @@
 import type { Server } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
-import { setStreamedBytesListener } from '../oci/digest.ts';
+import { setStreamedBytesListener } from '../storage/streamed.ts';
 import { bootstrap, buildApp } from './app.ts';
 import { paceBufferGc } from './buffer-gc.ts';
 import { listen, openStores, StartupError, storesInUse } from './startup.ts';

@@ -30,15 +30,22 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, checkKey, StorageUnavailableError, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
 import { isNotFound, unavailable } from './errors.ts';
-import { splitParts } from './parts.ts';
+import { PartBuffers, splitParts, type Part } from './parts.ts';
+import { streamed } from '../streamed.ts';
 import type { S3Location } from './url.ts';
 
 export interface S3BlobStoreOptions {
   location: S3Location;
-  /** bytes per uploaded part (default 8 MiB; AWS S3 refuses parts under 5 MiB but the last) */
+  /** bytes per uploaded part (default: the URL's partSizeMiB, else 5 MiB; AWS S3 refuses parts under 5 MiB but the last) */
   partSize?: number;
-  /** parts uploaded at once per write (default 4): memory per write is about (this + 1) parts */
+  /** parts uploaded at once per write (default 4) */
   partConcurrency?: number;
+  /**
+   * parts uploaded at once by all of this store's writes together (default: the URL's
+   * partsInFlight, else 2): what bounds memory when several large pushes run at once, each
+   * holding these and the one part it is filling
+   */
+  partsInFlight?: number;
   /** a request whose socket is silent this long is abandoned, and retried (default 30 s) */
   requestTimeoutMs?: number;
   /** one operation, retries included, gives up after this long (default 5 min) */
@@ -62,8 +69,9 @@ export class S3BlobStore implements BlobStore {
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
-  private readonly partSize: number;
+  private readonly partBuffers: PartBuffers;
   private readonly partConcurrency: number;
+  private readonly partSlots: Slots;
   private readonly deadlineMs: number;
   private readonly abandonedAfterMs: number;
   private readonly maxSingleCopy: number;
@@ -73,8 +81,9 @@ export class S3BlobStore implements BlobStore {
     const { location } = options;
     this.bucket = location.bucket;
     this.prefix = location.prefix;
-    this.partSize = options.partSize ?? 8 * MiB;
+    this.partBuffers = new PartBuffers(options.partSize ?? location.partSize ?? 5 * MiB);
     this.partConcurrency = options.partConcurrency ?? 4;
+    this.partSlots = new Slots(Math.max(1, options.partsInFlight ?? location.partsInFlight ?? 2));
     this.deadlineMs = options.deadlineMs ?? 5 * 60_000;
     this.abandonedAfterMs = options.abandonedUploadAfterMs ?? 24 * 3600_000;
     this.maxSingleCopy = options.maxSingleCopy ?? 5 * GiB;
@@ -155,12 +164,21 @@ export class S3BlobStore implements BlobStore {
 
   async openCopy(key: string, range?: ByteRange): Promise<(out: Writable) => Promise<void>> {
     const body = await this.read(key, range);
-    return (out) => pipeline(body, out, { end: false });
+    // each chunk is a buffer the socket allocated, dead once written: the pacer hears of them
+    return (out) => pipeline(body, reportingStreamed, out, { end: false });
   }
 
   async write(key: string, body: Readable | AsyncIterable<Uint8Array>, options: WriteOptions = {}): Promise<BlobStat> {
+    const end = this.partBuffers.begin();
+    try {
+      return await this.writeParts(key, splitParts(body, this.partBuffers), options);
+    } finally {
+      end();
+    }
+  }
+
+  private async writeParts(key: string, parts: AsyncGenerator<Part>, options: WriteOptions): Promise<BlobStat> {
     const target = this.objectKey(key);
-    const parts = splitParts(body, this.partSize);
     const first = await parts.next();
     if (first.done === true) throw new Error('splitParts yields at least one part');
     if (first.value.last) {
@@ -180,7 +198,8 @@ export class S3BlobStore implements BlobStore {
     let failure: { err: unknown } | undefined;
     let size = 0;
     let number = 0;
-    const upload = (bytes: Buffer) => {
+    const upload = async ({ bytes, pooled }: Part) => {
+      await this.partSlots.take();
       const partNumber = ++number;
       size += bytes.length;
       const sent = this.send(`write ${key} (part ${partNumber})`, (o) =>
@@ -192,14 +211,19 @@ export class S3BlobStore implements BlobStore {
         (r) => void (completed[partNumber - 1] = { PartNumber: partNumber, ETag: r.ETag }),
         (err: unknown) => void (failure ??= { err }),
       );
-      const tracked = sent.finally(() => inFlight.delete(tracked));
+      const tracked = sent.finally(() => {
+        // S3 has the part, or never will: the SDK is done with its bytes
+        if (pooled) this.partBuffers.give(pooled);
+        this.partSlots.give();
+        inFlight.delete(tracked);
+      });
       inFlight.add(tracked);
     };
     try {
-      upload(first.value.bytes);
+      await upload(first.value);
       for await (const part of parts) {
         if (failure) break;
-        upload(part.bytes);
+        await upload(part);
         while (inFlight.size >= this.partConcurrency) await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
@@ -287,7 +311,7 @@ export class S3BlobStore implements BlobStore {
     const created = await this.send(what, (o) => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: target }), o));
     const uploadId = created.UploadId;
     if (uploadId === undefined) throw unavailable(new Error('no UploadId in the answer'), what, this.bucket);
-    const step = Math.max(this.partSize, Math.ceil(size / 10_000), Math.min(this.maxSingleCopy, GiB));
+    const step = Math.max(this.partBuffers.size, Math.ceil(size / 10_000), Math.min(this.maxSingleCopy, GiB));
     try {
       const parts: CompletedPart[] = [];
       for (let start = 0, n = 1; start < size; start += step, n++) {
@@ -382,5 +406,37 @@ export class S3BlobStore implements BlobStore {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       throw unavailable(status === 404 ? Object.assign(new Error('no such bucket'), { name: 'NoSuchBucket' }) : err, 'ping', this.bucket);
     }
+  }
+}
+
+/** A count of free slots, and the callers waiting for one in arrival order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** A slot taken is given back; the longest waiter gets it. */
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+async function* reportingStreamed(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    yield chunk;
+    streamed(chunk.byteLength);
   }
 }

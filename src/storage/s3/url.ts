@@ -1,6 +1,6 @@
 /**
  * `s3://bucket/prefix?region=…&endpoint=…&forcePathStyle=true`: what the S3 driver is told by
- * CUSTODY_STORAGE_URL. Credentials never come from the URL; the SDK's default chain finds them
+ * CUSTODY_STORAGE_URL (and, for large pushes, `partSizeMiB` and `partsInFlight`). Credentials never come from the URL; the SDK's default chain finds them
  * (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws/*, instance roles).
  */
 
@@ -12,9 +12,13 @@ export interface S3Location {
   /** http(s)://host[:port] of an S3-compatible server; AWS's own endpoint when absent */
   endpoint?: string;
   forcePathStyle: boolean;
+  /** ?partSizeMiB=: bytes per multipart part (5 MiB to 5 GiB, S3's limits) */
+  partSize?: number;
+  /** ?partsInFlight=: parts uploaded at once by all writes together (1 to 64) */
+  partsInFlight?: number;
 }
 
-const queryKeys = new Set(['region', 'endpoint', 'forcePathStyle']);
+const queryKeys = new Set(['region', 'endpoint', 'forcePathStyle', 'partSizeMiB', 'partsInFlight']);
 // Bucket names as S3 allows them (3–63 of lowercase letters, digits, dots and hyphens).
 const bucketPattern = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -73,5 +77,17 @@ export function parseS3Url(url: string): S3Location {
     if (pathStyle !== 'true' && pathStyle !== 'false') throw new S3UrlError(url, 'forcePathStyle must be true or false');
     location.forcePathStyle = pathStyle === 'true';
   }
+  const partSizeMiB = wholeParam(url, parsed, 'partSizeMiB', 5, 5120);
+  if (partSizeMiB !== undefined) location.partSize = partSizeMiB * 1024 * 1024;
+  const partsInFlight = wholeParam(url, parsed, 'partsInFlight', 1, 64);
+  if (partsInFlight !== undefined) location.partsInFlight = partsInFlight;
   return location;
+}
+
+function wholeParam(url: string, parsed: URL, key: string, min: number, max: number): number | undefined {
+  const text = parsed.searchParams.get(key);
+  if (text === null) return undefined;
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new S3UrlError(url, `${key} must be a whole number from ${min} to ${max}`);
+  return n;
 }

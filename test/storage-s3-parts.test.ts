@@ -1,0 +1,56 @@
+/** splitParts and PartBuffers (src/storage/s3/parts.ts): the cut, and the reuse of part buffers. */
+import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { PartBuffers, splitParts, type Part } from '../src/storage/s3/parts.ts';
+
+async function cut(data: Buffer, chunk: number, buffers: PartBuffers): Promise<Part[]> {
+  const chunks = Array.from({ length: Math.ceil(data.length / chunk) }, (_, i) => data.subarray(i * chunk, (i + 1) * chunk));
+  const parts: Part[] = [];
+  for await (const p of splitParts(Readable.from(chunks), buffers)) parts.push({ ...p, bytes: Buffer.from(p.bytes) });
+  return parts;
+}
+
+describe('splitParts', () => {
+  it('cuts parts of exactly the size and a last part with the rest, whatever the chunks', async () => {
+    for (const [length, chunk] of [
+      [0, 1],
+      [10, 3],
+      [64, 64],
+      [65, 7],
+      [200, 64],
+      [256, 100],
+    ] as const) {
+      const data = randomBytes(length);
+      const parts = await cut(data, chunk, new PartBuffers(64));
+      expect(Buffer.concat(parts.map((p) => p.bytes)).equals(data), `${length}/${chunk}`).toBe(true);
+      expect(parts.slice(0, -1).every((p) => p.bytes.length === 64 && !p.last)).toBe(true);
+      expect(parts.at(-1)?.last).toBe(true);
+      expect(parts.at(-1)?.bytes.length).toBe(length === 0 ? 0 : length - 64 * (parts.length - 1));
+    }
+  });
+
+  it('takes no part buffer for a blob that fits in one part', async () => {
+    const parts = await cut(randomBytes(64), 10, new PartBuffers(64));
+    expect(parts).toHaveLength(1);
+    expect(parts[0]?.pooled).toBeUndefined();
+  });
+
+  it('reuses the buffers given back while a write runs, and keeps none once the last write ends', async () => {
+    const buffers = new PartBuffers(64);
+    const end = buffers.begin();
+    const seen = new Set<Buffer>();
+    for await (const p of splitParts(Readable.from([randomBytes(64 * 5 + 1)]), buffers)) {
+      expect(p.pooled).toBeDefined();
+      seen.add(p.pooled!);
+      buffers.give(p.pooled!);
+    }
+    // each part was given back before the next was cut: one buffer carried them all
+    expect(seen.size).toBe(1);
+    const kept = buffers.take();
+    expect(seen.has(kept)).toBe(true);
+    buffers.give(kept);
+    end();
+    expect(seen.has(buffers.take())).toBe(false);
+  });
+});
