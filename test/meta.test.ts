@@ -14,6 +14,7 @@ import { retentionStoreSuite } from './suites/retention-store.ts';
 import { insightStoreSuite } from './suites/insight-store.ts';
 import { webhookStoreSuite } from './suites/webhook-store.ts';
 import { costStoreSuite } from './suites/cost-store.ts';
+import { leaseStoreSuite } from './suites/lease-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -27,6 +28,7 @@ quotaStoreSuite('sqlite', sqlite);
 insightStoreSuite('sqlite', sqlite);
 webhookStoreSuite('sqlite', sqlite);
 costStoreSuite('sqlite', sqlite);
+leaseStoreSuite('sqlite', sqlite);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -41,6 +43,7 @@ describe.runIf(havePostgres)('postgres', () => {
   insightStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   webhookStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   costStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  leaseStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

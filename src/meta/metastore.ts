@@ -14,6 +14,7 @@ import type { QueryStore } from './query.ts';
 import type { InsightStore } from './insight.ts';
 import type { CostStore } from './cost.ts';
 import type { WebhookStore } from './webhooks.ts';
+import type { LeaseStore } from './leases.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -141,6 +142,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly webhooks: WebhookStore;
   /** read-only queries the query language planned (see query.ts) */
   readonly query: QueryStore;
+  /** the periodic jobs' leases: one replica runs each job per interval (see leases.ts) */
+  readonly leases: LeaseStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

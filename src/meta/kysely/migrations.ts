@@ -640,6 +640,29 @@ export function migrations(engine: Engine): MigrationProvider {
         await sql`create trigger manifests_changed after delete on manifests for each row execute function custody_manifest_changed()`.execute(db);
       },
     },
+    '0015-job-leases': {
+      async up(db: Kysely<unknown>) {
+        // The periodic jobs' leases (src/meta/leases.ts): a row per job, so that of N replicas one
+        // runs each job per interval. Only adds, so older replicas serve on beside it (they run
+        // their own timers, as before, until they are gone).
+        await db.schema
+          .createTable('job_leases')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // A pending trust artifact's claim: the replica verifying it, until when. An older
+        // replica's rows get the defaults, "nobody", which is what they mean.
+        await db.schema
+          .alterTable('trust_artifacts')
+          .addColumn('claimed_by', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema
+          .alterTable('trust_artifacts')
+          .addColumn('claimed_until', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
     '0017-events-feed-by-batch': {
       async up(db: Kysely<unknown>) {
         // SQLite: the transaction that inserts events appends their webhook feed rows in one

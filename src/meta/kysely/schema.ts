@@ -133,6 +133,9 @@ export interface Database {
     /** which trust the verdict was judged against (see src/trust/config.ts) */
     trust_fingerprint: string | null;
     created_at: number;
+    /** the replica verifying it now, and until when (0: nobody); migration 0015-job-leases */
+    claimed_by: Generated<string>;
+    claimed_until: Generated<number>;
   };
   /** components: a JSON array */
   trust_sboms: { repo: string; digest: string; format: string; spec_version: string; name: string | null; components: string };
@@ -210,6 +213,8 @@ export interface Database {
     updated_at: number;
   };
   cost_leases: { name: string; holder: string; expires_at: number };
+  /** the leases of the periodic jobs (src/meta/leases.ts, src/lifecycle/schedule.ts) */
+  job_leases: { name: string; holder: string; expires_at: number };
   /** types, repositories: JSON arrays (src/meta/webhooks.ts) */
   webhooks: {
     id: string;

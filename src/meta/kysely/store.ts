@@ -12,6 +12,7 @@ import { KyselyQueryStore } from './query.ts';
 import { KyselyInsightStore } from './insight.ts';
 import { KyselyCostStore } from './cost.ts';
 import { KyselyWebhookStore } from './webhooks.ts';
+import { KyselyLeaseStore } from './leases.ts';
 import { namespaceOf } from '../../reference.ts';
 import type { ManifestCache } from '../manifest-cache.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
@@ -43,6 +44,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly insight: KyselyInsightStore;
   readonly cost: KyselyCostStore;
   readonly webhooks: KyselyWebhookStore;
+  readonly leases: KyselyLeaseStore;
   private readonly engine: Engine;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
@@ -69,6 +71,7 @@ export class KyselyMetaStore implements MetaStore {
     this.insight = new KyselyInsightStore(db, engine, options);
     this.cost = new KyselyCostStore(db);
     this.webhooks = new KyselyWebhookStore(db, engine);
+    this.leases = new KyselyLeaseStore(db);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db
