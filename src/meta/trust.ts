@@ -2,7 +2,9 @@
  * What src/trust keeps in the shared metadata store: every signature, attestation and SBOM that
  * names a subject (through the referrers API or cosign's legacy tags), its verdict, the parsed
  * SBOMs, and the trust each namespace configured through /api/v1. A verdict is `pending` from
- * the push until a verifier has looked at it; any replica may pick pending work up.
+ * the push until a verifier has looked at it; any replica may pick pending work up, under a claim
+ * that expires, so that two replicas do not verify one artifact at once and a crashed replica's
+ * work is picked up.
  */
 
 export type ArtifactKind = 'signature' | 'attestation' | 'sbom';
@@ -75,8 +77,18 @@ export interface TrustStore {
   getArtifact(repo: string, digest: string): Promise<TrustArtifact | undefined>;
   /** Everything that names this subject. */
   artifactsFor(repo: string, subject: string): Promise<TrustArtifact[]>;
-  /** Pending work, oldest first. */
-  pending(limit: number): Promise<TrustArtifact[]>;
+  /** Pending work, oldest first; with `now`, only what no replica's claim covers at that time. */
+  pending(limit: number, now?: number): Promise<TrustArtifact[]>;
+  /**
+   * Claims a pending artifact for `holder` until `until`: the one replica verifying it. Taken when
+   * no claim runs past `now`; false when another replica has it, or it is no longer pending. A
+   * verdict ends the claim.
+   */
+  claim(repo: string, digest: string, holder: string, now: number, until: number): Promise<boolean>;
+  /** Moves the end of `holder`'s claim to `until` while it verifies; false when the claim is not (any more) `holder`'s. */
+  renewClaim(repo: string, digest: string, holder: string, until: number): Promise<boolean>;
+  /** Ends `holder`'s claim without a verdict (judging failed): any replica may try it again. */
+  releaseClaim(repo: string, digest: string, holder: string): Promise<void>;
   /**
    * Marks pending every artifact of a namespace whose verdict was judged against other trust
    * than `fingerprint` (every artifact, without one); returns how many.

@@ -3,7 +3,15 @@
  * insert, and only for signatures, attestations and SBOMs); verification runs here, a few at
  * a time, off the request. Pending work lives in the shared store, so work a crash or another
  * replica left behind is found by the poll and done here.
+ *
+ * Several replicas poll the same store: each artifact is verified under a claim in the store
+ * (meta.trust.claim), taken just before its verification and renewed while it runs, so two
+ * replicas never verify one at the same time. A replica that dies mid-verification stops
+ * renewing; its claim expires after `claimMs` and the next poll anywhere picks the work up. The
+ * poll timer itself stays local: it feeds this process's queue, and what it finds is claimed.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MetaStore } from '../meta/metastore.ts';
 import type { TrustArtifact } from '../meta/trust.ts';
@@ -26,6 +34,8 @@ export interface TrustServiceDeps {
   workers: number;
   /** how often to look for pending work others left */
   pollMs?: number;
+  /** how long a claim lasts unrenewed: a dead replica's verification is taken over this long after (default a minute) */
+  claimMs?: number;
 }
 
 export class TrustService {
@@ -40,9 +50,13 @@ export class TrustService {
   private morePending = false;
   /** verdicts stored since the last poll: without progress, a full page waits for the timer */
   private judgedSincePoll = 0;
+  /** this process, as trust_artifacts.claimed_by names it */
+  readonly holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly claimMs: number;
 
   constructor(deps: TrustServiceDeps) {
     this.deps = deps;
+    this.claimMs = deps.claimMs ?? 60_000;
   }
 
   get resolver(): TrustResolver {
@@ -145,7 +159,8 @@ export class TrustService {
   private async poll(): Promise<void> {
     if (this.stopped) return;
     try {
-      const page = await this.deps.meta.trust.pending(pollPage);
+      // what another replica verifies now is not queued here: its claim says so
+      const page = await this.deps.meta.trust.pending(pollPage, Date.now());
       this.judgedSincePoll = 0;
       // A full page means more is waiting (a namespace re-judged whole): ask again once it is done.
       this.morePending = page.length === pollPage;
@@ -181,7 +196,26 @@ export class TrustService {
     }
   }
 
+  /** Verifies an artifact if this replica claims it first; the claim is renewed while it runs. */
   private async judge(a: TrustArtifact): Promise<void> {
+    const { trust } = this.deps.meta;
+    try {
+      // not claimed: another replica verifies it now, or it was judged since it was queued
+      if (!(await trust.claim(a.repo, a.digest, this.holder, Date.now(), Date.now() + this.claimMs))) return;
+    } catch (err) {
+      this.deps.log.error({ err, repo: a.repo, digest: a.digest }, 'trust: cannot claim pending work');
+      return;
+    }
+    const renewal = setInterval(() => void trust.renewClaim(a.repo, a.digest, this.holder, Date.now() + this.claimMs).catch(() => {}), this.claimMs / 3);
+    renewal.unref();
+    try {
+      await this.verify(a);
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  private async verify(a: TrustArtifact): Promise<void> {
     const started = Date.now();
     try {
       const { trust, fingerprint } = await this.deps.resolver.resolve(namespaceOf(a.repo), { fresh: true });
@@ -227,6 +261,7 @@ export class TrustService {
     } catch (err) {
       // Left pending: the next poll tries again (a store that is down now may be up then).
       this.deps.log.error({ err, repo: a.repo, digest: a.digest }, 'trust: judging failed');
+      await this.deps.meta.trust.releaseClaim(a.repo, a.digest, this.holder).catch(() => {});
     }
   }
 }

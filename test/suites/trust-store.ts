@@ -79,6 +79,47 @@ export function trustStoreSuite(name: string, open: () => Promise<MetaStore>): v
       await meta.close();
     });
 
+    it('lets one replica at a time claim a pending artifact, until a verdict, a release or the claim’s expiry', async () => {
+      const meta = await open();
+      try {
+        const { trust } = meta;
+        const sig = (n: number) => ({ repo: 'team/app', digest: d(n), subject: d(1), kind: 'signature' as const, format: 'cosign', via: 'referrer' });
+        await trust.recordArtifact(sig(2));
+        await trust.recordArtifact(sig(3));
+        const verdict = { kind: 'signature' as const, verified: false, code: 'no_trust', reason: 'none', trustFingerprint: 'f' };
+        expect(await trust.claim('team/app', d(2), 'a', 1000, 2000)).toBe(true);
+        expect(await trust.claim('team/app', d(2), 'b', 1500, 2500)).toBe(false);
+        // what a claim covers is not offered to pollers; without a time, everything pending is
+        expect((await trust.pending(10, 1500)).map((a) => a.digest)).toEqual([d(3)]);
+        expect((await trust.pending(10)).map((a) => a.digest)).toEqual([d(2), d(3)]);
+        // renewed by its holder only
+        expect(await trust.renewClaim('team/app', d(2), 'b', 9000)).toBe(false);
+        expect(await trust.renewClaim('team/app', d(2), 'a', 3000)).toBe(true);
+        expect(await trust.claim('team/app', d(2), 'b', 2500, 3500)).toBe(false);
+        // a dead holder's claim expires, and another replica takes the work over
+        expect((await trust.pending(10, 3000)).map((a) => a.digest)).toEqual([d(2), d(3)]);
+        expect(await trust.claim('team/app', d(2), 'b', 3000, 4000)).toBe(true);
+        expect(await trust.renewClaim('team/app', d(2), 'a', 5000)).toBe(false);
+        // the verdict ends the claim, and a renewal after it does not bring the claim back
+        await trust.setVerdict('team/app', d(2), verdict);
+        expect(await trust.renewClaim('team/app', d(2), 'b', 5000)).toBe(false);
+        expect(await trust.claim('team/app', d(2), 'a', 3100, 4100)).toBe(false); // not pending
+        await trust.markNamespacePending('team');
+        expect(await trust.renewClaim('team/app', d(2), 'b', 5000)).toBe(false);
+        expect(await trust.claim('team/app', d(2), 'a', 3200, 4200)).toBe(true);
+        // a release lets anyone try again at once
+        await trust.releaseClaim('team/app', d(2), 'b'); // not b's: nothing happens
+        expect(await trust.claim('team/app', d(2), 'b', 3300, 4300)).toBe(false);
+        await trust.releaseClaim('team/app', d(2), 'a');
+        expect(await trust.claim('team/app', d(2), 'b', 3300, 4300)).toBe(true);
+        // ten at once: one wins
+        const won = await Promise.all(Array.from({ length: 10 }, (_, i) => trust.claim('team/app', d(3), `r${i}`, 5000, 6000)));
+        expect(won.filter(Boolean)).toHaveLength(1);
+      } finally {
+        await meta.close();
+      }
+    });
+
     it('keeps SBOMs and namespace trust documents', async () => {
       const meta = await open();
       await meta.trust.putSbom({ repo: 'r', digest: d(3), format: 'cyclonedx', specVersion: '1.6', components: [{ name: 'lodash', licenses: ['MIT'] }] });

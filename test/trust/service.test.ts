@@ -91,3 +91,43 @@ it('judges with the trust in the store now, not with what a replica cached a mom
   await service.stop();
   await meta.close();
 });
+
+it('verifies each pending artifact once when two replicas poll one store, and takes over a dead replica’s claim when it expires', async () => {
+  const meta = await openMetaStore(path.join(await tempDir(), 'custody.db'));
+  for (let i = 0; i < 60; i++)
+    await meta.trust.recordArtifact({ repo: 'ns/app', digest: d(2000 + i), subject: d(1), kind: 'signature', format: 'cosign', via: 'referrer' });
+  const verdicts: string[] = [];
+  const log = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => {
+        const entry = JSON.parse(line) as { msg?: string; digest?: string };
+        if (entry.msg === 'trust verdict' && entry.digest) verdicts.push(entry.digest);
+      },
+    },
+  );
+  const replica = (pollMs: number) =>
+    new TrustService({ meta, blobs: new MemoryBlobStore(), resolver: new TrustResolver(meta.trust, { namespaces: new Map() }), log, workers: 2, pollMs });
+  const [a, b] = [replica(3_600_000), replica(3_600_000)];
+  // both read the same page of 60 at once
+  await Promise.all([a.start(), b.start()]);
+  await Promise.all([a.idle(), b.idle()]);
+  expect(await meta.trust.pending(1000)).toEqual([]);
+  expect(verdicts).toHaveLength(60);
+  expect(new Set(verdicts).size).toBe(60);
+  await Promise.all([a.stop(), b.stop()]);
+
+  // a replica claimed this one and died: nobody verifies it until the claim expires, then one does
+  await meta.trust.recordArtifact({ repo: 'ns/app', digest: d(3000), subject: d(1), kind: 'signature', format: 'cosign', via: 'referrer' });
+  const claimedAt = Date.now();
+  expect(await meta.trust.claim('ns/app', d(3000), 'dead', claimedAt, claimedAt + 1500)).toBe(true);
+  const c = replica(100);
+  await c.start();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(await meta.trust.getArtifact('ns/app', d(3000))).toMatchObject({ status: 'pending' });
+  await expect.poll(async () => (await meta.trust.getArtifact('ns/app', d(3000)))?.status, { timeout: 5000 }).toBe('done');
+  expect(Date.now()).toBeGreaterThanOrEqual(claimedAt + 1500);
+  expect(verdicts.filter((v) => v === d(3000))).toHaveLength(1);
+  await c.stop();
+  await meta.close();
+});

@@ -72,6 +72,8 @@ export class KyselyTrustStore implements TrustStore {
         details: v.details ? JSON.stringify(v.details) : null,
         checked_at: Date.now(),
         trust_fingerprint: v.trustFingerprint,
+        claimed_by: '',
+        claimed_until: 0,
       })
       .where('repo', '=', repo)
       .where('digest', '=', digest)
@@ -95,9 +97,48 @@ export class KyselyTrustStore implements TrustStore {
     return rows.map(toArtifact);
   }
 
-  async pending(limit: number): Promise<TrustArtifact[]> {
-    const rows = await this.db.selectFrom('trust_artifacts').selectAll().where('status', '=', 'pending').orderBy('created_at').limit(limit).execute();
+  async pending(limit: number, now?: number): Promise<TrustArtifact[]> {
+    let q = this.db.selectFrom('trust_artifacts').selectAll().where('status', '=', 'pending');
+    if (now !== undefined) q = q.where('claimed_until', '<=', now);
+    const rows = await q.orderBy('created_at').limit(limit).execute();
     return rows.map(toArtifact);
+  }
+
+  async claim(repo: string, digest: string, holder: string, now: number, until: number): Promise<boolean> {
+    // One statement: on PostgreSQL a racing claim waits for the row's lock and then finds the
+    // condition false; SQLite has one writer.
+    const r = await this.db
+      .updateTable('trust_artifacts')
+      .set({ claimed_by: holder, claimed_until: until })
+      .where('repo', '=', repo)
+      .where('digest', '=', digest)
+      .where('status', '=', 'pending')
+      .where('claimed_until', '<=', now)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async renewClaim(repo: string, digest: string, holder: string, until: number): Promise<boolean> {
+    // Only the holder's own claim: a verdict or a release (which clear claimed_by) is never undone.
+    const r = await this.db
+      .updateTable('trust_artifacts')
+      .set({ claimed_until: until })
+      .where('repo', '=', repo)
+      .where('digest', '=', digest)
+      .where('status', '=', 'pending')
+      .where('claimed_by', '=', holder)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async releaseClaim(repo: string, digest: string, holder: string): Promise<void> {
+    await this.db
+      .updateTable('trust_artifacts')
+      .set({ claimed_by: '', claimed_until: 0 })
+      .where('repo', '=', repo)
+      .where('digest', '=', digest)
+      .where('claimed_by', '=', holder)
+      .execute();
   }
 
   async markNamespacePending(namespace: string, fingerprint?: string): Promise<number> {
