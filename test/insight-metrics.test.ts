@@ -242,6 +242,29 @@ describe('what the metrics say', () => {
     expect(sample(after, 'custody_http_requests_total', { route: '/metrics', method: 'GET', status: '200' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('counts the scheduled jobs this process ran, one series per job', async () => {
+    const names = [
+      'upload-expiry',
+      'audit-prune',
+      'policy-prune',
+      'events-prune',
+      'webhook-prune',
+      'tuf-refresh',
+      'gc',
+      'retention',
+      'cost-sample',
+      'cost-check',
+    ];
+    expect([...labelValues(text, 'custody_scheduled_job_runs_total', 'job')].sort()).toEqual([...names].sort());
+    // alone on its database, this process ran every job in its first interval (a second, if an
+    // interval ended since: retention's is a minute), but GC, which waits for the next interval
+    for (const job of names) {
+      const runs = sample(text, 'custody_scheduled_job_runs_total', { job });
+      if (job === 'gc') expect(runs).toBeLessThanOrEqual(1);
+      else expect(runs, job).toBeGreaterThanOrEqual(1);
+    }
+  });
+
   it('gives at most N+1 namespace label values for 100 namespaces (topNamespaces: 5)', async () => {
     const blob = 'the same small blob';
     for (let i = 0; i < 100; i++) {

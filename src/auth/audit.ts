@@ -1,7 +1,8 @@
 /**
  * The audit log: who did what, from where, when. Writing an event never fails the request that
  * caused it (a failed write is logged instead), and events older than the retention are pruned
- * every hour so the table does not grow without bound.
+ * so the table does not grow without bound (buildApp schedules prune(), once per interval across
+ * replicas: src/lifecycle/schedule.ts).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuditEvent, AccountStore } from '../meta/accounts.ts';
@@ -12,7 +13,6 @@ export class Auditor {
   private readonly accounts: AccountStore;
   private readonly log: FastifyBaseLogger;
   private readonly retentionMs: number;
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(accounts: AccountStore, log: FastifyBaseLogger, retentionDays: number) {
     this.accounts = accounts;
@@ -33,16 +33,5 @@ export class Auditor {
   async prune(): Promise<number> {
     await this.accounts.pruneFailures(Date.now() - 86_400_000);
     return this.accounts.pruneAudit(Date.now() - this.retentionMs);
-  }
-
-  startPruning(): void {
-    const run = () => void this.prune().catch((err: unknown) => this.log.error({ err }, 'audit pruning failed'));
-    run();
-    this.timer = setInterval(run, 3_600_000);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
   }
 }

@@ -344,6 +344,15 @@ export const configSchema = z.strictObject({
       gc: { graceSeconds: 3600, intervalSeconds: 3600, batchSize: 500, heartbeatSeconds: 5, busyShare: 0.1 },
       retention: { intervalSeconds: 86_400, keepRunsDays: 90 },
     }),
+  /** the periodic jobs on the shared stores, each run by one replica per interval (docs/deploy.md, Several replicas) */
+  jobs: z
+    .strictObject({
+      /** a running job's lease lasts this long unrenewed: a replica that died mid-run has its job taken over this long after */
+      leaseSeconds: z.number().positive().max(3600).default(60),
+      /** how often the audit log, the policy decision log, usage events and webhook deliveries are pruned */
+      pruneSeconds: z.number().positive().max(86_400).default(3600),
+    })
+    .default({ leaseSeconds: 60, pruneSeconds: 3600 }),
   /** usage events and their rollups, metrics (docs/insight.md) */
   insight: z
     .strictObject({

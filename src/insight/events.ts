@@ -14,8 +14,9 @@
  * are done) everything buffered is written before the database closes. A crash or SIGKILL loses
  * what was buffered: up to `flushMs` of events, more while the database was behind.
  *
- * Pruning runs hourly here too: events older than the retention, in bounded deletes, and rollups
- * older than theirs. Replicas may prune at the same time; the deletes do not conflict.
+ * Pruning (prune()) removes events older than the retention, in bounded deletes, and rollups older
+ * than theirs; buildApp schedules it once per interval across replicas (src/lifecycle/schedule.ts).
+ * The flush timer stays here: what it writes is this process's buffer.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.ts';
@@ -29,8 +30,6 @@ export interface EventRecorderSettings {
   retentionMs: number;
   /** rollups older than this are pruned */
   rollupRetentionMs: number;
-  /** how often pruning runs (default: an hour) */
-  pruneMs?: number;
 }
 
 /** An event as the sources make it, with `id: ''`: the recorder gives it its id when it is written. */
@@ -90,12 +89,8 @@ export class EventRecorder {
   start(): void {
     if (this.timers.length > 0) return;
     const flush = setInterval(() => void this.flushInBackground(), this.settings.flushMs);
-    const prune = setInterval(
-      () => void this.prune().catch((err: unknown) => this.log.warn({ err }, 'pruning usage events failed')),
-      this.settings.pruneMs ?? hourMs,
-    );
-    for (const t of [flush, prune]) t.unref();
-    this.timers.push(flush, prune);
+    flush.unref();
+    this.timers.push(flush);
   }
 
   /** Writes everything buffered now (and full batches of what comes while it writes); one flush at a time. */

@@ -21,7 +21,7 @@ import { blobKeyOf, deleteKeys, type BlobStore } from '../storage/blobstore.ts';
 export interface GcSettings {
   /** what was written or linked more recently than this is kept */
   graceMs: number;
-  /** how often a scheduled run starts; 0: only on request */
+  /** how often a scheduled run starts (buildApp schedules collect()); 0: only on request */
   intervalMs: number;
   /** rows per sweep transaction: small enough that a push waits at most one batch */
   batchSize: number;
@@ -118,22 +118,18 @@ export class GarbageCollector {
     return this.settings.heartbeatMs * 3;
   }
 
-  /** Schedules runs, and looks for an interrupted run to finish once its heartbeat is stale. */
+  /**
+   * Looks, once, for an interrupted run to finish once its heartbeat is stale (a process that
+   * died mid-run and was started again). The runs every intervalMs are scheduled by buildApp
+   * (collect(), once per interval across replicas: src/lifecycle/schedule.ts).
+   */
   start(): void {
-    const later = (ms: number, run: () => Promise<unknown>) => {
-      const t = setTimeout(() => void run().catch((err: unknown) => this.log.error({ err }, 'garbage collection failed')), ms);
-      t.unref();
-      this.timers.push(t);
-    };
-    later(this.staleMs + 100, () => this.begin({ dryRun: false, resumeOnly: true }));
-    if (this.settings.intervalMs > 0) {
-      const t = setInterval(
-        () => void this.begin({ dryRun: false }).catch((err: unknown) => this.log.error({ err }, 'garbage collection failed')),
-        this.settings.intervalMs,
-      );
-      t.unref();
-      this.timers.push(t);
-    }
+    const t = setTimeout(
+      () => void this.begin({ dryRun: false, resumeOnly: true }).catch((err: unknown) => this.log.error({ err }, 'garbage collection failed')),
+      this.staleMs + 100,
+    );
+    t.unref();
+    this.timers.push(t);
   }
 
   /** Whether this process is executing a run now. */

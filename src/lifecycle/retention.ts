@@ -4,10 +4,12 @@
  * time across every replica with a lease row in the database. Dry runs delete nothing and take
  * no lease: any number may run beside each other and beside a real run.
  *
- * The schedule: every `intervalMs`, the replica that takes the lease first runs over every rule
- * set, unless a scheduled run already started within the interval (checked again once the
- * lease is held, so two replicas never both run it). A run whose replica stopped is marked
- * failed once its heartbeat is two minutes old; the next run does what it left.
+ * The schedule: tick() looks (buildApp schedules it every checkInterval, once per interval across
+ * replicas: src/lifecycle/schedule.ts); when the last scheduled run started `intervalMs` ago or
+ * more, it runs over every rule set under the lease (checked again once the lease is held, so
+ * two replicas never both run it, nor a replica of an older release beside a newer one). A run
+ * whose replica stopped is marked failed once its heartbeat is two minutes old; the next run does
+ * what it left.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
@@ -55,7 +57,6 @@ export class RetentionService {
   private readonly parts: RetentionParts;
   private readonly now: () => number;
   private readonly active = new Map<string, Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private ticking: Promise<void> | undefined;
 
@@ -64,22 +65,20 @@ export class RetentionService {
     this.now = parts.now ?? Date.now;
   }
 
-  start(): void {
+  /** How often tick() should look: every minute (or interval, if shorter); 0 when there is no schedule. */
+  get checkIntervalMs(): number {
     const { intervalMs } = this.parts.settings;
-    if (intervalMs <= 0) return;
-    this.timer = setInterval(() => void this.tick(), Math.min(intervalMs, 60_000));
-    this.timer.unref();
+    return intervalMs > 0 ? Math.min(intervalMs, 60_000) : 0;
   }
 
-  /** Stops the schedule; a run in progress stops at its next step and is logged as interrupted. */
+  /** Starts nothing more; a run in progress stops at its next step and is logged as interrupted. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
     await this.ticking;
     await Promise.all(this.active.values());
   }
 
-  /** One look at the schedule (the timer calls it; tests may too). */
+  /** One look at the schedule (the scheduler calls it; tests may too). */
   tick(): Promise<void> {
     this.ticking ??= this.scheduled()
       .catch((err: unknown) => this.parts.log.error({ err }, 'the scheduled retention run failed to start'))

@@ -148,13 +148,15 @@ export class PolicyService {
       t.unref();
       this.timers.push(t);
     };
+    // Both local to this process: its copy of the policies, and the decisions it has buffered.
+    // Pruning the shared log is prune(), which buildApp schedules once per interval across replicas.
     every(this.settings.reloadMs, () => this.reload(), 'policy reload failed');
     every(flushMs, () => this.flush(), 'writing the policy decision log failed');
-    every(
-      Math.min(this.settings.retentionMs, 3600_000),
-      () => this.meta.policy.pruneDecisions(this.now() - this.settings.retentionMs),
-      'pruning the policy decision log failed',
-    );
+  }
+
+  /** Deletes logged decisions and recorded inputs past the retention; how many decisions went. */
+  prune(): Promise<number> {
+    return this.meta.policy.pruneDecisions(this.now() - this.settings.retentionMs);
   }
 
   async stop(): Promise<void> {

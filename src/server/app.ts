@@ -20,6 +20,7 @@ import { GarbageCollector, gcSettings } from '../lifecycle/gc.ts';
 import { Quotas } from '../lifecycle/quota.ts';
 import { PullRecorder } from '../lifecycle/pulls.ts';
 import { RetentionService } from '../lifecycle/retention.ts';
+import { Scheduler } from '../lifecycle/schedule.ts';
 import { EventRecorder, recorderSettings } from '../insight/events.ts';
 import { decisionEvent, loginEvent, tokenEvent } from '../insight/sources.ts';
 import { recordV2Events } from '../insight/v2-events.ts';
@@ -30,7 +31,7 @@ import { startTracing } from '../insight/tracing.ts';
 import { registerMetricsRoute } from '../api/metrics.ts';
 import { startWebhooks } from '../insight/webhooks/index.ts';
 import { CostService } from '../insight/cost/service.ts';
-import { createTufPublisher, refreshInterval, startRefreshing, type SignedTagSource } from '../trust/tuf/index.ts';
+import { createTufPublisher, refreshAll, refreshInterval, type SignedTagSource } from '../trust/tuf/index.ts';
 import { answerConnect, clientErrorHandler, frameworkErrors, installErrorHandlers } from './errors.ts';
 import { readTls, type TlsFiles } from './tls.ts';
 
@@ -149,11 +150,9 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     bootstrapped = true;
     open();
   });
-  auth.audit.startPruning();
   registerAuthRoutes(app, auth, config);
   const tuf = createTufPublisher(meta, { source: parts.signedTags ?? meta.trust, settings: config.tuf, now: parts.now ?? Date.now, log: app.log });
   registerTufRoutes(app, { publisher: tuf, manifests: meta, controller: auth.controller });
-  const tufRefresh = startRefreshing(tuf, meta.tuf, refreshInterval(config.tuf.timestampExpirySeconds), app.log);
   const trust = await startTrust(config, { meta, blobs, log: app.log });
   const policy = await startPolicies(config, {
     meta,
@@ -249,32 +248,46 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     }
   });
 
+  // The jobs on the shared stores: each runs on one replica per interval (src/lifecycle/schedule.ts).
+  const jobs = new Scheduler({ leases: meta.leases, log: app.log, leaseMs: config.jobs.leaseSeconds * 1000, now: clock });
   const maxAge = config.uploads.expireAfterSeconds * 1000;
-  const expiry = setInterval(
-    () => {
-      expireUploads(ctx, maxAge).catch((err: unknown) => app.log.error({ err }, 'upload expiry failed'));
-    },
-    Math.min(Math.max(maxAge / 2, 1000), 10 * 60 * 1000),
-  );
-  expiry.unref();
+  const pruneMs = config.jobs.pruneSeconds * 1000;
+  jobs.schedule('upload-expiry', Math.min(Math.max(maxAge / 2, 1000), 10 * 60 * 1000), () => expireUploads(ctx, maxAge));
+  jobs.schedule('audit-prune', pruneMs, () => auth.audit.prune());
+  jobs.schedule('policy-prune', pruneMs, () => policy.prune());
+  if (events) jobs.schedule('events-prune', pruneMs, () => events.prune());
+  jobs.schedule('webhook-prune', pruneMs, () => webhooks.prune());
+  jobs.schedule('tuf-refresh', refreshInterval(config.tuf.timestampExpirySeconds), () => refreshAll(tuf, meta.tuf, app.log));
+  // a new cluster's first collection comes an interval after it started, as it always did
+  jobs.schedule('gc', gcSettings(config).intervalMs, () => gc.collect({ dryRun: false }), { startNextInterval: true });
+  jobs.schedule('retention', retention.checkIntervalMs, () => retention.tick());
+  jobs.schedule('cost-sample', config.insight.cost.sampleSeconds * 1000, () => cost.sample());
+  jobs.schedule('cost-check', config.insight.cost.budgetCheckSeconds * 1000, () => cost.check());
+  if (metrics)
+    metrics.counter(
+      'custody_scheduled_job_runs_total',
+      'Runs of the scheduled jobs that this process did (each job runs on one replica per interval)',
+      () => jobs.runs().map((j) => ({ labels: { job: j.job }, value: j.runs })),
+      ['job'],
+    );
+  // What stays local to this process, on its own timers: writing its buffered pull counts and
+  // events, delivering the webhooks it leases, the trust queue, policy reloads.
   gc.start();
   pulls.start();
-  retention.start();
   webhooks.start();
-  cost.start();
   events?.start();
+  jobs.start();
   app.addHook('onClose', async () => {
-    clearInterval(expiry);
+    // GC and retention stop their runs at the next step; the scheduler waits for its runs to end.
+    const jobsStopped = jobs.stop();
     await gc.stop();
     await retention.stop();
+    await jobsStopped;
     await pulls.stop();
-    auth.audit.stop();
-    tufRefresh.stop();
     await trust?.stop();
     await policy.stop();
     // deliveries in flight end within their deadline
     await webhooks.stop();
-    await cost.stop();
     // last before the database closes: every request is done, and so is every decision
     await events?.stop();
     await meta.close();

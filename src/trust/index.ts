@@ -13,7 +13,7 @@ export { TrustResolver } from './config.ts';
 export async function startTrust(config: Config, deps: { meta: MetaStore; blobs: BlobStore; log: FastifyBaseLogger }): Promise<TrustService | undefined> {
   if (!config.trust.enabled) return undefined;
   const resolver = new TrustResolver(deps.meta.trust, await loadFileTrust(config.trust));
-  const service = new TrustService({ ...deps, resolver, workers: config.trust.workers });
+  const service = new TrustService({ ...deps, resolver, workers: config.trust.workers, claimMs: config.jobs.leaseSeconds * 1000 });
   await service.start();
   return service;
 }

@@ -1,10 +1,11 @@
 /**
- * The cost jobs, started and stopped by buildApp: on every replica a timer for storage sampling
- * (every sampleSeconds) and one for the network rollup and the budget check (every
- * budgetCheckSeconds). Each round is run by the one replica that takes its lease first; the
- * lease lasts half a period, so it is taken afresh each round and a replica that died holds
- * nothing for long. The store guards the rest: a tick as recent as another's, or a page of
- * events the cursor has passed, is not written twice.
+ * The cost jobs: storage sampling (sample(), every sampleSeconds) and the network rollup with the
+ * budget check (check(), every budgetCheckSeconds), scheduled by buildApp once per interval
+ * across replicas (src/lifecycle/schedule.ts). Each round also takes its own lease in
+ * cost_leases, for half a period, and sampling skips a round when a tick is recent: these keep a
+ * replica of an older release (which runs its own timers) from doing a round twice beside a
+ * newer one. The store guards the rest: a tick as recent as another's, or a page of events the
+ * cursor has passed, is not written twice.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
@@ -34,8 +35,6 @@ export class CostService {
   private readonly networkOf: NetworkOf;
   private readonly holder = randomUUID();
   private readonly now: () => number;
-  private timers: NodeJS.Timeout[] = [];
-  private readonly running = new Set<Promise<void>>();
 
   constructor(parts: CostServiceParts) {
     this.parts = parts;
@@ -44,23 +43,11 @@ export class CostService {
     this.now = parts.now ?? Date.now;
   }
 
-  start(): void {
-    const { sampleSeconds, budgetCheckSeconds } = this.parts.settings;
-    this.every(sampleSeconds * 1000, () => this.sample());
-    this.every(budgetCheckSeconds * 1000, () => this.check());
-  }
-
-  async stop(): Promise<void> {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers = [];
-    await Promise.allSettled([...this.running]);
-  }
-
   /** One sampling round, if this replica takes the round's lease; true when it recorded a tick. */
   async sample(): Promise<boolean> {
     const now = this.now();
     const periodMs = this.parts.settings.sampleSeconds * 1000;
-    // replicas' timers run out of phase: a tick taken lately by any of them makes this round's
+    // an older replica's own timer runs out of phase: a tick taken lately by anyone makes this round's
     const last = await this.parts.meta.cost.lastSampleAt();
     if (last !== undefined && now - last < periodMs * 0.9) return false;
     if (!(await this.parts.meta.cost.acquireLease('cost-sample', this.holder, now, periodMs / 2))) return false;
@@ -76,27 +63,5 @@ export class CostService {
     if (!(await this.parts.meta.cost.acquireLease('cost-check', this.holder, now, periodMs / 2))) return;
     if (this.parts.settings.egress.networks.length > 0) await rollUpNetworkEgress(this.parts.meta, this.networkOf, now);
     await checkBudgets(this.parts.meta, this.model, this.parts.log, now);
-  }
-
-  /** Runs `round` now and every `ms`, skipping a turn while the last one is still going. */
-  private every(ms: number, round: () => Promise<unknown>): void {
-    let busy = false;
-    const go = () => {
-      if (busy) return;
-      busy = true;
-      const run: Promise<void> = round()
-        .then(() => undefined)
-        .catch((err: unknown) => this.parts.log.error({ err }, 'a cost round failed'))
-        .finally(() => {
-          busy = false;
-          this.running.delete(run);
-        });
-      this.running.add(run);
-    };
-    const first = setTimeout(go, 0);
-    const timer = setInterval(go, ms);
-    first.unref();
-    timer.unref();
-    this.timers.push(first, timer);
   }
 }

@@ -44,8 +44,6 @@ export interface WebhookSettings {
   keepDeliveriesPerWebhook: number;
   /** the CloudEvents source is <registryUrl>/<repository> */
   registryUrl: string;
-  /** how often the log and the feed are pruned */
-  pruneMs?: number;
 }
 
 export interface WebhookWorkerDeps {
@@ -109,7 +107,6 @@ export class WebhookWorker {
   private seen = new Set<string>();
   private leaseUntil = 0;
   private nextLease = 0;
-  private nextPrune = 0;
   private readonly working = new Map<string, Promise<void>>();
   /** webhooks whose last attempt failed, so that a failing receiver is logged once, not per attempt */
   private readonly failing = new Set<string>();
@@ -191,11 +188,16 @@ export class WebhookWorker {
         .finally(() => this.working.delete(id));
       this.working.set(id, work);
     }
-    if (now >= this.nextPrune) {
-      this.nextPrune = now + (this.settings.pruneMs ?? 3_600_000);
-      await this.store.pruneDeliveries(now - this.settings.keepDeliveriesMs, this.settings.keepDeliveriesPerWebhook);
-      await this.store.pruneFeed();
-    }
+  }
+
+  /**
+   * Prunes the delivery log (attempts past keepDeliveriesMs, or beyond each webhook's newest
+   * keepDeliveriesPerWebhook) and the feed entries every cursor has passed. Shared tables: buildApp
+   * schedules it once per interval across replicas, not in every replica's delivery loop.
+   */
+  async prune(): Promise<void> {
+    await this.store.pruneDeliveries(this.now() - this.settings.keepDeliveriesMs, this.settings.keepDeliveriesPerWebhook);
+    await this.store.pruneFeed();
   }
 
   /** Whether this replica may start an attempt of the webhook now: it holds the lease beyond the attempt's deadline. */

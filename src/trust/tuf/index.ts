@@ -5,7 +5,7 @@ import type { SignedTagSource } from './source.ts';
 
 export { TufPublisher, type TufState } from './publish.ts';
 export { parseTargetFile, type TargetRequest } from './targets.ts';
-export { refreshInterval, startRefreshing, type Refresher } from './refresh.ts';
+export { refreshAll, refreshInterval } from './refresh.ts';
 export type { SignedTag, SignedTagSource } from './source.ts';
 
 export interface TufOptions {
