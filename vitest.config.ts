@@ -24,6 +24,8 @@ const slow = [
   'test/gc-crash.test.ts',
   // three replicas behind a balancer on PostgreSQL and S3, one SIGKILLed under load
   'test/replicas-balancer.test.ts',
+  // three replicas' periodic jobs, once per interval between them; one SIGKILLed holding a lease
+  'test/jobs-replicas.test.ts',
   // usage events written when `custody serve` stops on SIGTERM
   'test/insight-sigterm.test.ts',
 ];
