@@ -73,6 +73,7 @@ export class PullRecorder {
     }
   }
 
+  /** A timer of this process (not a scheduled job): what it writes is this replica's own counts. */
   start(): void {
     this.timer ??= setInterval(() => void this.flush().catch((err: unknown) => this.log.warn({ err }, 'writing pull counts failed')), this.flushMs);
     this.timer.unref();

@@ -89,6 +89,7 @@ export function watchTls(server: Server, config: Config, log: FastifyBaseLogger,
     log.info({ reason: why, certificate: describeCertificate(files.cert) }, 'loaded a renewed TLS certificate');
   };
   const reload = (why: string) => (running = running.then(() => once(why)));
+  // every replica on its own (not a scheduled job): each serves its own copy of the files
   const timer = setInterval(() => void reload('periodic check'), config.tls.reloadSeconds * 1000);
   timer.unref();
   return { reload, stop: () => clearInterval(timer) };

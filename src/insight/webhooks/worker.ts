@@ -126,6 +126,7 @@ export class WebhookWorker {
 
   start(): void {
     if (this.timer || this.stopping) return;
+    // Every replica polls (not a scheduled job): deliveries are shared out by the per-webhook leases.
     const loop = () => {
       this.ticking = this.tick()
         .catch((err: unknown) => this.log.error({ err }, 'webhook delivery failed; trying again'))
