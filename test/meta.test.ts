@@ -15,6 +15,7 @@ import { insightStoreSuite } from './suites/insight-store.ts';
 import { webhookStoreSuite } from './suites/webhook-store.ts';
 import { costStoreSuite } from './suites/cost-store.ts';
 import { leaseStoreSuite } from './suites/lease-store.ts';
+import { rateStoreSuite } from './suites/rate-store.ts';
 import { adminUrl, dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
 
 const sqlite = async () => openMetaStore(path.join(await mkdtemp(path.join(tmpdir(), 'custody-meta-')), 'custody.db'));
@@ -29,6 +30,7 @@ insightStoreSuite('sqlite', sqlite);
 webhookStoreSuite('sqlite', sqlite);
 costStoreSuite('sqlite', sqlite);
 leaseStoreSuite('sqlite', sqlite);
+rateStoreSuite('sqlite', sqlite, false);
 
 const havePostgres = await postgresAvailable();
 describe.runIf(havePostgres)('postgres', () => {
@@ -44,6 +46,7 @@ describe.runIf(havePostgres)('postgres', () => {
   webhookStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   costStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
   leaseStoreSuite('postgres', async () => openMetaStore(await freshDatabase()));
+  rateStoreSuite('postgres', async () => openMetaStore(await freshDatabase()), true);
 
   it('survives its idle connections being ended by the server, and reports them', async () => {
     const url = await freshDatabase();

@@ -15,6 +15,7 @@ import type { InsightStore } from './insight.ts';
 import type { CostStore } from './cost.ts';
 import type { WebhookStore } from './webhooks.ts';
 import type { LeaseStore } from './leases.ts';
+import type { RateStore } from './rates.ts';
 
 export interface ManifestRecord {
   repo: string;
@@ -144,6 +145,8 @@ export interface MetaStore extends BlobLinks, UploadSessions, ManifestIndex {
   readonly query: QueryStore;
   /** the periodic jobs' leases: one replica runs each job per interval (see leases.ts) */
   readonly leases: LeaseStore;
+  /** each replica's request counts per identity and window, for shared rate limits (see rates.ts) */
+  readonly rates: RateStore;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -663,6 +663,26 @@ export function migrations(engine: Engine): MigrationProvider {
           .execute();
       },
     },
+    '0016-rate-counts': {
+      async up(db: Kysely<unknown>) {
+        // Request counts per identity, window and replica, and the share of the window each
+        // replica claims, exchanged so that auth.requestsPerSecond holds across them
+        // (src/meta/rates.ts). UNLOGGED on PostgreSQL: no write-ahead log for rows rewritten every
+        // quarter second, and a crash that empties the table forgets a few seconds of counts,
+        // which is all they are worth.
+        const table = db.schema.createTable('rate_counts');
+        await (engine === 'postgres' ? table.modifyFront(sql`unlogged`) : table)
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('window_start', 'bigint', (c) => c.notNull())
+          .addColumn('replica', 'text', (c) => c.notNull())
+          .addColumn('count', 'bigint', (c) => c.notNull())
+          .addColumn('claim', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('rate_counts_pk', ['key', 'window_start', 'replica'])
+          .execute();
+        // for pruning old windows
+        await db.schema.createIndex('rate_counts_window').on('rate_counts').column('window_start').execute();
+      },
+    },
     '0017-events-feed-by-batch': {
       async up(db: Kysely<unknown>) {
         // SQLite: the transaction that inserts events appends their webhook feed rows in one

@@ -248,4 +248,6 @@ export interface Database {
     error: string;
     response: string;
   };
+  /** each replica's count of requests per identity (key) and window, and the part of the window it claims (src/meta/rates.ts) */
+  rate_counts: { key: string; window_start: number; replica: string; count: number; claim: number };
 }

@@ -13,6 +13,7 @@ import { KyselyInsightStore } from './insight.ts';
 import { KyselyCostStore } from './cost.ts';
 import { KyselyWebhookStore } from './webhooks.ts';
 import { KyselyLeaseStore } from './leases.ts';
+import { KyselyRateStore } from './rates.ts';
 import { namespaceOf } from '../../reference.ts';
 import type { ManifestCache } from '../manifest-cache.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
@@ -45,6 +46,7 @@ export class KyselyMetaStore implements MetaStore {
   readonly cost: KyselyCostStore;
   readonly webhooks: KyselyWebhookStore;
   readonly leases: KyselyLeaseStore;
+  readonly rates: KyselyRateStore;
   private readonly engine: Engine;
   /**
    * The reads behind every manifest and blob GET, compiled once: building a query costs more
@@ -72,6 +74,7 @@ export class KyselyMetaStore implements MetaStore {
     this.cost = new KyselyCostStore(db);
     this.webhooks = new KyselyWebhookStore(db, engine);
     this.leases = new KyselyLeaseStore(db);
+    this.rates = new KyselyRateStore(db, engine);
     this.hot = {
       byDigest: this.manifestColumns().where('repo', '=', '').where('digest', '=', '').compile().sql,
       byTag: db
