@@ -6,6 +6,7 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyRing } from '../src/auth/keys.ts';
+import { RateLimiter } from '../src/auth/rate-limit.ts';
 import { basic, pushBlob, request, sha256, testAdmin } from './helpers/http.ts';
 import { bearerToken, createRobot, createUser, createUserToken, startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
 
@@ -277,10 +278,22 @@ describe('rate limits and audit', () => {
       expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
       at += 500; // half a second at 2 per second: one request's token
       expect((await request(limited.url, '/v2/')).status).toBe(200);
-      expect((await request(limited.url, '/v2/')).status).toBe(429);
+      const refused = await request(limited.url, '/v2/');
+      expect([refused.status, refused.headers['retry-after']]).toEqual([429, '1']);
     } finally {
       await limited.stop();
     }
+  });
+
+  it("says in Retry-After how long until the bucket holds a request's token again", () => {
+    let at = 0;
+    const bucket = new RateLimiter(0.25, undefined, () => at); // one request every 4 s, a burst of one
+    expect(bucket.take('user:1')).toEqual({ allowed: true });
+    expect(bucket.take('user:1')).toEqual({ allowed: false, retryAfter: 4 });
+    at += 1000;
+    expect(bucket.take('user:1')).toEqual({ allowed: false, retryAfter: 3 });
+    at += 3000;
+    expect(bucket.take('user:1')).toEqual({ allowed: true });
   });
 });
 

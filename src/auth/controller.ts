@@ -13,7 +13,7 @@ import { namespaceOf } from '../reference.ts';
 import { anonymous, mayReadMetrics, type Principal } from './principal.ts';
 import { parseToken } from './secrets.ts';
 import type { Rbac } from './rbac.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { RequestLimiter } from './rate-limit.ts';
 
 export interface ControllerSettings {
   service: string;
@@ -40,10 +40,10 @@ export function parseAuthorization(header: string | undefined): Credentials {
 export class TokenAccessController implements AccessController {
   private readonly auth: Authenticator;
   private readonly rbac: Rbac;
-  private readonly limiter: RateLimiter;
+  private readonly limiter: RequestLimiter;
   private readonly settings: ControllerSettings;
 
-  constructor(auth: Authenticator, rbac: Rbac, limiter: RateLimiter, settings: ControllerSettings) {
+  constructor(auth: Authenticator, rbac: Rbac, limiter: RequestLimiter, settings: ControllerSettings) {
     this.auth = auth;
     this.rbac = rbac;
     this.limiter = limiter;
@@ -118,8 +118,9 @@ export class TokenAccessController implements AccessController {
         principal: who.principal,
       };
     }
-    if (!this.limiter.take(who.principal.kind === 'anonymous' ? `source:${req.ip}` : `${who.principal.kind}:${who.principal.id}`)) {
-      return { granted: false, status: 429, message: 'too many requests; slow down', retryAfter: 1, principal: who.principal };
+    const rate = await this.limiter.take(who.principal.kind === 'anonymous' ? `source:${req.ip}` : `${who.principal.kind}:${who.principal.id}`);
+    if (!rate.allowed) {
+      return { granted: false, status: 429, message: 'too many requests; slow down', retryAfter: rate.retryAfter, principal: who.principal };
     }
     return { granted: true, principal: who.principal, refused };
   }

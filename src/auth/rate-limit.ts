@@ -1,10 +1,24 @@
 /**
- * Request rate limits per identity: a token bucket per key, in this process. Replicas each
- * allow the configured rate (documented in docs/auth.md). Zero turns limiting off.
+ * Request rate limits per identity. `RequestLimiter` is what the access controller asks; this
+ * file's `RateLimiter` is a token bucket per key in this process, exact for one server (SQLite)
+ * and the fallback of the limit shared by replicas (shared-rates.ts) while their database does not
+ * answer. Zero turns limiting off.
  */
 import { BoundedMap } from '../bounded-map.ts';
 
-export class RateLimiter {
+/** allowed, or refused with the whole seconds to wait before a request would be allowed */
+export type RateAnswer = { allowed: true } | { allowed: false; retryAfter: number };
+
+export const allowed: RateAnswer = { allowed: true };
+
+export interface RequestLimiter {
+  /** Counts one request of the key, if its rate allows it. */
+  take(key: string): RateAnswer | Promise<RateAnswer>;
+  /** Ends background work (the shared limiter's exchanges); the local bucket has none. */
+  stop(): Promise<void>;
+}
+
+export class RateLimiter implements RequestLimiter {
   private readonly perSecond: number;
   private readonly burst: number;
   private readonly buckets = new BoundedMap<string, { tokens: number; at: number }>(50_000);
@@ -17,16 +31,18 @@ export class RateLimiter {
     this.now = now;
   }
 
-  /** Takes one request's token; false when the key is over its rate. */
-  take(key: string): boolean {
-    if (this.perSecond <= 0) return true;
+  /** Takes one request's token; refused with the time until the bucket holds one again. */
+  take(key: string): RateAnswer {
+    if (this.perSecond <= 0) return allowed;
     const now = this.now();
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
     b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
     b.at = now;
     this.buckets.set(key, b);
-    if (b.tokens < 1) return false;
+    if (b.tokens < 1) return { allowed: false, retryAfter: Math.max(1, Math.ceil((1 - b.tokens) / this.perSecond)) };
     b.tokens -= 1;
-    return true;
+    return allowed;
   }
+
+  async stop(): Promise<void> {}
 }
