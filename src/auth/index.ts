@@ -3,12 +3,14 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { originOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { AccountStore } from '../meta/accounts.ts';
+import type { RateStore } from '../meta/rates.ts';
 import { Auditor } from './audit.ts';
 import { Authenticator } from './authenticate.ts';
 import { bootstrapAdmin } from './bootstrap.ts';
 import { TokenAccessController } from './controller.ts';
 import { KeyRing } from './keys.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { RateLimiter, type RequestLimiter } from './rate-limit.ts';
+import { SharedRateLimiter } from './shared-rates.ts';
 import { Rbac } from './rbac.ts';
 import { registerTokenRoute } from './token-route.ts';
 import type { LoginEvent } from './authenticate.ts';
@@ -38,12 +40,21 @@ export interface Auth {
    * listen neither creates the admin nor prints a password nobody will see used.
    */
   bootstrap(): Promise<void>;
+  /** ends the request limit's exchanges with the database: call before closing it */
+  stop(): Promise<void>;
+}
+
+/** The stores auth keeps its state in. */
+export interface AuthStores {
+  accounts: AccountStore;
+  /** request counts shared by replicas (used when `rates.shared`, see requestLimiter) */
+  rates: RateStore;
 }
 
 /** `now`: the clock tokens, login failures and request rates are judged by (tests move it). */
 export async function createAuth(
   config: Config,
-  accounts: AccountStore,
+  { accounts, rates }: AuthStores,
   log: FastifyBaseLogger,
   now: () => number = Date.now,
   observer?: AuthObserver,
@@ -63,7 +74,8 @@ export async function createAuth(
     });
   });
   const rbac = new Rbac(accounts, now);
-  const controller = new TokenAccessController(authenticator, rbac, new RateLimiter(config.auth.requestsPerSecond, undefined, now), {
+  const limiter = requestLimiter(config, rates, log, now);
+  const controller = new TokenAccessController(authenticator, rbac, limiter, {
     service: config.auth.service,
     realm: config.auth.realm,
   });
@@ -79,7 +91,21 @@ export async function createAuth(
       rbac.forget();
     },
     bootstrap: () => bootstrapAdmin(accounts, log, config.auth.adminPassword, adminPasswordSetting(config)),
+    stop: () => limiter.stop(),
   };
+}
+
+/**
+ * auth.requestsPerSecond: counted with the other replicas when the database is one that several
+ * share (PostgreSQL) and auth.shareRequestRates is on; else a token bucket in this process, which
+ * is exact for a single server and costs nothing.
+ */
+function requestLimiter(config: Config, rates: RateStore, log: FastifyBaseLogger, now: () => number): RequestLimiter {
+  const perSecond = config.auth.requestsPerSecond;
+  if (perSecond <= 0 || !rates.shared || !config.auth.shareRequestRates) return new RateLimiter(perSecond, undefined, now);
+  const shared = new SharedRateLimiter(rates, { perSecond }, log, now);
+  shared.start();
+  return shared;
 }
 
 /** Where the admin password came from, for the log: CUSTODY_ADMIN_PASSWORD or the config key. */

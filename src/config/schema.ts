@@ -255,8 +255,16 @@ export const configSchema = z.strictObject({
         .default({ max: 10, maxPerAddress: 50, windowSeconds: 300 }),
       /** requests per second allowed per identity (anonymous: per address); 0 for no limit */
       requestsPerSecond: z.number().nonnegative().default(0),
+      /** PostgreSQL: replicas count requests together, so the rate holds across them (false: each replica allows the whole rate) */
+      shareRequestRates: z.boolean().default(true),
     })
-    .default({ service: 'custody', tokenTtlSeconds: 300, loginFailures: { max: 10, maxPerAddress: 50, windowSeconds: 300 }, requestsPerSecond: 0 }),
+    .default({
+      service: 'custody',
+      tokenTtlSeconds: 300,
+      loginFailures: { max: 10, maxPerAddress: 50, windowSeconds: 300 },
+      requestsPerSecond: 0,
+      shareRequestRates: true,
+    }),
   audit: z
     .strictObject({
       /** audit events older than this are deleted */

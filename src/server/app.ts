@@ -128,7 +128,7 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
   const clock = parts.now ?? Date.now;
   const auth = await createAuth(
     config,
-    meta.accounts,
+    { accounts: meta.accounts, rates: meta.rates },
     app.log,
     parts.now,
     events && { login: (e) => events.record(loginEvent(e, clock())), token: (answer) => events.record(tokenEvent(answer)) },
@@ -284,6 +284,8 @@ export async function buildApp(config: Config, parts: AppParts = {}): Promise<Fa
     await retention.stop();
     await jobsStopped;
     await pulls.stop();
+    // the request limit's exchanges, before the database closes
+    await auth.stop();
     await trust?.stop();
     await policy.stop();
     // deliveries in flight end within their deadline
