@@ -26,6 +26,8 @@ const slow = [
   'test/replicas-balancer.test.ts',
   // three replicas' periodic jobs, once per interval between them; one SIGKILLed holding a lease
   'test/jobs-replicas.test.ts',
+  // three replicas on PostgreSQL and a client spread over them for seconds: the shared request rate
+  'test/rate-limit-replicas.test.ts',
   // usage events written when `custody serve` stops on SIGTERM
   'test/insight-sigterm.test.ts',
 ];
