@@ -261,7 +261,8 @@ export class SharedRateLimiter implements RequestLimiter {
       // first of them by name, so that together they claim no more than is left.
       const grant = left <= 0 ? 0 : Math.floor(left / (peers + 1)) + (t.ahead < left % (peers + 1) ? 1 : 0);
       s.cap = Math.max(s.cap, s.mine + grant);
-      s.full = left <= 0;
+      // Full only on what the peers wrote: the live replicas assumed for a new identity may have none of it.
+      s.full = left <= 0 && trusted;
     }
     await this.pruneNow(current - 2 * this.windowMs);
     return true;
