@@ -10,10 +10,11 @@
  * counted the identity lately; for an identity it has not seen, among all the live ones) and
  * writes its claim at the next exchange; what the others claim (or, not written yet, their share)
  * is theirs. A request past the claim while the window still has room asks for an exchange at
- * once and waits for it (a round trip; at most a quarter second more for an identity new to this
- * replica, until every replica has written what it saw of it); the exchange claims a part of what
- * is left, divided by the replicas that share the identity. So an identity on one replica gets
- * the whole rate, and one spread over three gets the rate, not three times it.
+ * once and waits for it (a round trip); the exchange claims a part of what is left, divided by
+ * the replicas that share the identity. So one spread over three replicas gets the rate, not
+ * three times it, and an identity on one replica gets the whole rate there, from its second
+ * window on: in its first, nobody can know yet that no other replica will meet it, so each live
+ * replica keeps its share for it.
  *
  * When no exchange has answered for 2 s, the local token bucket of rate-limit.ts decides (each
  * replica then allows the whole rate again), said once in the log; the next exchange that
@@ -49,20 +50,21 @@ interface KeyState {
   /** `mine` and `cap` as the table has them (the last exchange that answered) */
   sentMine: number;
   sentCap: number;
-  /** the last exchange found nothing left to claim: refused until the window ends */
+  /** the last exchange found nothing left for this replica to claim: refused until the window ends */
   full: boolean;
   /** how many other replicas counted the identity lately */
   peers: number;
-  /** performance.now() when this replica first counted the identity */
-  since: number;
+  /**
+   * false in the first window this replica counts the identity in: the table cannot yet say who
+   * else has it (another replica may meet it later in the window), so every live replica may
+   */
+  known: boolean;
 }
 
 /** identities remembered at most (each stays two windows after its last request) */
 const maxKeys = 50_000;
 /** the least time between two exchanges that waiting requests asked for */
 const minGapMs = 20;
-/** how much longer than an exchange interval an identity new here waits for the others' rows */
-const trustSlackMs = 50;
 /** the table's key of a replica's own row: it is alive (counted as a peer of every new identity) */
 const presence = '';
 
@@ -136,10 +138,6 @@ export class SharedRateLimiter implements RequestLimiter {
 
   /** Past its claim: decided again once an exchange has answered (with no answer in time, by the local bucket). */
   private async afterExchange(key: string): Promise<RateAnswer> {
-    // An identity new here: wait until the other replicas that saw it have written it.
-    const young = this.replicas === 1 ? 0 : (this.states.get(key)?.since ?? 0) + this.exchangeMs + trustSlackMs - performance.now();
-    // (+2: a timer may fire a millisecond before the time it was set for)
-    if (young > 0) await new Promise((resolve) => setTimeout(resolve, young + 2));
     const answered = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), this.exchangeMs);
       this.waiters.push((ok) => {
@@ -151,7 +149,7 @@ export class SharedRateLimiter implements RequestLimiter {
     if (this.fallback || !answered) return this.local.take(key);
     const now = this.now();
     const answer = this.judge(this.state(key, now), now);
-    // Still past its claim: the other replicas hold the rest for now.
+    // Still past its claim: other requests waiting on the same exchange took what it claimed; the next may claim more.
     return answer === 'ask' ? { allowed: false, retryAfter: 1 } : answer;
   }
 
@@ -177,7 +175,7 @@ export class SharedRateLimiter implements RequestLimiter {
     if (s && s.window >= window) return s;
     if (s && (s.mine > s.sentMine || s.cap > s.sentCap)) this.leftovers.push({ key, windowStart: s.window, count: s.mine, claim: s.cap });
     const peers = s ? s.peers : this.replicas - 1;
-    const fresh: KeyState = { window, mine: 0, cap: this.share(peers), sentMine: 0, sentCap: 0, full: false, peers, since: s ? s.since : performance.now() };
+    const fresh: KeyState = { window, mine: 0, cap: this.share(peers), sentMine: 0, sentCap: 0, full: false, peers, known: s !== undefined };
     if (!s && this.states.size >= maxKeys) {
       const oldest = this.states.keys().next().value;
       if (oldest !== undefined) this.states.delete(oldest);
@@ -207,7 +205,6 @@ export class SharedRateLimiter implements RequestLimiter {
   /** One exchange; false when it failed or timed out (a timed-out one is left to settle first). */
   private async exchange(): Promise<boolean> {
     if (this.outstanding) return this.failed(new Error('the previous exchange has not answered yet'));
-    const began = performance.now();
     const now = this.now();
     const current = now - (now % this.windowMs);
     const previous = current - this.windowMs;
@@ -248,9 +245,7 @@ export class SharedRateLimiter implements RequestLimiter {
       s.sentMine = Math.max(s.sentMine, was.mine);
       s.sentCap = Math.max(s.sentCap, was.cap);
       const t = byKey.get(key) ?? { peers: 0, claimed: 0, unseen: 0, ahead: 0 };
-      // Until every replica that saw a new identity has written it, all the live ones may have.
-      const trusted = began - s.since >= this.exchangeMs + trustSlackMs;
-      const peers = trusted ? t.peers : Math.max(t.peers, this.replicas - 1);
+      const peers = s.known ? t.peers : Math.max(t.peers, this.replicas - 1);
       s.peers = t.peers;
       // the totals are the current window's; a key last counted in the previous one starts afresh in it
       if (was.window !== current) continue;
@@ -259,10 +254,12 @@ export class SharedRateLimiter implements RequestLimiter {
       const left = this.limit - s.mine - taken;
       // What is left, divided among the replicas sharing the identity; the remainder goes to the
       // first of them by name, so that together they claim no more than is left.
-      const grant = left <= 0 ? 0 : Math.floor(left / (peers + 1)) + (t.ahead < left % (peers + 1) ? 1 : 0);
+      // (replicas only assumed to have the identity sort first: their rank is unknown)
+      const ahead = t.ahead + peers - t.peers;
+      const grant = left <= 0 ? 0 : Math.floor(left / (peers + 1)) + (ahead < left % (peers + 1) ? 1 : 0);
       s.cap = Math.max(s.cap, s.mine + grant);
-      // Full only on what the peers wrote: the live replicas assumed for a new identity may have none of it.
-      s.full = left <= 0 && trusted;
+      // Nothing more for this replica until the window ends: claims only grow, so what is left only shrinks.
+      s.full = grant === 0;
     }
     await this.pruneNow(current - 2 * this.windowMs);
     return true;
