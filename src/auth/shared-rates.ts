@@ -110,7 +110,11 @@ export class SharedRateLimiter implements RequestLimiter {
     this.local = new RateLimiter(settings.perSecond, undefined, now);
   }
 
-  /** Exchanges at once (to learn the live replicas), then every exchangeMs. */
+  /**
+   * Exchanges at once (to learn the live replicas), then every exchangeMs: a timer of this process
+   * (not a scheduled job), since what it writes is this replica's own counts. Its pruning of old
+   * windows rides on it too, never beside an exchange, so it never holds a second connection.
+   */
   start(): void {
     const tick = () => {
       if (this.stopped) return;
