@@ -34,7 +34,7 @@ const graceMs = 3000;
 const gcSettings = { graceSeconds: graceMs / 1000, intervalSeconds: 0, batchSize: 2, heartbeatSeconds: 0.5, busyShare: 1 };
 const repos = ['lb/a', 'lb/b', 'lb/c'];
 const MiB = 1024 * 1024;
-/** the share of layers over S3's 8 MiB part size: written to S3 as multipart uploads */
+/** the share of layers over the S3 store's part size (5 MiB): written to S3 as multipart uploads */
 const bigShare = 0.03;
 
 const havePostgres = await postgresAvailable();
@@ -277,7 +277,7 @@ class Clients {
     }
   }
 
-  /** A new image: its own config and 1-2 layers: shared, new, or (a few) over S3's 8 MiB part size. */
+  /** A new image: its own config and 1-2 layers: shared, new, or (a few) over the S3 store's 5 MiB part size. */
   newImage(worker: number, seq: number): Image {
     const repo = pick(repos) as string;
     const config = blob(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, lb: randomBytes(8).toString('hex') }));

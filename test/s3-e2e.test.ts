@@ -46,7 +46,7 @@ async function keys(prefix: string): Promise<string[]> {
 
 describe('registry on S3 (s3rver)', () => {
   it('pushes a blob in one POST, pulls it with its digest, and serves a range', async () => {
-    const data = randomBytes(9 * 1024 * 1024 + 5); // more than one 8 MiB part: a multipart upload
+    const data = randomBytes(9 * 1024 * 1024 + 5); // more than one 5 MiB part: a multipart upload
     const digest = sha256(data);
     const push = await request(server.url, `/v2/e2e/mono/blobs/uploads/?digest=${digest}`, {
       method: 'POST',
