@@ -32,17 +32,6 @@ export interface StoreOptions {
   closeFeed?: () => Promise<void>;
 }
 
-/**
- * PostgreSQL: a statement that selects from this commits without waiting for its WAL to reach the
- * disk (synchronous_commit off, for that transaction only). For upload sessions' own rows:
- * what a PostgreSQL crash can lose of them is the last few hundred milliseconds (three times
- * wal_writer_delay), and a lost upload row is an upload the client starts again (404
- * BLOB_UPLOAD_UNKNOWN, or 416 for a lost part), never a wrong blob: the blob itself is linked by a
- * durable commit, which also flushes every relaxed one before it. The flush it saves was most of a
- * small push's wall time (docs/storage.md).
- */
-const relaxedCommit = sql`(select set_config('synchronous_commit', 'off', true)) as relaxed`;
-
 export class KyselyMetaStore implements MetaStore {
   private readonly db: Kysely<Database>;
   readonly accounts: KyselyAccountStore;
@@ -225,11 +214,6 @@ export class KyselyMetaStore implements MetaStore {
 
   async createUpload(id: string, repo: string): Promise<void> {
     const now = Date.now();
-    if (this.engine === 'postgres') {
-      await sql`insert into uploads (id, repo, "offset", created_at, updated_at)
-        select ${id}, ${repo}, 0, cast(${now} as bigint), cast(${now} as bigint) from ${relaxedCommit}`.execute(this.db);
-      return;
-    }
     await this.db.insertInto('uploads').values({ id, repo, offset: 0, created_at: now, updated_at: now }).execute();
   }
 
@@ -268,7 +252,7 @@ export class KyselyMetaStore implements MetaStore {
       const { rows } = await sql<{ upload_id: string }>`
         with moved as (update uploads set "offset" = ${part.start + part.size}, updated_at = ${now} where id = ${id} and "offset" = ${part.start} returning id)
         insert into upload_parts (upload_id, start, size, sha256, key)
-          select id, cast(${part.start} as bigint), cast(${part.size} as bigint), cast(${part.sha256} as text), cast(${part.key} as text) from moved, ${relaxedCommit}
+          select id, cast(${part.start} as bigint), cast(${part.size} as bigint), cast(${part.sha256} as text), cast(${part.key} as text) from moved
         returning upload_id`.execute(this.db);
       return rows.length > 0;
     }
@@ -290,8 +274,7 @@ export class KyselyMetaStore implements MetaStore {
 
   async deleteUpload(id: string): Promise<void> {
     if (this.engine === 'postgres') {
-      await sql`with parts as (delete from upload_parts where upload_id = ${id})
-        delete from uploads where id = ${id} and exists (select from ${relaxedCommit})`.execute(this.db);
+      await sql`with parts as (delete from upload_parts where upload_id = ${id}) delete from uploads where id = ${id}`.execute(this.db);
       return;
     }
     await this.db.transaction().execute(async (tx) => {
