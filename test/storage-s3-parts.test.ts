@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PartBuffers, splitParts, type Part } from '../src/storage/s3/parts.ts';
+import { maxParts, PartBuffers, partsPerSize, splitParts, type Part } from '../src/storage/s3/parts.ts';
 
 async function cut(data: Buffer, chunk: number, buffers: PartBuffers): Promise<Part[]> {
   const chunks = Array.from({ length: Math.ceil(data.length / chunk) }, (_, i) => data.subarray(i * chunk, (i + 1) * chunk));
@@ -28,6 +28,22 @@ describe('splitParts', () => {
       expect(parts.at(-1)?.last).toBe(true);
       expect(parts.at(-1)?.bytes.length).toBe(length === 0 ? 0 : length - 64 * (parts.length - 1));
     }
+  });
+
+  it('doubles the part size after each 1000 parts, so that 10 000 parts reach far beyond 10 000 × the first size', async () => {
+    const size = 16;
+    const tiers = [1, 2, 4].map((k) => k * size * partsPerSize);
+    const data = randomBytes(tiers.reduce((a, b) => a + b, 0) + 3);
+    const parts = await cut(data, 1000, new PartBuffers(size));
+    expect(Buffer.concat(parts.map((p) => p.bytes)).equals(data)).toBe(true);
+    expect(parts.slice(0, partsPerSize).every((p) => p.bytes.length === size)).toBe(true);
+    expect(parts.slice(partsPerSize, 2 * partsPerSize).every((p) => p.bytes.length === 2 * size)).toBe(true);
+    expect(parts.slice(2 * partsPerSize, 3 * partsPerSize).every((p) => p.bytes.length === 4 * size)).toBe(true);
+    expect(parts.at(-1)?.bytes.length).toBe(3);
+    expect(parts.length).toBe(3 * partsPerSize + 1);
+    // at S3's smallest part (5 MiB), ten tiers hold ~4.9 TiB: nearly S3's largest object (5 TiB)
+    const reach = Array.from({ length: maxParts / partsPerSize }, (_, k) => 5 * 2 ** 20 * 2 ** k * partsPerSize).reduce((a, b) => a + b, 0);
+    expect(reach).toBeGreaterThan(4.8 * 2 ** 40);
   });
 
   it('takes no part buffer for a blob that fits in one part', async () => {

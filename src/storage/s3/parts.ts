@@ -24,7 +24,9 @@ export class PartBuffers {
     this.size = size;
   }
 
-  take(): Buffer {
+  /** A buffer of `size` bytes (default: the part size); only those of the part size are reused. */
+  take(size = this.size): Buffer {
+    if (size !== this.size) return Buffer.allocUnsafeSlow(size);
     return this.idle.pop() ?? Buffer.allocUnsafeSlow(this.size);
   }
 
@@ -44,14 +46,24 @@ export class PartBuffers {
   }
 }
 
+/** S3 takes at most this many parts per object. */
+export const maxParts = 10_000;
+/** Parts of one size in a row before the size doubles (see splitParts). */
+export const partsPerSize = 1000;
+
 /**
- * Parts of exactly `buffers.size` bytes, then the rest (1 to size bytes; an empty stream gives one
- * empty part). A part is cut only once a byte beyond it has arrived, so `last` is always known.
- * Until more than one part's bytes have come, the chunks are kept as they arrive: a blob that fits
- * in one part (most of them) takes no part buffer.
+ * Parts of `buffers.size` bytes, then the rest (1 to size bytes; an empty stream gives one empty
+ * part). A part is cut only once a byte beyond it has arrived, so `last` is always known. Until
+ * more than one part's bytes have come, the chunks are kept as they arrive: a blob that fits in
+ * one part (most of them) takes no part buffer. S3 takes at most 10 000 parts, which at 5 MiB
+ * would end a blob at ~48 GiB: so after each 1000 parts the size doubles (S3 only needs every part
+ * but the last to be at least 5 MiB), and 5 MiB parts reach ~4.9 TiB within the limit (S3's
+ * largest object is 5 TiB). Memory per write grows with them: 10 MiB parts past ~4.9 GiB, 40 MiB
+ * past ~34 GiB.
  */
 export async function* splitParts(body: AsyncIterable<Uint8Array>, buffers: PartBuffers): AsyncGenerator<Part> {
-  const partSize = buffers.size;
+  let partSize = buffers.size;
+  let cut = 0;
   let chunks: Buffer[] = [];
   let held = 0;
   let part: Buffer | undefined;
@@ -73,7 +85,8 @@ export async function* splitParts(body: AsyncIterable<Uint8Array>, buffers: Part
     while (buf.length > 0) {
       if (filled === partSize) {
         yield { bytes: part, last: false, pooled: part };
-        part = buffers.take();
+        if (++cut % partsPerSize === 0) partSize *= 2;
+        part = buffers.take(partSize);
         filled = 0;
       }
       const copied = buf.copy(part, filled);
