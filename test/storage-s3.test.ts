@@ -83,6 +83,22 @@ describe('S3 BlobStore faults', () => {
     }
   });
 
+  it('gives a failed part upload its slot back: with one part in flight, a write after a failed one still goes through', async () => {
+    const proxy = await startFaultProxy(s3.endpoint);
+    try {
+      const store = await open({ partSize: 256 * 1024, partsInFlight: 1, maxAttempts: 1 }, proxy.endpoint);
+      proxy.decide = (req) =>
+        req.method === 'PUT' && req.url?.includes('partNumber=') ? { status: 400, body: '<Error><Code>InvalidPart</Code></Error>' } : 'pass';
+      await expect(store.write('blobs/refused', Readable.from([randomBytes(3 * 256 * 1024)]))).rejects.toThrow();
+      proxy.decide = () => 'pass';
+      const data = randomBytes(3 * 256 * 1024 + 1);
+      await store.write('blobs/after', Readable.from([data]));
+      expect((await buffer(await store.read('blobs/after'))).equals(data)).toBe(true);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('keeps a multipart object invisible until beforeCommit passes', async () => {
     const store = await open({ partSize: 64 * 1024 });
     let visibleAtCommit: unknown = 'not called';

@@ -20,6 +20,7 @@ import type { DeliveryOutcome, QueuedEvent, Webhook, WebhookStore } from '../../
 import { envelope } from './envelope.ts';
 import { repositoryMatcher } from './patterns.ts';
 import type { Sender } from './send.ts';
+import { Slots } from '../../slots.ts';
 
 export interface WebhookSettings {
   /** how often feeds and queues are looked at */
@@ -66,29 +67,6 @@ export function webhookFilter(w: Pick<Webhook, 'types' | 'repositories' | 'names
   const types = new Set<string>(w.types);
   const matches = repositoryMatcher(w.repositories);
   return (e) => e.namespace === w.namespace && types.has(e.type) && e.result === 'ok' && matches(e.repository);
-}
-
-class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
 }
 
 export class WebhookWorker {

@@ -44,7 +44,7 @@ function openDatabase(file: string): SqliteDatabase {
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
   // Reads through a memory map: every commit of the events writer's connection (sqlite-events.ts)
   // empties this connection's page cache, and without the map each page a request then needs is
-  // a read() system call again (~4 µs of every manifest GET with events on, bench/events.ts).
+  // a read() system call again (~4 µs of every manifest GET with events on, in a CPU profile).
   db.exec(`PRAGMA mmap_size = ${mmapBytes};`);
   // How a query-language scan keeps its time limit (src/meta/kysely/query.ts): node:sqlite has no
   // interrupt and no progress handler, but a function called from the scan may throw.

@@ -33,6 +33,7 @@ import { isNotFound, unavailable } from './errors.ts';
 import { PartBuffers, splitParts, type Part } from './parts.ts';
 import { streamed } from '../streamed.ts';
 import type { S3Location } from './url.ts';
+import { Slots } from '../../slots.ts';
 
 export interface S3BlobStoreOptions {
   location: S3Location;
@@ -406,31 +407,6 @@ export class S3BlobStore implements BlobStore {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       throw unavailable(status === 404 ? Object.assign(new Error('no such bucket'), { name: 'NoSuchBucket' }) : err, 'ping', this.bucket);
     }
-  }
-}
-
-/** A count of free slots, and the callers waiting for one in arrival order. */
-class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  /** A slot taken is given back; the longest waiter gets it. */
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
   }
 }
 
