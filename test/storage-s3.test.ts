@@ -2,7 +2,8 @@
  * The S3 BlobStore against s3rver started here on a loopback port: the shared suite unchanged
  * (once with one-part writes, once with parts small enough that the suite's objects go through
  * multipart uploads), then its faults: S3 gone mid-upload, a missing bucket, wrong credentials,
- * throttling, and the URL's errors.
+ * throttling, and the URL's errors; and that the s3rver the tests run on replaces objects atomically,
+ * as S3 does (helpers/s3.ts wraps it).
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -315,6 +316,36 @@ describe('S3 BlobStore faults', () => {
     } finally {
       await proxy.stop();
     }
+  });
+});
+
+describe('the S3 the tests run on', () => {
+  it('replaces an object atomically, as S3 does: readers racing overwrites and copies of it see it whole, never missing', async () => {
+    const store = await open();
+    const data = randomBytes(200_000);
+    await store.write('blobs/same', Readable.from([data]));
+    await store.write('parts/same', Readable.from([data]));
+    const seen: string[] = [];
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; i < 20; i++) {
+        await store.write('blobs/same', Readable.from([data]));
+        await store.write('parts/copy', Readable.from([data]));
+        await store.move('parts/copy', 'blobs/same');
+      }
+      writing = false;
+    })();
+    const reads = Array.from({ length: 4 }, async () => {
+      while (writing) {
+        const got = await store
+          .read('blobs/same')
+          .then(buffer)
+          .catch((err: unknown) => Buffer.from(String(err)));
+        if (!got.equals(data)) seen.push(got.length === data.length ? 'other bytes' : got.subarray(0, 80).toString());
+      }
+    });
+    await Promise.all([writes, ...reads]);
+    expect(seen).toEqual([]);
   });
 });
 
