@@ -66,8 +66,10 @@ export interface BlobLinks {
   /**
    * Called before a blob's bytes are written to its key: restarts the GC's grace period for the
    * blob (creating its row, unlinked, when new), so a sweep cannot take the bytes being written.
+   * Answers the size the row had: 0 for a new blob or one never linked, otherwise the size of
+   * bytes that were stored once (a crash in a sweep can leave the row and not the bytes).
    */
-  touchBlob(digest: string): Promise<void>;
+  touchBlob(digest: string): Promise<{ linkedSize: number }>;
   /**
    * Links a blob whose bytes were just written under its digest to a repository (creating the
    * repository). `collected` is true when the blob's row had been swept since touchBlob (a write

@@ -5,7 +5,8 @@
  * The BlobStore has no append, so every PATCH is stored as its own part object under
  * uploads/<id>/ and recorded in the MetaStore; PUT joins the parts into blobs/<alg>/…, checking
  * the digest on the way, and only then links the blob to the repository. A single part whose
- * sha256 matches (the usual PATCH-then-PUT) is moved into place without copying a byte.
+ * sha256 matches (the usual PATCH-then-PUT) is moved into place without copying a byte, and a
+ * blob the store holds already is not written again (storedAlready).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -111,15 +112,40 @@ const partsPrefix = (id: string) => `uploads/${id}/`;
 async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>, declared?: number): Promise<number> {
   let stored = declared === undefined ? undefined : await checkBlobQuota(ctx, repo, digest.value, declared);
   const { stream, hash } = hashing(body, digest.algorithm);
-  await ctx.meta.touchBlob(digest.value);
-  const { size } = await ctx.blobs.write(blobKey(digest), stream, {
-    beforeCommit: async (written) => {
-      checkDigest(digest, hash.digest('hex'));
-      if (written !== declared) stored = await checkBlobQuota(ctx, repo, digest.value, written);
-    },
-  });
+  const verified = async (written: number) => {
+    checkDigest(digest, hash.digest('hex'));
+    if (written !== declared) stored = await checkBlobQuota(ctx, repo, digest.value, written);
+  };
+  let size: number;
+  if (await storedAlready(ctx, digest, declared)) {
+    size = await drained(stream);
+    await verified(size);
+  } else {
+    ({ size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: verified }));
+  }
   await link(ctx, repo, digest, size);
   await stored?.();
+  return size;
+}
+
+/**
+ * Touches the blob (src/meta/metastore.ts: touchBlob), and answers whether its bytes are stored
+ * already: a blob linked before whose object is there at its size. A push of a layer the
+ * registry has (the base layers every CI build sends again) then writes nothing: its body is
+ * only hashed, to check the digest it claims. Rewriting would cost a write or copy per push, and
+ * on a store whose overwrite is not atomic a reader could catch the object missing. A row whose
+ * bytes a crashed sweep took is written again.
+ */
+async function storedAlready(ctx: RegistryContext, digest: Digest, size?: number): Promise<boolean> {
+  const { linkedSize } = await ctx.meta.touchBlob(digest.value);
+  if (linkedSize === 0 || (size !== undefined && size !== linkedSize)) return false;
+  return (await ctx.blobs.stat(blobKey(digest)))?.size === linkedSize;
+}
+
+/** Reads a stream to its end, keeping nothing; the bytes it had. */
+async function drained(stream: AsyncIterable<Uint8Array>): Promise<number> {
+  let size = 0;
+  for await (const chunk of stream) size += chunk.byteLength;
   return size;
 }
 
@@ -151,17 +177,23 @@ async function assemble(
   if (only && digest.algorithm === 'sha256') {
     checkDigest(digest, only.sha256);
     const stored = await admit(only.size);
-    await ctx.meta.touchBlob(digest.value);
-    await ctx.blobs.move(only.key, blobKey(digest));
+    // stored already: the part stays where it is, and goes with the upload
+    if (!(await storedAlready(ctx, digest, only.size))) await ctx.blobs.move(only.key, blobKey(digest));
     return { size: only.size, stored };
   }
   async function* joined(): AsyncIterable<Uint8Array> {
     for (const part of parts) yield* await ctx.blobs.read(part.key);
   }
-  const stored = await admit(parts.reduce((sum, p) => sum + p.size, 0));
-  await ctx.meta.touchBlob(digest.value);
+  const total = parts.reduce((sum, p) => sum + p.size, 0);
+  const stored = await admit(total);
   const { stream, hash } = hashing(joined(), digest.algorithm);
-  const { size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: () => checkDigest(digest, hash.digest('hex')) });
+  const check = () => checkDigest(digest, hash.digest('hex'));
+  if (await storedAlready(ctx, digest, total)) {
+    const size = await drained(stream);
+    check();
+    return { size, stored };
+  }
+  const { size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: check });
   return { size, stored };
 }
 

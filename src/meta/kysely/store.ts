@@ -111,15 +111,17 @@ export class KyselyMetaStore implements MetaStore {
     return new KyselyMetaStore(db, engine, options);
   }
 
-  async touchBlob(digest: string): Promise<void> {
+  async touchBlob(digest: string): Promise<{ linkedSize: number }> {
     const now = Date.now();
     // size 0 until linkBlob knows it; an unlinked row is never served, and the GC sweeps it
     // (with any bytes a failed write left) once the grace period has passed.
-    await this.db
+    const row = await this.db
       .insertInto('blobs')
       .values({ digest, size: 0, created_at: now, touched_at: now })
       .onConflict((c) => c.column('digest').doUpdateSet({ touched_at: now }))
-      .execute();
+      .returning('size')
+      .executeTakeFirst();
+    return { linkedSize: Number(row?.size ?? 0) };
   }
 
   async linkBlob(repo: string, digest: string, size: number, options: { afterTouch?: boolean } = {}): Promise<{ collected: boolean }> {
