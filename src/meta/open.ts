@@ -2,15 +2,17 @@
 import { chmod, open } from 'node:fs/promises';
 import { PostgresDialect } from 'kysely';
 import { nodeSqliteDialect } from './kysely/sqlite-dialect.ts';
-import { feedApplicationName, ManifestChangeFeed } from './kysely/change-feed.ts';
+import { ChangeFeed, feedApplicationName, manifestChannel, namespaceChannel } from './kysely/change-feed.ts';
 import { KyselyMetaStore } from './kysely/store.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import type { MetaStore } from './metastore.ts';
+import { NamespaceCache } from './namespace-cache.ts';
+import type { QuotaSettings } from './quota.ts';
 
 export interface OpenOptions {
   /** PostgreSQL: hears of pooled connections that fail while idle (see below) */
   onIdleError?: (err: Error) => void;
-  /** PostgreSQL: memory for the manifest cache, in MiB; 0 turns it off */
+  /** PostgreSQL: memory for the manifest cache, in MiB; 0 turns it off, and the namespace cache with it */
   manifestCacheMiB?: number;
   /** PostgreSQL: hears when the manifest cache's change feed goes down and comes back */
   onFeedChange?: (message: string, err?: Error) => void;
@@ -32,9 +34,10 @@ export async function openMetaStore(url: string, options: OpenOptions = {}): Pro
     if (cacheMiB === 0) return KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres');
     // SQLite needs no cache: a read there is a function call, not a round trip.
     const manifestCache = new ManifestCache({ maxBytes: cacheMiB * 1024 * 1024 });
+    const namespaceCache = new NamespaceCache<QuotaSettings | undefined>();
     const connect = () => new pg.Client({ connectionString: url, keepAlive: true, application_name: feedApplicationName });
-    const feed = new ManifestChangeFeed(connect, manifestCache, { log: options.onFeedChange });
-    const store = await KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres', { manifestCache, closeFeed: () => feed.close() });
+    const feed = new ChangeFeed(connect, { [manifestChannel]: manifestCache, [namespaceChannel]: namespaceCache }, { log: options.onFeedChange });
+    const store = await KyselyMetaStore.open(new PostgresDialect({ pool }), 'postgres', { manifestCache, namespaceCache, closeFeed: () => feed.close() });
     // after the migrations, which create the triggers it listens to
     await feed.start();
     return store;

@@ -52,9 +52,12 @@ const toToken = (r: Selectable<Database['tokens']>): TokenRecord => ({
 
 export class KyselyAccountStore implements AccountStore {
   private readonly db: Kysely<Database>;
+  /** told of this process's writes to a namespace at once (the change feed tells the other replicas) */
+  private readonly namespaceCache: { invalidate(namespace: string): void } | undefined;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, namespaceCache?: { invalidate(namespace: string): void }) {
     this.db = db;
+    this.namespaceCache = namespaceCache;
   }
 
   // Users, teams, robots
@@ -197,6 +200,7 @@ export class KyselyAccountStore implements AccountStore {
         }),
       )
       .execute();
+    this.namespaceCache?.invalidate(name);
     return toNamespace(row);
   }
 

@@ -1,19 +1,27 @@
 /**
- * The change feed behind the manifest cache on PostgreSQL: one connection of its own that
- * LISTENs on `custody_manifests`, where triggers on `tags` and `manifests` (migration
- * 0014-manifest-notify) NOTIFY the repository of every row that changed, on commit, whichever
- * replica or tool wrote it. Each notification drops that repository from the cache.
+ * The change feed behind the caches on PostgreSQL: one connection of its own that LISTENs on
+ * `custody_manifests`, where triggers on `tags` and `manifests` (migration 0014-manifest-notify)
+ * NOTIFY the repository of every row that changed, and on `custody_namespaces`, where a trigger on
+ * `namespaces` (0018-namespace-notify) NOTIFYs the namespace: on commit, whichever replica or tool
+ * wrote it. Each notification drops that key from its cache (manifest-cache.ts, namespace-cache.ts).
  *
- * The cache is live only while this connection is: when it fails, closes, or stops answering the
- * ping (a connection can die without a word, behind a NAT or a dead peer), the cache is suspended
- * and the feed reconnects with backoff; once it LISTENs again the cache resumes, empty.
+ * The caches are live only while this connection is: when it fails, closes, or stops answering
+ * the ping (a connection can die without a word, behind a NAT or a dead peer), they are suspended
+ * and the feed reconnects with backoff; once it LISTENs again they resume, empty.
  */
 import type pg from 'pg';
-import type { ManifestCache } from '../manifest-cache.ts';
 
 export const manifestChannel = 'custody_manifests';
+export const namespaceChannel = 'custody_namespaces';
 /** how the feed's connection shows in pg_stat_activity */
 export const feedApplicationName = 'custody-manifest-feed';
+
+/** What the feed keeps live: a cache that forgets a key when told, and all of it while the feed is down. */
+export interface FedCache {
+  invalidate(key: string): void;
+  suspend(): void;
+  resume(): void;
+}
 
 export interface ChangeFeedOptions {
   /** how often the connection is asked `select 1`, and how long an answer may take (ms) */
@@ -22,9 +30,10 @@ export interface ChangeFeedOptions {
   log?: (message: string, err?: Error) => void;
 }
 
-export class ManifestChangeFeed {
+export class ChangeFeed {
   private readonly connect: () => pg.Client;
-  private readonly cache: ManifestCache;
+  /** by channel */
+  private readonly caches: Map<string, FedCache>;
   private readonly pingMs: number;
   private readonly log: (message: string, err?: Error) => void;
   private client: pg.Client | undefined;
@@ -33,14 +42,14 @@ export class ManifestChangeFeed {
   private closed = false;
   private down = false;
 
-  constructor(connect: () => pg.Client, cache: ManifestCache, options: ChangeFeedOptions = {}) {
+  constructor(connect: () => pg.Client, caches: Record<string, FedCache>, options: ChangeFeedOptions = {}) {
     this.connect = connect;
-    this.cache = cache;
+    this.caches = new Map(Object.entries(caches));
     this.pingMs = options.pingMs ?? 5000;
     this.log = options.log ?? (() => {});
   }
 
-  /** Listens; resolves once the cache is live, or once the first attempt failed (it retries then). */
+  /** Listens; resolves once the caches are live, or once the first attempt failed (it retries then). */
   async start(): Promise<void> {
     await this.listen();
   }
@@ -48,7 +57,7 @@ export class ManifestChangeFeed {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    this.cache.suspend();
+    this.suspend();
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => {});
@@ -61,19 +70,19 @@ export class ManifestChangeFeed {
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, new Error('the connection closed')));
     client.on('notification', (n) => {
-      if (n.channel === manifestChannel && n.payload !== undefined) this.cache.invalidate(n.payload);
+      if (n.payload !== undefined) this.caches.get(n.channel)?.invalidate(n.payload);
     });
     try {
       await client.connect();
-      await client.query(`listen ${manifestChannel}`);
+      for (const channel of this.caches.keys()) await client.query(`listen ${channel}`);
     } catch (err) {
       this.lost(client, err as Error);
       return;
     }
     if (this.client !== client) return;
-    this.cache.resume();
+    for (const cache of this.caches.values()) cache.resume();
     this.retryMs = 100;
-    if (this.down) this.log('the manifest change feed listens again; the manifest cache is back');
+    if (this.down) this.log('the change feed listens again; the manifest and namespace caches are back');
     this.down = false;
     this.schedule(() => void this.ping(client), this.pingMs);
   }
@@ -93,18 +102,22 @@ export class ManifestChangeFeed {
     if (this.client === client) this.schedule(() => void this.ping(client), this.pingMs);
   }
 
-  /** Suspends the cache at once, drops the connection and tries again later. */
+  /** Suspends the caches at once, drops the connection and tries again later. */
   private lost(client: pg.Client, err: Error): void {
     if (this.client !== client) return;
     this.client = undefined;
-    this.cache.suspend();
+    this.suspend();
     clearTimeout(this.timer);
     void client.end().catch(() => {});
     if (this.closed) return;
-    if (!this.down) this.log('the manifest change feed lost its connection; manifest GETs read the database until it is back', err);
+    if (!this.down) this.log('the change feed lost its connection; manifest GETs and quota checks read the database until it is back', err);
     this.down = true;
     this.schedule(() => void this.listen(), this.retryMs);
     this.retryMs = Math.min(this.retryMs * 2, 5000);
+  }
+
+  private suspend(): void {
+    for (const cache of this.caches.values()) cache.suspend();
   }
 
   private schedule(run: () => void, ms: number): void {

@@ -1,7 +1,7 @@
 /** The one migration set, for SQLite and PostgreSQL alike. */
 import { sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
-import { manifestChannel } from './change-feed.ts';
+import { manifestChannel, namespaceChannel } from './change-feed.ts';
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -688,6 +688,23 @@ export function migrations(engine: Engine): MigrationProvider {
         // SQLite: the transaction that inserts events appends their webhook feed rows in one
         // statement (sqlite-webhook-feed.ts), not a trigger per row. PostgreSQL keeps its trigger.
         if (engine === 'sqlite') await sql`drop trigger if exists usage_events_webhook_feed`.execute(db);
+      },
+    },
+    '0018-namespace-notify': {
+      async up(db: Kysely<unknown>) {
+        // PostgreSQL: every change to a namespace's row (its quotas, its soft quota crossed) notifies
+        // the namespace on commit, for the namespace cache of every replica (namespace-cache.ts).
+        // Inserts too: that cache keeps "no row". Safe beside older replicas: nobody listens there.
+        if (engine !== 'postgres') return;
+        await sql`
+          create function custody_namespace_changed() returns trigger language plpgsql as $$
+          begin
+            perform pg_notify(${sql.lit(namespaceChannel)}, case when tg_op = 'DELETE' then old.name else new.name end);
+            return null;
+          end $$`.execute(db);
+        await sql`create trigger namespaces_changed after insert or update or delete on namespaces for each row execute function custody_namespace_changed()`.execute(
+          db,
+        );
       },
     },
   };

@@ -9,6 +9,7 @@
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { NamespaceUsage, PushFigures, QuotaSettings, QuotaStore, RegistryUsage } from '../quota.ts';
+import type { NamespaceCache } from '../namespace-cache.ts';
 import type { Database } from './schema.ts';
 
 /** PostgreSQL answers sum() of bigints as numeric (a string); counts and sizes come as numbers. */
@@ -23,18 +24,24 @@ interface BlobSums {
 
 export class KyselyQuotaStore implements QuotaStore {
   private readonly db: Kysely<Database>;
+  /** PostgreSQL: the settings from memory while the change feed runs (namespace-cache.ts) */
+  private readonly cache: NamespaceCache<QuotaSettings | undefined> | undefined;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, cache?: NamespaceCache<QuotaSettings | undefined>) {
     this.db = db;
+    this.cache = cache;
   }
 
   async settings(namespace: string): Promise<QuotaSettings | undefined> {
-    const row = await this.db
-      .selectFrom('namespaces')
-      .select(['quota_bytes', 'soft_quota_bytes', 'soft_exceeded_at'])
-      .where('name', '=', namespace)
-      .executeTakeFirst();
-    return row && { hardBytes: num(row.quota_bytes), softBytes: num(row.soft_quota_bytes), softExceededAt: row.soft_exceeded_at };
+    const load = async () => {
+      const row = await this.db
+        .selectFrom('namespaces')
+        .select(['quota_bytes', 'soft_quota_bytes', 'soft_exceeded_at'])
+        .where('name', '=', namespace)
+        .executeTakeFirst();
+      return row && { hardBytes: num(row.quota_bytes), softBytes: num(row.soft_quota_bytes), softExceededAt: row.soft_exceeded_at };
+    };
+    return this.cache ? this.cache.read(namespace, load) : load();
   }
 
   async usage(namespace: string): Promise<NamespaceUsage> {
@@ -134,6 +141,7 @@ export class KyselyQuotaStore implements QuotaStore {
       .where('name', '=', namespace)
       .where('soft_exceeded_at', at === null ? 'is not' : 'is', null)
       .executeTakeFirst();
+    this.cache?.invalidate(namespace);
     return r.numUpdatedRows > 0n;
   }
 }

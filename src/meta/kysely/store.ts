@@ -16,6 +16,8 @@ import { KyselyLeaseStore } from './leases.ts';
 import { KyselyRateStore } from './rates.ts';
 import { namespaceOf } from '../../reference.ts';
 import type { ManifestCache } from '../manifest-cache.ts';
+import type { NamespaceCache } from '../namespace-cache.ts';
+import type { QuotaSettings } from '../quota.ts';
 import type { ManifestRecord, MetaStore, NewManifest, Page, PutManifestResult, Upload, UploadPart } from '../metastore.ts';
 import { migrations, type Engine } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -27,8 +29,9 @@ const manifestFields = ['repo', 'digest', 'media_type', 'content', 'artifact_typ
 export interface StoreOptions {
   /** the SQLite database's file, where events get a writer thread of their own (sqlite-events.ts) */
   sqliteFile?: string;
-  /** PostgreSQL: the manifest cache, kept live by a change feed that `closeFeed` stops */
+  /** PostgreSQL: the manifest and namespace caches, kept live by a change feed that `closeFeed` stops */
   manifestCache?: ManifestCache;
+  namespaceCache?: NamespaceCache<QuotaSettings | undefined>;
   closeFeed?: () => Promise<void>;
 }
 
@@ -63,11 +66,11 @@ export class KyselyMetaStore implements MetaStore {
     this.manifests = options.manifestCache;
     this.closeFeed = options.closeFeed ?? (async () => {});
     this.gc = new KyselyGcStore(db, engine);
-    this.accounts = new KyselyAccountStore(db);
+    this.accounts = new KyselyAccountStore(db, options.namespaceCache);
     this.tuf = new KyselyTufStore(db);
     this.trust = new KyselyTrustStore(db);
     this.policy = new KyselyPolicyStore(db);
-    this.quota = new KyselyQuotaStore(db);
+    this.quota = new KyselyQuotaStore(db, options.namespaceCache);
     this.retention = new KyselyRetentionStore(db, engine);
     this.query = new KyselyQueryStore(db, engine);
     this.insight = new KyselyInsightStore(db, engine, options);
