@@ -4,37 +4,23 @@
  * from outside Custody — reaches every replica's cache through LISTEN/NOTIFY, and while the
  * feed's connection is down the replicas read the database, then cache again once it is back.
  */
-import path from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { feedApplicationName } from '../src/meta/kysely/change-feed.ts';
 import { imageManifest, putManifest, request } from './helpers/http.ts';
-import { dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
-import { startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
+import { postgresAvailable } from './helpers/postgres.ts';
+import { twoReplicasOnPostgres } from './helpers/replicas-pg.ts';
+import type { InProcessServer } from './helpers/server.ts';
 
 const havePostgres = await postgresAvailable();
 const repo = 'cache/app';
 
 describe.runIf(havePostgres)('manifest cache on PostgreSQL', () => {
+  const replicas = twoReplicasOnPostgres();
   let a: InProcessServer;
   let b: InProcessServer;
   let sql: pg.Client;
-  beforeAll(async () => {
-    const url = await freshDatabase();
-    const blobs = path.join(await tempDir(), 'blobs');
-    // no usage events: the only statements are the ones the tests cause
-    const config = { database: { url }, storage: { url: blobs, fsync: false }, insight: { events: { enabled: false } } };
-    a = await startInProcess({ config });
-    b = await startInProcess({ config });
-    sql = new pg.Client({ connectionString: url });
-    await sql.connect();
-  });
-  afterAll(async () => {
-    await sql?.end();
-    await a?.stop();
-    await b?.stop();
-    await dropDatabases();
-  });
+  beforeAll(() => void ({ a, b, sql } = replicas));
 
   /** Pushes an image under `tag` on `server`; its digest. */
   async function push(server: InProcessServer, tag: string, layer: string): Promise<string> {

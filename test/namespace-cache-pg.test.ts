@@ -5,35 +5,22 @@
  * other through LISTEN/NOTIFY: the next push there is judged by it.
  */
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { request, sha256, type Reply } from './helpers/http.ts';
-import { dropDatabases, freshDatabase, postgresAvailable } from './helpers/postgres.ts';
-import { startInProcess, tempDir, type InProcessServer } from './helpers/server.ts';
+import { postgresAvailable } from './helpers/postgres.ts';
+import { twoReplicasOnPostgres } from './helpers/replicas-pg.ts';
+import type { InProcessServer } from './helpers/server.ts';
 
 const havePostgres = await postgresAvailable();
 const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
 describe.runIf(havePostgres)('namespace cache on PostgreSQL', () => {
+  const replicas = twoReplicasOnPostgres();
   let a: InProcessServer;
   let b: InProcessServer;
   let sql: pg.Client;
-  beforeAll(async () => {
-    const url = await freshDatabase();
-    const blobs = path.join(await tempDir(), 'blobs');
-    const config = { database: { url }, storage: { url: blobs, fsync: false }, insight: { events: { enabled: false } } };
-    a = await startInProcess({ config });
-    b = await startInProcess({ config });
-    sql = new pg.Client({ connectionString: url });
-    await sql.connect();
-  });
-  afterAll(async () => {
-    await sql?.end();
-    await a?.stop();
-    await b?.stop();
-    await dropDatabases();
-  });
+  beforeAll(() => void ({ a, b, sql } = replicas));
 
   const setQuota = (server: InProcessServer, ns: string, quotaBytes: number) =>
     request(server.url, `/api/v1/namespaces/${ns}`, { method: 'PUT', ...json({ quotaBytes }) });
