@@ -76,9 +76,16 @@ export interface BlobLinks {
    * that outlasted the grace period): the bytes may be gone, and the caller must check them. With
    * `afterTouch` (the caller touched the blob before writing), a collected blob's row is made again
    * but not linked: the caller links it once it has seen the bytes, and never has to unlink, which
-   * would take away a link another upload made meanwhile.
+   * would take away a link another upload made meanwhile. With `endUpload`, the upload of that id
+   * (its record and its parts' rows) goes in the same statement as the link, if the link is made:
+   * `uploadEnded` says so. For an upload that has nothing left in the BlobStore.
    */
-  linkBlob(repo: string, digest: string, size: number, options?: { afterTouch?: boolean }): Promise<{ collected: boolean }>;
+  linkBlob(
+    repo: string,
+    digest: string,
+    size: number,
+    options?: { afterTouch?: boolean; endUpload?: string },
+  ): Promise<{ collected: boolean; uploadEnded?: boolean }>;
   /** Links a blob that `from` may serve to `repo` as well (a mount); its size, or undefined when `from` has no such blob. */
   linkExistingBlob(repo: string, from: string, digest: string): Promise<number | undefined>;
   /** The blob's size, if the repository may serve it. */

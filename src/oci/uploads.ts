@@ -33,7 +33,7 @@ export const startUpload: Handler = async (ctx, req, reply, m) => {
   const digestParam = m.query.get('digest');
   if (digestParam !== null && mount === null) {
     const digest = parseDigest(digestParam);
-    m.bytes = await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
+    m.bytes = (await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req))).size;
     return blobCreated(reply, m.name, digest);
   }
   const id = randomUUID();
@@ -57,15 +57,18 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
   if (!digestParam) throw new OciError('DIGEST_INVALID', 'the digest query parameter is required to finish an upload');
   const digest = parseDigest(digestParam);
   const upload = await loadUpload(ctx, m);
+  let ended: boolean;
   try {
     if (hasBody(req) && upload.offset === 0) {
       // POST then PUT with the whole blob: stream straight to its place.
-      m.bytes = await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req));
+      const stored = await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req), await endable(ctx, upload));
+      m.bytes = stored.size;
+      ended = stored.uploadEnded;
     } else {
       const last = hasBody(req) ? await appendChunk(ctx, upload, req, reply) : undefined;
       if (last) upload.parts.push(last);
       const { size, stored } = await assemble(ctx, upload.parts, digest, (total) => checkBlobQuota(ctx, m.name, digest.value, total));
-      await link(ctx, m.name, digest, size);
+      ended = await link(ctx, m.name, digest, size, await endable(ctx, upload));
       await stored();
       m.bytes = size;
     }
@@ -76,9 +79,19 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
     if (err instanceof BlobNotFoundError) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${upload.id} was finished or cancelled by another request`);
     throw err;
   }
-  await discardUpload(ctx, upload);
+  if (!ended) await discardUpload(ctx, upload);
   await blobCreated(reply, m.name, digest);
 };
+
+/**
+ * The upload's id if nothing of it is left in the BlobStore (its single part was moved into
+ * place, or it had none): its record can then go in the statement that links the blob. A PATCH
+ * racing the PUT cannot leave a part behind: it finds no record to add its part to, and removes it.
+ */
+async function endable(ctx: RegistryContext, upload: Upload): Promise<string | undefined> {
+  for await (const _ of ctx.blobs.list(partsPrefix(upload.id))) return undefined;
+  return upload.id;
+}
 
 export const cancelUpload: Handler = async (ctx, _req, reply, m) => {
   await discardUpload(ctx, await loadUpload(ctx, m));
@@ -109,7 +122,14 @@ const partsPrefix = (id: string) => `uploads/${id}/`;
  * size. The namespace's quota judges a body of `declared` length before a byte of it is read, one
  * of unknown length once all of it is written and before it becomes visible.
  */
-async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest, body: AsyncIterable<Uint8Array>, declared?: number): Promise<number> {
+async function storeVerified(
+  ctx: RegistryContext,
+  repo: string,
+  digest: Digest,
+  body: AsyncIterable<Uint8Array>,
+  declared?: number,
+  endUpload?: string,
+): Promise<{ size: number; uploadEnded: boolean }> {
   let stored = declared === undefined ? undefined : await checkBlobQuota(ctx, repo, digest.value, declared);
   const { stream, hash } = hashing(body, digest.algorithm);
   const verified = async (written: number) => {
@@ -123,9 +143,9 @@ async function storeVerified(ctx: RegistryContext, repo: string, digest: Digest,
   } else {
     ({ size } = await ctx.blobs.write(blobKey(digest), stream, { beforeCommit: verified }));
   }
-  await link(ctx, repo, digest, size);
+  const uploadEnded = await link(ctx, repo, digest, size, endUpload);
   await stored?.();
-  return size;
+  return { size, uploadEnded };
 }
 
 /**
@@ -150,16 +170,17 @@ async function drained(stream: AsyncIterable<Uint8Array>): Promise<number> {
 }
 
 /**
- * Links a blob whose bytes were just written. If the GC swept its row during a write that
- * outlasted the grace period, the bytes may have gone with it: linkBlob then makes the row again
- * (held for another grace period) without a link, one look at the store settles it, and a blob
- * whose bytes are gone is not acknowledged. Nothing is unlinked: a link made meanwhile is another
- * upload's, and acknowledged.
+ * Links a blob whose bytes were just written; whether `endUpload`'s record went with the link. If
+ * the GC swept its row during a write that outlasted the grace period, the bytes may have gone
+ * with it: linkBlob then makes the row again (held for another grace period) without a link, one
+ * look at the store settles it, and a blob whose bytes are gone is not acknowledged. Nothing is
+ * unlinked: a link made meanwhile is another upload's, and acknowledged.
  */
-async function link(ctx: RegistryContext, repo: string, digest: Digest, size: number): Promise<void> {
+async function link(ctx: RegistryContext, repo: string, digest: Digest, size: number, endUpload?: string): Promise<boolean> {
   const afterTouch = { afterTouch: true };
-  if (!(await ctx.meta.linkBlob(repo, digest.value, size, afterTouch)).collected) return;
-  if ((await ctx.blobs.stat(blobKey(digest)))?.size === size && !(await ctx.meta.linkBlob(repo, digest.value, size, afterTouch)).collected) return;
+  const linked = await ctx.meta.linkBlob(repo, digest.value, size, endUpload === undefined ? afterTouch : { ...afterTouch, endUpload });
+  if (!linked.collected) return linked.uploadEnded === true;
+  if ((await ctx.blobs.stat(blobKey(digest)))?.size === size && !(await ctx.meta.linkBlob(repo, digest.value, size, afterTouch)).collected) return false;
   throw new OciError('BLOB_UPLOAD_INVALID', `blob ${digest.value} was garbage-collected while it was being uploaded; upload it again`);
 }
 

@@ -127,9 +127,15 @@ export class KyselyMetaStore implements MetaStore {
     return { linkedSize: Number(row?.size ?? 0) };
   }
 
-  async linkBlob(repo: string, digest: string, size: number, options: { afterTouch?: boolean } = {}): Promise<{ collected: boolean }> {
+  async linkBlob(
+    repo: string,
+    digest: string,
+    size: number,
+    options: { afterTouch?: boolean; endUpload?: string } = {},
+  ): Promise<{ collected: boolean; uploadEnded?: boolean }> {
     const now = Date.now();
-    if (this.engine === 'postgres' && (await this.linkTouchedBlob(repo, digest, size, now))) return { collected: false };
+    const ended = options.endUpload === undefined ? {} : { uploadEnded: true };
+    if (this.engine === 'postgres' && (await this.linkTouchedBlob(repo, digest, size, now, options.endUpload))) return { collected: false, ...ended };
     return this.db.transaction().execute(async (tx) => {
       await tx
         .insertInto('repositories')
@@ -149,7 +155,10 @@ export class KyselyMetaStore implements MetaStore {
         if (options.afterTouch) return { collected };
       }
       await this.link(tx, repo, digest, now);
-      return { collected };
+      if (options.endUpload === undefined) return { collected };
+      await tx.deleteFrom('upload_parts').where('upload_id', '=', options.endUpload).execute();
+      await tx.deleteFrom('uploads').where('id', '=', options.endUpload).execute();
+      return { collected, ...ended };
     });
   }
 
@@ -157,15 +166,21 @@ export class KyselyMetaStore implements MetaStore {
    * PostgreSQL, the usual case of linkBlob in one statement (one round trip where the transaction
    * takes five): the repository, the blob's row updated — waiting for a sweep that holds it, as
    * the transaction's update does — and the link, made only if the row was there. False when a
-   * sweep took the row: linkBlob then takes its transaction's path for collected blobs.
+   * sweep took the row: linkBlob then takes its transaction's path for collected blobs. With
+   * `endUpload`, the upload's rows go too, only if the row was there (one commit instead of two).
    */
-  private async linkTouchedBlob(repo: string, digest: string, size: number, now: number): Promise<boolean> {
+  private async linkTouchedBlob(repo: string, digest: string, size: number, now: number, endUpload?: string): Promise<boolean> {
+    const ending =
+      endUpload === undefined
+        ? sql``
+        : sql`, parts as (delete from upload_parts where upload_id = ${endUpload} and exists (select 1 from touched)),
+          ended as (delete from uploads where id = ${endUpload} and exists (select 1 from touched))`;
     const { rows } = await sql<{ linked: number }>`
       with repository as (insert into repositories (name, created_at) values (${repo}, ${now}) on conflict do nothing),
       touched as (update blobs set size = ${size}, touched_at = ${now} where digest = ${digest} returning digest),
       linked as (
         insert into repo_blobs (repo, digest, namespace, created_at) select cast(${repo} as text), digest, cast(${namespaceOf(repo)} as text), cast(${now} as bigint) from touched
-        on conflict (repo, digest) do update set created_at = excluded.created_at returning 1)
+        on conflict (repo, digest) do update set created_at = excluded.created_at returning 1)${ending}
       select count(*) as linked from linked`.execute(this.db);
     return Number(rows[0]?.linked) > 0;
   }
