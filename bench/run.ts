@@ -244,25 +244,40 @@ async function runAll(plan: Plan, t: Target): Promise<Row[]> {
     });
   }
   const results = runs.map((): Result[] => []);
+  // Each policy run between two anonymous runs of its own (A B A), its pair: a policy run compared
+  // with the round's one anonymous run, minutes and other workloads away, was judged by its
+  // neighbours (a run right after /token's password hashing came out slower): OPA measured 99-136 %.
+  const brackets = runs.map((): { before: Result; after: Result }[] => []);
+  const anonymous = runs[0]!;
   for (let round = 0; round < plan.rounds; round++) {
     process.stderr.write(`manifest GET by tag and /token at concurrency ${m.concurrency}, ${m.seconds} s each, round ${round + 1} of ${plan.rounds}…\n`);
     for (let k = 0; k < runs.length; k++) {
       const i = (k + round) % runs.length;
-      const { server, run } = runs[i]!;
+      const { server, run, label } = runs[i]!;
+      if (!label.includes('polic')) {
+        results[i]!.push(await measured(server, run));
+        continue;
+      }
+      const before = await measured(anonymous.server, anonymous.run);
       results[i]!.push(await measured(server, run));
+      brackets[i]!.push({ before, after: await measured(anonymous.server, anonymous.run) });
     }
   }
   rows.push({ custody: median(results[0]!), other: t.other ? median(results[1]!) : undefined });
   for (let i = t.other ? 2 : 1; i < runs.length; i++) rows.push({ custody: median(results[i]!) });
-  // Each policy row beside the anonymous run of the same round (within a minute of it): the
-  // median rows above may come from rounds the machine was busier or quieter in.
+  // Each policy row beside the mean of the anonymous runs just before and after it: the median
+  // rows above may come from rounds the machine was busier or quieter in.
+  const mean = (a: number | undefined, b: number | undefined) => ((a ?? NaN) + (b ?? NaN)) / 2;
   for (let i = 0; i < runs.length; i++) {
     if (!runs[i]!.label.includes('polic')) continue;
-    paired[runs[i]!.label] = results[i]!.map((r, round) => ({
-      ratio: r.opsPerSec / results[0]![round]!.opsPerSec,
-      cpuMicros: (r.serverCpuMicrosPerOp ?? NaN) - (results[0]![round]!.serverCpuMicrosPerOp ?? NaN),
-      load: r.loadAvg1,
-    }));
+    paired[runs[i]!.label] = results[i]!.map((r, round) => {
+      const { before, after } = brackets[i]![round]!;
+      return {
+        ratio: r.opsPerSec / mean(before.opsPerSec, after.opsPerSec),
+        cpuMicros: (r.serverCpuMicrosPerOp ?? NaN) - mean(before.serverCpuMicrosPerOp, after.serverCpuMicrosPerOp),
+        load: r.loadAvg1,
+      };
+    });
   }
   return rows;
 }
@@ -284,7 +299,7 @@ function printPaired(): void {
       fmt(mid(rounds.map((r) => r.cpuMicros)), 0),
     ]);
   }
-  console.log(`Policy rows, each round against the anonymous GETs of the same round:\n${table(out)}\n`);
+  console.log(`Policy rows, each round against the mean of the anonymous GETs just before and after it:\n${table(out)}\n`);
 }
 
 /** Per engine, how long the server's decisions took during the last policy round run. */
@@ -379,15 +394,15 @@ function checks(rows: Row[]): Check[] {
     const share = bearer.opsPerSec / anonymous.opsPerSec;
     out.push({ target: 'authenticated manifest GET ≥ 90% of anonymous (issue 3)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.9 });
   }
-  const cel = find('manifest GET by tag, 5 CEL policies')?.custody;
-  if (anonymous && cel) {
-    const share = cel.opsPerSec / anonymous.opsPerSec;
-    out.push({ target: 'manifest GET with 5 CEL policies ≥ 90% of none (issue 13)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.9 });
-  }
-  const opa = find('manifest GET by tag, 1 OPA Wasm policy')?.custody;
-  if (anonymous && opa) {
-    const share = opa.opsPerSec / anonymous.opsPerSec;
-    out.push({ target: 'manifest GET with 1 OPA Wasm policy ≥ 75% of none (issue 13)', measured: `${(share * 100).toFixed(0)}%`, pass: share >= 0.75 });
+  // the policy rows are judged by their median ratio to the anonymous runs around them (paired)
+  for (const [label, what, floor] of [
+    ['Custody, 5 CEL policies', 'manifest GET with 5 CEL policies', 0.9],
+    ['Custody, 1 OPA Wasm policy', 'manifest GET with 1 OPA Wasm policy', 0.75],
+  ] as const) {
+    const ratios = (paired[label] ?? []).map((r) => r.ratio).sort((a, b) => a - b);
+    const share = ratios[Math.floor(ratios.length / 2)];
+    if (share === undefined) continue;
+    out.push({ target: `${what} ≥ ${floor * 100}% of none (issue 13)`, measured: `${(share * 100).toFixed(0)}%`, pass: share >= floor });
   }
   const big = [find('64 MiB push'), find('64 MiB pull')].map((r) => r?.custody.peakRssMiB);
   if (big.every((m) => m !== undefined)) {
