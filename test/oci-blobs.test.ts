@@ -158,6 +158,29 @@ describe('push', () => {
     expect((await request(base, loc)).headers.range).toBe('0-0');
   });
 
+  it('ends the upload it finishes on each path (its record goes with the link, or after its parts): the location answers 404', async () => {
+    const data = Buffer.from('ended uploads');
+    const digest = sha256(data);
+    const finishes: Record<string, (loc: string) => Promise<number>> = {
+      'PUT with the body': async (loc) => (await request(base, `${loc}?digest=${digest}`, { method: 'PUT', body: data })).status,
+      'one PATCH, PUT': async (loc) => {
+        await request(base, loc, { method: 'PATCH', body: data });
+        return (await request(base, `${loc}?digest=${digest}`, { method: 'PUT' })).status;
+      },
+      'two PATCHes, PUT': async (loc) => {
+        await request(base, loc, { method: 'PATCH', body: data.subarray(0, 5), headers: { 'content-range': '0-4' } });
+        await request(base, loc, { method: 'PATCH', body: data.subarray(5), headers: { 'content-range': `5-${data.length - 1}` } });
+        return (await request(base, `${loc}?digest=${digest}`, { method: 'PUT' })).status;
+      },
+    };
+    for (const [how, finish] of Object.entries(finishes)) {
+      const loc = await startUpload('push/ended');
+      expect(await finish(loc), how).toBe(201);
+      expect((await request(base, loc)).status, how).toBe(404);
+    }
+    expect((await request(base, `/v2/push/ended/blobs/${digest}`)).body).toEqual(data);
+  });
+
   it('moves a single streamed PATCH into place (the docker/podman way)', async () => {
     const loc = await startUpload('push/stream');
     const data = Buffer.alloc(3 * 1024 * 1024, 7);

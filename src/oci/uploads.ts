@@ -58,17 +58,20 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
   const digest = parseDigest(digestParam);
   const upload = await loadUpload(ctx, m);
   let ended: boolean;
+  let left: string[] | undefined;
   try {
     if (hasBody(req) && upload.offset === 0) {
       // POST then PUT with the whole blob: stream straight to its place.
-      const stored = await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req), await endable(ctx, upload));
+      left = await partKeys(ctx, upload);
+      const stored = await storeVerified(ctx, m.name, digest, req.raw, declaredLength(req), left.length === 0 ? upload.id : undefined);
       m.bytes = stored.size;
       ended = stored.uploadEnded;
     } else {
       const last = hasBody(req) ? await appendChunk(ctx, upload, req, reply) : undefined;
       if (last) upload.parts.push(last);
       const { size, stored } = await assemble(ctx, upload.parts, digest, (total) => checkBlobQuota(ctx, m.name, digest.value, total));
-      ended = await link(ctx, m.name, digest, size, await endable(ctx, upload));
+      left = await partKeys(ctx, upload);
+      ended = await link(ctx, m.name, digest, size, left.length === 0 ? upload.id : undefined);
       await stored();
       m.bytes = size;
     }
@@ -79,18 +82,20 @@ export const finishUpload: Handler = async (ctx, req, reply, m) => {
     if (err instanceof BlobNotFoundError) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${upload.id} was finished or cancelled by another request`);
     throw err;
   }
-  if (!ended) await discardUpload(ctx, upload);
+  if (!ended) await discardUpload(ctx, upload, left);
   await blobCreated(reply, m.name, digest);
 };
 
 /**
- * The upload's id if nothing of it is left in the BlobStore (its single part was moved into
- * place, or it had none): its record can then go in the statement that links the blob. A PATCH
- * racing the PUT cannot leave a part behind: it finds no record to add its part to, and removes it.
+ * What is left of an upload in the BlobStore, listed once before its blob is linked. Nothing
+ * (its single part was moved into place, or it had none): its record goes in the statement that
+ * links the blob; a PATCH racing the PUT finds no record to add its part to, and removes it.
+ * Otherwise discardUpload removes these keys, then the record.
  */
-async function endable(ctx: RegistryContext, upload: Upload): Promise<string | undefined> {
-  for await (const _ of ctx.blobs.list(partsPrefix(upload.id))) return undefined;
-  return upload.id;
+async function partKeys(ctx: RegistryContext, upload: Upload): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const key of ctx.blobs.list(partsPrefix(upload.id))) keys.push(key);
+  return keys;
 }
 
 export const cancelUpload: Handler = async (ctx, _req, reply, m) => {
@@ -107,9 +112,9 @@ export const cancelUpload: Handler = async (ctx, _req, reply, m) => {
  * to find them by. (A PATCH that records a part while the upload ends, on another connection, can
  * still leave that part behind: a client racing its own PUT.)
  */
-export async function discardUpload(ctx: RegistryContext, upload: Upload): Promise<void> {
+export async function discardUpload(ctx: RegistryContext, upload: Upload, listed?: string[]): Promise<void> {
   const keys = new Set(upload.parts.map((p) => p.key));
-  for await (const key of ctx.blobs.list(partsPrefix(upload.id))) keys.add(key);
+  for (const key of listed ?? (await partKeys(ctx, upload))) keys.add(key);
   await deleteKeys(ctx.blobs, [...keys]);
   await ctx.meta.deleteUpload(upload.id);
 }

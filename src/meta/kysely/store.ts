@@ -156,8 +156,7 @@ export class KyselyMetaStore implements MetaStore {
       }
       await this.link(tx, repo, digest, now);
       if (options.endUpload === undefined) return { collected };
-      await tx.deleteFrom('upload_parts').where('upload_id', '=', options.endUpload).execute();
-      await tx.deleteFrom('uploads').where('id', '=', options.endUpload).execute();
+      await removeUpload(tx, options.endUpload);
       return { collected, ...ended };
     });
   }
@@ -297,10 +296,7 @@ export class KyselyMetaStore implements MetaStore {
       await sql`with parts as (delete from upload_parts where upload_id = ${id}) delete from uploads where id = ${id}`.execute(this.db);
       return;
     }
-    await this.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('upload_parts').where('upload_id', '=', id).execute();
-      await tx.deleteFrom('uploads').where('id', '=', id).execute();
-    });
+    await this.db.transaction().execute((tx) => removeUpload(tx, id));
   }
 
   async staleUploads(cutoff: number): Promise<Upload[]> {
@@ -490,4 +486,10 @@ function toRecord(row: ManifestRow): ManifestRecord {
     subject: row.subject ?? undefined,
     annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
   };
+}
+
+/** An upload's rows, its parts' first, in the caller's transaction. */
+async function removeUpload(tx: Transaction<Database>, id: string): Promise<void> {
+  await tx.deleteFrom('upload_parts').where('upload_id', '=', id).execute();
+  await tx.deleteFrom('uploads').where('id', '=', id).execute();
 }
