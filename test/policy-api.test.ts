@@ -238,6 +238,32 @@ message: 'release tags are deleted only between 02:00 and 04:00 UTC'`,
   });
 });
 
+describe('reading the decision log', () => {
+  it("shows a namespace's admins the decisions in their namespace, and no other, however the filters are combined", async () => {
+    const nsadmin = { headers: { authorization: basic('nsadmin', 'nsadmin-password') } };
+    // the pulls of prod/app denied above, by a registry administrator's reading
+    expect((await decisions('repository=prod/app', 1)).length).toBeGreaterThan(0);
+    const own = await request(server.url, '/api/v1/policy-decisions?namespace=team', nsadmin);
+    expect(own.status).toBe(200);
+    const repositories = own.json<{ decisions: { repository: string }[] }>().decisions.map((d) => d.repository);
+    expect(repositories).toContain('team/app');
+    expect(repositories.every((r) => r.startsWith('team/'))).toBe(true);
+    expect((await request(server.url, '/api/v1/policy-decisions', nsadmin)).status).toBe(403);
+    expect((await request(server.url, '/api/v1/policy-decisions?repository=prod/app', nsadmin)).status).toBe(403);
+    // naming their own namespace beside another's repository reads nothing of it
+    expect((await request(server.url, '/api/v1/policy-decisions?namespace=team&repository=prod/app', nsadmin)).status).toBe(403);
+    // the filters are all applied: a repository outside the namespace named is in neither
+    const both = await request(server.url, '/api/v1/policy-decisions?namespace=team&repository=prod/app');
+    expect(both.status).toBe(200);
+    expect(both.json<{ decisions: unknown[] }>().decisions).toEqual([]);
+  });
+
+  it('refuses a page cursor it did not write, rather than start again from the newest', async () => {
+    for (const before of ['garbage', '12.', '.id', 'x.y'])
+      expect((await request(server.url, `/api/v1/policy-decisions?before=${before}`)).status, before).toBe(400);
+  });
+});
+
 describe('decision latency', () => {
   it('is kept per engine for registry administrators', async () => {
     const stats = await request(server.url, '/api/v1/policy-stats');

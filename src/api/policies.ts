@@ -42,12 +42,16 @@ const decisionQuery = z.strictObject({
   policy: z.string().max(63).optional(),
   result: z.enum(['deny', 'allow', 'error']).optional(),
   action: z.enum(['push', 'pull', 'delete', 'retention']).optional(),
-  repository: z.string().max(255).optional(),
-  namespace: z.string().max(255).optional(),
+  repository: z.string().min(1).max(255).optional(),
+  namespace: z.string().min(1).max(255).optional(),
   since: z.iso.datetime({ offset: true }).optional(),
   until: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  before: z.string().max(200).optional(),
+  /** the `next` of an earlier page (src/meta/kysely/policy.ts writes it: time.id) */
+  before: z
+    .string()
+    .regex(/^\d{1,16}\.[0-9a-f-]{1,64}$/, 'before is the next of an earlier page')
+    .optional(),
 });
 
 const source = (body: z.infer<typeof policyBody>): unknown =>
@@ -229,16 +233,17 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
 
   api.get<{ Querystring: Record<string, string> }>('/policy-decisions', async (req, reply) => {
     const q = parse(decisionQuery, req.query, 'query');
-    const scope = q.namespace ?? (q.repository ? namespaceOf(q.repository) : undefined);
-    // Registry administrators read every decision; a namespace's admins those in their namespace.
-    await principal(req, reply, [scope ? access.manage(scope) : access.admin]);
+    // Registry administrators read every decision; a namespace's admins those in their namespace:
+    // the namespace named and the repository's, when both are given (the filters are all applied).
+    const scopes = new Set([...(q.namespace === undefined ? [] : [q.namespace]), ...(q.repository === undefined ? [] : [namespaceOf(q.repository)])]);
+    await principal(req, reply, scopes.size > 0 ? [...scopes].map(access.manage) : [access.admin]);
     const page = await ctx.meta.policy.queryDecisions(
       {
         ...(q.policy ? { policy: q.policy } : {}),
         ...(q.result ? { result: q.result } : {}),
         ...(q.action ? { action: q.action } : {}),
-        ...(q.repository ? { repository: q.repository } : {}),
-        ...(scope && !q.repository ? { namespace: scope } : {}),
+        ...(q.repository !== undefined ? { repository: q.repository } : {}),
+        ...(q.namespace !== undefined ? { namespace: q.namespace } : {}),
         ...(q.since ? { since: Date.parse(q.since) } : {}),
         ...(q.until ? { until: Date.parse(q.until) } : {}),
       },
