@@ -93,6 +93,10 @@ describe('saving policies', () => {
       ['template typo', 'name: x\nactions: [push]\ndeny: "true"\nmessage: "{{ request.repo }}"'],
       ['cost explosion', 'name: x\nactions: [pull]\ndeny: "trust.sbom.components.exists(a, trust.sbom.components.exists(b, a.name == b.name))"'],
       ['wrong name', 'name: y\nactions: [push]\ndeny: "true"'],
+      // a namespace no repository can be in: the policy would never decide anything
+      ['empty namespace', 'name: x\nnamespace: ""\nactions: [push]\ndeny: "true"'],
+      ['namespace with a path', 'name: x\nnamespace: team/app\nactions: [push]\ndeny: "true"'],
+      ['namespace in capitals', 'name: x\nnamespace: Team\nactions: [push]\ndeny: "true"'],
     ];
     for (const [what, source] of cases) {
       const r = await savePolicy('x', source);

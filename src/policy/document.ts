@@ -4,6 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isNamespaceName, namespaceRule } from '../reference.ts';
 import { PolicyRejected } from './engine.ts';
 
 export const policyLimits = { documentBytes: 64 * 1024, messageBytes: 1024, patterns: 64 } as const;
@@ -22,7 +23,7 @@ const common = {
   name: policyName,
   description: z.string().max(1024).default(''),
   /** set: the policy belongs to that namespace, applies only in it, and its admins manage it */
-  namespace: z.string().max(255).optional(),
+  namespace: z.string().refine(isNamespaceName, `${namespaceRule}, e.g. team`).optional(),
   scope: z
     .strictObject({
       namespaces: z.array(pattern).min(1).max(policyLimits.patterns).default(['*']),
