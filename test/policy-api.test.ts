@@ -64,12 +64,20 @@ describe('saving policies', () => {
     expect(old.document.mode).toBe('dry-run');
     const versions = (await request(server.url, '/api/v1/policies/require-cost-center/versions')).json<{ versions: { version: number }[] }>().versions;
     expect(versions.map((v) => v.version)).toEqual([2, 1]);
-    const audit = (await request(server.url, '/api/v1/audit?action=policy.update')).json<{ events: { action: string; target: string }[] }>();
-    expect(audit.events.some((e) => e.target === 'require-cost-center')).toBe(true);
     expect((await request(server.url, '/api/v1/policies')).json<{ policies: { name: string }[] }>().policies.map((p) => p.name)).toContain(
       'require-cost-center',
     );
     expect((await deletePolicy('require-cost-center')).status).toBe(204);
+    // every change is audited: the save that created it, the one that changed it, the deletion
+    type Audited = { events: { action: string; target: string; detail?: Record<string, unknown> }[] };
+    for (const [action, version] of [
+      ['policy.create', 1],
+      ['policy.update', 2],
+      ['policy.delete', 3],
+    ] as const) {
+      const events = (await request(server.url, `/api/v1/audit?action=${action}`)).json<Audited>().events.filter((e) => e.target === 'require-cost-center');
+      expect(events, action).toEqual([expect.objectContaining({ action, detail: expect.objectContaining({ version }) })]);
+    }
   });
 
   it('refuses a bad expression with the CEL error and its position, and keeps nothing', async () => {
