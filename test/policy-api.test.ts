@@ -1,7 +1,8 @@
 /**
  * Policies through /api/v1 and their decisions at /v2: saved with versions, refused when bad,
- * enforced at push, pull and delete with the policy's message, audited, logged and queryable,
- * simulated and tested before they decide. Answered through inject(): nothing here is about the socket.
+ * enforced at push, pull and delete with the policy's message, audited, logged and queryable
+ * (and aged out of the log), simulated and tested before they decide. Answered through
+ * inject(): nothing here is about the socket.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
@@ -273,6 +274,59 @@ describe('reading the decision log', () => {
   it('refuses a page cursor it did not write, rather than start again from the newest', async () => {
     for (const before of ['garbage', '12.', '.id', 'x.y'])
       expect((await request(server.url, `/api/v1/policy-decisions?before=${before}`)).status, before).toBe(400);
+  });
+});
+
+describe('the decision log under its retention', () => {
+  it('ages out decisions and recorded inputs older than policy.decisionRetentionDays, by the pruning job', async () => {
+    let now = Date.parse('2026-12-02T12:00:00Z');
+    const aged = await startWithAccounts(
+      { policy: { reloadSeconds: 3600, decisionRetentionDays: 1 }, jobs: { pruneSeconds: 1 } },
+      { now: () => now },
+      { listen: false },
+    );
+    try {
+      const put = await request(aged.url, '/api/v1/policies/no-pulls', {
+        method: 'PUT',
+        ...json({ source: "name: no-pulls\nscope: { namespaces: [aged] }\nactions: [pull]\ndeny: 'true'" }),
+      });
+      expect(put.status).toBe(201);
+      const image = await imageManifest(aged.url, 'aged/app');
+      expect((await putManifest(aged.url, 'aged/app', 'v1', image.body)).status).toBe(201);
+      /** the times of the logged decisions, once they are `expected` (or after 10 s) */
+      const logged = async (expected: string[]) => {
+        for (let i = 0; ; i++) {
+          const found = (await request(aged.url, '/api/v1/policy-decisions?policy=no-pulls'))
+            .json<{ decisions: { at: string }[] }>()
+            .decisions.map((d) => d.at);
+          if (found.join() === expected.join() || i >= 100) return found;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      };
+      /** the times of the recorded decision inputs, once they are `expected` (or after 10 s) */
+      const recorded = async (expected: string[]) => {
+        for (let i = 0; ; i++) {
+          const r = await request(aged.url, '/api/v1/policies/simulate', {
+            method: 'POST',
+            ...json({ policy: { source: "name: s\nactions: [pull]\ndeny: 'true'" }, days: 366 }),
+          });
+          const found = r.json<{ recorded: { denied: { at: string }[] } }>().recorded.denied.map((d) => d.at);
+          if (found.join() === expected.join() || i >= 100) return found;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      };
+      expect((await request(aged.url, '/v2/aged/app/manifests/v1')).status).toBe(403);
+      expect(await logged(['2026-12-02T12:00:00.000Z'])).toEqual(['2026-12-02T12:00:00.000Z']);
+      expect(await recorded(['2026-12-02T12:00:00.000Z'])).toEqual(['2026-12-02T12:00:00.000Z']);
+
+      // two days on, a pull is decided again; the job (each second here) removes what is a day old
+      now += 2 * 86_400_000;
+      expect((await request(aged.url, '/v2/aged/app/manifests/v1')).status).toBe(403);
+      expect(await logged(['2026-12-04T12:00:00.000Z'])).toEqual(['2026-12-04T12:00:00.000Z']);
+      expect(await recorded(['2026-12-04T12:00:00.000Z'])).toEqual(['2026-12-04T12:00:00.000Z']);
+    } finally {
+      await aged.stop();
+    }
   });
 });
 
