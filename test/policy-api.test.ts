@@ -371,6 +371,18 @@ describe('trying a policy before it decides', () => {
     expect((await request(server.url, '/v2/sim/app/manifests/v1')).status).toBe(200);
   });
 
+  it('simulates every tag of a repository, past the first page of a thousand', async () => {
+    const image = await imageManifest(server.url, 'many/app');
+    const tags = Array.from({ length: 1001 }, (_, i) => `t${String(i).padStart(4, '0')}`);
+    for (const tag of tags) expect((await putManifest(server.url, 'many/app', tag, image.body)).status).toBe(201);
+    const policy = { source: `name: last-tag\nscope: { namespaces: [many] }\nactions: [pull]\ndeny: 'artifact.tag == "t1000"'` };
+    const r = await request(server.url, '/api/v1/policies/simulate', { method: 'POST', ...json({ policy, days: 0 }) });
+    expect(r.status).toBe(200);
+    const artifacts = r.json<{ artifacts: { evaluated: number; denied: { reference: string }[] } }>().artifacts;
+    expect(artifacts.evaluated).toBe(1001);
+    expect(artifacts.denied.map((d) => d.reference)).toEqual(['t1000']);
+  });
+
   it('tests a policy against an input document or a stored artifact', async () => {
     const policy = { source: `name: t\nactions: [pull]\ndeny: '"cost-center" in artifact.annotations'` };
     const image = await imageManifest(server.url, 'test/app', ['l'], { annotations: { 'cost-center': 'cc-1' } });

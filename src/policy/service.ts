@@ -88,6 +88,8 @@ const shapeSlots = 1024;
 const flushMs = 1000;
 const allowed: Answer = Object.freeze({ allowed: true });
 const maxQueued = 10_000;
+/** tags a simulation lists at a time, per repository */
+const tagPage = 1000;
 const allSections: ReadonlySet<Section> = new Set(sections);
 
 export class PolicyService {
@@ -510,28 +512,35 @@ export class PolicyService {
           last = repository;
           const namespace = repository.split('/')[0] ?? repository;
           if (!applies(namespace, repository)) continue;
-          for (const tag of await this.meta.listTags(repository, { n: 1000 })) {
-            const record = await this.meta.getTaggedManifest(repository, tag);
-            if (!record) continue;
-            for (const action of doc.actions) {
-              if (result.artifacts.evaluated >= options.limit) break scan;
-              const q: Question = {
-                action,
-                repository,
-                namespace,
-                digest: record.digest,
-                tag,
-                manifest: { mediaType: record.mediaType, content: record.content },
-                principal: asker,
-                tokenKind: 'jwt',
-                userAgent: 'custody-simulate',
-                sourceAddress: '',
-                time: now,
-              };
-              result.artifacts.evaluated++;
-              const denied = await judge(await this.inputs.build(q, compiled.reads), { action, repository, reference: tag, digest: record.digest });
-              if (denied) result.artifacts.denied.push(denied);
+          // every tag, a page at a time (a repository may hold more than a page of them)
+          let lastTag: string | undefined;
+          for (;;) {
+            const tags = await this.meta.listTags(repository, { n: tagPage, ...(lastTag === undefined ? {} : { last: lastTag }) });
+            for (const tag of tags) {
+              lastTag = tag;
+              const record = await this.meta.getTaggedManifest(repository, tag);
+              if (!record) continue;
+              for (const action of doc.actions) {
+                if (result.artifacts.evaluated >= options.limit) break scan;
+                const q: Question = {
+                  action,
+                  repository,
+                  namespace,
+                  digest: record.digest,
+                  tag,
+                  manifest: { mediaType: record.mediaType, content: record.content },
+                  principal: asker,
+                  tokenKind: 'jwt',
+                  userAgent: 'custody-simulate',
+                  sourceAddress: '',
+                  time: now,
+                };
+                result.artifacts.evaluated++;
+                const denied = await judge(await this.inputs.build(q, compiled.reads), { action, repository, reference: tag, digest: record.digest });
+                if (denied) result.artifacts.denied.push(denied);
+              }
             }
+            if (tags.length < tagPage) break;
           }
         }
         if (repos.length < 100) break;
