@@ -41,6 +41,20 @@ describe('CEL policies when saved', () => {
     expect(refusal('namespace.storedBytes > 1').message).toMatch(/namespace/);
   });
 
+  it('refuses what the type check cannot see: has() of a field the input lacks, dyn() of the input', () => {
+    // has() of a typo is false, never an error: it would never deny
+    const typo = refusal('artifact.size > 0.0 &&\n  !has(artifact.lables.team)');
+    expect(typo.message).toMatch(/^deny: has\(artifact\.lables\.team\) names a field the input does not have/);
+    expect(typo.position).toEqual({ line: 2, column: 4 });
+    expect(refusal('trust.signatures.exists(s, has(s.signr))').message).toContain('has(s.signr)');
+    expect(refusal('dyn(artifact).lables == "x"').message).toMatch(/^deny: dyn\(artifact\): dyn\(\) of input fields is refused/);
+    expect(refusal('trust.signatures.exists(s, dyn(s).signr == "x")').position).toEqual({ line: 1, column: 28 });
+    // has() of a map key, or of a documented field, and dyn() of what is not the input, are fine
+    for (const deny of ['has(artifact.labels.team)', 'trust.signatures.exists(s, has(s.signer))', 'has(request.identity.teams)', 'dyn(1) == 1'])
+      expect(() => compileCel({ deny }), deny).not.toThrow();
+    expect(compileCel({ deny: '!has(artifact.labels.team)' }).evaluate(sampleInput({ artifact: { labels: { team: 'a' } } }))).toEqual({ deny: false });
+  });
+
   it('refuses an expression that is not a bool', () => {
     expect(refusal('artifact.size').message).toContain('must be a bool');
     expect(refusal('"yes"').message).toContain('must be a bool');
