@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, startWithAccounts, type AccountsServer } from './helpers/accounts.ts';
-import { basic, imageManifest, putManifest, request, type Reply } from './helpers/http.ts';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { inputSchema, type PolicyInput } from '../src/policy/input-schema.ts';
+import { basic, descriptorOf, imageManifest, pushBlob, putManifest, request, sha256, types, type Reply } from './helpers/http.ts';
 
 let server: AccountsServer;
 let clock = Date.parse('2026-12-02T12:00:00Z');
@@ -18,6 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.stop());
 
+const validInput = new Ajv2020({ strict: true, allErrors: true }).compile(inputSchema);
 const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 const savePolicy = (name: string, source: string, as?: string) =>
   request(server.url, `/api/v1/policies/${name}`, {
@@ -381,6 +384,32 @@ describe('trying a policy before it decides', () => {
     const artifacts = r.json<{ artifacts: { evaluated: number; denied: { reference: string }[] } }>().artifacts;
     expect(artifacts.evaluated).toBe(1001);
     expect(artifacts.denied.map((d) => d.reference)).toEqual(['t1000']);
+  });
+
+  it('gives a bare artifact every map and list, empty, in an input the published schema accepts', async () => {
+    // an artifact with nothing to say: the empty config, no layers, no annotations, no referrers
+    await pushBlob(server.url, 'bare/thing', '{}');
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: types.manifest,
+      artifactType: 'application/x.bare',
+      config: descriptorOf('{}', types.empty),
+      layers: [],
+    });
+    expect((await putManifest(server.url, 'bare/thing', 'v1', body)).status).toBe(201);
+    const policy = { source: `name: t\nactions: [pull]\ndeny: 'false'` };
+    const r = await request(server.url, '/api/v1/policies/test', {
+      method: 'POST',
+      ...json({ policy, artifact: { repository: 'bare/thing', reference: sha256(body) } }),
+    });
+    expect(r.status).toBe(200);
+    const input = r.json<{ input: PolicyInput }>().input;
+    expect(validInput(input), JSON.stringify(validInput.errors)).toBe(true);
+    expect(input.artifact).toMatchObject({ tag: '', labels: {}, annotations: {}, platforms: [], layers: [], subject: '', created: '' });
+    expect(input.artifact.wasm).toEqual({ component: false, imports: [], exports: [], complete: false });
+    expect(input.trust).toEqual({ signatures: [], attestations: [], sbom: { present: false, format: '', componentCount: 0, licenses: [], components: [] } });
+    expect(input.ns.labels).toEqual({});
+    expect(input.request.identity.teams).toEqual([]);
   });
 
   it('tests a policy against an input document or a stored artifact', async () => {
