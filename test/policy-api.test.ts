@@ -421,6 +421,15 @@ describe('trying a policy before it decides', () => {
       ...json({ policy, artifact: { repository: 'test/app', reference: 'v1' } }),
     });
     expect(r.status).toBe(200);
+    // a name or reference that cannot be stored is a 400, not a missing manifest
+    for (const artifact of [
+      { repository: 'Test//App', reference: 'v1' },
+      { repository: 'test/app', reference: '-v1' },
+      { repository: 'test/app', reference: 'sha256:short' },
+    ]) {
+      const bad = await request(server.url, '/api/v1/policies/test', { method: 'POST', ...json({ policy, artifact }) });
+      expect(bad.status, JSON.stringify(artifact)).toBe(400);
+    }
     expect(r.json()).toMatchObject({
       deny: true,
       // the default template, rendered as the request would be told it

@@ -15,8 +15,8 @@ import type { PolicyInput } from '../policy/input-schema.ts';
 import { scopeMatcher } from '../policy/scope.ts';
 import type { PolicyService } from '../policy/service.ts';
 import { renderTemplate } from '../policy/template.ts';
-import { isDigest } from '../oci/digest.ts';
-import { isTag, namespaceOf } from '../reference.ts';
+import { isDigest, parseDigest } from '../oci/digest.ts';
+import { isRepositoryName, isTag, nameRule, namespaceOf, tagRule } from '../reference.ts';
 import { access, decide, iso, recorded, type ApiContext } from './context.ts';
 import { ApiError, invalid, notFound, parse } from './errors.ts';
 
@@ -186,6 +186,14 @@ export function registerPolicies(api: FastifyInstance, ctx: ApiContext): void {
       if (body.input) input = body.input as unknown as PolicyInput;
       else {
         const { repository, reference } = body.artifact as { repository: string; reference: string };
+        if (!isRepositoryName(repository)) throw invalid(`${repository.slice(0, 80)} is not a repository name: ${nameRule}`);
+        if (isDigest(reference)) {
+          try {
+            parseDigest(reference);
+          } catch (err) {
+            throw invalid((err as Error).message);
+          }
+        } else if (!isTag(reference)) throw invalid(`${reference.slice(0, 80)} is neither a tag (${tagRule}) nor a digest`);
         await principal(req, reply, [{ type: 'repository', name: repository, actions: ['pull'] }]);
         const record = isDigest(reference)
           ? await ctx.meta.getManifest(repository, reference)
