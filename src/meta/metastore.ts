@@ -120,6 +120,12 @@ export interface ManifestIndex {
 
   repositoryExists(repo: string): Promise<boolean>;
   listTags(repo: string, page: Page): Promise<string[]>;
+  /**
+   * A page of the repository's manifests, in digest order (`last` is a digest), each saying
+   * whether a tag points at it: what is stored, tagged or not (an index's children, referrers, a
+   * push by digest), for those that must see all of it (policy simulation).
+   */
+  listManifests(repo: string, page: Page): Promise<{ digest: string; tagged: boolean }[]>;
   listRepositories(page: Page): Promise<string[]>;
   listReferrers(repo: string, subject: string): Promise<ManifestRecord[]>;
   /**

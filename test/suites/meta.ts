@@ -117,6 +117,32 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStore>): vo
       await meta.close();
     });
 
+    it("pages a repository's manifests in digest order, tagged or not", async () => {
+      const meta = await open();
+      await meta.putManifest(manifest('pm/app', d(3), { tag: 'v1' }));
+      await meta.putManifest(manifest('pm/app', d(3), { tag: 'latest' }));
+      await meta.putManifest(manifest('pm/app', d(1)));
+      await meta.putManifest(manifest('pm/app', d(4), { manifests: [d(1)], tag: 'index' }));
+      await meta.putManifest(manifest('pm/app', d(2), { subject: d(3) }));
+      await meta.putManifest(manifest('pm/other', d(5), { tag: 'v1' }));
+      const all = [
+        { digest: d(1), tagged: false },
+        { digest: d(2), tagged: false },
+        { digest: d(3), tagged: true },
+        { digest: d(4), tagged: true },
+      ];
+      expect(await meta.listManifests('pm/app', { n: 100 })).toEqual(all);
+      expect(await meta.listManifests('pm/app', { n: 2 })).toEqual(all.slice(0, 2));
+      expect(await meta.listManifests('pm/app', { n: 2, last: d(2) })).toEqual(all.slice(2));
+      expect(await meta.listManifests('pm/app', { n: 2, last: d(4) })).toEqual([]);
+      // a deleted tag leaves its manifest untagged; a deleted manifest is gone from the list
+      await meta.deleteTag('pm/app', 'index');
+      await meta.deleteManifest('pm/app', d(2));
+      expect(await meta.listManifests('pm/app', { n: 100 })).toEqual([all[0], all[2], { digest: d(4), tagged: false }]);
+      expect(await meta.listManifests('nothing', { n: 10 })).toEqual([]);
+      await meta.close();
+    });
+
     it('lists referrers of a subject', async () => {
       const meta = await open();
       await meta.putManifest(manifest('r', d(5), { subject: d(1), artifactType: 'application/x-sig', annotations: { k: 'v' } }));

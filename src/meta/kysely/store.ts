@@ -428,6 +428,20 @@ export class KyselyMetaStore implements MetaStore {
     return rows.map((r) => r.name);
   }
 
+  async listManifests(repo: string, page: Page): Promise<{ digest: string; tagged: boolean }[]> {
+    let q = this.db
+      .selectFrom('manifests as m')
+      .select((eb) => [
+        'm.digest',
+        eb.exists(eb.selectFrom('tags as t').select('t.name').whereRef('t.repo', '=', 'm.repo').whereRef('t.digest', '=', 'm.digest')).as('tagged'),
+      ])
+      .where('m.repo', '=', repo);
+    if (page.last !== undefined) q = q.where('m.digest', '>', page.last);
+    const rows = await q.orderBy('m.digest').limit(page.n).execute();
+    // SQLite answers exists() with 0 or 1, PostgreSQL with a boolean
+    return rows.map((r) => ({ digest: r.digest, tagged: Boolean(r.tagged) }));
+  }
+
   async listRepositories(page: Page): Promise<string[]> {
     let q = this.db.selectFrom('repositories').select('name');
     if (page.last !== undefined) q = q.where('name', '>', page.last);
