@@ -386,6 +386,46 @@ describe('trying a policy before it decides', () => {
     expect(artifacts.denied.map((d) => d.reference)).toEqual(['t1000']);
   });
 
+  it("simulates every stored manifest, by digest when no tag points at it (an index's child, a push by digest)", async () => {
+    const repo = 'loose/app';
+    const quarantine = { annotations: { quarantine: 'yes' } };
+    const tagged = await imageManifest(server.url, repo, ['tagged']);
+    expect((await putManifest(server.url, repo, 'v1', tagged.body)).status).toBe(201);
+    // a quarantined image pushed by digest alone, and another only an index (tagged) names
+    const loose = await imageManifest(server.url, repo, ['loose'], quarantine);
+    expect((await putManifest(server.url, repo, loose.digest, loose.body)).status).toBe(201);
+    const child = await imageManifest(server.url, repo, ['child'], quarantine);
+    expect((await putManifest(server.url, repo, child.digest, child.body)).status).toBe(201);
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests: [descriptorOf(child.body, types.manifest)] });
+    expect((await putManifest(server.url, repo, 'multi', index, types.index)).status).toBe(201);
+    const policy = {
+      source: `name: quarantined\nscope: { namespaces: [loose] }\nactions: [pull, delete]\ndeny: '"quarantine" in artifact.annotations'\nmessage: '{{ artifact.digest }} is quarantined (tag "{{ artifact.tag }}")'`,
+    };
+    type Artifacts = { evaluated: number; denied: { action: string; reference: string; digest: string; message: string }[] };
+    const simulate = async (limit?: number) => {
+      const r = await request(server.url, '/api/v1/policies/simulate', { method: 'POST', ...json({ policy, days: 0, ...(limit ? { limit } : {}) }) });
+      expect(r.status, r.body.toString()).toBe(200);
+      return r.json<{ artifacts: Artifacts; errors: unknown[] }>();
+    };
+    const untagged = [loose.digest, child.digest].sort();
+    const deniedAs = (action: string, digest: string) => ({
+      action,
+      repository: repo,
+      reference: digest,
+      digest,
+      message: `${digest} is quarantined (tag "")`,
+    });
+    const all = await simulate();
+    expect(all.errors).toEqual([]);
+    // the two tags (multi, v1), then the two manifests no tag points at, each pulled and deleted
+    expect(all.artifacts.evaluated).toBe(8);
+    expect(all.artifacts.denied).toEqual(untagged.flatMap((digest) => [deniedAs('pull', digest), deniedAs('delete', digest)]));
+    // the limit counts across both: the tags' four evaluations, then the first untagged manifest's pull
+    const limited = await simulate(5);
+    expect(limited.artifacts.evaluated).toBe(5);
+    expect(limited.artifacts.denied).toEqual([deniedAs('pull', untagged[0] as string)]);
+  });
+
   it('gives a bare artifact every map and list, empty, in an input the published schema accepts', async () => {
     // an artifact with nothing to say: the empty config, no layers, no annotations, no referrers
     await pushBlob(server.url, 'bare/thing', '{}');

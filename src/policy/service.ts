@@ -12,7 +12,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { BoundedMap } from '../bounded-map.ts';
-import type { MetaStore } from '../meta/metastore.ts';
+import type { ManifestRecord, MetaStore } from '../meta/metastore.ts';
 import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
 import type { PriceModel } from '../meta/cost.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
@@ -88,7 +88,7 @@ const shapeSlots = 1024;
 const flushMs = 1000;
 const allowed: Answer = Object.freeze({ allowed: true });
 const maxQueued = 10_000;
-/** tags a simulation lists at a time, per repository */
+/** tags, or manifests, a simulation lists at a time, per repository */
 const tagPage = 1000;
 const allSections: ReadonlySet<Section> = new Set(sections);
 
@@ -485,9 +485,10 @@ export class PolicyService {
   }
 
   /**
-   * Runs a policy that is not (or not yet) saved against the tagged artifacts stored now, as if
-   * each were pushed, pulled or deleted now by `asker`, and against the inputs recorded over the
-   * last `days`. Returns what it would deny, and why.
+   * Runs a policy that is not (or not yet) saved against the artifacts stored now (each tag, and
+   * each manifest no tag points at, by digest), as if each were pushed, pulled or deleted now by
+   * `asker`, and against the inputs recorded over the last `days`. Returns what it would deny,
+   * and why.
    */
   async simulate(source: unknown, asker: Question['principal'], options: { days: number; limit: number }): Promise<Simulation> {
     const { doc, compiled } = await this.check(source);
@@ -505,6 +506,34 @@ export class PolicyService {
     try {
       const applies = scopeMatcher(doc);
       const now = this.now();
+      /** Decides one stored manifest for each of the policy's actions; false once the limit is reached. */
+      const decideStored = async (repository: string, namespace: string, record: ManifestRecord, tag: string | undefined): Promise<boolean> => {
+        for (const action of doc.actions) {
+          if (result.artifacts.evaluated >= options.limit) return false;
+          const q: Question = {
+            action,
+            repository,
+            namespace,
+            digest: record.digest,
+            ...(tag === undefined ? {} : { tag }),
+            manifest: { mediaType: record.mediaType, content: record.content },
+            principal: asker,
+            tokenKind: 'jwt',
+            userAgent: 'custody-simulate',
+            sourceAddress: '',
+            time: now,
+          };
+          result.artifacts.evaluated++;
+          const denied = await judge(await this.inputs.build(q, compiled.reads), {
+            action,
+            repository,
+            reference: tag ?? record.digest,
+            digest: record.digest,
+          });
+          if (denied) result.artifacts.denied.push(denied);
+        }
+        return true;
+      };
       let last: string | undefined;
       scan: for (;;) {
         const repos = await this.meta.listRepositories({ n: 100, ...(last ? { last } : {}) });
@@ -519,28 +548,22 @@ export class PolicyService {
             for (const tag of tags) {
               lastTag = tag;
               const record = await this.meta.getTaggedManifest(repository, tag);
-              if (!record) continue;
-              for (const action of doc.actions) {
-                if (result.artifacts.evaluated >= options.limit) break scan;
-                const q: Question = {
-                  action,
-                  repository,
-                  namespace,
-                  digest: record.digest,
-                  tag,
-                  manifest: { mediaType: record.mediaType, content: record.content },
-                  principal: asker,
-                  tokenKind: 'jwt',
-                  userAgent: 'custody-simulate',
-                  sourceAddress: '',
-                  time: now,
-                };
-                result.artifacts.evaluated++;
-                const denied = await judge(await this.inputs.build(q, compiled.reads), { action, repository, reference: tag, digest: record.digest });
-                if (denied) result.artifacts.denied.push(denied);
-              }
+              if (record && !(await decideStored(repository, namespace, record, tag))) break scan;
             }
             if (tags.length < tagPage) break;
+          }
+          // then every manifest no tag points at (pushed by digest, an index's children, referrers),
+          // named by its digest as a client pulling or deleting it would name it
+          let lastDigest: string | undefined;
+          for (;;) {
+            const manifests = await this.meta.listManifests(repository, { n: tagPage, ...(lastDigest === undefined ? {} : { last: lastDigest }) });
+            for (const m of manifests) {
+              lastDigest = m.digest;
+              if (m.tagged) continue;
+              const record = await this.meta.getManifest(repository, m.digest);
+              if (record && !(await decideStored(repository, namespace, record, undefined))) break scan;
+            }
+            if (manifests.length < tagPage) break;
           }
         }
         if (repos.length < 100) break;
