@@ -12,6 +12,7 @@ const policies: Record<EngineCaseName, string> = {
   'over-quota': 'ns.quotaBytes > 0 && ns.storedBytes > ns.quotaBytes',
   'forbidden-license': 'trust.sbom.components.exists(c, "AGPL-3.0-only" in c.licenses)',
   'no-wasi-sockets': 'artifact.wasm.imports.exists(i, i.startsWith("wasi:sockets/"))',
+  'release-tags-maintenance-window': 'action == "delete" && artifact.tag.startsWith("v") && !(timestamp(request.time).getHours() in [2, 3])',
 };
 
 policyEngineSuite('CEL', async (name) => compileCel({ deny: policies[name] }));

@@ -14,8 +14,8 @@ import type { EngineCaseName } from '../suites/policy-engine.ts';
 
 const wat = (name: string) => readFileSync(new URL(`./wat/${name}.wat`, import.meta.url), 'utf8');
 
-/** each engine case's policy file in test/policy/wat/, and the data document it reads */
-export const casePolicies: Record<EngineCaseName, { policy: string; data?: unknown }> = {
+/** each engine case's policy file in test/policy/wat/, the data document it reads, and the host built-ins it calls */
+export const casePolicies: Record<EngineCaseName, { policy: string; data?: unknown; builtins?: Record<string, number> }> = {
   'allow-all': { policy: 'allow-all' },
   'deny-all': { policy: 'deny-all' },
   'require-cost-center': { policy: 'require-cost-center' },
@@ -23,6 +23,7 @@ export const casePolicies: Record<EngineCaseName, { policy: string; data?: unkno
   'over-quota': { policy: 'over-quota' },
   'forbidden-license': { policy: 'forbidden-license', data: { forbidden: 'AGPL-3.0-only' } },
   'no-wasi-sockets': { policy: 'no-wasi-sockets' },
+  'release-tags-maintenance-window': { policy: 'release-tags-maintenance-window', builtins: { 'time.parse_rfc3339_ns': 0, 'time.clock': 1 } },
 };
 
 export interface ModuleOptions {

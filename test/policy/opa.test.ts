@@ -21,8 +21,8 @@ afterAll(async () => {
 
 for (const minor of [1, 2, 3]) {
   policyEngineSuite(`OPA Wasm, ABI 1.${minor}`, async (name) => {
-    const { policy, data } = casePolicies[name];
-    const wasm = await buildModule(policy, { abi: [1, minor] });
+    const { policy, data, builtins } = casePolicies[name];
+    const wasm = await buildModule(policy, { abi: [1, minor], ...(builtins ? { builtins } : {}) });
     // ABI 1.2 modules without data come bare, the rest as bundles: both ways in are run
     return compileOpa({ entrypoint: 'custody/deny' }, minor === 2 && data === undefined ? wasm : bundle(wasm, data), pool);
   });

@@ -115,6 +115,32 @@ export const engineCases = {
       },
     ],
   },
+  'release-tags-maintenance-window': {
+    does: 'denies a delete of a v* tag outside the maintenance window, 02:00 to 04:00 UTC by request.time',
+    inputs: [
+      ...(
+        [
+          ['2026-12-02T12:00:00Z', true],
+          ['2026-12-02T01:59:59.999Z', true],
+          ['2026-12-02T02:00:00.000Z', false],
+          ['2026-12-02T03:59:59.999Z', false],
+          ['2026-12-02T04:00:00.000Z', true],
+          // an offset is read as the instant it names: 02:30 UTC
+          ['2026-12-02T04:30:00+02:00', false],
+        ] as const
+      ).map(([time, deny]) => ({ input: sampleInput({ action: 'delete', request: { time } }), deny })),
+      // a tag that does not match v*, or a manifest deleted by digest, outside the window too
+      { input: sampleInput({ action: 'delete', artifact: { tag: 'latest' } }), deny: false },
+      { input: sampleInput({ action: 'delete', artifact: { tag: 'V1' } }), deny: false },
+      { input: sampleInput({ action: 'delete', artifact: { tag: '' } }), deny: false },
+      { input: sampleInput({ action: 'delete', artifact: { tag: 'version-2' } }), deny: true },
+      // a label named tag that is v*, beside a tag that is not: the policy reads artifact.tag
+      { input: sampleInput({ action: 'delete', artifact: { tag: 'latest', labels: { tag: 'v1' } } }), deny: false },
+      // deletes only: a pull or push of a v* tag outside the window is not this policy's
+      { input: sampleInput({ action: 'pull' }), deny: false },
+      { input: sampleInput({ action: 'push' }), deny: false },
+    ],
+  },
 } satisfies Record<string, EngineCase>;
 
 export type EngineCaseName = keyof typeof engineCases;
