@@ -130,7 +130,7 @@ export class DocumentReader {
 
   private spawn(): ChildProcess {
     const child = fork(childPath, [], {
-      // explicit, not the server's own flags (a test runner's loaders, say); a small young generation as bin/custody.js sets
+      // explicit, not the server's own flags (a test runner's loaders, say); a young generation of 2 × 8 MiB (the server's is 2 × 2, bin/custody.js: parsing a document allocates more)
       execArgv: [`--max-old-space-size=${this.limits.heapMb}`, '--max-semi-space-size=8'],
       serialization: 'advanced',
       stdio: ['pipe', 'ignore', 'pipe', 'ipc'],
