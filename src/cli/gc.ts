@@ -3,7 +3,6 @@
  * progress bar to its end, then says what it freed and how long it took; `custody gc runs`
  * lists past runs. When a run is already going (here or on another replica), it follows that one.
  */
-import progress from 'cli-progress';
 import type { Command } from 'commander';
 import { CliError, loggedIn, type Client } from './client.ts';
 import { action, bytesText, emit, table, wholeNumber, withJson, type JsonOption } from './io.ts';
@@ -42,10 +41,15 @@ function summary(run: Run): string {
 
 /** Polls the run until it ends, drawing its progress on a terminal. */
 async function follow(client: Client, run: Run, quiet: boolean): Promise<Run> {
+  // loaded only here: `custody serve` registers this command too, and never draws a bar
   const bar =
     quiet || !process.stderr.isTTY
       ? undefined
-      : new progress.SingleBar({ format: ' {phase} [{bar}] {value}/{total} rows | {bytes} freed', stream: process.stderr, hideCursor: true });
+      : new (await import('cli-progress')).default.SingleBar({
+          format: ' {phase} [{bar}] {value}/{total} rows | {bytes} freed',
+          stream: process.stderr,
+          hideCursor: true,
+        });
   bar?.start(Math.max(1, steps(run.planned)), 0, { phase: run.phase, bytes: bytesText(0) });
   let current = run;
   try {

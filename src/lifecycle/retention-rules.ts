@@ -20,7 +20,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { re2Matches } from '../policy/cel.ts';
+import { re2Matches } from '../policy/re2.ts';
 
 export class RulesRejected extends Error {
   constructor(message: string) {

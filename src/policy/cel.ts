@@ -18,7 +18,7 @@
  */
 import { Environment, type ASTNode, type Context, type ObjectSchema } from '@marcbachmann/cel-js';
 import { RE2JS } from 're2js';
-import { BoundedMap } from '../bounded-map.ts';
+import { re2Matches } from './re2.ts';
 import { inputSchema } from './input-schema.ts';
 import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
 import type { PolicyInput, Section } from './input-schema.ts';
@@ -76,17 +76,6 @@ function checkEnvironment(): Environment {
     else env.registerVariable({ name, schema: declared as ObjectSchema });
   }
   return env;
-}
-
-const re2Cache = new BoundedMap<string, RE2JS>(1024);
-/** Whether `pattern` (RE2 syntax, linear time) matches somewhere in `text`; throws on a bad pattern. Also retention's tag patterns. */
-export function re2Matches(text: string, pattern: string): boolean {
-  let compiled = re2Cache.get(pattern);
-  if (!compiled) {
-    compiled = RE2JS.compile(pattern);
-    re2Cache.set(pattern, compiled);
-  }
-  return compiled.matcher(text).find();
 }
 
 function evalEnvironment(): Environment {

@@ -16,7 +16,6 @@ import type { ManifestRecord, MetaStore } from '../meta/metastore.ts';
 import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
 import type { PriceModel } from '../meta/cost.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
-import { compileCel } from './cel.ts';
 import { readPolicy, type OpaPolicyDocument, type PolicyDocument } from './document.ts';
 import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
 import { InputBuilder, inputKeys, type InputKeys, type Question } from './input.ts';
@@ -223,7 +222,8 @@ export class PolicyService {
   }
 
   private async compile(doc: PolicyDocument): Promise<CompiledPolicy> {
-    if (doc.engine === 'cel') return compileCel(doc);
+    // loaded with the first CEL policy: cel-js is not needed by a server that has none
+    if (doc.engine === 'cel') return (await import('./cel.ts')).compileCel(doc);
     if (!this.opa) throw new PolicyRejected('OPA Wasm policies are not available on this server');
     return this.opa(doc, await this.bundle(doc));
   }

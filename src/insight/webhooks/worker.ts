@@ -17,10 +17,13 @@ import { hostname } from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
 import type { UsageEvent } from '../../meta/insight.ts';
 import type { DeliveryOutcome, QueuedEvent, Webhook, WebhookStore } from '../../meta/webhooks.ts';
-import { envelope } from './envelope.ts';
 import { repositoryMatcher } from './patterns.ts';
 import type { Sender } from './send.ts';
 import { Slots } from '../../slots.ts';
+
+/** The envelope, with the cloudevents package, loaded at the first delivery: a server without webhooks never needs it. */
+let envelopeModule: Promise<typeof import('./envelope.ts')> | undefined;
+const loadEnvelope = () => (envelopeModule ??= import('./envelope.ts'));
 
 export interface WebhookSettings {
   /** how often feeds and queues are looked at */
@@ -201,6 +204,7 @@ export class WebhookWorker {
     try {
       if (!this.holds(webhook.id)) return;
       const at = this.now();
+      const { envelope } = await loadEnvelope();
       const message = envelope(head.event, {
         mode: webhook.mode,
         secret: webhook.secret,
