@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { maxParts, PartBuffers, partsPerSize, splitParts, type Part } from '../src/storage/s3/parts.ts';
+import { maxParts, PartBuffers, partsPerSize, release, splitParts, type Part } from '../src/storage/s3/parts.ts';
 
 async function cut(data: Buffer, chunk: number, buffers: PartBuffers): Promise<Part[]> {
   const chunks = Array.from({ length: Math.ceil(data.length / chunk) }, (_, i) => data.subarray(i * chunk, (i + 1) * chunk));
@@ -68,5 +68,29 @@ describe('splitParts', () => {
     buffers.give(kept);
     end();
     expect(seen.has(buffers.take())).toBe(false);
+  });
+
+  it('frees the buffers it lets go at once (detached, not left to the collector), and only whole ones', () => {
+    const buffers = new PartBuffers(64 * 1024);
+    const end = buffers.begin();
+    const idle = buffers.take();
+    const late = buffers.take();
+    buffers.give(idle);
+    end();
+    // the idle one went when the last write ended; the one still out goes when it comes back
+    expect(idle.length).toBe(0);
+    expect(idle.buffer.byteLength).toBe(0);
+    expect(late.length).toBe(64 * 1024);
+    buffers.give(late);
+    expect(late.length).toBe(0);
+    // a buffer that shares its memory (Node's pool of small buffers, a view) is left alone
+    const small = Buffer.from('shares a slab');
+    release(small);
+    expect(small.toString()).toBe('shares a slab');
+    const whole = Buffer.allocUnsafeSlow(16).fill(1);
+    release(whole.subarray(4));
+    expect(whole.length).toBe(16);
+    release(whole);
+    expect(whole.length).toBe(0);
   });
 });

@@ -30,7 +30,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, checkKey, StorageUnavailableError, type BlobStat, type BlobStore, type ByteRange, type WriteOptions } from '../blobstore.ts';
 import { isNotFound, unavailable } from './errors.ts';
-import { PartBuffers, splitParts, type Part } from './parts.ts';
+import { PartBuffers, release, splitParts, type Part } from './parts.ts';
 import { streamed } from '../streamed.ts';
 import type { S3Location } from './url.ts';
 import { Slots } from '../../slots.ts';
@@ -188,7 +188,10 @@ export class S3BlobStore implements BlobStore {
       await this.send(`write ${key}`, (o) =>
         this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: target, Body: bytes, ContentLength: bytes.length }), o),
       );
-      return { size: bytes.length };
+      const size = bytes.length;
+      // the chunks joined into a buffer of its own (parts.ts): S3 has it, so its memory goes now
+      release(bytes);
+      return { size };
     }
 
     const created = await this.send(`write ${key}`, (o) => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: target }), o));
