@@ -375,13 +375,13 @@ export const configSchema = z.strictObject({
            * the young generation's collections and is promoted, and the old generation's
            * collections then cost every request more (docs/insight.md)
            */
-          flushMs: z.number().int().min(10).max(60_000).default(50),
+          flushMs: z.number().int().min(10).max(60_000).default(250),
           /** a batch is written as soon as this many events wait */
           batchSize: z.number().int().min(1).max(10_000).default(1000),
           /** the most events held while the database is behind; past it new events are dropped and counted in a warning */
           maxBuffered: z.number().int().min(1).max(10_000_000).default(100_000),
         })
-        .default({ enabled: true, retentionDays: 30, flushMs: 50, batchSize: 1000, maxBuffered: 100_000 }),
+        .default({ enabled: true, retentionDays: 30, flushMs: 250, batchSize: 1000, maxBuffered: 100_000 }),
       rollups: z
         .strictObject({
           /** hourly and daily rollups older than this are deleted */
@@ -405,7 +405,7 @@ export const configSchema = z.strictObject({
       cost: costConfig,
     })
     .default({
-      events: { enabled: true, retentionDays: 30, flushMs: 50, batchSize: 1000, maxBuffered: 100_000 },
+      events: { enabled: true, retentionDays: 30, flushMs: 250, batchSize: 1000, maxBuffered: 100_000 },
       rollups: { retentionDays: 400 },
       metrics: { enabled: true, access: 'admin', topNamespaces: 20 },
       webhooks: webhooksDefaults,
