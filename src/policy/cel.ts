@@ -20,7 +20,7 @@ import { Environment, type ASTNode, type Context, type ObjectSchema } from '@mar
 import { RE2JS } from 're2js';
 import { re2Matches } from './re2.ts';
 import { inputSchema } from './input-schema.ts';
-import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
+import { PolicyRejected, requestFields, type CompiledPolicy, type Outcome, type RequestField, type RequestReads } from './engine.ts';
 import type { PolicyInput, Section } from './input-schema.ts';
 
 export const celLimits = {
@@ -181,6 +181,84 @@ function walk(node: ASTNode, state: Walk, bound: Map<string, string>): number {
   return 1 + children(node).reduce((sum, child) => sum + walk(child, state, bound), 0);
 }
 
+const minuteMs = 60_000;
+const hourMs = 3_600_000;
+const dayMs = 86_400_000;
+/**
+ * The timestamp accessors, and the bucket of request.time each depends on alone: [without a time
+ * zone (cel-js reads UTC), with one]. A UTC hour or day starts at a multiple of its length in ms
+ * since the epoch (JavaScript time has no leap seconds), so the bucket is floor(ms / length). In a
+ * time zone the wall clock's fields are those of the UTC minute: every zone's offset has been a
+ * whole number of minutes since the 1970s and changes only on a whole minute. getMilliseconds
+ * ignores its zone; getSeconds in a zone is read from a string without milliseconds.
+ */
+const timeParts: Record<string, readonly [number, number]> = {
+  getFullYear: [dayMs, minuteMs],
+  getMonth: [dayMs, minuteMs],
+  getDate: [dayMs, minuteMs],
+  getDayOfMonth: [dayMs, minuteMs],
+  getDayOfWeek: [dayMs, minuteMs],
+  getDayOfYear: [dayMs, minuteMs],
+  getHours: [hourMs, minuteMs],
+  getMinutes: [minuteMs, minuteMs],
+  getSeconds: [1000, 1000],
+  getMilliseconds: [1, 1],
+};
+
+/**
+ * What of the request section an expression reads (engine.ts, RequestReads): every field named
+ * under `request` (a whole `request` or `request.identity` names all the fields in it), and the
+ * coarsest bucket of request.time that decides it. Only `timestamp(request.time).getX()` with
+ * X one of timeParts reads the time by bucket; any other use of request.time (compared,
+ * converted, bound to a variable, passed to a function) reads it to the millisecond.
+ */
+function requestReadsOf(root: ASTNode): RequestReads {
+  const fields = new Set<RequestField>();
+  let timeBucketMs = Infinity;
+  const read = (path: string) => {
+    for (const f of requestFields) {
+      const full = `request.${f}`;
+      if (full === path || full.startsWith(`${path}.`) || path.startsWith(`${full}.`)) fields.add(f);
+    }
+    if (fields.has('time') && (path === 'request' || path === 'request.time' || path.startsWith('request.time.'))) timeBucketMs = 1;
+  };
+  const visit = (node: ASTNode, bound: Map<string, string>): void => {
+    if (node.op === 'rcall') {
+      const [name, receiver, args] = node.args;
+      const part = timeParts[name];
+      if (part && args.length <= 1 && receiver.op === 'call') {
+        const [fn, fnArgs] = receiver.args;
+        const [only] = fnArgs;
+        if (fn === 'timestamp' && fnArgs.length === 1 && only && pathOf(only, bound) === 'request.time') {
+          fields.add('time');
+          timeBucketMs = Math.min(timeBucketMs, args.length === 0 ? part[0] : part[1]);
+          for (const arg of args) visit(arg, bound);
+          return;
+        }
+      }
+      if (comprehensions.has(name) && args.length >= 2 && args[0]?.op === 'id') {
+        const list = pathOf(receiver, bound);
+        const inner = new Map(bound);
+        if (list) inner.set(args[0].args, list);
+        else inner.delete(args[0].args);
+        visit(receiver, bound);
+        for (const arg of args.slice(1)) visit(arg, inner);
+        return;
+      }
+    }
+    if (node.op === 'id' || node.op === '.' || node.op === '.?') {
+      const path = pathOf(node, bound);
+      if (path !== undefined) {
+        if (path === 'request' || path.startsWith('request.')) read(path);
+        return;
+      }
+    }
+    for (const child of children(node)) visit(child, bound);
+  };
+  visit(root, new Map());
+  return { fields, timeBucketMs: fields.has('time') ? timeBucketMs : 1 };
+}
+
 /**
  * cel-js tells a map from an object by its `constructor` property (debugType in its operators.js),
  * so a map with an own key "constructor" (a label or an annotation, which whoever pushes chooses)
@@ -254,6 +332,7 @@ export function compileCel(policy: CelSource): CompiledPolicy {
   const program = run.parse(rewritten);
   return {
     reads: state.reads,
+    request: requestReadsOf(parsed.ast),
     evaluate(input: PolicyInput): Outcome {
       const result: unknown = program(celInput(input));
       if (typeof result !== 'boolean') throw new Error(`the deny expression gave ${typeof result}, not a bool`);

@@ -87,6 +87,29 @@ describe('CEL policies when saved', () => {
     expect([...compileCel({ deny: 'true' }).reads]).toEqual([]);
   });
 
+  it('tells which request fields a policy reads, and how finely it reads the time', () => {
+    const reads = (deny: string) => {
+      const r = compileCel({ deny }).request!;
+      return [[...r.fields].sort().join(' '), r.timeBucketMs];
+    };
+    expect(reads('artifact.tag == "v1"')).toEqual(['', 1]);
+    expect(reads('request.identity.name == "mallory" || timestamp(request.time).getHours() > 24')).toEqual(['identity.name time', 3_600_000]);
+    expect(reads('timestamp(request.time).getDayOfWeek() == 0')).toEqual(['time', 86_400_000]);
+    // the finest use decides; a zone reads by the minute
+    expect(reads('timestamp(request.time).getMinutes() == 3 && timestamp(request.time).getFullYear() > 2000')).toEqual(['time', 60_000]);
+    expect(reads('timestamp(request.time).getHours("Europe/Berlin") < 2')).toEqual(['time', 60_000]);
+    // any other use reads the time as it is
+    expect(reads('timestamp(request.time) > timestamp("2026-01-01T00:00:00Z")')).toEqual(['time', 1]);
+    expect(reads('request.time.startsWith("2026")')).toEqual(['time', 1]);
+    expect(reads('cel.bind(t, request.time, timestamp(t).getHours() > 3)')).toEqual(['time', 1]);
+    expect(reads('timestamp(request.time).getHours() > 3 || request.time == ""')).toEqual(['time', 1]);
+    expect(reads('request.identity.teams.exists(t, t == "x") && request.userAgent != ""')).toEqual(['identity.teams userAgent', 1]);
+    // a variable named request reads the whole section (so does request itself)
+    expect(reads('["x"].exists(request, request == "x")')[0]).toBe(
+      'identity.admin identity.kind identity.name identity.roles identity.teams repository sourceAddress time tokenKind userAgent',
+    );
+  });
+
   it('reads labels, annotations and namespace labels named "constructor" (or __proto__) as the maps they are', () => {
     const labels = JSON.parse('{"constructor":"x","__proto__":"y","cost-center":"cc-1"}') as Record<string, string>;
     const costCenter = compileCel({ deny: policies['require-cost-center'] });
