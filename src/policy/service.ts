@@ -6,9 +6,9 @@
  *
  * The pull path pays only for what applies: with no policy for the action and repository, a
  * decision is a map lookup. Otherwise the input is built with only the sections the applicable
- * policies read (src/policy/input.ts caches what does not change per request), decisions are
- * written to the log in batches off the request, and an input is recorded once per identity,
- * artifact and hour.
+ * policies read (src/policy/input.ts caches what does not change per request), a CEL policy's
+ * outcome is reused while what it reads is the same (Recall, Memo), decisions are written to the
+ * log in batches off the request, and an input is recorded once per identity, artifact and hour.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { BoundedMap } from '../bounded-map.ts';
@@ -17,7 +17,7 @@ import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
 import type { PriceModel } from '../meta/cost.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
 import { readPolicy, type OpaPolicyDocument, type PolicyDocument } from './document.ts';
-import { PolicyRejected, type CompiledPolicy, type Outcome } from './engine.ts';
+import { PolicyRejected, type CompiledPolicy, type Outcome, type RequestField } from './engine.ts';
 import { InputBuilder, inputKeys, type InputKeys, type Question } from './input.ts';
 import { sections, type Action, type PolicyInput, type Section } from './input-schema.ts';
 import { readBlobBytes } from './blob-bytes.ts';
@@ -51,6 +51,8 @@ interface Loaded {
   latency: LatencyRing;
   /** its outcomes by input sections, for a policy whose outcome depends on them alone (see Recall) */
   recall: Recall | undefined;
+  /** how its outcome for a request shape is kept and found again, for a pure policy that says what it reads (see Memo) */
+  memo: Memo | undefined;
 }
 
 type Applicable = { policies: Loaded[]; reads: Set<Section> };
@@ -79,6 +81,8 @@ interface Shape {
   /** the policy set `applicable` was worked out for */
   loaded: Loaded[] | undefined;
   applicable: Applicable | undefined;
+  /** each applicable policy's last outcome for this shape, and what it was worked out from (Memo); dropped with `applicable` */
+  kept: (Kept | undefined)[];
 }
 
 /** Slots of the shape table (a power of two): a slot holds the last shape that fell in it. */
@@ -195,7 +199,7 @@ export class PolicyService {
           },
         };
         const doc = stored.document as PolicyDocument;
-        loaded.push({ stored, doc, compiled: failing, applies: safeScope(doc), latency: this.latency.ring(doc.engine), recall: undefined });
+        loaded.push({ stored, doc, compiled: failing, applies: safeScope(doc), latency: this.latency.ring(doc.engine), recall: undefined, memo: undefined });
       }
     }
     const old = this.policies;
@@ -207,8 +211,9 @@ export class PolicyService {
   }
 
   /** Where a loaded policy's evaluation times go, and whether its outcomes can be recalled. */
-  private measure(doc: PolicyDocument, compiled: CompiledPolicy): { latency: LatencyRing; recall: Recall | undefined } {
-    return { latency: this.latency.ring(doc.engine), recall: doc.engine === 'cel' ? Recall.for(compiled.reads) : undefined };
+  private measure(doc: PolicyDocument, compiled: CompiledPolicy): { latency: LatencyRing; recall: Recall | undefined; memo: Memo | undefined } {
+    const cel = doc.engine === 'cel';
+    return { latency: this.latency.ring(doc.engine), recall: cel ? Recall.for(compiled.reads) : undefined, memo: cel ? Memo.for(compiled) : undefined };
   }
 
   /**
@@ -295,6 +300,7 @@ export class PolicyService {
       recordedHour: NaN,
       loaded: undefined,
       applicable: undefined,
+      kept: [],
     };
     this.shapes[slot] = shape;
     return shape;
@@ -312,6 +318,7 @@ export class PolicyService {
     }
     shape.loaded = this.policies;
     shape.applicable = found;
+    shape.kept = [];
     return found;
   }
 
@@ -334,10 +341,10 @@ export class PolicyService {
     }
     if (built instanceof Promise)
       return built.then(
-        (input) => this.evaluate(q, policies, input),
+        (input) => this.evaluate(q, shape, policies, input),
         (err: unknown) => this.unbuilt(policies, err),
       );
-    return this.evaluate(q, policies, built);
+    return this.evaluate(q, shape, policies, built);
   }
 
   /** The answer when the input could not be built: the first enforcing fail-closed policy refuses. */
@@ -347,13 +354,33 @@ export class PolicyService {
     return closed ? { allowed: false, message: `policy ${closed.doc.name} could not decide: the registry could not read what it needs` } : { allowed: true };
   }
 
+  /**
+   * A policy's outcome without evaluating it: the one kept for this request shape when the input
+   * agrees with what it was worked out from (Memo), else the one recalled for these section
+   * objects (Recall), which is then kept for the shape too.
+   */
+  private recalled(q: Question, shape: Shape, i: number, p: Loaded, input: PolicyInput): Outcome | undefined {
+    const memo = p.memo;
+    const kept = shape.kept[i];
+    if (memo !== undefined && kept !== undefined && memo.matches(kept, input, q.time)) return kept.outcome;
+    const recalled = p.recall?.get(input);
+    if (recalled !== undefined && memo !== undefined) shape.kept[i] = memo.keep(input, q.time, recalled);
+    return recalled;
+  }
+
+  /** An outcome evaluated: kept for the shape and by its sections, where the policy allows it. */
+  private evaluated(q: Question, shape: Shape, i: number, p: Loaded, input: PolicyInput, outcome: Outcome): void {
+    p.recall?.set(input, outcome);
+    if (p.memo !== undefined) shape.kept[i] = p.memo.keep(input, q.time, outcome);
+  }
+
   /** Evaluates the policies in order, synchronously until an engine answers with a promise. */
-  private evaluate(q: Question, policies: Loaded[], input: PolicyInput): Answer | Promise<Answer> {
+  private evaluate(q: Question, shape: Shape, policies: Loaded[], input: PolicyInput): Answer | Promise<Answer> {
     // One clock read between evaluations, not two around each: on the pull path it shows.
     const run: Run = { started: performance.now(), refusal: undefined };
     for (let i = 0; i < policies.length; i++) {
       const p = policies[i] as Loaded;
-      const recalled = p.recall?.get(input);
+      const recalled = this.recalled(q, shape, i, p, input);
       if (recalled !== undefined) {
         this.settle(q, p, input, run, recalled, undefined, true);
         continue;
@@ -365,18 +392,26 @@ export class PolicyService {
         this.settle(q, p, input, run, undefined, failureOf(err));
         continue;
       }
-      if (evaluated instanceof Promise) return this.evaluateRest(q, policies, input, run, i, evaluated);
-      p.recall?.set(input, evaluated);
+      if (evaluated instanceof Promise) return this.evaluateRest(q, shape, policies, input, run, i, evaluated);
+      this.evaluated(q, shape, i, p, input, evaluated);
       this.settle(q, p, input, run, evaluated, undefined);
     }
     return run.refusal === undefined ? allowed : { allowed: false, message: run.refusal };
   }
 
   /** The rest of `evaluate` from policy `from`, whose evaluation gave `pending`. */
-  private async evaluateRest(q: Question, policies: Loaded[], input: PolicyInput, run: Run, from: number, pending: Promise<Outcome>): Promise<Answer> {
+  private async evaluateRest(
+    q: Question,
+    shape: Shape,
+    policies: Loaded[],
+    input: PolicyInput,
+    run: Run,
+    from: number,
+    pending: Promise<Outcome>,
+  ): Promise<Answer> {
     for (let i = from; i < policies.length; i++) {
       const p = policies[i] as Loaded;
-      const recalled = i === from ? undefined : p.recall?.get(input);
+      const recalled = i === from ? undefined : this.recalled(q, shape, i, p, input);
       if (recalled !== undefined) {
         this.settle(q, p, input, run, recalled, undefined, true);
         continue;
@@ -386,7 +421,7 @@ export class PolicyService {
       try {
         const evaluated = i === from ? pending : p.compiled.evaluate(input);
         if (evaluated instanceof Promise) outcome = await evaluated;
-        else p.recall?.set(input, (outcome = evaluated));
+        else this.evaluated(q, shape, i, p, input, (outcome = evaluated));
       } catch (err) {
         failure = failureOf(err);
       }
@@ -651,6 +686,102 @@ class Recall {
 
   set(input: PolicyInput, outcome: Outcome): void {
     this.outcomes.set(input[this.by], { action: input.action, artifact: input.artifact, trust: input.trust, ns: input.ns, outcome });
+  }
+}
+
+/** A policy's outcome for a request shape, and what of the input it was worked out from (Memo). */
+interface Kept {
+  artifact: object;
+  trust: object;
+  ns: object;
+  /** the request fields the policy reads, in its memo's order */
+  values: unknown[];
+  /** floor(time / the memo's time bucket) */
+  bucket: number;
+  outcome: Outcome;
+}
+
+/**
+ * The outcome of a pure policy (CEL) for one request shape (action, repository, digest, tag, who
+ * asks), kept for the next request of that shape. It is found again when the input agrees on all
+ * the policy reads: the same section objects for the sections it reads (the input builder renews
+ * a trust or namespace object when it reads it again, after two seconds, or at once when a
+ * namespace's settings change), the same values of the request fields it reads (teams and roles
+ * the same lists: the builder renews them with who asks, after five seconds), and a time in the
+ * same bucket (the compiler knows `timestamp(request.time).getHours()` changes on the hour: cel.ts,
+ * requestReadsOf). A policy that reads the request to the millisecond, the source address or the
+ * user agent is kept too, and found again only by a request that agrees on them. A new policy set
+ * starts every shape afresh (policiesFor). What it saves is the evaluation alone: the decision is
+ * logged as a recalled one (service.settle), the answer and its message are the same.
+ */
+class Memo {
+  private readonly artifact: boolean;
+  private readonly trust: boolean;
+  private readonly ns: boolean;
+  private readonly fields: RequestField[];
+  private readonly timeBucketMs: number;
+
+  static for(compiled: CompiledPolicy): Memo | undefined {
+    return compiled.request === undefined ? undefined : new Memo(compiled.reads, [...compiled.request.fields], compiled.request.timeBucketMs);
+  }
+
+  private constructor(reads: ReadonlySet<Section>, fields: RequestField[], timeBucketMs: number) {
+    this.artifact = reads.has('artifact');
+    this.trust = reads.has('trust');
+    this.ns = reads.has('ns');
+    // the time is compared by its bucket, not as a field
+    this.fields = fields.filter((f) => f !== 'time');
+    this.timeBucketMs = fields.includes('time') ? timeBucketMs : 0;
+  }
+
+  private bucket(time: number): number {
+    return this.timeBucketMs === 0 ? 0 : Math.floor(time / this.timeBucketMs);
+  }
+
+  matches(kept: Kept, input: PolicyInput, time: number): boolean {
+    if ((this.artifact && kept.artifact !== input.artifact) || (this.trust && kept.trust !== input.trust) || (this.ns && kept.ns !== input.ns)) return false;
+    if (kept.bucket !== this.bucket(time)) return false;
+    const fields = this.fields;
+    for (let i = 0; i < fields.length; i++) if (kept.values[i] !== requestField(input, fields[i] as RequestField)) return false;
+    return true;
+  }
+
+  keep(input: PolicyInput, time: number, outcome: Outcome): Kept {
+    return {
+      artifact: input.artifact,
+      trust: input.trust,
+      ns: input.ns,
+      values: this.fields.map((f) => requestField(input, f)),
+      bucket: this.bucket(time),
+      outcome,
+    };
+  }
+}
+
+/** A request field's value as Memo compares it: strings and booleans by value, teams and roles by the list. */
+function requestField(input: PolicyInput, field: RequestField): unknown {
+  const r = input.request;
+  switch (field) {
+    case 'repository':
+      return r.repository;
+    case 'identity.name':
+      return r.identity.name;
+    case 'identity.kind':
+      return r.identity.kind;
+    case 'identity.admin':
+      return r.identity.admin;
+    case 'identity.teams':
+      return r.identity.teams;
+    case 'identity.roles':
+      return r.identity.roles;
+    case 'tokenKind':
+      return r.tokenKind;
+    case 'userAgent':
+      return r.userAgent;
+    case 'sourceAddress':
+      return r.sourceAddress;
+    case 'time':
+      return r.time;
   }
 }
 

@@ -47,6 +47,8 @@ async function service(docs: Record<string, unknown>[], options: { opa?: (doc: {
   };
   setPolicies(docs);
   const signatures: string[] = [];
+  const labels: Record<string, string> = {};
+  const roles = ['reader'];
   const decisions: DecisionRecord[] = [];
   const inputs: RecordedInput[] = [];
   const bundleManifest = JSON.stringify({ layers: [{ digest: `sha256:${'b'.repeat(64)}`, size: 4 }] });
@@ -62,7 +64,12 @@ async function service(docs: Record<string, unknown>[], options: { opa?: (doc: {
       artifactsFor: async () => signatures.map((signer) => ({ kind: 'signature', format: 'cosign', signer, verified: true })),
       getSbom: async () => undefined,
     },
-    accounts: { getNamespace: async () => undefined, teamsOf: async () => [], listTeams: async () => [], rolesIn: async () => ['reader'] },
+    accounts: {
+      getNamespace: async () => ({ quotaBytes: 0, labels: { ...labels } }),
+      teamsOf: async () => [],
+      listTeams: async () => [],
+      rolesIn: async () => [...roles],
+    },
     storedBytes: async () => 0,
     cost: { getBudget: async () => undefined, usage: async () => [] },
     getManifest: async () => ({ content: Buffer.from(bundleManifest) }),
@@ -83,6 +90,10 @@ async function service(docs: Record<string, unknown>[], options: { opa?: (doc: {
     inputs,
     /** who has signed the artifact, as the trust store says (read again after two seconds) */
     signatures,
+    /** the namespace's labels (read again after two seconds, or when namespaceChanged says so) */
+    labels,
+    /** the roles every identity has in the namespace (read again after five seconds) */
+    roles,
     /** replaces the saved policies and reloads, as a save on any replica would */
     async apply(list: Record<string, unknown>[]) {
       setPolicies(list);
@@ -154,7 +165,8 @@ describe('policy decisions on a cached input', () => {
     ]);
     expect(decisions.every((d) => d.latencyMicros >= 0 && d.reference === 'v1' && d.repository === 'team/app')).toBe(true);
     const latency = svc.latency.summary();
-    expect(latency.cel?.evaluations).toBe(12);
+    // four policies for alice, four for bob; bob's second pull is the same shape and finds all four kept
+    expect(latency.cel?.evaluations).toBe(8);
     await svc.stop();
   });
 
@@ -279,8 +291,9 @@ describe('policy decisions on a cached input', () => {
     expect(await decide(question(hour))).toEqual({ allowed: false, message: 'unsigned says no to alice' });
     expect(await decide(question(hour + 1))).toEqual({ allowed: false, message: 'unsigned says no to alice' });
     expect(await decide(question(hour + 2, bob))).toEqual({ allowed: false, message: 'unsigned says no to bob' });
-    // two evaluations of the request-free policies (alice's, then none), three of not-bob
-    expect(svc.latency.summary().cel?.evaluations).toBe(2 + 3);
+    // two evaluations of the request-free policies (alice's, then none), two of not-bob (alice's
+    // second pull is the same shape and agrees on request.identity.name: kept, not evaluated)
+    expect(svc.latency.summary().cel?.evaluations).toBe(2 + 2);
     // the recalled audit denial is logged each time, as an evaluated one is
     await svc.flush();
     const audited = decisions.filter((d) => d.policy === 'blue-audited');
@@ -302,5 +315,94 @@ describe('policy decisions on a cached input', () => {
     expect(await both.svc.decide(question(hour + 1, alice, { action: 'delete' }))).toMatchObject({ allowed: false });
     expect(await both.svc.decide(question(hour + 2))).toEqual({ allowed: true });
     await Promise.all([svc.stop(), both.svc.stop()]);
+  });
+
+  describe('an outcome kept for a request shape', () => {
+    const decide = async (svc: PolicyService, q: Question) => {
+      const a = svc.decide(q);
+      return a instanceof Promise ? await a : a;
+    };
+    const evaluations = (svc: PolicyService) => svc.latency.summary().cel?.evaluations ?? 0;
+
+    it('is found again within the hour a policy reads of request.time, and not after', async () => {
+      // denies during 01:00-01:59 UTC; the epoch's hour 1 is `hour`
+      const { svc, decisions } = await service([cel('one-oclock', 'timestamp(request.time).getHours() == 1', { mode: 'audit' })]);
+      await decide(svc, question(hour));
+      await decide(svc, question(hour + 1));
+      await decide(svc, question(2 * hour - 1));
+      expect(evaluations(svc)).toBe(1);
+      await decide(svc, question(2 * hour)); // 02:00: another hour, evaluated again
+      await decide(svc, question(hour + 5)); // back in hour 1 (a clock set back): evaluated again
+      expect(evaluations(svc)).toBe(3);
+      await svc.flush();
+      // every decision logged as before, the kept ones as recalled ones are (latency 0)
+      expect(decisions.map((d) => [d.at, d.result, d.latencyMicros > 0])).toEqual([
+        [hour, 'deny', true],
+        [hour + 1, 'deny', false],
+        [2 * hour - 1, 'deny', false],
+        [2 * hour, 'allow', true],
+        [hour + 5, 'deny', true],
+      ]);
+      await svc.stop();
+    });
+
+    it('is found again only at the same millisecond for a policy that reads request.time as it is', async () => {
+      const { svc } = await service([cel('at-one', 'request.time == "1970-01-01T01:00:00.000Z"')]);
+      expect(await decide(svc, question(hour))).toMatchObject({ allowed: false });
+      expect(await decide(svc, question(hour))).toMatchObject({ allowed: false });
+      expect(evaluations(svc)).toBe(1);
+      expect(await decide(svc, question(hour + 1))).toEqual({ allowed: true });
+      await svc.stop();
+    });
+
+    it('is not found for a request that differs in a field the policy reads', async () => {
+      const { svc } = await service([
+        cel('no-curl', 'request.userAgent == "curl"'),
+        cel('admins-only', '!request.identity.admin'),
+        cel('no-ip', 'request.sourceAddress == "203.0.113.7"'),
+      ]);
+      const admin = { ...alice, admin: true };
+      expect(await decide(svc, question(hour, admin))).toEqual({ allowed: true });
+      expect(await decide(svc, question(hour + 1, admin, { userAgent: 'curl' }))).toEqual({ allowed: false, message: 'no-curl says no to alice' });
+      expect(await decide(svc, question(hour + 2, alice))).toEqual({ allowed: false, message: 'admins-only says no to alice' });
+      expect(await decide(svc, question(hour + 3, admin, { sourceAddress: '203.0.113.7' }))).toEqual({ allowed: false, message: 'no-ip says no to alice' });
+      expect(await decide(svc, question(hour + 4, admin))).toEqual({ allowed: true });
+      // a field no policy reads (the token kind) changes nothing: all three kept
+      const before = evaluations(svc);
+      expect(await decide(svc, question(hour + 5, admin, { tokenKind: 'password' }))).toEqual({ allowed: true });
+      expect(evaluations(svc)).toBe(before);
+      await svc.stop();
+    });
+
+    it('is not found once the namespace settings changed', async () => {
+      const { svc, labels } = await service([cel('frozen', '"frozen" in ns.labels')]);
+      expect(await decide(svc, question(hour))).toEqual({ allowed: true });
+      expect(await decide(svc, question(hour + 1))).toEqual({ allowed: true });
+      labels.frozen = 'true';
+      svc.namespaceChanged('team');
+      expect(await decide(svc, question(hour + 2))).toEqual({ allowed: false, message: 'frozen says no to alice' });
+      await svc.stop();
+    });
+
+    it('is not found once the roles of who asks were read again', async () => {
+      const { svc, roles } = await service([cel('banned', '"banned" in request.identity.roles')]);
+      expect(await decide(svc, question(hour))).toEqual({ allowed: true });
+      roles.push('banned');
+      expect(await decide(svc, question(hour + 1000))).toEqual({ allowed: true }); // who asks is cached five seconds, as before
+      expect(await decide(svc, question(hour + 6000))).toEqual({ allowed: false, message: 'banned says no to alice' });
+      await svc.stop();
+    });
+
+    it('is not found for a tag that moved to another manifest', async () => {
+      const { svc } = await service([cel('no-red', 'artifact.annotations["team"] == "red"')]);
+      expect(await decide(svc, question(hour))).toEqual({ allowed: true });
+      const red = Buffer.from(
+        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', layers: [], annotations: { team: 'red' } }),
+      );
+      const moved = { digest: `sha256:${'f'.repeat(64)}`, manifest: { mediaType: 'application/vnd.oci.image.manifest.v1+json', content: red } };
+      expect(await decide(svc, question(hour + 1, alice, moved))).toEqual({ allowed: false, message: 'no-red says no to alice' });
+      expect(await decide(svc, question(hour + 2))).toEqual({ allowed: true });
+      await svc.stop();
+    });
   });
 });
