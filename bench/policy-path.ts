@@ -2,7 +2,8 @@
  * The policy decision of a manifest GET in this process, without HTTP: what the gate and the
  * policy service (src/oci/policy-gate.ts, src/policy/service.ts) cost the server's main thread per
  * pull, with no policy, with the benchmark's five CEL policies (and the same five made to read the
- * request too, so that none is recalled: service.ts, Recall) and with its OPA Wasm policy (the
+ * source address, pulled from two in turn, so that none is recalled or kept: service.ts, Recall
+ * and Memo) and with its OPA Wasm policy (the
  * pool's workers apart), for an artifact whose input is cached, as every pull but the first of
  * the benchmark's is. `node bench/policy-path.ts [--seconds 3] [--concurrency 16]`.
  *
@@ -63,6 +64,7 @@ async function serviceWith(docs: { name: string }[], pool: OpaPool): Promise<Pol
     },
     trust: { artifactsFor: async () => [], getSbom: async () => undefined },
     accounts: { getNamespace: async () => undefined, teamsOf: async () => [], listTeams: async () => [], rolesIn: async () => [] },
+    cost: { getBudget: async () => undefined },
     storedBytes: async () => 0,
     getManifest: async () => ({ content: Buffer.from(JSON.stringify({ layers: [{ digest: `sha256:${'e'.repeat(64)}`, size: wasm.byteLength }] })) }),
   };
@@ -89,15 +91,18 @@ const content = Buffer.from(
   }),
 );
 
-async function measure(label: string, service: PolicyService): Promise<void> {
+/** `addresses`: the source addresses pulls come from in turn (two defeat the outcome a policy reading one keeps per shape) */
+async function measure(label: string, service: PolicyService, addresses = ['127.0.0.1']): Promise<void> {
   const ctx = { policy: service } as unknown as RegistryContext;
   const record = { digest: `sha256:${'a'.repeat(64)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', content };
   // What a request brings: flat strings made anew each time (from a URL, a database row), the same values.
   const fresh = (s: string) => Buffer.from(s).toString('latin1');
-  const req = { principal: undefined, headers: { 'user-agent': 'undici', accept: 'application/vnd.oci.image.manifest.v1+json' }, ip: '127.0.0.1' };
+  const reqs = addresses.map((ip) => ({ principal: undefined, headers: { 'user-agent': 'undici', accept: 'application/vnd.oci.image.manifest.v1+json' }, ip }));
   const query = new URLSearchParams();
+  let turn = 0;
   const pull = () => {
     const m = { name: fresh('benchpublic/manifest-1'), ref: fresh('bench'), query };
+    const req = reqs[turn++ % reqs.length];
     return askPolicy(ctx, req as unknown as FastifyRequest, 'pull', m, { ...record, digest: fresh(record.digest) }, m.ref);
   };
   const loop = async (until: number) => {
@@ -131,9 +136,10 @@ const pool = createOpaPool({ size: 2 });
 try {
   await measure('no policy', await serviceWith([], pool));
   await measure('5 CEL policies', await serviceWith(celPolicies, pool));
-  // The same five, each also reading the request: none can be recalled, all five are evaluated.
+  // The same five, each also reading the source address, from two addresses in turn: none is
+  // recalled by its sections nor kept for the shape (service.ts, Memo), all five are evaluated.
   const everyTime = celPolicies.map((p) => ({ ...p, name: `${p.name}-req`, deny: `(${p.deny}) || request.sourceAddress == "203.0.113.1"` }));
-  await measure('5 CEL, request', await serviceWith(everyTime, pool));
+  await measure('5 CEL, request', await serviceWith(everyTime, pool), ['127.0.0.1', '127.0.0.2']);
   await measure('1 OPA policy', await serviceWith([opaDoc], pool));
 } finally {
   await pool.close();
