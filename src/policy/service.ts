@@ -12,7 +12,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { BoundedMap } from '../bounded-map.ts';
-import type { ManifestRecord, MetaStore } from '../meta/metastore.ts';
+import type { MetaStore } from '../meta/metastore.ts';
 import type { DecisionRecord, StoredPolicy } from '../meta/policy.ts';
 import type { PriceModel } from '../meta/cost.ts';
 import type { BlobStore } from '../storage/blobstore.ts';
@@ -24,6 +24,7 @@ import { readBlobBytes } from './blob-bytes.ts';
 import { DecisionLatency, type LatencyRing } from './latency.ts';
 import { defaultBundleLimits } from './opa/index.ts';
 import { scopeMatcher } from './scope.ts';
+import { storedArtifacts, type StoredArtifact } from './stored.ts';
 import { checkTemplate, renderTemplate } from './template.ts';
 
 export type { Question } from './input.ts';
@@ -91,8 +92,6 @@ const shapeSlots = 1024;
 const flushMs = 1000;
 const allowed: Answer = Object.freeze({ allowed: true });
 const maxQueued = 10_000;
-/** tags, or manifests, a simulation lists at a time, per repository */
-const tagPage = 1000;
 const allSections: ReadonlySet<Section> = new Set(sections);
 
 export class PolicyService {
@@ -542,7 +541,7 @@ export class PolicyService {
       const applies = scopeMatcher(doc);
       const now = this.now();
       /** Decides one stored manifest for each of the policy's actions; false once the limit is reached. */
-      const decideStored = async (repository: string, namespace: string, record: ManifestRecord, tag: string | undefined): Promise<boolean> => {
+      const decideStored = async ({ repository, namespace, record, tag }: StoredArtifact): Promise<boolean> => {
         for (const action of doc.actions) {
           if (result.artifacts.evaluated >= options.limit) return false;
           const q: Question = {
@@ -569,40 +568,7 @@ export class PolicyService {
         }
         return true;
       };
-      let last: string | undefined;
-      scan: for (;;) {
-        const repos = await this.meta.listRepositories({ n: 100, ...(last ? { last } : {}) });
-        for (const repository of repos) {
-          last = repository;
-          const namespace = repository.split('/')[0] ?? repository;
-          if (!applies(namespace, repository)) continue;
-          // every tag, a page at a time (a repository may hold more than a page of them)
-          let lastTag: string | undefined;
-          for (;;) {
-            const tags = await this.meta.listTags(repository, { n: tagPage, ...(lastTag === undefined ? {} : { last: lastTag }) });
-            for (const tag of tags) {
-              lastTag = tag;
-              const record = await this.meta.getTaggedManifest(repository, tag);
-              if (record && !(await decideStored(repository, namespace, record, tag))) break scan;
-            }
-            if (tags.length < tagPage) break;
-          }
-          // then every manifest no tag points at (pushed by digest, an index's children, referrers),
-          // named by its digest as a client pulling or deleting it would name it
-          let lastDigest: string | undefined;
-          for (;;) {
-            const manifests = await this.meta.listManifests(repository, { n: tagPage, ...(lastDigest === undefined ? {} : { last: lastDigest }) });
-            for (const m of manifests) {
-              lastDigest = m.digest;
-              if (m.tagged) continue;
-              const record = await this.meta.getManifest(repository, m.digest);
-              if (record && !(await decideStored(repository, namespace, record, undefined))) break scan;
-            }
-            if (manifests.length < tagPage) break;
-          }
-        }
-        if (repos.length < 100) break;
-      }
+      for await (const stored of storedArtifacts(this.meta, applies)) if (!(await decideStored(stored))) break;
       let after: string | undefined;
       const since = now - options.days * 86400_000;
       while (result.recorded.evaluated < options.limit) {
